@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Run a single-node Apache Kafka (KRaft) broker from jars that Maven resolves (infra/kafka/pom.xml).
+#
+#   scripts/kafka.sh fetch                              resolve the jars into .cache/kafka/libs (once)
+#   scripts/kafka.sh start DATA_DIR PORT CONTROLLER_PORT format DATA_DIR once, then exec the broker
+#   scripts/kafka.sh wait HOST:PORT [TIMEOUT_S]         wait until a metadata request succeeds
+#
+# `start` runs in the foreground (exec) so a supervisor owns the java process; SIGTERM stops it
+# cleanly. DATA_DIR keeps the cluster id and the topics across restarts.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LIBS="$ROOT/.cache/kafka/libs"
+POM="$ROOT/infra/kafka/pom.xml"
+STAMP="$LIBS/.fetched"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+fetch() {
+    # The stamp records which pom the jars came from: a changed pom fetches again.
+    local want
+    want="$(sha256sum "$POM" | cut -d' ' -f1)"
+    if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found: install Maven 3.8+ (apt-get install maven)"
+    command -v java >/dev/null || die "java not found: install Java 17+ (apt-get install openjdk-17-jre-headless)"
+    echo "kafka.sh: resolving Kafka jars with Maven into $LIBS" >&2
+    rm -rf "$LIBS"
+    mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+        -DoutputDirectory="$LIBS" -DincludeScope=runtime
+    echo "$want" >"$STAMP"
+}
+
+start() {
+    [[ $# -eq 3 ]] || die "usage: kafka.sh start DATA_DIR PORT CONTROLLER_PORT"
+    local data_dir port cport
+    data_dir="$(mkdir -p "$1" && cd "$1" && pwd)"
+    port="$2"
+    cport="$3"
+    [[ -f "$STAMP" ]] || die "Kafka jars missing: run 'scripts/kafka.sh fetch' (or 'make up')"
+    command -v java >/dev/null || die "java not found: install Java 17+"
+
+    local props="$data_dir/server.properties"
+    sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@LOG_DIRS@|$data_dir/logs|g" \
+        "$ROOT/infra/kafka/server.properties.template" >"$props"
+
+    # The cluster id is made once and kept next to the data, so meta.properties always matches.
+    if [[ ! -s "$data_dir/cluster.id" ]]; then
+        python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' \
+            >"$data_dir/cluster.id"
+    fi
+    if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
+        echo "kafka.sh: formatting $data_dir/logs (cluster id $(cat "$data_dir/cluster.id"))" >&2
+        java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
+            kafka.tools.StorageTool format --standalone \
+            -t "$(cat "$data_dir/cluster.id")" -c "$props"
+    fi
+
+    exec java -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
+        -cp "$LIBS/*" kafka.Kafka "$props"
+}
+
+wait_ready() {
+    [[ $# -ge 1 ]] || die "usage: kafka.sh wait HOST:PORT [TIMEOUT_S]"
+    local py="$ROOT/.venv/bin/python"
+    [[ -x "$py" ]] || die "$py missing: run 'make venv'"
+    "$py" - "$1" "${2:-60}" <<'PY'
+import sys, time
+from confluent_kafka.admin import AdminClient
+
+bootstrap, timeout = sys.argv[1], float(sys.argv[2])
+deadline = time.monotonic() + timeout
+admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+error = None
+while time.monotonic() < deadline:
+    try:
+        admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+        sys.exit(0)
+    except Exception as exc:  # KafkaException while the broker is still coming up
+        error = exc
+        time.sleep(0.5)
+sys.exit(f"kafka.sh: no metadata from Kafka at {bootstrap} within {timeout:g}s: {error}")
+PY
+}
+
+case "${1:-}" in
+    fetch) fetch ;;
+    start) shift; start "$@" ;;
+    wait) shift; wait_ready "$@" ;;
+    *) die "usage: kafka.sh {fetch|start DATA_DIR PORT CONTROLLER_PORT|wait HOST:PORT [TIMEOUT_S]}" ;;
+esac
