@@ -1,0 +1,138 @@
+"""The bus interface: what every service needs from Kafka, and nothing more.
+
+Two implementations keep the same contract (``tests/contract/test_bus_contract.py``):
+``libs.bus.kafka`` over confluent-kafka, and ``libs.bus.memory`` for unit tests.
+Consumers read committed data only; offsets are committed by the transactional
+producer together with the outputs they produced, never by the consumer itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to produce. ``partition`` None lets the key choose it."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    partition: int | None = None
+
+
+class BusError(Exception):
+    """A bus operation failed."""
+
+
+class AbortableError(BusError):
+    """The current transaction failed but the producer lives: abort and rewind."""
+
+
+class FencedError(BusError):
+    """Another instance with our transactional id (or group generation) took over."""
+
+
+class FatalError(BusError):
+    """The producer is unusable: recreate it."""
+
+
+def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
+    """Return, per partition, the offset after the last of ``records``: what to commit."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        offsets[(record.topic, record.partition)] = record.offset + 1
+    return offsets
+
+
+class Consumer(ABC):
+    """A read_committed consumer in a group, with manual offset control."""
+
+    @abstractmethod
+    def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
+        """Return up to ``max_records`` records, waiting at most ``timeout`` s for the first."""
+
+    @abstractmethod
+    def assignment(self) -> list[TopicPartition]:
+        """Return the partitions this consumer currently reads."""
+
+    @abstractmethod
+    def committed(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Return the group's committed offsets (next offset to read); -1 where none."""
+
+    @abstractmethod
+    def seek(self, offsets: dict[TopicPartition, int]) -> None:
+        """Continue reading each partition from the given offset."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Producer(ABC):
+    """A producer; transactional when created with a transactional id."""
+
+    @abstractmethod
+    def produce(self, message: Outgoing) -> None: ...
+
+    @abstractmethod
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every produced message is acknowledged."""
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Begin a transaction."""
+
+    @abstractmethod
+    def commit(self, offsets: dict[TopicPartition, int], consumer: Consumer) -> None:
+        """Commit the transaction's messages and ``consumer``'s input offsets atomically."""
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Bus(ABC):
+    """A factory of producers and consumers plus the read-only views every service needs."""
+
+    @abstractmethod
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+        """Create a topic if it does not exist."""
+
+    @abstractmethod
+    def producer(self, transactional_id: str | None = None) -> Producer: ...
+
+    @abstractmethod
+    def consumer(
+        self,
+        group_id: str,
+        topics: list[str] | None = None,
+        partitions: list[TopicPartition] | None = None,
+        instance_id: str | None = None,
+    ) -> Consumer:
+        """Return a consumer that subscribes to ``topics`` (group-balanced) or reads the
+        given ``partitions`` (assigned), starting at the group's committed offsets."""
+
+    @abstractmethod
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Return, per partition, the offset after the last message (the high watermark)."""
+
+    @abstractmethod
+    def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
+        """Yield the committed records of a partition from ``start`` to its current end."""

@@ -1,0 +1,273 @@
+"""The bus over Apache Kafka (confluent-kafka / librdkafka).
+
+Consumers are read_committed with auto-commit off: offsets move only inside producer
+transactions (``send_offsets_to_transaction``), so outputs and input offsets commit
+together. Consumers may use static membership (``group.instance.id``) so a restarted
+service takes its partitions back at once instead of waiting out a session timeout.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_INVALID,
+    OFFSET_STORED,
+    KafkaError,
+    KafkaException,
+)
+from confluent_kafka import (
+    Consumer as KafkaConsumerClient,
+)
+from confluent_kafka import (
+    Producer as KafkaProducerClient,
+)
+from confluent_kafka import (
+    TopicPartition as KafkaTopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from libs.bus.base import (
+    AbortableError,
+    Bus,
+    BusError,
+    Consumer,
+    FatalError,
+    FencedError,
+    Outgoing,
+    Producer,
+    Record,
+    TopicPartition,
+)
+
+_FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
+def _translate(error: KafkaException, action: str) -> BusError:
+    """Map a librdkafka error to what the caller must do about it."""
+    kafka_error: KafkaError = error.args[0]
+    text = f"{action}: {kafka_error}"
+    if kafka_error.code() in _FENCED_CODES:
+        return FencedError(text)
+    if kafka_error.fatal():
+        return FatalError(text)
+    if kafka_error.txn_requires_abort() or kafka_error.retriable():
+        return AbortableError(text)
+    return AbortableError(text)
+
+
+class KafkaBus(Bus):
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "exchange",
+                 producer_config: dict[str, Any] | None = None,
+                 consumer_config: dict[str, Any] | None = None) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._producer_config = producer_config or {}
+        self._consumer_config = consumer_config or {}
+        self._admin: AdminClient | None = None
+
+    def _base(self) -> dict[str, Any]:
+        return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
+
+    @property
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(self._base())
+        return self._admin
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+        futures = self.admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+            operation_timeout=30,
+        )
+        try:
+            futures[name].result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise BusError(f"create topic {name}: {error}") from error
+
+    def producer(self, transactional_id: str | None = None) -> Producer:
+        return KafkaProducer(self._base() | self._producer_config, transactional_id)
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: list[str] | None = None,
+        partitions: list[TopicPartition] | None = None,
+        instance_id: str | None = None,
+    ) -> Consumer:
+        config = self._base() | {
+            "group.id": group_id,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 1000,
+        } | self._consumer_config
+        if instance_id:
+            config["group.instance.id"] = instance_id
+        return KafkaConsumer(config, group_id, topics, partitions)
+
+    def _reader(self, **extra: Any) -> KafkaConsumerClient:
+        return KafkaConsumerClient(self._base() | {
+            "group.id": f"reader-{uuid.uuid4().hex}",  # never commits; required by librdkafka
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        } | extra)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        reader = self._reader()
+        try:
+            metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                raise BusError(f"unknown topic {topic!r}")
+            return {
+                p: reader.get_watermark_offsets(KafkaTopicPartition(topic, p), timeout=10)[1]
+                for p in sorted(metadata.partitions)
+            }
+        finally:
+            reader.close()
+
+    def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
+        reader = self._reader(**{"enable.partition.eof": True})
+        try:
+            low, high = reader.get_watermark_offsets(KafkaTopicPartition(topic, partition), timeout=10)
+            if max(start, low) >= high:
+                return
+            reader.assign([KafkaTopicPartition(topic, partition, max(start, low))])
+            while True:
+                for message in reader.consume(1000, timeout=1.0):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            return
+                        raise BusError(f"replay {topic}[{partition}]: {error}")
+                    yield Record(topic, partition, message.offset(), message.key(), message.value())
+        finally:
+            reader.close()
+
+
+class KafkaProducer(Producer):
+    def __init__(self, config: dict[str, Any], transactional_id: str | None) -> None:
+        self._transactional = transactional_id is not None
+        settings = {"enable.idempotence": True, "acks": "all", "linger.ms": 2,
+                    "queue.buffering.max.messages": 1_000_000} | config
+        if transactional_id is not None:
+            settings["transactional.id"] = transactional_id
+            settings.setdefault("transaction.timeout.ms", 60000)
+        self._delivery_errors: list[KafkaError] = []
+        self._client = KafkaProducerClient(settings)
+        if self._transactional:
+            try:
+                self._client.init_transactions(30)
+            except KafkaException as error:
+                raise _translate(error, "init transactions") from error
+
+    def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            self._delivery_errors.append(error)
+
+    def produce(self, message: Outgoing) -> None:
+        kwargs: dict[str, Any] = {"value": message.value, "key": message.key}
+        if message.partition is not None:
+            kwargs["partition"] = message.partition
+        if not self._transactional:
+            kwargs["on_delivery"] = self._on_delivery
+        while True:
+            try:
+                self._client.produce(message.topic, **kwargs)
+                return
+            except BufferError:
+                self._client.poll(0.05)  # local queue full: let deliveries drain (back-pressure)
+            except KafkaException as error:
+                raise _translate(error, "produce") from error
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self._client.flush(timeout)
+        if remaining:
+            raise BusError(f"{remaining} messages not delivered within {timeout}s")
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise BusError(f"delivery failed: {errors[0]} (+{len(errors) - 1} more)")
+
+    def begin(self) -> None:
+        try:
+            self._client.begin_transaction()
+        except KafkaException as error:
+            raise _translate(error, "begin transaction") from error
+
+    def commit(self, offsets: dict[TopicPartition, int], consumer: Consumer) -> None:
+        assert isinstance(consumer, KafkaConsumer)
+        try:
+            if offsets:
+                self._client.send_offsets_to_transaction(
+                    [KafkaTopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    consumer.group_metadata(),
+                    30,
+                )
+            self._client.commit_transaction(60)
+        except KafkaException as error:
+            raise _translate(error, "commit transaction") from error
+
+    def abort(self) -> None:
+        try:
+            self._client.abort_transaction(30)
+        except KafkaException as error:
+            raise _translate(error, "abort transaction") from error
+
+    def close(self) -> None:
+        self._client.flush(5)
+
+
+class KafkaConsumer(Consumer):
+    def __init__(self, config: dict[str, Any], group_id: str, topics: list[str] | None,
+                 partitions: list[TopicPartition] | None) -> None:
+        self.group_id = group_id
+        self._client = KafkaConsumerClient(config)
+        if partitions is not None:
+            self._client.assign([KafkaTopicPartition(t, p, OFFSET_STORED) for t, p in partitions])
+        elif topics:
+            self._client.subscribe(list(topics))
+        else:
+            raise BusError("a consumer needs topics or partitions")
+
+    def group_metadata(self) -> Any:
+        return self._client.consumer_group_metadata()
+
+    def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
+        try:
+            messages = self._client.consume(max_records, timeout=timeout)
+        except KafkaException as error:
+            raise BusError(f"consume: {error}") from error
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise BusError(f"consume: {error}")
+            records.append(Record(message.topic(), message.partition(), message.offset(),
+                                  message.key(), message.value()))
+        return records
+
+    def assignment(self) -> list[TopicPartition]:
+        return [(tp.topic, tp.partition) for tp in self._client.assignment()]
+
+    def committed(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        wanted = partitions if partitions is not None else self.assignment()
+        if not wanted:
+            return {}
+        result = self._client.committed([KafkaTopicPartition(t, p) for t, p in wanted], timeout=30)
+        return {(tp.topic, tp.partition): (-1 if tp.offset == OFFSET_INVALID else tp.offset)
+                for tp in result}
+
+    def seek(self, offsets: dict[TopicPartition, int]) -> None:
+        for (topic, partition), offset in offsets.items():
+            self._client.seek(KafkaTopicPartition(topic, partition, max(offset, 0)))
+
+    def close(self) -> None:
+        self._client.close()

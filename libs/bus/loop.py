@@ -1,0 +1,131 @@
+"""The consume -> process -> produce loop, exactly once.
+
+Each turn reads a batch, hands it to a handler (pure state transition plus the messages
+it implies), then in ONE transaction produces those messages and commits the batch's
+input offsets. A crash at any point leaves either the whole turn or none of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from libs.bus.base import (
+    AbortableError,
+    Bus,
+    Consumer,
+    FatalError,
+    FencedError,
+    Outgoing,
+    Producer,
+    Record,
+    TopicPartition,
+    next_offsets,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Handler(Protocol):
+    def handle(self, records: list[Record]) -> list[Outgoing]:
+        """Apply ``records`` to the state; return the messages to produce for them."""
+
+    def rewind(self, committed: dict[TopicPartition, int]) -> None:
+        """Return the state to what the committed input offsets reflect (after an abort)."""
+
+
+@dataclass
+class LoopStats:
+    turns: int = 0
+    records: int = 0
+    produced: int = 0
+    aborts: int = 0
+    producer_restarts: int = 0
+
+
+class TransactionalLoop:
+    """Run a handler over input topics with outputs and offsets committed together."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        handler: Handler,
+        *,
+        group_id: str,
+        transactional_id: str,
+        topics: list[str] | None = None,
+        partitions: list[TopicPartition] | None = None,
+        max_batch: int = 500,
+        poll_timeout: float = 0.1,
+        on_idle: Callable[[], list[Outgoing]] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.handler = handler
+        self.group_id = group_id
+        self.transactional_id = transactional_id
+        self.max_batch = max_batch
+        self.poll_timeout = poll_timeout
+        self.on_idle = on_idle
+        self.stats = LoopStats()
+        self.consumer: Consumer = bus.consumer(
+            group_id, topics=topics, partitions=partitions, instance_id=transactional_id
+        )
+        self.producer: Producer = bus.producer(transactional_id)
+
+    def run_once(self) -> int:
+        """Process one batch (if any arrives within the poll timeout); return its size."""
+        records = self.consumer.poll_batch(self.max_batch, self.poll_timeout)
+        if records:
+            outputs = self.handler.handle(records)
+        elif self.on_idle is not None:
+            outputs = self.on_idle()
+        else:
+            return 0
+        if not records and not outputs:
+            return 0
+        try:
+            self.producer.begin()
+            for message in outputs:
+                self.producer.produce(message)
+            self.producer.commit(next_offsets(records), self.consumer)
+        except AbortableError as error:
+            log.warning("transaction aborted, rewinding to committed offsets: %s", error)
+            self.stats.aborts += 1
+            self._abort_quietly()
+            self._rewind()
+            return 0
+        except (FencedError, FatalError) as error:
+            log.error("producer unusable (%s); recreating it and rewinding", error)
+            self.stats.producer_restarts += 1
+            self.producer.close()
+            self.producer = self.bus.producer(self.transactional_id)
+            self._rewind()
+            return 0
+        self.stats.turns += 1
+        self.stats.records += len(records)
+        self.stats.produced += len(outputs)
+        return len(records)
+
+    def _abort_quietly(self) -> None:
+        try:
+            self.producer.abort()
+        except (FencedError, FatalError):
+            self.producer.close()
+            self.producer = self.bus.producer(self.transactional_id)
+
+    def _rewind(self) -> None:
+        committed = self.consumer.committed()
+        self.consumer.seek(committed)
+        self.handler.rewind(committed)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set."""
+        while not stop.is_set():
+            self.run_once()
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close()

@@ -1,0 +1,79 @@
+"""Kafka wire format: MessagePack of tagged msgspec structs (the fastest we measured; see
+docs/BENCHMARKS.md). JSON of the same structs is available for tools and logs."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Generic, TypeVar, Union
+
+import msgspec
+
+from libs.messages import commands, events
+from libs.messages.base import Message
+
+M = TypeVar("M", bound=Message)
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a well-formed message of the expected kinds."""
+
+
+def _concrete_messages(module: ModuleType) -> tuple[type[Message], ...]:
+    """Return the module's message classes that are not a base of another one."""
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Message)
+        and value.__module__ == module.__name__
+    ]
+    return tuple(c for c in classes if not any(o is not c and issubclass(o, c) for o in classes))
+
+
+ALL_MESSAGES: tuple[type[Message], ...] = (
+    _concrete_messages(commands) + _concrete_messages(events)
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_json_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Message) -> bytes:
+    """Return the wire bytes of a message."""
+    return _encoder.encode(message)
+
+
+def encode_json(message: Message) -> bytes:
+    return _json_encoder.encode(message)
+
+
+class Codec(Generic[M]):
+    """Decode the wire bytes of one topic's message kinds; anything else is a DecodeError."""
+
+    def __init__(self, *kinds: type[M]) -> None:
+        if not kinds:
+            raise ValueError("a codec needs at least one message kind")
+        self.kinds = kinds
+        kind: Any = kinds[0] if len(kinds) == 1 else Union[kinds]  # noqa: UP007
+        self._decoder = msgspec.msgpack.Decoder(kind)
+        self._json_decoder = msgspec.json.Decoder(kind)
+
+    encode = staticmethod(encode)
+
+    def decode(self, data: bytes | None) -> M:
+        if data is None:
+            raise DecodeError("empty message (tombstone)")
+        try:
+            return self._decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise DecodeError(str(error)) from None
+
+    def decode_json(self, data: bytes | str) -> M:
+        try:
+            return self._json_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise DecodeError(str(error)) from None
+
+
+ANY = Codec(*ALL_MESSAGES)
+"""Decodes every message kind (tools, logs, tests)."""

@@ -1,0 +1,277 @@
+"""Events: facts, past tense. Prices in ticks, quantities in lots, cash in 1e-8 USDT.
+
+Every event names what caused it and carries a sequence number, so a consumer can
+detect gaps and drop duplicates:
+- matcher events: ``seq`` per symbol and ``cmd_offset``, the ``orders.commands`` offset
+  of the command that caused it;
+- wallet and position events: ``seq`` per producing partition and ``cause``, the
+  input record (topic, partition, offset) that caused it.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from libs.messages.base import Event
+from libs.messages.enums import EndReason, LedgerAccountKind, OrderType, Side, TimeInForce
+
+
+class Cause(msgspec.Struct, frozen=True, array_like=True):
+    """The input record an event was derived from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+# --- matcher.events (key = symbol) -------------------------------------------------------
+
+
+class MatcherEvent(Event, frozen=True, kw_only=True):
+    symbol: str
+    seq: int
+    cmd_offset: int
+
+
+class OrderAccepted(MatcherEvent, frozen=True, kw_only=True):
+    """The order passed the book's filters; it now matches, rests or waits for its trigger."""
+
+    order_id: int
+    user_id: int
+    request_id: str
+    side: Side
+    order_type: OrderType
+    tif: TimeInForce
+    qty: int
+    price: int | None = None
+    stop_price: int | None = None
+    reduce_only: bool = False
+    client_order_id: str | None = None
+
+
+class OrderRejected(MatcherEvent, frozen=True, kw_only=True):
+    """The order, cancel or amend was refused; ``code`` and ``msg`` follow Binance's error codes."""
+
+    request_id: str
+    user_id: int
+    order_id: int | None
+    code: int
+    msg: str
+
+
+class OrderFilled(MatcherEvent, frozen=True, kw_only=True):
+    """A match between a taker and a resting maker, at the maker's price."""
+
+    trade_id: int
+    price: int
+    qty: int
+    taker_order_id: int
+    taker_user_id: int
+    taker_side: Side
+    taker_remaining: int
+    maker_order_id: int
+    maker_user_id: int
+    maker_remaining: int
+    liquidation: bool = False
+
+
+class OrderCancelled(MatcherEvent, frozen=True, kw_only=True):
+    """An open order was cancelled; ``remaining`` lots will never fill."""
+
+    order_id: int
+    user_id: int
+    request_id: str
+    reason: EndReason
+    filled: int
+    remaining: int
+
+
+class OrderExpired(MatcherEvent, frozen=True, kw_only=True):
+    """The book ended an order by rule (IOC, FOK, post-only, STP, reduce-only, band, ...)."""
+
+    order_id: int
+    user_id: int
+    reason: EndReason
+    filled: int
+    remaining: int
+
+
+class OrderTriggered(MatcherEvent, frozen=True, kw_only=True):
+    """A stop, take-profit or trailing order's trigger fired; it now enters the book."""
+
+    order_id: int
+    user_id: int
+    trigger_price: int
+
+
+class OrderAmended(MatcherEvent, frozen=True, kw_only=True):
+    """An open order's price or quantity changed."""
+
+    order_id: int
+    user_id: int
+    request_id: str
+    price: int | None
+    qty: int
+    kept_priority: bool
+
+
+class SymbolHalted(MatcherEvent, frozen=True, kw_only=True):
+    reason: str
+
+
+class SymbolResumed(MatcherEvent, frozen=True, kw_only=True):
+    pass
+
+
+class BatchCompleted(MatcherEvent, frozen=True, kw_only=True):
+    """The commands from ``first_offset`` to ``cmd_offset`` (inclusive) formed one batch."""
+
+    first_offset: int
+    size: int
+
+
+# --- index.prices (key = symbol) ---------------------------------------------------------
+
+
+class IndexPriceTick(Event, frozen=True, kw_only=True):
+    """The index (spot reference) price of a symbol at time ``ts`` (ns since epoch)."""
+
+    symbol: str
+    price: int
+    ts: int
+    source: str = "sim"
+
+
+# --- positions.events (key = user, or symbol for market-wide facts) -------------------------
+
+
+class PositionEvent(Event, frozen=True, kw_only=True):
+    seq: int
+    cause: Cause
+
+
+class PositionChanged(PositionEvent, frozen=True, kw_only=True):
+    """A fill changed a position; ``realised_pnl`` is what this fill realised (cash)."""
+
+    user_id: int
+    symbol: str
+    trade_id: int
+    size: int  # signed lots: > 0 long, < 0 short
+    entry_notional: int  # |size| at average entry price, cash
+    realised_pnl: int
+    fee: int
+
+
+class MarkPriceUpdated(PositionEvent, frozen=True, kw_only=True):
+    symbol: str
+    mark_price: int
+    index_price: int
+    ts: int
+
+
+class FundingRateSet(PositionEvent, frozen=True, kw_only=True):
+    """The rate applied at ``funding_time`` (rate units: 1e-8), long pays short when positive."""
+
+    symbol: str
+    rate: int
+    funding_time: int
+
+
+class FundingPaid(PositionEvent, frozen=True, kw_only=True):
+    """One position's funding: ``amount`` > 0 received, < 0 paid (cash)."""
+
+    user_id: int
+    symbol: str
+    amount: int
+    rate: int
+    funding_time: int
+
+
+class AccountRisk(PositionEvent, frozen=True, kw_only=True):
+    """An account's margin picture after a fill or a mark move."""
+
+    user_id: int
+    unrealised_pnl: int
+    initial_margin: int
+    maintenance_margin: int
+
+
+class LiquidationTriggered(PositionEvent, frozen=True, kw_only=True):
+    user_id: int
+    symbol: str
+    size: int
+    bankruptcy_price: int
+    mark_price: int
+
+
+class LiquidationSettled(PositionEvent, frozen=True, kw_only=True):
+    """The liquidation closed; ``insurance_delta`` > 0 went to the fund, < 0 came from it."""
+
+    user_id: int
+    symbol: str
+    insurance_delta: int
+
+
+class AutoDeleveraged(PositionEvent, frozen=True, kw_only=True):
+    """A profitable opposite position was closed against a bankrupt one at bankruptcy price."""
+
+    user_id: int
+    symbol: str
+    qty: int
+    price: int
+    counterparty_user_id: int
+
+
+# --- wallet.events (key = user) ----------------------------------------------------------
+
+
+class LedgerLeg(msgspec.Struct, frozen=True, array_like=True):
+    kind: LedgerAccountKind
+    owner: int  # user id for USER accounts, 0 for the exchange's own
+    amount: int  # signed cash; the legs of an entry sum to zero
+
+
+class WalletEvent(Event, frozen=True, kw_only=True):
+    seq: int
+    cause: Cause
+
+
+class LedgerPosted(WalletEvent, frozen=True, kw_only=True):
+    """One double-entry journal entry."""
+
+    entry_id: int
+    memo: str
+    legs: tuple[LedgerLeg, ...]
+
+
+class OrderRequestRejected(WalletEvent, frozen=True, kw_only=True):
+    """The pre-trade check refused a request (e.g. -2019 Margin is insufficient)."""
+
+    request_id: str
+    user_id: int
+    order_id: int | None
+    code: int
+    msg: str
+
+
+class AccountUpdated(WalletEvent, frozen=True, kw_only=True):
+    """A user's balance picture: what the gateway serves on ``GET /account``."""
+
+    user_id: int
+    balance: int
+    holds: int
+    available: int
+    request_id: str | None = None
+
+
+class LeverageSet(WalletEvent, frozen=True, kw_only=True):
+    request_id: str
+    user_id: int
+    symbol: str
+    leverage: int
+
+
+class WithdrawalCompleted(WalletEvent, frozen=True, kw_only=True):
+    request_id: str
+    user_id: int
+    amount: int

@@ -1,0 +1,112 @@
+"""The exchange's Kafka topics: the write-ahead log of every service.
+
+``python -m libs.topics create`` creates the missing ones (idempotent) on the broker
+named by ``KAFKA_BOOTSTRAP_SERVERS``; ``python -m libs.topics list`` prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+
+from libs.symbols import default_symbols
+
+USER_PARTITIONS = 8
+"""Partitions of the user-keyed topics: the unit of scale-out for wallet and positions."""
+
+FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000"}
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str
+    partitions: int
+    producers: str
+    consumers: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def exchange_topics() -> list[Topic]:
+    """Return every topic of the exchange with its partitioning and retention."""
+    symbols = len(default_symbols())
+    return [
+        Topic("orders.requests", "user", USER_PARTITIONS, "gateway", "wallet", FOREVER),
+        Topic(
+            "orders.commands", "symbol", symbols,
+            "wallet, positions (liquidations, mark ticks), admin CLI", "matcher", FOREVER,
+        ),
+        Topic("matcher.events", "symbol", symbols, "matcher", "positions, wallet, gateway", FOREVER),
+        Topic("index.prices", "symbol", symbols, "index feed", "positions", FOREVER),
+        Topic("positions.events", "user", USER_PARTITIONS, "positions", "wallet, gateway", FOREVER),
+        Topic("wallet.events", "user", USER_PARTITIONS, "wallet", "positions, gateway", FOREVER),
+        Topic("matcher.snapshots", "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
+        Topic("wallet.snapshots", "partition", 1, "wallet", "wallet (on start)", COMPACTED),
+        Topic("positions.snapshots", "partition", 1, "positions", "positions (on start)", COMPACTED),
+    ]
+
+
+def symbol_partition(symbol: str) -> int:
+    """Return the partition of a symbol in the symbol-keyed topics (its place in the file)."""
+    return default_symbols()[symbol].index
+
+
+def user_partition(user_id: int, partitions: int = USER_PARTITIONS) -> int:
+    """Return the partition of a user in the user-keyed topics."""
+    return user_id % partitions
+
+
+def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [t for t in topics if t.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=t.config)
+         for t in missing],
+        operation_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except Exception as error:  # a concurrent creator won the race: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise
+    return created
+
+
+def markdown_table(topics: list[Topic]) -> str:
+    rows = ["| topic | key | partitions | producers | consumers | retention |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for t in topics:
+        retention = "compacted" if t.config is COMPACTED else "forever"
+        rows.append(f"| `{t.name}` | {t.key} | {t.partitions} | {t.producers} | "
+                    f"{t.consumers} | {retention} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m libs.topics", description=__doc__)
+    parser.add_argument("action", choices=["create", "list"])
+    args = parser.parse_args(argv)
+    if args.action == "list":
+        print(markdown_table(exchange_topics()))
+        return 0
+    from libs.settings import KafkaSettings, load_settings
+
+    settings = load_settings(KafkaSettings)
+    created = create_topics(settings.kafka_bootstrap_servers, exchange_topics())
+    print(f"topics ready on {settings.kafka_bootstrap_servers}; created: {', '.join(created) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
