@@ -35,16 +35,24 @@ def exchange_topics() -> list[Topic]:
     return [
         Topic("orders.requests", "user", USER_PARTITIONS, "gateway", "wallet", FOREVER),
         Topic(
-            "orders.commands", "symbol", symbols,
-            "wallet, positions (liquidations, mark ticks), admin CLI", "matcher", FOREVER,
+            "orders.commands",
+            "symbol",
+            symbols,
+            "wallet, positions (liquidations, mark ticks), admin CLI",
+            "matcher",
+            FOREVER,
         ),
-        Topic("matcher.events", "symbol", symbols, "matcher", "positions, wallet, gateway", FOREVER),
+        Topic(
+            "matcher.events", "symbol", symbols, "matcher", "positions, wallet, gateway", FOREVER
+        ),
         Topic("index.prices", "symbol", symbols, "index feed", "positions", FOREVER),
         Topic("positions.events", "user", USER_PARTITIONS, "positions", "wallet, gateway", FOREVER),
         Topic("wallet.events", "user", USER_PARTITIONS, "wallet", "positions, gateway", FOREVER),
         Topic("matcher.snapshots", "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
         Topic("wallet.snapshots", "partition", 1, "wallet", "wallet (on start)", COMPACTED),
-        Topic("positions.snapshots", "partition", 1, "positions", "positions (on start)", COMPACTED),
+        Topic(
+            "positions.snapshots", "partition", 1, "positions", "positions (on start)", COMPACTED
+        ),
     ]
 
 
@@ -68,8 +76,10 @@ def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=t.config)
-         for t in missing],
+        [
+            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=t.config)
+            for t in missing
+        ],
         operation_timeout=timeout,
     )
     created = []
@@ -84,12 +94,16 @@ def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 
 
 
 def markdown_table(topics: list[Topic]) -> str:
-    rows = ["| topic | key | partitions | producers | consumers | retention |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| topic | key | partitions | producers | consumers | retention |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for t in topics:
         retention = "compacted" if t.config is COMPACTED else "forever"
-        rows.append(f"| `{t.name}` | {t.key} | {t.partitions} | {t.producers} | "
-                    f"{t.consumers} | {retention} |")
+        rows.append(
+            f"| `{t.name}` | {t.key} | {t.partitions} | {t.producers} | "
+            f"{t.consumers} | {retention} |"
+        )
     return "\n".join(rows)
 
 
@@ -104,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(KafkaSettings)
     created = create_topics(settings.kafka_bootstrap_servers, exchange_topics())
-    print(f"topics ready on {settings.kafka_bootstrap_servers}; created: {', '.join(created) or 'none'}")
+    names = ", ".join(created) or "none"
+    print(f"topics ready on {settings.kafka_bootstrap_servers}; created: {names}")
     return 0
 
 

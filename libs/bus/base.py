@@ -72,7 +72,9 @@ class Consumer(ABC):
         """Return the partitions this consumer currently reads."""
 
     @abstractmethod
-    def committed(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+    def committed(
+        self, partitions: list[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
         """Return the group's committed offsets (next offset to read); -1 where none."""
 
     @abstractmethod
@@ -112,7 +114,9 @@ class Bus(ABC):
     """A factory of producers and consumers plus the read-only views every service needs."""
 
     @abstractmethod
-    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+    def create_topic(
+        self, name: str, partitions: int, config: dict[str, str] | None = None
+    ) -> None:
         """Create a topic if it does not exist."""
 
     @abstractmethod

@@ -59,9 +59,14 @@ def _translate(error: KafkaException, action: str) -> BusError:
 
 
 class KafkaBus(Bus):
-    def __init__(self, bootstrap_servers: str, *, client_id: str = "exchange",
-                 producer_config: dict[str, Any] | None = None,
-                 consumer_config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "exchange",
+        producer_config: dict[str, Any] | None = None,
+        consumer_config: dict[str, Any] | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self._producer_config = producer_config or {}
@@ -77,7 +82,9 @@ class KafkaBus(Bus):
             self._admin = AdminClient(self._base())
         return self._admin
 
-    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+    def create_topic(
+        self, name: str, partitions: int, config: dict[str, str] | None = None
+    ) -> None:
         futures = self.admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
             operation_timeout=30,
@@ -98,26 +105,34 @@ class KafkaBus(Bus):
         partitions: list[TopicPartition] | None = None,
         instance_id: str | None = None,
     ) -> Consumer:
-        config = self._base() | {
-            "group.id": group_id,
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 1000,
-        } | self._consumer_config
+        config = (
+            self._base()
+            | {
+                "group.id": group_id,
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 1000,
+            }
+            | self._consumer_config
+        )
         if instance_id:
             config["group.instance.id"] = instance_id
         return KafkaConsumer(config, group_id, topics, partitions)
 
     def _reader(self, **extra: Any) -> KafkaConsumerClient:
-        return KafkaConsumerClient(self._base() | {
-            "group.id": f"reader-{uuid.uuid4().hex}",  # never commits; required by librdkafka
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        } | extra)
+        return KafkaConsumerClient(
+            self._base()
+            | {
+                "group.id": f"reader-{uuid.uuid4().hex}",  # never commits; required by librdkafka
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+            | extra
+        )
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         reader = self._reader()
@@ -135,7 +150,9 @@ class KafkaBus(Bus):
     def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
         reader = self._reader(**{"enable.partition.eof": True})
         try:
-            low, high = reader.get_watermark_offsets(KafkaTopicPartition(topic, partition), timeout=10)
+            low, high = reader.get_watermark_offsets(
+                KafkaTopicPartition(topic, partition), timeout=10
+            )
             if max(start, low) >= high:
                 return
             reader.assign([KafkaTopicPartition(topic, partition, max(start, low))])
@@ -154,8 +171,12 @@ class KafkaBus(Bus):
 class KafkaProducer(Producer):
     def __init__(self, config: dict[str, Any], transactional_id: str | None) -> None:
         self._transactional = transactional_id is not None
-        settings = {"enable.idempotence": True, "acks": "all", "linger.ms": 2,
-                    "queue.buffering.max.messages": 1_000_000} | config
+        settings = {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "queue.buffering.max.messages": 1_000_000,
+        } | config
         if transactional_id is not None:
             settings["transactional.id"] = transactional_id
             settings.setdefault("transaction.timeout.ms", 60000)
@@ -224,8 +245,13 @@ class KafkaProducer(Producer):
 
 
 class KafkaConsumer(Consumer):
-    def __init__(self, config: dict[str, Any], group_id: str, topics: list[str] | None,
-                 partitions: list[TopicPartition] | None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        group_id: str,
+        topics: list[str] | None,
+        partitions: list[TopicPartition] | None,
+    ) -> None:
         self.group_id = group_id
         self._client = KafkaConsumerClient(config)
         if partitions is not None:
@@ -250,20 +276,31 @@ class KafkaConsumer(Consumer):
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise BusError(f"consume: {error}")
-            records.append(Record(message.topic(), message.partition(), message.offset(),
-                                  message.key(), message.value()))
+            records.append(
+                Record(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.key(),
+                    message.value(),
+                )
+            )
         return records
 
     def assignment(self) -> list[TopicPartition]:
         return [(tp.topic, tp.partition) for tp in self._client.assignment()]
 
-    def committed(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+    def committed(
+        self, partitions: list[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
         wanted = partitions if partitions is not None else self.assignment()
         if not wanted:
             return {}
         result = self._client.committed([KafkaTopicPartition(t, p) for t, p in wanted], timeout=30)
-        return {(tp.topic, tp.partition): (-1 if tp.offset == OFFSET_INVALID else tp.offset)
-                for tp in result}
+        return {
+            (tp.topic, tp.partition): (-1 if tp.offset == OFFSET_INVALID else tp.offset)
+            for tp in result
+        }
 
     def seek(self, offsets: dict[TopicPartition, int]) -> None:
         for (topic, partition), offset in offsets.items():

@@ -29,7 +29,9 @@ class MemoryBus(Bus):
         self._epochs: dict[str, int] = {}
 
     # -- admin -----------------------------------------------------------------------------
-    def create_topic(self, name: str, partitions: int, config: dict[str, str] | None = None) -> None:
+    def create_topic(
+        self, name: str, partitions: int, config: dict[str, str] | None = None
+    ) -> None:
         with self._lock:
             self._logs.setdefault(name, [[] for _ in range(partitions)])
 
@@ -170,7 +172,9 @@ class MemoryConsumer(Consumer):
     def assignment(self) -> list[TopicPartition]:
         return list(self._assignment)
 
-    def committed(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+    def committed(
+        self, partitions: list[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
         with self._bus._lock:
             group = self._bus._committed.get(self.group_id, {})
             return {tp: group.get(tp, -1) for tp in partitions or self._assignment}

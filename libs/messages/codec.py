@@ -30,9 +30,7 @@ def _concrete_messages(module: ModuleType) -> tuple[type[Message], ...]:
     return tuple(c for c in classes if not any(o is not c and issubclass(o, c) for o in classes))
 
 
-ALL_MESSAGES: tuple[type[Message], ...] = (
-    _concrete_messages(commands) + _concrete_messages(events)
-)
+ALL_MESSAGES: tuple[type[Message], ...] = _concrete_messages(commands) + _concrete_messages(events)
 
 _encoder = msgspec.msgpack.Encoder()
 _json_encoder = msgspec.json.Encoder()
