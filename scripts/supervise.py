@@ -17,6 +17,7 @@ process group after `stop_timeout` seconds. Standard library only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -229,7 +230,9 @@ class Supervisor:
     def spawn(self, entry: Entry) -> Child:
         env = {**os.environ, **self.stack.env, **entry.env, "PYTHONUNBUFFERED": "1"}
         with self.stack.path(entry.name, "log").open("ab") as out:
-            out.write(f"\n===== {time.strftime('%F %T')} start: {shlex.join(entry.command)}\n".encode())
+            out.write(
+                f"\n===== {time.strftime('%F %T')} start: {shlex.join(entry.command)}\n".encode()
+            )
             out.flush()
             try:
                 proc = subprocess.Popen(
@@ -267,7 +270,9 @@ class Supervisor:
                 self.log(f"{entry.name} ready")
                 return
             if time.monotonic() > deadline:
-                raise StackError(f"{entry.name} not ready within {entry.ready_timeout:g}s; see {log}")
+                raise StackError(
+                    f"{entry.name} not ready within {entry.ready_timeout:g}s; see {log}"
+                )
             time.sleep(0.3)
 
     def is_ready(self, entry: Entry, deadline: float) -> bool:
@@ -277,8 +282,13 @@ class Supervisor:
         timeout = max(1.0, min(30.0, deadline - time.monotonic()))
         try:
             done = subprocess.run(
-                entry.ready, cwd=ROOT, env=env, timeout=timeout,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+                entry.ready,
+                cwd=ROOT,
+                env=env,
+                timeout=timeout,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             return False
@@ -325,10 +335,8 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.log(f"{entry.name} still runs after {entry.stop_timeout:g}s: SIGKILL")
         # Whatever is left in its process group (helpers, forked children) goes too.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         proc.wait()
 
 
@@ -351,11 +359,16 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "run", str(args.stack)],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     deadline = time.monotonic() + args.timeout
-    print(f"supervisor started (pid {proc.pid}); waiting for the stack (log: {log.relative_to(ROOT)})")
+    print(
+        f"supervisor started (pid {proc.pid}); waiting for the stack (log: {log.relative_to(ROOT)})"
+    )
     while True:
         status = _read_state(state)
         if status.get("status") == "ready":
@@ -447,10 +460,8 @@ def _terminate(pid: int, sig: signal.Signals, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _print_tail(path: Path, lines: int = 20) -> None:
@@ -473,7 +484,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, tomllib.TOMLDecodeError, KeyError, StackError) as exc:
         print(f"supervise: bad stack table {args.stack}: {exc!r}", file=sys.stderr)
         return 2
-    commands = {"up": cmd_up, "down": cmd_down, "run": cmd_run, "status": cmd_status, "env": cmd_env}
+    commands = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "run": cmd_run,
+        "status": cmd_status,
+        "env": cmd_env,
+    }
     return commands[args.command](stack, args)
 
 
