@@ -91,8 +91,14 @@ class Grid:
 
     def parse(self, text: str) -> int:
         """Return ``text`` as a whole number of steps; reject values off the grid."""
-        units = parse_units(text, self.decimals, field=self.field)
-        steps, rest = divmod(units, self.step_units)
+        try:
+            units = parse_units(text, self.decimals, field=self.field)
+        except MoneyError as error:
+            if "decimals" not in str(error):
+                raise
+            units, rest = 0, 1  # finer than the grid's decimals: certainly off the grid
+        else:
+            steps, rest = divmod(units, self.step_units)
         if rest:
             raise MoneyError(f"{self.field} {text!r} is not a multiple of {self.step}")
         return steps
