@@ -1,0 +1,689 @@
+"""The matching core of one symbol: commands in, events out, no I/O, no clock, no randomness.
+
+``MatchingCore.process_batch`` applies a batch of ``(offset, command)`` pairs from the symbol's
+``orders.commands`` partition and returns the matcher events they caused. See docs/MATCHING.md.
+"""
+
+from __future__ import annotations
+
+from libs.messages import (
+    AmendOrder,
+    BatchCompleted,
+    CancelAll,
+    CancelOrder,
+    EndReason,
+    HaltSymbol,
+    LiquidationOrder,
+    MarkPriceTick,
+    MatcherCommand,
+    MatcherEvent,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+    OrderType,
+    PlaceOrder,
+    ResumeSymbol,
+    SelfTradePrevention,
+    Side,
+    SymbolHalted,
+    SymbolResumed,
+    TimeInForce,
+    TriggerBy,
+)
+from libs.money import RATE_ONE
+from libs.symbols import SymbolSpec
+from services.matcher import reasons
+from services.matcher.core.book import BookSide
+from services.matcher.core.orders import Order
+from services.matcher.core.stops import STOP_TYPES, fires, immediately_triggers
+
+BUY, SELL = Side.BUY, Side.SELL
+GTC, IOC, FOK, GTX = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTX
+LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
+STP_NONE = SelfTradePrevention.NONE
+EXPIRES_MAKER = (SelfTradePrevention.EXPIRE_MAKER, SelfTradePrevention.EXPIRE_BOTH)
+EXPIRES_TAKER = (SelfTradePrevention.EXPIRE_TAKER, SelfTradePrevention.EXPIRE_BOTH)
+LIMIT_TYPES = frozenset((LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT))
+MIN_CALLBACK_RATE = RATE_ONE // 1000  # 0.1%
+MAX_CALLBACK_RATE = RATE_ONE // 10  # 10%
+NO_LIMIT = -(1 << 62)  # a limit key every level crosses: a market order without a band
+
+FENCES = (MarkPriceTick, HaltSymbol, ResumeSymbol)
+"""Commands that are applied exactly where they stand in the log, splitting a batch in two."""
+
+
+def batch_class(cmd: MatcherCommand) -> int:
+    """Return a command's priority inside a batch: lower goes first."""
+    kind = type(cmd)
+    if kind is PlaceOrder:
+        return 2 if cmd.order_type is MARKET else 3
+    if kind is LiquidationOrder:
+        return 0
+    return 1  # cancel, cancel-all, amend
+
+
+class MatchingCore:
+    """Price-time priority order book of one symbol, with its stops, filters and positions."""
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        self.spec = spec
+        self.symbol = spec.name
+        self.bids = BookSide(True)
+        self.asks = BookSide(False)
+        self.orders: dict[int, Order] = {}  # resting in the book
+        self.stops: dict[int, Order] = {}  # waiting for their trigger, in placement order
+        self.user_orders: dict[int, dict[int, None]] = {}  # user -> open order ids (both kinds)
+        self.reduce_only: dict[int, Order] = {}  # resting reduce-only orders
+        self.client_ids: dict[tuple[int, str], int] = {}  # (user, client order id) -> order id
+        self.positions: dict[int, int] = {}  # user -> net lots from this core's fills
+        self.seq = 0
+        self.last_offset = -1
+        self.trade_id = 0
+        self.last_price: int | None = None
+        self.mark_price: int | None = None
+        self.halted = False
+        self.halt_reason = ""
+        self._out: list[MatcherEvent] = []
+        self._handlers = {
+            PlaceOrder: self._place,
+            CancelOrder: self._cancel,
+            CancelAll: self._cancel_all,
+            AmendOrder: self._amend,
+            LiquidationOrder: self._liquidate,
+            MarkPriceTick: self._mark,
+            HaltSymbol: self._halt,
+            ResumeSymbol: self._resume,
+        }
+
+    # --- public API -------------------------------------------------------------------------
+
+    def process_batch(self, batch: list[tuple[int, MatcherCommand]]) -> list[MatcherEvent]:
+        """Apply one batch in priority order and return its events, ending with BatchCompleted.
+
+        Commands at or below ``last_offset`` were applied before and are skipped, so a
+        replayed batch is a no-op. Offsets inside a batch must increase.
+        """
+        out: list[MatcherEvent] = []
+        self._out = out
+        last = self.last_offset
+        if len(batch) == 1:
+            fresh = batch if batch[0][0] > last else []
+        else:
+            fresh = [item for item in batch if item[0] > last]
+        if not fresh:
+            return out
+        if len(fresh) == 1:
+            self._apply(*fresh[0])
+        else:
+            for offset, cmd in self._ordered(fresh):
+                self._apply(offset, cmd)
+        first, last = fresh[0][0], fresh[-1][0]
+        self.last_offset = last
+        self.seq += 1
+        out.append(
+            BatchCompleted(
+                symbol=self.symbol, seq=self.seq, cmd_offset=last, first_offset=first,
+                size=len(fresh),
+            )
+        )
+        return out
+
+    def depth(self, levels: int) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+        """Return (seq, bids, asks): up to ``levels`` aggregated [(price, lots)], best first."""
+        return self.seq, self.bids.depth(levels), self.asks.depth(levels)
+
+    def snapshot(self) -> bytes:
+        """Return the whole core state as deterministic bytes."""
+        from services.matcher.core.snapshot import dump
+
+        return dump(self)
+
+    @classmethod
+    def restore(cls, spec: SymbolSpec, data: bytes) -> MatchingCore:
+        """Return a core in the state ``snapshot()`` captured."""
+        from services.matcher.core.snapshot import load
+
+        return load(cls(spec), data)
+
+    def digest(self) -> str:
+        """Return a hex hash of the canonical state (equal after restore)."""
+        from services.matcher.core.snapshot import digest
+
+        return digest(self)
+
+    def open_order(self, order_id: int) -> Order | None:
+        """Return an open order (resting or waiting for its trigger), if any."""
+        return self.orders.get(order_id) or self.stops.get(order_id)
+
+    # --- batching ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _ordered(batch):
+        segment: list[tuple[int, MatcherCommand]] = []
+        for item in batch:
+            if isinstance(item[1], FENCES):
+                yield from sorted(segment, key=lambda it: batch_class(it[1]))
+                segment = []
+                yield item
+            else:
+                segment.append(item)
+        yield from sorted(segment, key=lambda it: batch_class(it[1]))
+
+    def _apply(self, offset: int, cmd: MatcherCommand) -> None:
+        trades = self.trade_id
+        self._handlers[type(cmd)](offset, cmd)
+        if self.trade_id != trades:
+            if self.reduce_only:
+                self._enforce_reduce_only(offset)
+            if self.stops and not self.halted:
+                self._run_triggers(offset)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _reject(self, offset, cmd, order_id, code: int, msg: str) -> None:
+        self.seq += 1
+        self._out.append(
+            OrderRejected(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset,
+                request_id=getattr(cmd, "request_id", ""), user_id=getattr(cmd, "user_id", 0),
+                order_id=order_id, code=code, msg=msg,
+            )
+        )
+
+    def _expire(self, offset: int, order: Order, reason: EndReason) -> None:
+        self.seq += 1
+        self._out.append(
+            OrderExpired(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=order.order_id,
+                user_id=order.user_id, reason=reason, filled=order.filled,
+                remaining=order.remaining,
+            )
+        )
+
+    def _cancelled(self, offset, order: Order, request_id: str, reason: EndReason) -> None:
+        self.seq += 1
+        self._out.append(
+            OrderCancelled(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=order.order_id,
+                user_id=order.user_id, request_id=request_id, reason=reason,
+                filled=order.filled, remaining=order.remaining,
+            )
+        )
+
+    # --- index upkeep -----------------------------------------------------------------------
+
+    def _index(self, order: Order) -> None:
+        ids = self.user_orders.get(order.user_id)
+        if ids is None:
+            self.user_orders[order.user_id] = {order.order_id: None}
+        else:
+            ids[order.order_id] = None
+
+    def _unindex(self, order: Order) -> None:
+        ids = self.user_orders[order.user_id]
+        del ids[order.order_id]
+        if not ids:
+            del self.user_orders[order.user_id]
+
+    def _remove_open(self, order: Order) -> None:
+        """Take an open order out of the book (or the stops) and every index."""
+        oid = order.order_id
+        if oid in self.orders:
+            (self.bids if order.is_buy else self.asks).remove(order)
+            del self.orders[oid]
+            self.reduce_only.pop(oid, None)
+        else:
+            del self.stops[oid]
+        self._unindex(order)
+
+    def _rest(self, order: Order) -> None:
+        (self.bids if order.is_buy else self.asks).add(order)
+        self.orders[order.order_id] = order
+        self._index(order)
+        if order.reduce_only:
+            self.reduce_only[order.order_id] = order
+
+    # --- filters ----------------------------------------------------------------------------
+
+    def _band(self, bound: int) -> tuple[int, int]:
+        """Return the (lowest, highest) price within ``bound`` (a rate) of the mark price."""
+        mark = self.mark_price
+        return -((-mark * (RATE_ONE - bound)) // RATE_ONE), mark * (RATE_ONE + bound) // RATE_ONE
+
+    def _filter(self, price: int | None, qty: int, notional_price: int | None, exempt: bool):
+        """Return (code, msg) of the first symbol filter the order fails, or None."""
+        spec = self.spec
+        if qty < spec.min_qty:
+            return reasons.FILTER_LOT_SIZE, "Filter failure: LOT_SIZE (qty below min_qty)"
+        if qty > spec.max_qty:
+            return reasons.QTY_ABOVE_MAX, "Quantity greater than max quantity"
+        if price is not None and self.mark_price is not None:
+            low, high = self._band(spec.price_band)
+            if not low <= price <= high:
+                return reasons.PERCENT_PRICE, f"Limit price outside [{low}, {high}] (PERCENT_PRICE)"
+        if (
+            notional_price is not None
+            and not exempt
+            and notional_price * qty * spec.cash_per_tick_lot < spec.min_notional
+        ):
+            return reasons.MIN_NOTIONAL, "Order's notional must be no smaller than min_notional"
+        return None
+
+    def _reducible(self, user_id: int, is_buy: bool) -> int:
+        """Return how many lots a ``is_buy`` order of the user can reduce its position by."""
+        position = self.positions.get(user_id, 0)
+        return -position if is_buy else position
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def _place(self, offset: int, cmd: PlaceOrder) -> None:
+        oid = cmd.order_id
+        if self.halted:
+            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
+        if cmd.symbol != self.symbol:
+            return self._reject(offset, cmd, oid, reasons.INVALID_SYMBOL, "Invalid symbol")
+        if oid in self.orders or oid in self.stops:
+            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Order id in use")
+        uid = cmd.user_id
+        coid = cmd.client_order_id
+        if coid is not None:
+            original = self.client_ids.get((uid, coid))
+            if original is not None:
+                return self._reject(
+                    offset, cmd, oid, reasons.DUPLICATE_CLIENT_ORDER_ID,
+                    f"Duplicate client order id; original order_id={original}",
+                )
+            self.client_ids[(uid, coid)] = oid
+        problem = self._check_place(cmd)
+        if problem is not None:
+            return self._reject(offset, cmd, oid, *problem)
+        kind = cmd.order_type
+        self.seq += 1
+        self._out.append(
+            OrderAccepted(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid, user_id=uid,
+                request_id=cmd.request_id, side=cmd.side, order_type=kind, tif=cmd.tif,
+                qty=cmd.qty, price=cmd.price, stop_price=cmd.stop_price,
+                reduce_only=cmd.reduce_only, client_order_id=coid,
+            )
+        )
+        is_buy = cmd.side is BUY
+        reduce_only = cmd.reduce_only or cmd.close_position
+        if kind is LIMIT:
+            order = Order(cmd, is_buy, cmd.price, cmd.qty, reduce_only)
+            self._execute(order, offset, cmd.tif, cmd.price)
+        elif kind is MARKET:
+            qty = cmd.qty
+            if cmd.close_position:
+                qty = max(self._reducible(uid, is_buy), 0)
+            order = Order(cmd, is_buy, None, qty, reduce_only)
+            self._execute(order, offset, IOC if cmd.tif is not FOK else FOK, None)
+        else:
+            order = Order(cmd, is_buy, cmd.price, cmd.qty, reduce_only)
+            if kind is OrderType.TRAILING_STOP and cmd.activation_price is None:
+                order.activated = True
+                order.extreme = self._reference(cmd.trigger_by)
+            self.stops[oid] = order
+            self._index(order)
+
+    def _check_place(self, cmd: PlaceOrder) -> tuple[int, str] | None:
+        """Return (code, msg) when the order must be rejected, else None."""
+        kind, price, stop = cmd.order_type, cmd.price, cmd.stop_price
+        if kind in LIMIT_TYPES:
+            if price is None:
+                return reasons.MANDATORY_PARAM, "Mandatory parameter 'price' was not sent"
+            if price <= 0:
+                return reasons.INVALID_PARAM, "Price must be positive"
+        elif kind is OrderType.LIQUIDATION:
+            return reasons.INVALID_ORDER_TYPE, "Liquidation orders come from the risk engine"
+        elif cmd.tif is GTX:
+            return reasons.INVALID_ORDER_TYPE, "Post-only needs a limit price"
+        else:
+            price = None
+        if kind in STOP_TYPES:
+            if stop is None:
+                return reasons.MANDATORY_PARAM, "Mandatory parameter 'stopPrice' was not sent"
+            if stop <= 0:
+                return reasons.INVALID_PARAM, "Stop price must be positive"
+        if kind is OrderType.TRAILING_STOP:
+            rate = cmd.callback_rate
+            if rate is None:
+                return reasons.MANDATORY_PARAM, "Mandatory parameter 'callbackRate' was not sent"
+            if not MIN_CALLBACK_RATE <= rate <= MAX_CALLBACK_RATE:
+                return reasons.INVALID_PARAM, "Callback rate must be within [0.1%, 10%]"
+        if cmd.close_position and kind in LIMIT_TYPES:
+            return reasons.INVALID_PARAM, "Close-position needs a market-type order"
+        reduce = cmd.reduce_only or cmd.close_position
+        if not cmd.close_position:
+            notional_price = price if price is not None else stop
+            if notional_price is None:
+                notional_price = self.mark_price
+            problem = self._filter(price, cmd.qty, notional_price, reduce)
+            if problem is not None:
+                return problem
+        if len(self.user_orders.get(cmd.user_id, ())) >= self.spec.max_open_orders:
+            return reasons.MAX_OPEN_ORDERS, "Reach max open order limit"
+        if reduce and self._reducible(cmd.user_id, cmd.side is BUY) <= 0:
+            return reasons.REDUCE_ONLY_REJECTED, "ReduceOnly Order is rejected"
+        if kind in STOP_TYPES:
+            reference = self._reference(cmd.trigger_by)
+            if reference is not None and immediately_triggers(cmd, reference):
+                return reasons.WOULD_IMMEDIATELY_TRIGGER, "Order would immediately trigger"
+        return None
+
+    def _reference(self, trigger_by: TriggerBy) -> int | None:
+        return self.mark_price if trigger_by is TriggerBy.MARK else self.last_price
+
+    def _liquidate(self, offset: int, cmd: LiquidationOrder) -> None:
+        oid = cmd.order_id
+        if self.halted:
+            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
+        if cmd.symbol != self.symbol:
+            return self._reject(offset, cmd, oid, reasons.INVALID_SYMBOL, "Invalid symbol")
+        if oid in self.orders or oid in self.stops:
+            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Order id in use")
+        if cmd.qty <= 0 or cmd.price <= 0:
+            return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, "Bad qty or price")
+        self.seq += 1
+        self._out.append(
+            OrderAccepted(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid,
+                user_id=cmd.user_id, request_id=cmd.request_id, side=cmd.side,
+                order_type=OrderType.LIQUIDATION, tif=IOC, qty=cmd.qty, price=cmd.price,
+            )
+        )
+        order = Order(cmd, cmd.side is BUY, cmd.price, cmd.qty, False)
+        self._execute(order, offset, IOC, cmd.price)
+
+    def _cancel(self, offset: int, cmd: CancelOrder) -> None:
+        uid, oid = cmd.user_id, cmd.order_id
+        if oid is None and cmd.client_order_id is not None:
+            oid = self.client_ids.get((uid, cmd.client_order_id))
+        order = self.orders.get(oid) or self.stops.get(oid)
+        if order is None or order.user_id != uid or cmd.symbol != self.symbol:
+            return self._reject(
+                offset, cmd, cmd.order_id, reasons.UNKNOWN_ORDER, "Unknown order sent"
+            )
+        self._remove_open(order)
+        self._cancelled(offset, order, cmd.request_id, EndReason.USER)
+
+    def _cancel_all(self, offset: int, cmd: CancelAll) -> None:
+        if cmd.symbol != self.symbol:
+            return self._reject(offset, cmd, None, reasons.INVALID_SYMBOL, "Invalid symbol")
+        for oid in sorted(self.user_orders.get(cmd.user_id, ())):
+            order = self.orders.get(oid) or self.stops[oid]
+            self._remove_open(order)
+            self._cancelled(offset, order, cmd.request_id, EndReason.CANCEL_ALL)
+
+    def _amend(self, offset: int, cmd: AmendOrder) -> None:
+        oid = cmd.order_id
+        order = self.orders.get(oid)
+        if order is None or order.user_id != cmd.user_id or cmd.symbol != self.symbol:
+            return self._reject(offset, cmd, oid, reasons.UNKNOWN_ORDER, "Unknown order sent")
+        if self.halted:
+            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
+        price = order.price if cmd.price is None else cmd.price
+        qty = order.qty if cmd.qty is None else cmd.qty
+        if price == order.price and qty == order.qty:
+            return self._reject(offset, cmd, oid, reasons.NO_NEED_TO_MODIFY, "No need to modify")
+        if price <= 0 or qty <= order.filled:
+            return self._reject(
+                offset, cmd, oid, reasons.INVALID_PARAM, "Price must be positive, qty above filled"
+            )
+        problem = self._filter(price, qty, price, order.reduce_only)
+        if problem is not None:
+            return self._reject(offset, cmd, oid, *problem)
+        keep = price == order.price and qty < order.qty
+        if keep:
+            order.remaining -= order.qty - qty
+            order.qty = qty
+        else:
+            self._remove_open(order)
+            order.price, order.qty, order.remaining = price, qty, qty - order.filled
+        self.seq += 1
+        self._out.append(
+            OrderAmended(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid,
+                user_id=order.user_id, request_id=cmd.request_id, price=price, qty=qty,
+                kept_priority=keep,
+            )
+        )
+        if not keep:
+            self._execute(order, offset, order.cmd.tif, price)
+
+    def _mark(self, offset: int, cmd: MarkPriceTick) -> None:
+        if cmd.symbol != self.symbol or cmd.mark_price <= 0:
+            return
+        self.mark_price = cmd.mark_price
+        if self.stops and not self.halted:
+            self._run_triggers(offset)
+
+    def _halt(self, offset: int, cmd: HaltSymbol) -> None:
+        self.halted = True
+        self.halt_reason = cmd.reason
+        self.seq += 1
+        self._out.append(
+            SymbolHalted(symbol=self.symbol, seq=self.seq, cmd_offset=offset, reason=cmd.reason)
+        )
+
+    def _resume(self, offset: int, cmd: ResumeSymbol) -> None:
+        self.halted = False
+        self.halt_reason = ""
+        self.seq += 1
+        self._out.append(SymbolResumed(symbol=self.symbol, seq=self.seq, cmd_offset=offset))
+        if self.stops:
+            self._run_triggers(offset)
+
+    # --- matching ---------------------------------------------------------------------------
+
+    def _execute(self, order: Order, offset: int, tif: TimeInForce, limit: int | None) -> None:
+        """Match ``order`` as taker, then rest it or end it as its time in force says."""
+        opp = self.asks if order.is_buy else self.bids
+        sign = opp.sign
+        banded = False
+        if limit is not None:
+            limit_key = limit * sign
+        elif self.mark_price is not None:
+            low, high = self._band(self.spec.market_take_bound)
+            limit_key = (high if order.is_buy else low) * sign
+            banded = True
+        else:
+            limit_key = NO_LIMIT
+        keys = opp.keys
+        crosses = bool(keys) and keys[-1] >= limit_key
+        if order.remaining <= 0:
+            return self._expire(offset, order, EndReason.REDUCE_ONLY)
+        if tif is GTX and crosses:
+            return self._expire(offset, order, EndReason.POST_ONLY)
+        if tif is FOK and (not crosses or self._fillable(order, opp, limit_key) < order.remaining):
+            return self._expire(offset, order, EndReason.FOK)
+        if crosses and self._match(order, opp, limit_key, offset):
+            return  # ended by self-trade prevention or reduce-only inside the match
+        if not order.remaining:
+            return
+        if limit is None:
+            reason = EndReason.MARKET_BAND if banded and keys else EndReason.NO_LIQUIDITY
+            self._expire(offset, order, reason)
+        elif tif is GTC or tif is GTX:
+            self._rest(order)
+        else:
+            self._expire(offset, order, EndReason.IOC)
+
+    def _fillable(self, taker: Order, opp: BookSide, limit_key: int) -> int:
+        """Return how much of ``taker`` would fill now (for FOK), up to its remaining qty."""
+        need = taker.remaining
+        if taker.reduce_only:
+            need = min(need, self._reducible(taker.user_id, taker.is_buy))
+        stp = getattr(taker.cmd, "stp", STP_NONE)
+        total = 0
+        levels, sign = opp.levels, opp.sign
+        for key in reversed(opp.keys):
+            if key < limit_key:
+                break
+            for maker in levels[key * sign]:
+                if stp is not STP_NONE and maker.user_id == taker.user_id:
+                    if stp is SelfTradePrevention.EXPIRE_MAKER:
+                        continue
+                    return total
+                qty = maker.remaining
+                if maker.reduce_only:
+                    qty = max(0, min(qty, self._reducible(maker.user_id, maker.is_buy)))
+                total += qty
+                if total >= need:
+                    return need
+        return total
+
+    def _match(self, taker: Order, opp: BookSide, limit_key: int, offset: int) -> bool:
+        """Fill ``taker`` against ``opp`` down to ``limit_key``; return True if it was ended."""
+        keys, levels, sign = opp.keys, opp.levels, opp.sign
+        orders, positions, out = self.orders, self.positions, self._out
+        symbol = self.symbol
+        tuid, toid, is_buy = taker.user_id, taker.order_id, taker.is_buy
+        tside = BUY if is_buy else SELL
+        liquidation = type(taker.cmd) is LiquidationOrder
+        stp = STP_NONE if liquidation else taker.cmd.stp
+        stp_on = stp is not STP_NONE
+        taker_reduce = taker.reduce_only
+        remaining = taker.remaining
+        last_fill = 0
+        ended = None
+        while remaining and keys:
+            key = keys[-1]
+            if key < limit_key:
+                break
+            price = key * sign
+            level = levels[price]
+            while level:
+                maker = level[0]
+                muid = maker.user_id
+                qty = remaining if remaining < maker.remaining else maker.remaining
+                if stp_on and muid == tuid:
+                    if stp in EXPIRES_MAKER:
+                        self._drop_maker(level, maker)
+                        self._expire(offset, maker, EndReason.STP)
+                    if stp in EXPIRES_TAKER:
+                        ended = EndReason.STP
+                        break
+                    continue
+                if maker.reduce_only:
+                    cap = self._reducible(muid, maker.is_buy)
+                    if cap <= 0:
+                        self._drop_maker(level, maker)
+                        self._expire(offset, maker, EndReason.REDUCE_ONLY)
+                        continue
+                    if qty > cap:
+                        qty = cap
+                if taker_reduce:
+                    cap = self._reducible(tuid, is_buy)
+                    if cap <= 0:
+                        ended = EndReason.REDUCE_ONLY
+                        break
+                    if qty > cap:
+                        qty = cap
+                remaining -= qty
+                last_fill = price
+                maker_left = maker.remaining - qty
+                maker.remaining = maker_left
+                maker.filled += qty
+                if is_buy:
+                    positions[tuid] = positions.get(tuid, 0) + qty
+                    positions[muid] = positions.get(muid, 0) - qty
+                else:
+                    positions[tuid] = positions.get(tuid, 0) - qty
+                    positions[muid] = positions.get(muid, 0) + qty
+                self.trade_id += 1
+                self.seq += 1
+                out.append(
+                    OrderFilled(
+                        symbol=symbol, seq=self.seq, cmd_offset=offset, trade_id=self.trade_id,
+                        price=price, qty=qty, taker_order_id=toid, taker_user_id=tuid,
+                        taker_side=tside, taker_remaining=remaining,
+                        maker_order_id=maker.order_id, maker_user_id=muid,
+                        maker_remaining=maker_left, liquidation=liquidation,
+                    )
+                )
+                if not maker_left:
+                    level.popleft()
+                    mid = maker.order_id
+                    del orders[mid]
+                    ids = self.user_orders[muid]
+                    del ids[mid]
+                    if not ids:
+                        del self.user_orders[muid]
+                    if maker.reduce_only:
+                        del self.reduce_only[mid]
+                if not remaining:
+                    break
+            if not level:
+                del levels[price]
+                keys.pop()
+            if ended is not None:
+                break
+        taker.filled += taker.remaining - remaining
+        taker.remaining = remaining
+        if last_fill:
+            self.last_price = last_fill
+        if ended is not None:
+            self._expire(offset, taker, ended)
+            return True
+        return False
+
+    def _drop_maker(self, level, maker: Order) -> None:
+        """Remove the maker at the head of ``level`` (the caller drops the level if empty)."""
+        level.popleft()
+        del self.orders[maker.order_id]
+        self.reduce_only.pop(maker.order_id, None)
+        self._unindex(maker)
+
+    def _enforce_reduce_only(self, offset: int) -> None:
+        """Expire resting reduce-only orders that can no longer reduce their user's position."""
+        for oid in sorted(self.reduce_only):
+            order = self.reduce_only[oid]
+            if self._reducible(order.user_id, order.is_buy) <= 0:
+                self._remove_open(order)
+                self._expire(offset, order, EndReason.REDUCE_ONLY)
+
+    # --- triggers ---------------------------------------------------------------------------
+
+    def _run_triggers(self, offset: int) -> None:
+        """Fire every stop whose condition holds, in placement order, until none does."""
+        while self.stops:
+            fired = None
+            for order in self.stops.values():
+                reference = self._reference(order.cmd.trigger_by)
+                if reference is not None and fires(order, reference):
+                    fired = order, reference
+                    break
+            if fired is None:
+                return
+            order, reference = fired
+            self._remove_open(order)
+            self.seq += 1
+            self._out.append(
+                OrderTriggered(
+                    symbol=self.symbol, seq=self.seq, cmd_offset=offset,
+                    order_id=order.order_id, user_id=order.user_id, trigger_price=reference,
+                )
+            )
+            self._execute_triggered(order, offset)
+
+    def _execute_triggered(self, order: Order, offset: int) -> None:
+        cmd = order.cmd
+        trades = self.trade_id
+        if order.reduce_only:
+            reducible = self._reducible(order.user_id, order.is_buy)
+            if cmd.close_position:
+                order.qty = order.remaining = max(reducible, 0)
+            elif reducible <= 0:
+                return self._expire(offset, order, EndReason.REDUCE_ONLY)
+        if cmd.order_type in LIMIT_TYPES:
+            self._execute(order, offset, cmd.tif, cmd.price)
+        else:
+            order.price = None
+            self._execute(order, offset, FOK if cmd.tif is FOK else IOC, None)
+        if self.trade_id != trades and self.reduce_only:
+            self._enforce_reduce_only(offset)
