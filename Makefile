@@ -29,7 +29,8 @@ venv: $(VENV_STAMP)
 
 # Reinstall only when pyproject.toml changes.
 $(VENV_STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || \
+		{ rm -rf $(VENV); scripts/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
@@ -51,15 +52,16 @@ down:
 status:
 	$(SUPERVISE) status infra/stack.toml
 
-# A fresh stack per run (data wiped), always torn down; exits with pytest's status.
+# A fresh stack per run (data wiped), always torn down. scripts/with-test-stack.sh exits with
+# pytest's status; make reports a failure as "Error N" with N that status (and exits 2).
 test: deps
-	$(call with_test_stack,$(PY) -m pytest tests $(PYTEST_ARGS))
+	scripts/with-test-stack.sh $(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: deps
-	$(call with_test_stack,$(PY) -m bench)
+	scripts/with-test-stack.sh $(PY) -m bench
 
 lint: venv
 	$(VENV)/bin/ruff check libs services tests bench
@@ -68,15 +70,3 @@ clean:
 	-$(SUPERVISE) down infra/stack-test.toml
 	-$(SUPERVISE) down infra/stack.toml
 	rm -rf .run .cache .pytest_cache .ruff_cache
-
-# $(call with_test_stack,COMMAND): start infra/stack-test.toml, export its env, run COMMAND,
-# tear the stack down whatever happens, exit with COMMAND's status.
-define with_test_stack
-	$(SUPERVISE) down infra/stack-test.toml >/dev/null; \
-	rm -rf .run/test; \
-	trap '$(SUPERVISE) down infra/stack-test.toml' EXIT; \
-	$(SUPERVISE) up infra/stack-test.toml; \
-	eval "$$($(SUPERVISE) env infra/stack-test.toml)"; \
-	status=0; $(1) || status=$$?; \
-	exit $$status
-endef

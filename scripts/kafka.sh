@@ -23,8 +23,12 @@ fetch() {
     if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
         return 0
     fi
-    command -v mvn >/dev/null || die "mvn not found: install Maven 3.8+ (apt-get install maven)"
-    command -v java >/dev/null || die "java not found: install Java 17+ (apt-get install openjdk-17-jre-headless)"
+    if ! command -v java >/dev/null; then
+        "$ROOT/scripts/apt-install.sh" openjdk-17-jre-headless || die "java not found: install Java 17+"
+    fi
+    if ! command -v mvn >/dev/null; then
+        "$ROOT/scripts/apt-install.sh" maven || die "mvn not found: install Maven 3.8+"
+    fi
     echo "kafka.sh: resolving Kafka jars with Maven into $LIBS" >&2
     rm -rf "$LIBS"
     mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a local Postgres server for the exchange from the system's packages.
 #
-#   scripts/postgres.sh ensure                 install the `postgresql` package when missing (root + apt)
+#   scripts/postgres.sh ensure                 install `postgresql` when missing (root + apt), else fail
 #   scripts/postgres.sh start DATA_DIR PORT    initdb DATA_DIR once (role + database `exchange`), then
 #                                              exec postgres in the foreground on 127.0.0.1:PORT
 #   scripts/postgres.sh wait PORT [TIMEOUT_S]  wait until the server accepts connections
@@ -31,21 +31,9 @@ bindir() {
 
 ensure() {
     bindir >/dev/null && return 0
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        echo "postgres.sh: installing postgresql with apt-get" >&2
-        apt_install postgresql
-        bindir >/dev/null || die "postgresql installed but no postgres binary under /usr/lib/postgresql/*/bin"
-    else
-        die "Postgres server binaries not found: install the 'postgresql' package (e.g. sudo apt-get install postgresql)"
-    fi
-}
-
-apt_install() {
-    # apt-get update once per machine run; a stale package index is the usual cause of 404s.
-    if [[ ! -f /tmp/.exchange-apt-updated ]]; then
-        apt-get update -qq && touch /tmp/.exchange-apt-updated
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    echo "postgres.sh: no Postgres server binaries found" >&2
+    "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" postgresql
+    bindir >/dev/null || die "postgresql installed but no postgres binary under /usr/lib/postgresql/*/bin"
 }
 
 # Run a command as the server's user: `postgres` when we are root, ourselves otherwise.

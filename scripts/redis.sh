@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a local Redis (the gateway's rebuildable read model: no persistence).
 #
-#   scripts/redis.sh ensure                 install the `redis-server` package when missing (root + apt)
+#   scripts/redis.sh ensure                 install `redis-server` when missing (root + apt), else fail
 #   scripts/redis.sh start DATA_DIR PORT    exec redis-server in the foreground on 127.0.0.1:PORT
 #   scripts/redis.sh wait PORT [TIMEOUT_S]  wait until it answers PING
 set -euo pipefail
@@ -10,16 +10,9 @@ die() { echo "redis.sh: $*" >&2; exit 1; }
 
 ensure() {
     command -v redis-server >/dev/null && return 0
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        echo "redis.sh: installing redis-server with apt-get" >&2
-        if [[ ! -f /tmp/.exchange-apt-updated ]]; then
-            apt-get update -qq && touch /tmp/.exchange-apt-updated
-        fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-        command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
-    else
-        die "redis-server not found: install the 'redis-server' package (e.g. sudo apt-get install redis-server)"
-    fi
+    echo "redis.sh: redis-server not found" >&2
+    "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" redis-server
+    command -v redis-server >/dev/null || die "redis-server still missing after installing it"
 }
 
 start() {
