@@ -29,6 +29,10 @@ class MoneyError(ValueError):
     """A decimal string that cannot become an exact integer amount."""
 
 
+class TooManyDecimals(MoneyError):
+    """A value finer than the unit it must be counted in."""
+
+
 def parse_units(text: str, scale: int, *, field: str = "value", signed: bool = False) -> int:
     """Return ``text`` as an integer count of 10**-scale, exactly, or raise MoneyError.
 
@@ -48,7 +52,7 @@ def parse_units(text: str, scale: int, *, field: str = "value", signed: bool = F
         raise MoneyError(f"{field} is too large: {text[:40]!r}")
     significant = frac.rstrip("0")
     if len(significant) > scale:
-        raise MoneyError(f"{field} has more than {scale} decimals: {text!r}")
+        raise TooManyDecimals(f"{field} has more than {scale} decimals: {text!r}")
     units = int(whole) * 10**scale + (int(significant.ljust(scale, "0")) if scale else 0)
     return -units if sign else units
 
@@ -93,12 +97,9 @@ class Grid:
         """Return ``text`` as a whole number of steps; reject values off the grid."""
         try:
             units = parse_units(text, self.decimals, field=self.field)
-        except MoneyError as error:
-            if "decimals" not in str(error):
-                raise
-            units, rest = 0, 1  # finer than the grid's decimals: certainly off the grid
-        else:
-            steps, rest = divmod(units, self.step_units)
+        except TooManyDecimals:
+            raise MoneyError(f"{self.field} {text!r} is not a multiple of {self.step}") from None
+        steps, rest = divmod(units, self.step_units)
         if rest:
             raise MoneyError(f"{self.field} {text!r} is not a multiple of {self.step}")
         return steps
