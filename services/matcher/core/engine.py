@@ -109,25 +109,25 @@ class MatchingCore:
         """
         out: list[MatcherEvent] = []
         self._out = out
-        last = self.last_offset
-        if len(batch) == 1:
-            fresh = batch if batch[0][0] > last else []
+        if len(batch) == 1:  # the common case at low load: no sorting, no filtering
+            offset, cmd = batch[0]
+            if offset <= self.last_offset:
+                return out
+            self._apply(offset, cmd)
+            first = last = offset
+            size = 1
         else:
-            fresh = [item for item in batch if item[0] > last]
-        if not fresh:
-            return out
-        if len(fresh) == 1:
-            self._apply(*fresh[0])
-        else:
+            fresh = [item for item in batch if item[0] > self.last_offset]
+            if not fresh:
+                return out
             for offset, cmd in self._ordered(fresh):
                 self._apply(offset, cmd)
-        first, last = fresh[0][0], fresh[-1][0]
+            first, last, size = fresh[0][0], fresh[-1][0], len(fresh)
         self.last_offset = last
-        self.seq += 1
+        self.seq = seq = self.seq + 1
         out.append(
             BatchCompleted(
-                symbol=self.symbol, seq=self.seq, cmd_offset=last, first_offset=first,
-                size=len(fresh),
+                symbol=self.symbol, seq=seq, cmd_offset=last, first_offset=first, size=size
             )
         )
         return out
@@ -176,7 +176,7 @@ class MatchingCore:
     def _apply(self, offset: int, cmd: MatcherCommand) -> None:
         trades = self.trade_id
         self._handlers[type(cmd)](offset, cmd)
-        if self.trade_id != trades:
+        if self.trade_id != trades and (self.reduce_only or self.stops):
             if self.reduce_only:
                 self._enforce_reduce_only(offset)
             if self.stops and not self.halted:
@@ -242,8 +242,13 @@ class MatchingCore:
 
     def _rest(self, order: Order) -> None:
         (self.bids if order.is_buy else self.asks).add(order)
-        self.orders[order.order_id] = order
-        self._index(order)
+        oid = order.order_id
+        self.orders[oid] = order
+        ids = self.user_orders.get(order.user_id)
+        if ids is None:
+            self.user_orders[order.user_id] = {oid: None}
+        else:
+            ids[oid] = None
         if order.reduce_only:
             self.reduce_only[order.order_id] = order
 
@@ -298,10 +303,11 @@ class MatchingCore:
                     f"Duplicate client order id; original order_id={original}",
                 )
             self.client_ids[(uid, coid)] = oid
-        problem = self._check_place(cmd)
-        if problem is not None:
-            return self._reject(offset, cmd, oid, *problem)
         kind = cmd.order_type
+        if not self._plain_limit_passes(cmd):
+            problem = self._check_place(cmd)
+            if problem is not None:
+                return self._reject(offset, cmd, oid, *problem)
         self.seq += 1
         self._out.append(
             OrderAccepted(
@@ -329,6 +335,25 @@ class MatchingCore:
                 order.extreme = self._reference(cmd.trigger_by)
             self.stops[oid] = order
             self._index(order)
+
+    def _plain_limit_passes(self, cmd: PlaceOrder) -> bool:
+        """Return True for a plain limit order that passes every filter (the hot path).
+
+        False means "not sure": ``_check_place`` then decides, with the reason.
+        """
+        spec = self.spec
+        price, qty = cmd.price, cmd.qty
+        return (
+            cmd.order_type is LIMIT
+            and price is not None
+            and price > 0
+            and spec.min_qty <= qty <= spec.max_qty
+            and self.mark_price is None
+            and not cmd.reduce_only
+            and not cmd.close_position
+            and price * qty * spec.cash_per_tick_lot >= spec.min_notional
+            and len(self.user_orders.get(cmd.user_id, ())) < spec.max_open_orders
+        )
 
     def _check_place(self, cmd: PlaceOrder) -> tuple[int, str] | None:
         """Return (code, msg) when the order must be rejected, else None."""
