@@ -3,7 +3,8 @@
 #
 #   scripts/kafka.sh fetch                              resolve the jars into .cache/kafka/libs (once)
 #   scripts/kafka.sh start DATA_DIR PORT CONTROLLER_PORT format DATA_DIR once, then exec the broker
-#   scripts/kafka.sh wait HOST:PORT [TIMEOUT_S]         wait until a metadata request succeeds
+#   scripts/kafka.sh wait HOST:PORT [TIMEOUT_S]         wait until metadata, group and transaction
+#                                                       coordinators answer
 #
 # `start` runs in the foreground (exec) so a supervisor owns the java process; SIGTERM stops it
 # cleanly. DATA_DIR keeps the cluster id and the topics across restarts.
@@ -72,20 +73,41 @@ wait_ready() {
     [[ -x "$py" ]] || die "$py missing: run 'make venv'"
     "$py" - "$1" "${2:-60}" <<'PY'
 import sys, time
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 bootstrap, timeout = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + timeout
-admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-error = None
-while time.monotonic() < deadline:
-    try:
-        admin.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
-        sys.exit(0)
-    except Exception as exc:  # KafkaException while the broker is still coming up
-        error = exc
-        time.sleep(0.5)
-sys.exit(f"kafka.sh: no metadata from Kafka at {bootstrap} within {timeout:g}s: {error}")
+left = lambda: max(0.5, deadline - time.monotonic())
+quiet = {"bootstrap.servers": bootstrap, "log_level": 0}
+
+
+def retry(what, step):
+    error = None
+    while time.monotonic() < deadline:
+        try:
+            return step()
+        except KafkaException as exc:  # the broker or a coordinator is still coming up
+            error = exc
+            time.sleep(0.5)
+    sys.exit(f"kafka.sh: {what} at {bootstrap} not ready within {timeout:g}s: {error}")
+
+
+admin = AdminClient(quiet)
+retry("metadata", lambda: admin.list_topics(timeout=min(5.0, left())))
+
+
+# Ready means ready for the exchange's clients: make the broker create its internal
+# __consumer_offsets and __transaction_state topics now, so that the first consumer group and
+# the first transactional producer do not race their creation (NOT_COORDINATOR errors).
+def group_coordinator():
+    (future,) = admin.describe_consumer_groups(["exchange-warmup"], request_timeout=left()).values()
+    future.result()
+
+
+retry("group coordinator", group_coordinator)
+producer = Producer({**quiet, "transactional.id": "exchange-warmup"})
+retry("transaction coordinator", lambda: producer.init_transactions(left()))
 PY
 }
 
