@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from libs.messages import (
     AmendOrder,
     BatchCompleted,
@@ -64,6 +66,15 @@ def batch_class(cmd: MatcherCommand) -> int:
     if kind is LiquidationOrder:
         return 0
     return 1  # cancel, cancel-all, amend
+
+
+def _with_enums(cmd: PlaceOrder) -> PlaceOrder:
+    """Return ``cmd`` with enum members where a caller passed plain strings (decoded ones
+    already hold members; the core compares members by identity)."""
+    return msgspec.structs.replace(
+        cmd, side=Side(cmd.side), order_type=OrderType(cmd.order_type), tif=TimeInForce(cmd.tif),
+        stp=SelfTradePrevention(cmd.stp), trigger_by=TriggerBy(cmd.trigger_by),
+    )
 
 
 class MatchingCore:
@@ -287,6 +298,17 @@ class MatchingCore:
 
     def _place(self, offset: int, cmd: PlaceOrder) -> None:
         oid = cmd.order_id
+        if (
+            type(cmd.side) is not Side
+            or type(cmd.order_type) is not OrderType
+            or type(cmd.tif) is not TimeInForce
+            or type(cmd.stp) is not SelfTradePrevention
+            or type(cmd.trigger_by) is not TriggerBy
+        ):
+            try:
+                cmd = _with_enums(cmd)
+            except ValueError as error:
+                return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, str(error))
         if self.halted:
             return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
         if cmd.symbol != self.symbol:
@@ -317,7 +339,7 @@ class MatchingCore:
                 reduce_only=cmd.reduce_only, client_order_id=coid,
             )
         )
-        is_buy = cmd.side is BUY
+        is_buy = cmd.side == BUY
         reduce_only = cmd.reduce_only or cmd.close_position
         if kind is LIMIT:
             order = Order(cmd, is_buy, cmd.price, cmd.qty, reduce_only)
@@ -392,7 +414,7 @@ class MatchingCore:
                 return problem
         if len(self.user_orders.get(cmd.user_id, ())) >= self.spec.max_open_orders:
             return reasons.MAX_OPEN_ORDERS, "Reach max open order limit"
-        if reduce and self._reducible(cmd.user_id, cmd.side is BUY) <= 0:
+        if reduce and self._reducible(cmd.user_id, cmd.side == BUY) <= 0:
             return reasons.REDUCE_ONLY_REJECTED, "ReduceOnly Order is rejected"
         if kind in STOP_TYPES:
             reference = self._reference(cmd.trigger_by)
@@ -405,6 +427,11 @@ class MatchingCore:
 
     def _liquidate(self, offset: int, cmd: LiquidationOrder) -> None:
         oid = cmd.order_id
+        if type(cmd.side) is not Side:
+            try:
+                cmd = msgspec.structs.replace(cmd, side=Side(cmd.side))
+            except ValueError as error:
+                return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, str(error))
         if self.halted:
             return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
         if cmd.symbol != self.symbol:
@@ -421,7 +448,7 @@ class MatchingCore:
                 order_type=OrderType.LIQUIDATION, tif=IOC, qty=cmd.qty, price=cmd.price,
             )
         )
-        order = Order(cmd, cmd.side is BUY, cmd.price, cmd.qty, False)
+        order = Order(cmd, cmd.side == BUY, cmd.price, cmd.qty, False)
         self._execute(order, offset, IOC, cmd.price)
 
     def _cancel(self, offset: int, cmd: CancelOrder) -> None:

@@ -221,3 +221,15 @@ def test_depth_aggregates_levels_best_first_with_the_seq():
     seq, bids, asks = h.core.depth(1)
     assert (seq, bids, asks) == (h.core.seq, [(MID, 8)], [(MID + 1, 4)])
     assert h.core.depth(5)[1] == [(MID, 8), (MID - 2, 4)]
+
+
+def test_plain_strings_for_enum_fields_mean_the_same_as_enum_members():
+    h = Harness()
+    h.send(place(1, 1, "sell", MID, 5, stp="EXPIRE_MAKER"))
+    events = h.send(place(2, 2, "buy", MID, 5, tif="IOC", stp="EXPIRE_TAKER"))
+    assert h.fills(events) == [(2, 1, MID, 5)]
+
+
+def test_an_unknown_enum_value_is_rejected_not_crashed_on():
+    [event] = Harness().send(place(1, 1, "up", MID, 5))
+    assert event.code == reasons.INVALID_PARAM
