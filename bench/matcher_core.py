@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 
-from libs.messages import CancelOrder, OrderFilled, OrderType, PlaceOrder, Side, TimeInForce
+from libs.messages import CancelOrder, OrderType, PlaceOrder, Side, TimeInForce
 from libs.symbols import SymbolSpec, get_symbol
 from services.matcher.core import MatchingCore
 from services.matcher.flow import percentile
@@ -102,20 +102,15 @@ def ours(spec: SymbolSpec, commands: list):
     core = MatchingCore(spec)
     process = core.process_batch
     batches = [[(i, cmd)] for i, cmd in enumerate(commands)]
-    fills = [0]
 
     def run_all() -> None:
-        count = 0
         for batch in batches:
-            for event in process(batch):
-                if type(event) is OrderFilled:
-                    count += 1
-        fills[0] = count
+            process(batch)
 
     def run_one(i: int) -> None:
         process(batches[i])
 
-    return run_all, run_one, lambda: fills[0]
+    return run_all, run_one, lambda: core.trade_id  # one trade id per OrderFilled
 
 
 def pyorderbook_engine(spec: SymbolSpec, commands: list):

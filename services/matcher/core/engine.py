@@ -83,6 +83,10 @@ class MatchingCore:
     def __init__(self, spec: SymbolSpec) -> None:
         self.spec = spec
         self.symbol = spec.name
+        # the symbol filters, as plain attributes for the hot path
+        self._min_qty, self._max_qty = spec.min_qty, spec.max_qty
+        self._min_notional, self._cash_per_tick_lot = spec.min_notional, spec.cash_per_tick_lot
+        self._max_open = spec.max_open_orders
         self.bids = BookSide(True)
         self.asks = BookSide(False)
         self.orders: dict[int, Order] = {}  # resting in the book
@@ -124,9 +128,18 @@ class MatchingCore:
             offset, cmd = batch[0]
             if offset <= self.last_offset:
                 return out
-            self._apply(offset, cmd)
-            first = last = offset
-            size = 1
+            trades = self.trade_id
+            self._handlers[type(cmd)](offset, cmd)
+            if self.trade_id != trades and (self.reduce_only or self.stops):
+                self._after_trades(offset)
+            self.last_offset = offset
+            self.seq = seq = self.seq + 1
+            out.append(
+                BatchCompleted(
+                    symbol=self.symbol, seq=seq, cmd_offset=offset, first_offset=offset, size=1
+                )
+            )
+            return out
         else:
             fresh = [item for item in batch if item[0] > self.last_offset]
             if not fresh:
@@ -188,10 +201,14 @@ class MatchingCore:
         trades = self.trade_id
         self._handlers[type(cmd)](offset, cmd)
         if self.trade_id != trades and (self.reduce_only or self.stops):
-            if self.reduce_only:
-                self._enforce_reduce_only(offset)
-            if self.stops and not self.halted:
-                self._run_triggers(offset)
+            self._after_trades(offset)
+
+    def _after_trades(self, offset: int) -> None:
+        """Expire reduce-only orders the trades made useless; fire stops they triggered."""
+        if self.reduce_only:
+            self._enforce_reduce_only(offset)
+        if self.stops and not self.halted:
+            self._run_triggers(offset)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -252,7 +269,13 @@ class MatchingCore:
         self._unindex(order)
 
     def _rest(self, order: Order) -> None:
-        (self.bids if order.is_buy else self.asks).add(order)
+        side = self.bids if order.is_buy else self.asks
+        price = order.price
+        level = side.levels.get(price)
+        if level is None:
+            side.add(order)  # a new level: let the side insert its price key
+        else:
+            level.append(order)
         oid = order.order_id
         self.orders[oid] = order
         ids = self.user_orders.get(order.user_id)
@@ -325,8 +348,18 @@ class MatchingCore:
                     f"Duplicate client order id; original order_id={original}",
                 )
             self.client_ids[(uid, coid)] = oid
-        kind = cmd.order_type
-        if not self._plain_limit_passes(cmd):
+        kind, price, qty = cmd.order_type, cmd.price, cmd.qty
+        plain = (  # a plain limit order inside every filter: the hot path skips _check_place
+            kind is LIMIT
+            and price is not None
+            and self.mark_price is None
+            and not cmd.reduce_only
+            and not cmd.close_position
+            and self._min_qty <= qty <= self._max_qty
+            and price * qty * self._cash_per_tick_lot >= self._min_notional
+            and len(self.user_orders.get(uid, ())) < self._max_open
+        )
+        if not plain:
             problem = self._check_place(cmd)
             if problem is not None:
                 return self._reject(offset, cmd, oid, *problem)
@@ -335,15 +368,15 @@ class MatchingCore:
             OrderAccepted(
                 symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid, user_id=uid,
                 request_id=cmd.request_id, side=cmd.side, order_type=kind, tif=cmd.tif,
-                qty=cmd.qty, price=cmd.price, stop_price=cmd.stop_price,
+                qty=qty, price=price, stop_price=cmd.stop_price,
                 reduce_only=cmd.reduce_only, client_order_id=coid,
             )
         )
-        is_buy = cmd.side == BUY
+        is_buy = cmd.side is BUY
         reduce_only = cmd.reduce_only or cmd.close_position
         if kind is LIMIT:
-            order = Order(cmd, is_buy, cmd.price, cmd.qty, reduce_only)
-            self._execute(order, offset, cmd.tif, cmd.price)
+            order = Order(cmd, is_buy, price, qty, reduce_only)
+            self._execute(order, offset, cmd.tif, price)
         elif kind is MARKET:
             qty = cmd.qty
             if cmd.close_position:
@@ -357,25 +390,6 @@ class MatchingCore:
                 order.extreme = self._reference(cmd.trigger_by)
             self.stops[oid] = order
             self._index(order)
-
-    def _plain_limit_passes(self, cmd: PlaceOrder) -> bool:
-        """Return True for a plain limit order that passes every filter (the hot path).
-
-        False means "not sure": ``_check_place`` then decides, with the reason.
-        """
-        spec = self.spec
-        price, qty = cmd.price, cmd.qty
-        return (
-            cmd.order_type is LIMIT
-            and price is not None
-            and price > 0
-            and spec.min_qty <= qty <= spec.max_qty
-            and self.mark_price is None
-            and not cmd.reduce_only
-            and not cmd.close_position
-            and price * qty * spec.cash_per_tick_lot >= spec.min_notional
-            and len(self.user_orders.get(cmd.user_id, ())) < spec.max_open_orders
-        )
 
     def _check_place(self, cmd: PlaceOrder) -> tuple[int, str] | None:
         """Return (code, msg) when the order must be rejected, else None."""
@@ -535,18 +549,19 @@ class MatchingCore:
     def _execute(self, order: Order, offset: int, tif: TimeInForce, limit: int | None) -> None:
         """Match ``order`` as taker, then rest it or end it as its time in force says."""
         opp = self.asks if order.is_buy else self.bids
-        sign = opp.sign
         banded = False
         if limit is not None:
-            limit_key = limit * sign
+            limit_key = limit * opp.sign
         elif self.mark_price is not None:
             low, high = self._band(self.spec.market_take_bound)
-            limit_key = (high if order.is_buy else low) * sign
+            limit_key = (high if order.is_buy else low) * opp.sign
             banded = True
         else:
             limit_key = NO_LIMIT
         keys = opp.keys
         crosses = bool(keys) and keys[-1] >= limit_key
+        if not crosses and tif is GTC and limit is not None:
+            return self._rest(order)  # the most common case: a passive limit order
         if order.remaining <= 0:
             return self._expire(offset, order, EndReason.REDUCE_ONLY)
         if tif is GTX and crosses:
@@ -603,6 +618,7 @@ class MatchingCore:
         remaining = taker.remaining
         last_fill = 0
         ended = None
+        seq, trade = self.seq, self.trade_id  # kept local; synced around the rare calls out
         while remaining and keys:
             key = keys[-1]
             if key < limit_key:
@@ -616,7 +632,9 @@ class MatchingCore:
                 if stp_on and muid == tuid:
                     if stp in EXPIRES_MAKER:
                         self._drop_maker(level, maker)
+                        self.seq = seq
                         self._expire(offset, maker, EndReason.STP)
+                        seq = self.seq
                     if stp in EXPIRES_TAKER:
                         ended = EndReason.STP
                         break
@@ -625,7 +643,9 @@ class MatchingCore:
                     cap = self._reducible(muid, maker.is_buy)
                     if cap <= 0:
                         self._drop_maker(level, maker)
+                        self.seq = seq
                         self._expire(offset, maker, EndReason.REDUCE_ONLY)
+                        seq = self.seq
                         continue
                     if qty > cap:
                         qty = cap
@@ -647,11 +667,11 @@ class MatchingCore:
                 else:
                     positions[tuid] = positions.get(tuid, 0) - qty
                     positions[muid] = positions.get(muid, 0) + qty
-                self.trade_id += 1
-                self.seq += 1
+                trade += 1
+                seq += 1
                 out.append(
                     OrderFilled(
-                        symbol=symbol, seq=self.seq, cmd_offset=offset, trade_id=self.trade_id,
+                        symbol=symbol, seq=seq, cmd_offset=offset, trade_id=trade,
                         price=price, qty=qty, taker_order_id=toid, taker_user_id=tuid,
                         taker_side=tside, taker_remaining=remaining,
                         maker_order_id=maker.order_id, maker_user_id=muid,
@@ -675,6 +695,7 @@ class MatchingCore:
                 keys.pop()
             if ended is not None:
                 break
+        self.seq, self.trade_id = seq, trade
         taker.filled += taker.remaining - remaining
         taker.remaining = remaining
         if last_fill:
