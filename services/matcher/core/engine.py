@@ -87,6 +87,7 @@ class MatchingCore:
         self._min_qty, self._max_qty = spec.min_qty, spec.max_qty
         self._min_notional, self._cash_per_tick_lot = spec.min_notional, spec.cash_per_tick_lot
         self._max_open = spec.max_open_orders
+        self._band_low, self._band_high = 0, 1 << 62  # percent-price band; open until a mark
         self.bids = BookSide(True)
         self.asks = BookSide(False)
         self.orders: dict[int, Order] = {}  # resting in the book
@@ -320,6 +321,50 @@ class MatchingCore:
     # --- commands ---------------------------------------------------------------------------
 
     def _place(self, offset: int, cmd: PlaceOrder) -> None:
+        """Place an order: a plain limit order that passes every filter takes the short path."""
+        price, qty, uid = cmd.price, cmd.qty, cmd.user_id
+        coid = cmd.client_order_id
+        if not (
+            cmd.order_type is LIMIT
+            and type(cmd.side) is Side
+            and type(cmd.tif) is TimeInForce
+            and type(cmd.stp) is SelfTradePrevention
+            and not self.halted
+            and not cmd.reduce_only
+            and not cmd.close_position
+            and price is not None
+            and self._band_low <= price <= self._band_high
+            and self._min_qty <= qty <= self._max_qty
+            and price * qty * self._cash_per_tick_lot >= self._min_notional
+            and cmd.symbol == self.symbol
+            and cmd.order_id not in self.orders
+            and cmd.order_id not in self.stops
+            and len(self.user_orders.get(uid, ())) < self._max_open
+            and (coid is None or (uid, coid) not in self.client_ids)
+        ):
+            return self._place_checked(offset, cmd)
+        oid = cmd.order_id
+        if coid is not None:
+            self.client_ids[(uid, coid)] = oid
+        self.seq = seq = self.seq + 1
+        side, tif = cmd.side, cmd.tif
+        self._out.append(
+            OrderAccepted(
+                symbol=self.symbol, seq=seq, cmd_offset=offset, order_id=oid, user_id=uid,
+                request_id=cmd.request_id, side=side, order_type=LIMIT, tif=tif, qty=qty,
+                price=price, stop_price=cmd.stop_price, client_order_id=coid,
+            )
+        )
+        is_buy = side is BUY
+        order = Order(cmd, is_buy, price, qty, False)
+        if tif is GTC:
+            keys = self.asks.keys if is_buy else self.bids.keys
+            if not keys or keys[-1] < (-price if is_buy else price):
+                return self._rest(order)  # passive: nothing to match
+        self._execute(order, offset, tif, price)
+
+    def _place_checked(self, offset: int, cmd: PlaceOrder) -> None:
+        """Place any order, checking every rule and naming the one it breaks."""
         oid = cmd.order_id
         if (
             type(cmd.side) is not Side
@@ -524,9 +569,14 @@ class MatchingCore:
     def _mark(self, offset: int, cmd: MarkPriceTick) -> None:
         if cmd.symbol != self.symbol or cmd.mark_price <= 0:
             return
-        self.mark_price = cmd.mark_price
+        self.set_mark(cmd.mark_price)
         if self.stops and not self.halted:
             self._run_triggers(offset)
+
+    def set_mark(self, price: int) -> None:
+        """Record the mark price and the percent-price band around it."""
+        self.mark_price = price
+        self._band_low, self._band_high = self._band(self.spec.price_band)
 
     def _halt(self, offset: int, cmd: HaltSymbol) -> None:
         self.halted = True

@@ -96,7 +96,9 @@ def load(core: MatchingCore, data: bytes) -> MatchingCore:
     if state.version != VERSION or state.symbol != core.symbol:
         raise ValueError(f"snapshot of {state.symbol} v{state.version}, not {core.symbol}")
     core.seq, core.last_offset, core.trade_id = state.seq, state.last_offset, state.trade_id
-    core.last_price, core.mark_price = state.last_price, state.mark_price
+    core.last_price = state.last_price
+    if state.mark_price is not None:
+        core.set_mark(state.mark_price)
     core.halted, core.halt_reason = state.halted, state.halt_reason
     for saved in state.book:
         core._rest(_order(saved))
