@@ -11,7 +11,7 @@ from libs.messages import (
     TriggerBy,
 )
 from services.matcher import reasons
-from tests.unit.matcher.kit import BUY, MID, SELL, Harness, kinds, mark, place
+from tests.unit.matcher.kit import BUY, MID, SELL, Harness, amend, kinds, mark, place
 
 
 def expired(events):
@@ -277,3 +277,43 @@ def test_the_takers_stp_mode_decides():
     h.send(place(1, 1, SELL, MID, 5, stp=SelfTradePrevention.EXPIRE_BOTH))
     events = h.send(place(2, 1, BUY, MID, 5))
     assert h.fills(events) == [(2, 1, MID, 5)]
+
+
+def test_stops_do_not_fire_while_halted_and_fire_on_resume():
+    from libs.messages import HaltSymbol, ResumeSymbol
+
+    h = Harness()
+    h.send(mark(MID))
+    h.send(place(2, 2, BUY, MID - 500, 5))
+    h.send(stop(1, 1, SELL, MID - 100, trigger_by=TriggerBy.MARK))
+    h.send(HaltSymbol(symbol="BTC-PERP"))
+    assert h.send(mark(MID - 100)) == []
+    assert kinds(h.send(ResumeSymbol(symbol="BTC-PERP"))) == [
+        "SymbolResumed", "OrderTriggered", "OrderFilled"
+    ]
+
+
+def test_a_triggered_orders_events_carry_the_offset_of_the_command_that_fired_it():
+    h = Harness()
+    h.send(mark(MID))
+    h.send(place(2, 2, BUY, MID - 500, 5))
+    h.send(stop(1, 1, SELL, MID - 100, trigger_by=TriggerBy.MARK))
+    events = h.send(mark(MID - 100))
+    assert {e.cmd_offset for e in events} == {h.offset - 1}
+
+
+def test_an_amend_that_would_take_a_post_only_order_expires_it():
+    h = Harness()
+    h.send(place(1, 1, SELL, MID, 5), place(2, 2, BUY, MID - 5, 5, tif=TimeInForce.GTX))
+    events = h.send(amend(2, 2, MID))
+    assert kinds(events) == ["OrderAmended", "OrderExpired"]
+    assert expired(events) == [(2, EndReason.POST_ONLY)]
+    assert h.book() == ([], [(MID, 5)])
+
+
+def test_a_stop_limit_triggered_by_a_trade_uses_its_own_time_in_force():
+    h = Harness()
+    trade_at(h, MID, 100)
+    h.send(stop(1, 1, BUY, MID + 10, OrderType.STOP_LIMIT, MID + 10, tif=TimeInForce.IOC))
+    events = h.send(place(3, 3, SELL, MID + 10, 5), place(4, 4, BUY, MID + 10, 5))
+    assert expired(events) == [(1, EndReason.IOC)]

@@ -3,9 +3,21 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libs.messages import OrderType, SelfTradePrevention, TimeInForce
+from libs.messages import OrderType, SelfTradePrevention, TimeInForce, TriggerBy
 from services.matcher.core import MatchingCore
-from tests.unit.matcher.kit import BUY, MID, SELL, SPEC, Harness, cancel, cancel_all, mark, place
+from tests.unit.matcher.kit import (
+    BUY,
+    MID,
+    SELL,
+    SPEC,
+    Harness,
+    amend,
+    cancel,
+    cancel_all,
+    liquidation,
+    mark,
+    place,
+)
 from tests.unit.matcher.reference_book import ReferenceBook
 
 USERS = st.integers(1, 4)
@@ -63,6 +75,9 @@ RICH_OPS = st.one_of(
               st.sampled_from(list(SelfTradePrevention))),
     st.tuples(st.just("stp"), USERS, st.booleans(), PRICES, QTYS,
               st.sampled_from(list(SelfTradePrevention))),
+    st.tuples(st.just("trail"), USERS, st.booleans(), st.integers(10_000, 2_000_000)),
+    st.tuples(st.just("amend"), USERS, st.integers(0, 60), PRICES, QTYS),
+    st.tuples(st.just("liq"), USERS, st.booleans(), PRICES, QTYS),
 )
 
 
@@ -74,6 +89,16 @@ def rich_command(op, oid):
         return cancel_all(op[1])
     if kind == "mark":
         return mark(op[1])
+    if kind == "trail":
+        _, user, is_buy, rate = op
+        return place(oid, user, BUY if is_buy else SELL, None, 5, kind=OrderType.TRAILING_STOP,
+                     callback_rate=rate, trigger_by=TriggerBy.MARK)
+    if kind == "amend":
+        _, user, target, price, qty = op
+        return amend(target, user, price=price, qty=qty)
+    if kind == "liq":
+        _, user, is_buy, price, qty = op
+        return liquidation(oid, user, BUY if is_buy else SELL, price, qty)
     _, user, is_buy, price, qty, stp = op
     side = BUY if is_buy else SELL
     if kind == "stop":
