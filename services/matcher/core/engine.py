@@ -358,9 +358,14 @@ class MatchingCore:
         is_buy = side is BUY
         order = Order(cmd, is_buy, price, qty, False)
         if tif is GTC:
-            keys = self.asks.keys if is_buy else self.bids.keys
-            if not keys or keys[-1] < (-price if is_buy else price):
-                return self._rest(order)  # passive: nothing to match
+            opp = self.asks if is_buy else self.bids
+            keys = opp.keys
+            limit_key = -price if is_buy else price
+            if keys and keys[-1] >= limit_key and self._match(order, opp, limit_key, offset):
+                return  # ended inside the match (self-trade prevention)
+            if order.remaining:
+                self._rest(order)
+            return
         self._execute(order, offset, tif, price)
 
     def _place_checked(self, offset: int, cmd: PlaceOrder) -> None:
@@ -658,7 +663,7 @@ class MatchingCore:
         """Fill ``taker`` against ``opp`` down to ``limit_key``; return True if it was ended."""
         keys, levels, sign = opp.keys, opp.levels, opp.sign
         orders, positions, out = self.orders, self.positions, self._out
-        symbol = self.symbol
+        user_orders, symbol = self.user_orders, self.symbol
         tuid, toid, is_buy = taker.user_id, taker.order_id, taker.is_buy
         tside = BUY if is_buy else SELL
         liquidation = type(taker.cmd) is LiquidationOrder
@@ -732,10 +737,10 @@ class MatchingCore:
                     level.popleft()
                     mid = maker.order_id
                     del orders[mid]
-                    ids = self.user_orders[muid]
+                    ids = user_orders[muid]
                     del ids[mid]
                     if not ids:
-                        del self.user_orders[muid]
+                        del user_orders[muid]
                     if maker.reduce_only:
                         del self.reduce_only[mid]
                 if not remaining:
