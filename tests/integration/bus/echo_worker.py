@@ -32,7 +32,9 @@ class SlowEcho:
 
 
 def main(bootstrap: str, name: str) -> None:
-    bus = KafkaBus(bootstrap)
+    # A killed worker's open transaction blocks committed-offset reads (KIP-447) until the
+    # successor aborts it or it times out: keep the timeout short so the test can poll.
+    bus = KafkaBus(bootstrap, producer_config={"transaction.timeout.ms": 5000})
     loop = TransactionalLoop(
         bus,
         SlowEcho(f"{name}-out"),
