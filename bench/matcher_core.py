@@ -243,12 +243,12 @@ def measure(engine: str, spec: SymbolSpec, commands: list) -> dict:
     }
 
 
-def run() -> str:
+def run(mixed_commands: int = MIXED_COMMANDS, limit_commands: int = LIMIT_COMMANDS) -> str:
     """Return the '## Matching core' Markdown section."""
     spec = get_symbol("BTC-PERP")
     flows = {
-        "mixed": mixed_flow(spec),
-        "limit-only": limit_flow(spec),
+        "mixed": mixed_flow(spec, mixed_commands),
+        "limit-only": limit_flow(spec, limit_commands),
     }
     lines = [
         "## Matching core",
