@@ -23,6 +23,7 @@ SEED = 20261125
 MIXED_COMMANDS = 100_000
 LIMIT_COMMANDS = 100_000
 RESTING = 1_000
+ROUNDS = 3  # throughput passes per engine, interleaved; the best one is reported
 USERS = 200
 
 
@@ -214,32 +215,61 @@ def _stepper(steps: list[Callable[[], object]]):
 ENGINES = {"ours": ours, "pyorderbook": pyorderbook_engine, "liquibook": liquibook_engine}
 
 
-def measure(engine: str, spec: SymbolSpec, commands: list) -> dict:
-    """Run ``commands`` through a fresh ``engine`` twice: whole-flow throughput, then latency."""
+def throughput(engine: str, spec: SymbolSpec, commands: list) -> tuple[float, int]:
+    """Run ``commands`` through a fresh ``engine``; return (commands per second, fills)."""
     gc.collect()
     run_all, _, fills = ENGINES[engine](spec, commands)
     start = time.perf_counter()
     run_all()
     seconds = time.perf_counter() - start
-    count = fills()
+    return len(commands) / seconds, fills()
+
+
+def latencies(engine: str, spec: SymbolSpec, commands: list) -> list[int]:
+    """Run ``commands`` through a fresh ``engine``, timing each; return sorted ns."""
     gc.collect()
     _, run_one, _ = ENGINES[engine](spec, commands)
     clock = time.perf_counter_ns
-    latencies = []
-    keep = latencies.append
+    out = []
+    keep = out.append
     for i in range(len(commands)):
         t0 = clock()
         run_one(i)
         keep(clock() - t0)
-    latencies.sort()
+    out.sort()
+    return out
+
+
+def measure(engine: str, spec: SymbolSpec, commands: list, rounds: int = 1) -> dict:
+    """Return the best of ``rounds`` throughput passes and one latency pass of ``engine``."""
+    per_sec, fills = max(throughput(engine, spec, commands) for _ in range(rounds))
+    return _row(engine, commands, per_sec, fills, latencies(engine, spec, commands))
+
+
+def _row(engine, commands, per_sec, fills, ns) -> dict:
     return {
         "engine": engine,
         "commands": len(commands),
-        "fills": count,
-        "per_sec": len(commands) / seconds,
-        "p50": percentile(latencies, 0.5) / 1000,
-        "p99": percentile(latencies, 0.99) / 1000,
-        "p999": percentile(latencies, 0.999) / 1000,
+        "fills": fills,
+        "per_sec": per_sec,
+        "p50": percentile(ns, 0.5) / 1000,
+        "p99": percentile(ns, 0.99) / 1000,
+        "p999": percentile(ns, 0.999) / 1000,
+    }
+
+
+def compare(spec: SymbolSpec, commands: list, rounds: int = ROUNDS) -> dict[str, dict]:
+    """Measure every engine on ``commands``, interleaving their passes so that a busy moment
+    of the machine hurts them alike; keep each engine's best throughput pass."""
+    best: dict[str, tuple[float, int]] = {}
+    for _ in range(rounds):
+        for engine in ENGINES:
+            result = throughput(engine, spec, commands)
+            if engine not in best or result[0] > best[engine][0]:
+                best[engine] = result
+    return {
+        engine: _row(engine, commands, *best[engine], latencies(engine, spec, commands))
+        for engine in ENGINES
     }
 
 
@@ -257,24 +287,40 @@ def run(mixed_commands: int = MIXED_COMMANDS, limit_commands: int = LIMIT_COMMAN
         "events built), next to `pyorderbook` (pure Python) and `liquibook` (C++ via SWIG) on the",
         "same seeded flows, in the same process. `bench/matcher_core.py`; flows: mixed = limits",
         "around a drifting mid, 5% IOC, market orders, cancels, ~1,000 resting orders;",
-        "limit-only = GTC limits around a drifting mid, about half crossing. Latency is per",
-        "command, timed alone in a second pass. pyorderbook has no market/IOC orders: they are",
-        "sent as crossing limits whose remainder is cancelled in the same timed step.",
+        "limit-only = GTC limits around a drifting mid, about half crossing. Throughput: the",
+        "best of 3 whole-flow passes per engine, the engines' passes interleaved. Latency is per",
+        "command, timed alone in one more pass; default GC settings throughout. pyorderbook has",
+        "no market/IOC orders: they are sent as crossing limits whose remainder is cancelled in",
+        "the same timed step.",
         "",
         "| flow | engine | commands | fills | commands/s | p50 µs | p99 µs | p99.9 µs |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    ratios = []
+    ratios, checks = [], []
     for name, commands in flows.items():
-        results = {engine: measure(engine, spec, commands) for engine in ENGINES}
+        results = compare(spec, commands)
+        ours_row = results["ours"]
+        checks.append(
+            f"{name}: {ours_row['per_sec']:,.0f} commands/s "
+            f"({'meets' if ours_row['per_sec'] > 207_000 else 'misses'} > 207,000), "
+            f"p99 {ours_row['p99']:.1f} µs ({'meets' if ours_row['p99'] <= 20 else 'misses'}"
+            " <= 20 µs)"
+        )
         for r in results.values():
             lines.append(
                 f"| {name} | {r['engine']} | {r['commands']:,} | {r['fills']:,} | "
                 f"{r['per_sec']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['p999']:.1f} |"
             )
-        ratio = results["ours"]["per_sec"] / results["pyorderbook"]["per_sec"]
+        ratio = ours_row["per_sec"] / results["pyorderbook"]["per_sec"]
         ratios.append(f"{name}: {ratio:.1f}x pyorderbook")
-    lines += ["", "Our core's throughput relative to pyorderbook: " + "; ".join(ratios) + ".", ""]
+    lines += [
+        "",
+        "Our core's throughput relative to pyorderbook: " + "; ".join(ratios)
+        + " (target: at least 2.5x on limit-only).",
+        "",
+        "Against the issue's targets: " + "; ".join(checks) + ".",
+        "",
+    ]
     return "\n".join(lines)
 
 
