@@ -17,7 +17,6 @@ from libs.money import (
     RATE_ONE,
     Grid,
     MoneyError,
-    decimals_of,
     parse_cash,
     parse_rate,
 )
@@ -200,7 +199,6 @@ __all__ = [
     "Bracket",
     "SymbolError",
     "SymbolSpec",
-    "decimals_of",
     "default_symbols",
     "get_symbol",
     "load_symbols",

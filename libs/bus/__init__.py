@@ -39,9 +39,3 @@ __all__ = [
     "snapshot_message",
 ]
 
-
-def kafka_bus(bootstrap_servers: str, **kwargs: object):
-    """Return a KafkaBus (imported lazily so unit tests never load librdkafka)."""
-    from libs.bus.kafka import KafkaBus
-
-    return KafkaBus(bootstrap_servers, **kwargs)  # type: ignore[arg-type]

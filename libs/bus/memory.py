@@ -9,7 +9,6 @@ import zlib
 from collections.abc import Iterator
 
 from libs.bus.base import (
-    AbortableError,
     Bus,
     BusError,
     Consumer,
@@ -189,4 +188,4 @@ class MemoryConsumer(Consumer):
         self._assignment = []
 
 
-__all__ = ["AbortableError", "MemoryBus"]
+__all__ = ["MemoryBus", "MemoryConsumer", "MemoryProducer"]
