@@ -382,12 +382,9 @@ class MatchingCore:
                 cmd = _with_enums(cmd)
             except ValueError as error:
                 return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, str(error))
-        if self.halted:
-            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
-        if cmd.symbol != self.symbol:
-            return self._reject(offset, cmd, oid, reasons.INVALID_SYMBOL, "Invalid symbol")
-        if oid in self.orders or oid in self.stops:
-            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Order id in use")
+        problem = self._entry_problem(cmd.symbol, oid)
+        if problem is not None:
+            return self._reject(offset, cmd, oid, *problem)
         uid = cmd.user_id
         coid = cmd.client_order_id
         if coid is not None:
@@ -440,6 +437,16 @@ class MatchingCore:
                 order.extreme = self._reference(cmd.trigger_by)
             self.stops[oid] = order
             self._index(order)
+
+    def _entry_problem(self, symbol: str, oid: int) -> tuple[int, str] | None:
+        """Return (code, msg) when no new order may enter this book now, else None."""
+        if self.halted:
+            return reasons.NEW_ORDER_REJECTED, "Symbol is halted"
+        if symbol != self.symbol:
+            return reasons.INVALID_SYMBOL, "Invalid symbol"
+        if oid in self.orders or oid in self.stops:
+            return reasons.NEW_ORDER_REJECTED, "Order id in use"
+        return None
 
     def _check_place(self, cmd: PlaceOrder) -> tuple[int, str] | None:
         """Return (code, msg) when the order must be rejected, else None."""
@@ -496,12 +503,9 @@ class MatchingCore:
                 cmd = msgspec.structs.replace(cmd, side=Side(cmd.side))
             except ValueError as error:
                 return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, str(error))
-        if self.halted:
-            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
-        if cmd.symbol != self.symbol:
-            return self._reject(offset, cmd, oid, reasons.INVALID_SYMBOL, "Invalid symbol")
-        if oid in self.orders or oid in self.stops:
-            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Order id in use")
+        problem = self._entry_problem(cmd.symbol, oid)
+        if problem is not None:
+            return self._reject(offset, cmd, oid, *problem)
         if cmd.qty <= 0 or cmd.price <= 0:
             return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, "Bad qty or price")
         self.seq += 1
