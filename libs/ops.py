@@ -1,0 +1,73 @@
+"""The operations endpoint every engine serves on its own port: /metrics, /digest, /healthz.
+
+A tiny stdlib HTTP server on a daemon thread, so an engine's main loop stays synchronous.
+``digest`` is the service's callable: given the query parameters, it returns the JSON body
+(e.g. ``{"symbol": ..., "digest": ..., "offset": ...}``) or raises ``LookupError``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+DigestFn = Callable[[dict[str, str]], dict]
+
+
+class OpsServer:
+    """Serve /metrics, /digest and /healthz on 127.0.0.1:``port`` until ``close()``."""
+
+    def __init__(
+        self,
+        port: int,
+        digest: DigestFn | None = None,
+        registry: CollectorRegistry = REGISTRY,
+        host: str = "127.0.0.1",
+    ) -> None:
+        handler = _handler(digest, registry)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(digest: DigestFn | None, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            if url.path == "/metrics":
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif url.path == "/healthz":
+                self._json(200, {"status": "ok"})
+            elif url.path == "/digest" and digest is not None:
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                try:
+                    self._json(200, digest(query))
+                except LookupError as error:
+                    self._json(404, {"code": -1121, "msg": str(error)})
+            else:
+                self._json(404, {"code": 404, "msg": "not found"})
+
+        def _json(self, status: int, body: dict) -> None:
+            self._send(status, json.dumps(body).encode(), "application/json")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None  # scrapes every few seconds would drown the service log
+
+    return Handler
