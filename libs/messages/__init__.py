@@ -40,6 +40,7 @@ from libs.messages.events import (
     LeverageSet,
     LiquidationSettled,
     LiquidationTriggered,
+    MarkPriceSet,
     MarkPriceUpdated,
     MatcherEvent,
     OrderAccepted,

@@ -123,6 +123,13 @@ class SymbolResumed(MatcherEvent, frozen=True, kw_only=True):
     pass
 
 
+class MarkPriceSet(MatcherEvent, frozen=True, kw_only=True):
+    """The matcher applied a mark-price tick here, between the fills before and after it."""
+
+    mark_price: int
+    ts: int
+
+
 class BatchCompleted(MatcherEvent, frozen=True, kw_only=True):
     """The commands from ``first_offset`` to ``cmd_offset`` (inclusive) formed one batch."""
 

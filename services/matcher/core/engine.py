@@ -16,6 +16,7 @@ from libs.messages import (
     EndReason,
     HaltSymbol,
     LiquidationOrder,
+    MarkPriceSet,
     MarkPriceTick,
     MatcherCommand,
     MatcherEvent,
@@ -579,6 +580,16 @@ class MatchingCore:
         if cmd.symbol != self.symbol or cmd.mark_price <= 0:
             return
         self.set_mark(cmd.mark_price)
+        # Echo the mark into the symbol's event stream: downstream engines (positions: uPnL,
+        # funding, liquidation) then see marks and fills in one total order, so they replay
+        # deterministically.
+        self.seq += 1
+        self._out.append(
+            MarkPriceSet(
+                symbol=self.symbol, seq=self.seq, cmd_offset=offset,
+                mark_price=cmd.mark_price, ts=cmd.ts,
+            )
+        )
         if self.stops and not self.halted:
             self._run_triggers(offset)
 

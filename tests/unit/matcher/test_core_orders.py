@@ -135,9 +135,9 @@ def test_a_stop_limit_triggered_by_mark_price_rests_at_its_limit():
     h = Harness()
     h.send(mark(MID))
     h.send(stop(1, 1, SELL, MID - 10, OrderType.STOP_LIMIT, MID - 20, trigger_by=TriggerBy.MARK))
-    assert h.send(mark(MID - 9)) == []
+    assert kinds(h.send(mark(MID - 9))) == ["MarkPriceSet"]
     events = h.send(mark(MID - 10))
-    assert kinds(events) == ["OrderTriggered"]
+    assert kinds(events) == ["MarkPriceSet", "OrderTriggered"]
     assert h.book() == ([], [(MID - 20, 5)])
 
 
@@ -147,7 +147,7 @@ def test_a_take_profit_sell_triggers_when_the_price_rises_to_it():
     h.send(stop(1, 1, SELL, MID + 50, OrderType.TAKE_PROFIT_MARKET, trigger_by=TriggerBy.MARK))
     h.send(place(2, 2, BUY, MID, 5))
     events = h.send(mark(MID + 50))
-    assert kinds(events) == ["OrderTriggered", "OrderFilled"]
+    assert kinds(events) == ["MarkPriceSet", "OrderTriggered", "OrderFilled"]
 
 
 def test_a_stop_that_would_immediately_trigger_is_rejected():
@@ -166,9 +166,9 @@ def test_a_trailing_stop_sells_when_price_falls_back_by_the_callback_rate_from_i
               trigger_by=TriggerBy.MARK)
     )  # 1%
     h.send(mark(MID + 1000))  # new high 501,000: fires at or below 495,990
-    assert h.send(mark(495_991)) == []
+    assert kinds(h.send(mark(495_991))) == ["MarkPriceSet"]
     events = h.send(mark(495_990))
-    assert kinds(events) == ["OrderTriggered", "OrderFilled"]
+    assert kinds(events) == ["MarkPriceSet", "OrderTriggered", "OrderFilled"]
 
 
 def test_a_trailing_stop_with_an_activation_price_waits_for_it():
@@ -179,10 +179,11 @@ def test_a_trailing_stop_with_an_activation_price_waits_for_it():
         place(1, 1, BUY, None, 5, kind=OrderType.TRAILING_STOP, callback_rate=1_000_000,
               activation_price=MID - 1000, trigger_by=TriggerBy.MARK)
     )
-    assert h.send(mark(MID + 6000)) == []  # not active yet: no trigger on the rise
+    # not active yet: no trigger on the rise
+    assert kinds(h.send(mark(MID + 6000))) == ["MarkPriceSet"]
     h.send(mark(MID - 1000))  # activates, low = 499,000
-    assert h.send(mark(503_989)) == []
-    assert kinds(h.send(mark(503_990))) == ["OrderTriggered", "OrderFilled"]
+    assert kinds(h.send(mark(503_989))) == ["MarkPriceSet"]
+    assert kinds(h.send(mark(503_990))) == ["MarkPriceSet", "OrderTriggered", "OrderFilled"]
 
 
 def give_position(h, user, side, qty, oid):
@@ -287,7 +288,7 @@ def test_stops_do_not_fire_while_halted_and_fire_on_resume():
     h.send(place(2, 2, BUY, MID - 500, 5))
     h.send(stop(1, 1, SELL, MID - 100, trigger_by=TriggerBy.MARK))
     h.send(HaltSymbol(symbol="BTC-PERP"))
-    assert h.send(mark(MID - 100)) == []
+    assert kinds(h.send(mark(MID - 100))) == ["MarkPriceSet"]
     assert kinds(h.send(ResumeSymbol(symbol="BTC-PERP"))) == [
         "SymbolResumed", "OrderTriggered", "OrderFilled"
     ]
@@ -317,3 +318,12 @@ def test_a_stop_limit_triggered_by_a_trade_uses_its_own_time_in_force():
     h.send(stop(1, 1, BUY, MID + 10, OrderType.STOP_LIMIT, MID + 10, tif=TimeInForce.IOC))
     events = h.send(place(3, 3, SELL, MID + 10, 5), place(4, 4, BUY, MID + 10, 5))
     assert expired(events) == [(1, EndReason.IOC)]
+
+
+def test_a_mark_price_tick_is_echoed_where_it_stands_among_the_events():
+    h = Harness()
+    h.send(place(1, 1, SELL, MID, 5))
+    events = h.send(place(2, 2, BUY, MID, 5), mark(MID + 7))
+    assert kinds(events) == ["OrderAccepted", "OrderFilled", "MarkPriceSet"]
+    assert events[-1].mark_price == MID + 7
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
