@@ -90,6 +90,11 @@ class SymbolSpec:
         """Return price * quantity in cash units, exactly."""
         return ticks * lots * self.cash_per_tick_lot
 
+    def fee(self, notional: int, *, maker: bool) -> int:
+        """Return the trading fee on ``notional`` (cash units), rounded up."""
+        rate = self.maker_fee if maker else self.taker_fee
+        return -((-notional * rate) // RATE_ONE)
+
     @property
     def max_leverage(self) -> int:
         return self.brackets[0].max_leverage

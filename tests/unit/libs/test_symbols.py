@@ -93,3 +93,11 @@ brackets = [["0", "100", 20, "0.01"], ["200", "300", 10, "0.02"]]
     )
     with pytest.raises(SymbolError, match="contiguous"):
         load_symbols(path)
+
+
+def test_fees_are_the_maker_and_taker_rates_of_the_notional_rounded_up():
+    btc = get_symbol("BTC-PERP")
+    notional = 50_000 * CASH_ONE
+    assert btc.fee(notional, maker=True) == 10 * CASH_ONE  # 0.02%
+    assert btc.fee(notional, maker=False) == 25 * CASH_ONE  # 0.05%
+    assert btc.fee(1, maker=False) == 1  # a fraction of a unit is still charged
