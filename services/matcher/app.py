@@ -1,0 +1,121 @@
+"""The matcher's composition root: settings -> core process and rings -> Kafka -> loop -> ops.
+
+Order matters: the core process is forked before any Kafka client exists, because
+librdkafka's threads do not survive a fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from concurrent.futures import Future
+
+from prometheus_client import REGISTRY
+
+from libs.bus import TransactionalLoop
+from libs.bus.kafka import KafkaBus
+from libs.ops import OpsServer
+from libs.settings import load_settings
+from libs.symbols import default_symbols
+from services.matcher.link import CoreLink, InlineLink, RingLink
+from services.matcher.service import MatcherMetrics, MatcherService
+from services.matcher.settings import MatcherSettings
+
+log = logging.getLogger("matcher")
+
+LAG_EVERY = 5.0
+
+
+class DigestRequests:
+    """Digest questions from the HTTP thread, answered by the main loop between turns
+    (only the main loop may talk to the core: the rings are single-producer)."""
+
+    def __init__(self, service: MatcherService) -> None:
+        self.service = service
+        self._queue: queue.Queue[tuple[str, Future]] = queue.Queue()
+
+    def ask(self, query: dict[str, str]) -> dict:
+        symbol = query.get("symbol")
+        if not symbol:
+            raise LookupError("name a symbol: /digest?symbol=BTC-PERP")
+        answer: Future = Future()
+        self._queue.put((symbol, answer))
+        return answer.result(timeout=30)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                symbol, answer = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answer.set_result(self.service.digest(symbol))
+            except Exception as error:  # the asker gets it; the loop goes on
+                answer.set_exception(error)
+
+
+def run(settings: MatcherSettings | None = None) -> int:
+    """Run the matcher until SIGTERM/SIGINT. Return the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings or load_settings(MatcherSettings)
+    specs = default_symbols()
+    listed = list(specs)
+    owned = settings.owned_symbols(listed)
+    link: CoreLink
+    if settings.matcher_inline:
+        link = InlineLink(specs)
+    else:
+        link = RingLink(specs, in_bytes=settings.matcher_ring_bytes,
+                        out_bytes=settings.matcher_out_ring_bytes,
+                        cpu=settings.matcher_core_cpu, sched_fifo=settings.matcher_sched_fifo)
+    instance = f"matcher-{settings.matcher_instance}"
+    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id=instance)
+    partitions = [(settings.commands_topic, listed.index(s)) for s in owned]
+    metrics = MatcherMetrics(REGISTRY)
+    holder: dict[str, TransactionalLoop] = {}
+    service = MatcherService(
+        bus, link, listed,
+        committed=lambda tps: holder["loop"].consumer.committed(tps),
+        commands_topic=settings.commands_topic, events_topic=settings.events_topic,
+        snapshots_topic=settings.snapshots_topic, max_batch=settings.matcher_max_batch,
+        snapshot_every=settings.matcher_snapshot_every,
+        snapshot_seconds=settings.matcher_snapshot_seconds, metrics=metrics,
+    )
+    loop = TransactionalLoop(
+        bus, service, group_id="matcher",
+        transactional_id=instance,
+        partitions=partitions, max_batch=settings.matcher_max_poll, poll_timeout=0.05,
+    )
+    holder["loop"] = loop
+    digests = DigestRequests(service)
+    ops = OpsServer(settings.matcher_metrics_port, digests.ask)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("matching %s; metrics and digest on :%d", ", ".join(owned), ops.port)
+    next_lag = 0.0
+    try:
+        for symbol, partition in zip(owned, partitions, strict=True):
+            service._ensure_loaded(symbol, partition[1])  # recover before going live
+        while not stop.is_set():
+            loop.run_once()
+            digests.serve()
+            if time.monotonic() >= next_lag:
+                _update_lag(bus, loop, settings.commands_topic, listed, metrics)
+                next_lag = time.monotonic() + LAG_EVERY
+    finally:
+        ops.close()
+        loop.close()
+        link.close()
+    return 0
+
+
+def _update_lag(bus: KafkaBus, loop: TransactionalLoop, topic: str, listed: list[str],
+                metrics: MatcherMetrics) -> None:
+    ends = bus.end_offsets(topic)
+    for (_, partition), committed in loop.consumer.committed().items():
+        lag = ends.get(partition, 0) - max(committed, 0)
+        metrics.lag.labels(listed[partition]).set(max(lag, 0))

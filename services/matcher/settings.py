@@ -1,0 +1,35 @@
+"""The matcher's settings, from the environment (see libs.settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.settings import KafkaSettings
+
+
+class MatcherSettings(KafkaSettings):
+    matcher_instance: str = Field("0", description="this instance's name: its transactional id")
+    matcher_symbols: str = Field("", description="comma-separated symbols to own; empty = all")
+    matcher_metrics_port: int = 9101
+    matcher_core_cpu: int | None = Field(None, description="CPU to pin the core to; None = last")
+    matcher_sched_fifo: bool = Field(False, description="ask for SCHED_FIFO (needs privileges)")
+    matcher_max_batch: int = Field(256, ge=1, le=256, description="commands per core step")
+    matcher_max_poll: int = Field(2048, ge=1, description="commands per Kafka transaction")
+    matcher_snapshot_every: int = Field(50_000, ge=1, description="commands between snapshots")
+    matcher_snapshot_seconds: float = Field(60.0, gt=0, description="max seconds between them")
+    matcher_ring_bytes: int = Field(1 << 24, description="inbound ring size (power of two)")
+    matcher_out_ring_bytes: int = Field(1 << 26, description="outbound ring (power of two)")
+    matcher_inline: bool = Field(False, description="run the core in this process (tests)")
+    commands_topic: str = "orders.commands"
+    events_topic: str = "matcher.events"
+    snapshots_topic: str = "matcher.snapshots"
+
+    def owned_symbols(self, listed: list[str]) -> list[str]:
+        """Return the symbols this instance owns, in partition order."""
+        if not self.matcher_symbols.strip():
+            return listed
+        wanted = [s.strip() for s in self.matcher_symbols.split(",") if s.strip()]
+        unknown = sorted(set(wanted) - set(listed))
+        if unknown:
+            raise ValueError(f"MATCHER_SYMBOLS names unknown symbols: {', '.join(unknown)}")
+        return [s for s in listed if s in wanted]
