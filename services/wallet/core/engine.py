@@ -1,0 +1,517 @@
+"""The wallet core: ledger, holds, leverage, positions and the pre-trade check. No I/O, no clock.
+
+``WalletCore.apply(cause, message)`` applies one input (a request from ``orders.requests``, a
+matcher event, a position event) and returns what it causes: commands to forward to
+``orders.commands`` and events for ``wallet.events``. See docs/WALLET.md.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from libs.messages import (
+    AccountUpdated,
+    AmendOrder,
+    BatchCompleted,
+    CancelAll,
+    CancelOrder,
+    Cause,
+    Deposit,
+    FundingPaid,
+    LedgerLeg,
+    LedgerPosted,
+    LeverageSet,
+    LiquidationSettled,
+    MarkPriceSet,
+    MatcherEvent,
+    Message,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequestRejected,
+    OrderType,
+    PlaceOrder,
+    PositionChanged,
+    SetLeverage,
+    Side,
+    WalletEvent,
+    Withdraw,
+    WithdrawalCompleted,
+)
+from libs.money import RATE_ONE
+from libs.symbols import SymbolSpec, default_symbols
+from libs.topics import user_partition
+from services.wallet.core import reasons
+from services.wallet.core.holds import Hold, Holds
+from services.wallet.core.ledger import (
+    FEES,
+    FUNDING,
+    INSURANCE,
+    OUTSIDE,
+    PNL,
+    USER,
+    Ledger,
+    transfer,
+)
+
+DEFAULT_LEVERAGE = 20
+LIMIT_PRICED = frozenset((OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT))
+STOP_PRICED = frozenset((OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET))
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Rejected(Exception):
+    """A request the pre-trade check refuses, with its Binance-style code."""
+
+    def __init__(self, code: int, msg: str | None = None) -> None:
+        super().__init__(msg or reasons.MESSAGES[code])
+        self.code = code
+        self.msg = msg or reasons.MESSAGES[code]
+
+
+class WalletCore:
+    """All wallet state of the users it owns, and the rules that change it."""
+
+    def __init__(self, symbols: dict[str, SymbolSpec] | None = None) -> None:
+        self.symbols = symbols if symbols is not None else default_symbols()
+        self.ledger = Ledger()
+        self.holds = Holds()
+        self.leverage: dict[int, dict[str, int]] = {}  # user -> symbol -> leverage, when set
+        # user -> symbol -> (signed size in lots, entry notional)
+        self.positions: dict[int, dict[str, tuple[int, int]]] = {}
+        self.marks: dict[str, int] = {}  # symbol -> last MarkPriceSet
+        self.last_prices: dict[str, int] = {}  # symbol -> last fill price
+        self.matcher_seq: dict[str, int] = {}  # symbol -> last matcher event seq applied
+        self.event_seq: dict[int, int] = {}  # wallet.events partition -> last seq produced
+        self._out: list[Message] = []
+        self._touched: dict[int, None] = {}
+        self._cause = Cause("", 0, 0)
+
+    # --- the account picture ----------------------------------------------------------------
+
+    def balance(self, user_id: int) -> int:
+        return self.ledger.balances.get((USER, user_id), 0)
+
+    def leverage_of(self, user_id: int, symbol: str) -> int:
+        chosen = self.leverage.get(user_id, {}).get(symbol)
+        if chosen is not None:
+            return chosen
+        return min(DEFAULT_LEVERAGE, self.symbols[symbol].max_leverage)
+
+    def _position_value(self, symbol: str, size: int, entry: int) -> int:
+        """Notional of a position at mark (at entry while the symbol has no mark)."""
+        mark = self.marks.get(symbol)
+        return entry if mark is None else self.symbols[symbol].notional(mark, abs(size))
+
+    def unrealised_pnl(self, user_id: int) -> int:
+        total = 0
+        for symbol, (size, entry) in self.positions.get(user_id, {}).items():
+            value = self._position_value(symbol, size, entry)
+            total += value - entry if size > 0 else entry - value
+        return total
+
+    def position_margin(self, user_id: int, override: tuple[str, int] | None = None) -> int:
+        """Initial margin of the user's positions: notional at mark / leverage, rounded up."""
+        total = 0
+        for symbol, (size, entry) in self.positions.get(user_id, {}).items():
+            lev = self.leverage_of(user_id, symbol)
+            if override is not None and override[0] == symbol:
+                lev = override[1]
+            total += ceil_div(self._position_value(symbol, size, entry), lev)
+        return total
+
+    def available(self, user_id: int) -> int:
+        """Balance + uPnL - position initial margin - holds of open orders."""
+        return (
+            self.balance(user_id)
+            + self.unrealised_pnl(user_id)
+            - self.position_margin(user_id)
+            - self.holds.of_user(user_id)
+        )
+
+    def withdrawable(self, user_id: int) -> int:
+        """What may leave: like available, but unrealised profit does not count."""
+        return (
+            self.balance(user_id)
+            + min(0, self.unrealised_pnl(user_id))
+            - self.position_margin(user_id)
+            - self.holds.of_user(user_id)
+        )
+
+    def users(self) -> list[int]:
+        """Every user with a balance, a hold, a position or a leverage setting, sorted."""
+        found = {owner for (kind, owner) in self.ledger.balances if kind is USER}
+        found.update(self.holds.by_user, self.positions, self.leverage)
+        return sorted(found)
+
+    # --- applying inputs --------------------------------------------------------------------
+
+    def apply(self, cause: Cause, message: Message) -> list[Message]:
+        """Apply one input; return the commands to forward and the wallet events it caused."""
+        self._out = out = []
+        self._touched = {}
+        self._cause = cause
+        handler = _HANDLERS.get(type(message))
+        if handler is None:
+            return out
+        request_id = handler(self, message)
+        for user_id in self._touched:
+            self._emit(
+                AccountUpdated(
+                    seq=0,
+                    cause=cause,
+                    user_id=user_id,
+                    balance=self.balance(user_id),
+                    holds=self.holds.of_user(user_id),
+                    available=self.available(user_id),
+                    request_id=request_id if getattr(message, "user_id", None) == user_id else None,
+                )
+            )
+        return out
+
+    def _emit(self, event: WalletEvent) -> None:
+        partition = user_partition(_user_of(event))
+        seq = self.event_seq.get(partition, 0) + 1
+        self.event_seq[partition] = seq
+        self._out.append(msgspec.structs.replace(event, seq=seq))
+
+    def _post(self, memo: str, legs: tuple[LedgerLeg, ...]) -> None:
+        legs = tuple(leg for leg in legs if leg.amount)
+        if not legs:
+            return
+        entry_id = self.ledger.post(legs)
+        for leg in legs:
+            if leg.kind is USER:
+                self._touched[leg.owner] = None
+        self._emit(LedgerPosted(seq=0, cause=self._cause, entry_id=entry_id, memo=memo, legs=legs))
+
+    def _reject(self, request, error: Rejected) -> None:
+        self._emit(
+            OrderRequestRejected(
+                seq=0,
+                cause=self._cause,
+                request_id=request.request_id,
+                user_id=request.user_id,
+                order_id=getattr(request, "order_id", None),
+                code=error.code,
+                msg=error.msg,
+            )
+        )
+
+    # --- requests (orders.requests) ---------------------------------------------------------
+
+    def _spec(self, symbol: str) -> SymbolSpec:
+        spec = self.symbols.get(symbol)
+        if spec is None:
+            raise Rejected(reasons.INVALID_SYMBOL, f"Invalid symbol {symbol!r}.")
+        return spec
+
+    def _request(self, request) -> str:
+        try:
+            _REQUESTS[type(request)](self, request)
+        except Rejected as error:
+            self._reject(request, error)
+        return request.request_id
+
+    def _hold_price(self, spec: SymbolSpec, cmd: PlaceOrder) -> int:
+        """Price the order's margin: its limit price, or the edge of the market protection band."""
+        kind = cmd.order_type
+        if kind in LIMIT_PRICED:
+            if cmd.price is None:
+                raise Rejected(reasons.MANDATORY_PARAM)
+            if cmd.price <= 0:
+                raise Rejected(reasons.INVALID_PARAM, "Price must be positive.")
+            return cmd.price
+        if kind is OrderType.LIQUIDATION:
+            raise Rejected(reasons.INVALID_ORDER_TYPE)
+        reference = None
+        if kind in STOP_PRICED:
+            reference = cmd.stop_price
+        elif kind is OrderType.TRAILING_STOP:
+            reference = cmd.activation_price
+        if reference is None or reference <= 0:
+            reference = self.marks.get(cmd.symbol) or self.last_prices.get(cmd.symbol)
+        if reference is None:
+            raise Rejected(
+                reasons.NEW_ORDER_REJECTED,
+                f"No mark or last price for {cmd.symbol} yet: a market order cannot be margined.",
+            )
+        bound = spec.market_take_bound
+        if cmd.side is Side.BUY:
+            return ceil_div(reference * (RATE_ONE + bound), RATE_ONE)
+        return max(1, reference * (RATE_ONE - bound) // RATE_ONE)
+
+    @staticmethod
+    def required(spec: SymbolSpec, price: int, lots: int, leverage: int) -> int:
+        """Hold for ``lots`` at ``price``: notional / leverage + the taker fee, both rounded up."""
+        notional = spec.notional(price, lots)
+        return ceil_div(notional, leverage) + spec.fee(notional, maker=False)
+
+    def _place(self, cmd: PlaceOrder) -> None:
+        spec = self._spec(cmd.symbol)
+        if cmd.qty <= 0 and not cmd.close_position:
+            raise Rejected(reasons.INVALID_PARAM, "Quantity must be positive.")
+        if cmd.order_id in self.holds.by_order:
+            raise Rejected(reasons.NEW_ORDER_REJECTED, f"Order id {cmd.order_id} is already open.")
+        if cmd.reduce_only or cmd.close_position:
+            self._out.append(cmd)  # reduces a position: needs no new margin
+            return
+        leverage = cmd.leverage
+        if leverage is None:
+            leverage = self.leverage_of(cmd.user_id, cmd.symbol)
+        elif not 1 <= leverage <= spec.max_leverage:
+            raise Rejected(reasons.INVALID_LEVERAGE, f"Leverage {leverage} is not valid.")
+        price = self._hold_price(spec, cmd)
+        amount = self.required(spec, price, cmd.qty, leverage)
+        if amount > self.available(cmd.user_id):
+            raise Rejected(reasons.MARGIN_INSUFFICIENT)
+        self.holds.open(
+            Hold(
+                cmd.order_id,
+                cmd.user_id,
+                cmd.symbol,
+                cmd.request_id,
+                price,
+                leverage,
+                cmd.qty,
+                0,
+                amount,
+            )
+        )
+        self._touched[cmd.user_id] = None
+        self._out.append(cmd)
+
+    def _amend(self, cmd: AmendOrder) -> None:
+        spec = self._spec(cmd.symbol)
+        hold = self.holds.by_order.get(cmd.order_id)
+        if hold is not None and hold.user_id == cmd.user_id and hold.symbol == cmd.symbol:
+            price = cmd.price if cmd.price is not None else hold.price
+            remaining = cmd.qty - hold.filled if cmd.qty is not None else hold.remaining
+            if price > 0 and remaining > 0:  # else the matcher rejects it
+                needed = self.required(spec, price, remaining, hold.leverage)
+                extra = needed - hold.amount
+                if extra > 0:
+                    if extra > self.available(cmd.user_id):
+                        raise Rejected(reasons.MARGIN_INSUFFICIENT)
+                    self.holds.set_amount(hold, needed)
+                    self._touched[cmd.user_id] = None
+        self._out.append(cmd)
+
+    def _forward(self, cmd: CancelOrder | CancelAll) -> None:
+        self._spec(cmd.symbol)
+        self._out.append(cmd)
+
+    def _deposit(self, cmd: Deposit) -> None:
+        if cmd.amount <= 0:
+            raise Rejected(reasons.INVALID_PARAM, "Amount must be positive.")
+        self._post(f"deposit {cmd.request_id}", transfer(OUTSIDE, 0, USER, cmd.user_id, cmd.amount))
+
+    def _withdraw(self, cmd: Withdraw) -> None:
+        if cmd.amount <= 0:
+            raise Rejected(reasons.INVALID_PARAM, "Amount must be positive.")
+        if cmd.amount > self.withdrawable(cmd.user_id):
+            raise Rejected(reasons.BALANCE_INSUFFICIENT)
+        self._post(
+            f"withdrawal {cmd.request_id}", transfer(USER, cmd.user_id, OUTSIDE, 0, cmd.amount)
+        )
+        self._emit(
+            WithdrawalCompleted(
+                seq=0,
+                cause=self._cause,
+                request_id=cmd.request_id,
+                user_id=cmd.user_id,
+                amount=cmd.amount,
+            )
+        )
+
+    def _set_leverage(self, cmd: SetLeverage) -> None:
+        spec = self._spec(cmd.symbol)
+        if not 1 <= cmd.leverage <= spec.max_leverage:
+            raise Rejected(reasons.INVALID_LEVERAGE, f"Leverage {cmd.leverage} is not valid.")
+        position = self.positions.get(cmd.user_id, {}).get(cmd.symbol)
+        if position is not None:
+            value = self._position_value(cmd.symbol, *position)
+            if cmd.leverage > spec.bracket_for(value).max_leverage:
+                raise Rejected(reasons.MAX_POSITION_AT_LEVERAGE)
+            before = self.position_margin(cmd.user_id)
+            after = self.position_margin(cmd.user_id, (cmd.symbol, cmd.leverage))
+            if after > before and self.available(cmd.user_id) - (after - before) < 0:
+                raise Rejected(reasons.MARGIN_INSUFFICIENT)
+        self.leverage.setdefault(cmd.user_id, {})[cmd.symbol] = cmd.leverage
+        self._touched[cmd.user_id] = None
+        self._emit(
+            LeverageSet(
+                seq=0,
+                cause=self._cause,
+                request_id=cmd.request_id,
+                user_id=cmd.user_id,
+                symbol=cmd.symbol,
+                leverage=cmd.leverage,
+            )
+        )
+
+    # --- matcher events ---------------------------------------------------------------------
+
+    def _matcher(self, event: MatcherEvent) -> str | None:
+        if event.symbol not in self.symbols:
+            return None
+        if event.seq <= self.matcher_seq.get(event.symbol, 0):
+            return None  # applied before
+        self.matcher_seq[event.symbol] = event.seq
+        handler = _MATCHER.get(type(event))
+        if handler is not None:
+            handler(self, event)
+        return None
+
+    def _filled(self, event: OrderFilled) -> None:
+        spec = self.symbols[event.symbol]
+        self.last_prices[event.symbol] = event.price
+        notional = spec.notional(event.price, event.qty)
+        self._release_fill(event.taker_order_id, event.qty, event.taker_remaining)
+        self._release_fill(event.maker_order_id, event.qty, event.maker_remaining)
+        self._post(
+            f"taker fee trade {event.symbol}#{event.trade_id}",
+            transfer(USER, event.taker_user_id, FEES, 0, spec.fee(notional, maker=False)),
+        )
+        self._post(
+            f"maker fee trade {event.symbol}#{event.trade_id}",
+            transfer(USER, event.maker_user_id, FEES, 0, spec.fee(notional, maker=True)),
+        )
+
+    def _release_fill(self, order_id: int, qty: int, remaining: int) -> None:
+        """Release the filled share of a hold (rounded down); the last fill releases the rest."""
+        hold = self.holds.by_order.get(order_id)
+        if hold is None:
+            return
+        self._touched[hold.user_id] = None
+        hold.filled += qty
+        if remaining <= 0:
+            self.holds.close(hold)
+            return
+        before = remaining + qty
+        keep = hold.amount - hold.amount * qty // before
+        hold.remaining = remaining
+        self.holds.set_amount(hold, keep)
+
+    def _ended(self, event: OrderCancelled | OrderExpired) -> None:
+        hold = self.holds.by_order.get(event.order_id)
+        if hold is not None:
+            self._touched[hold.user_id] = None
+            self.holds.close(hold)
+
+    def _rejected(self, event: OrderRejected) -> None:
+        if event.order_id is None:
+            return
+        hold = self.holds.by_order.get(event.order_id)
+        if hold is None:
+            return
+        self._touched[hold.user_id] = None
+        if event.request_id == hold.request_id:
+            self.holds.close(hold)  # the placement itself was refused
+        else:  # a refused amend (or cancel): drop any extra reserved for it
+            spec = self.symbols[hold.symbol]
+            current = self.required(spec, hold.price, hold.remaining, hold.leverage)
+            self.holds.set_amount(hold, min(hold.amount, current))
+
+    def _amended(self, event: OrderAmended) -> None:
+        hold = self.holds.by_order.get(event.order_id)
+        if hold is None:
+            return
+        spec = self.symbols[hold.symbol]
+        if event.price is not None:
+            hold.price = event.price
+        hold.remaining = max(0, event.qty - hold.filled)
+        self._touched[hold.user_id] = None
+        self.holds.set_amount(hold, self.required(spec, hold.price, hold.remaining, hold.leverage))
+
+    def _mark(self, event: MarkPriceSet) -> None:
+        self.marks[event.symbol] = event.mark_price
+
+    # --- position events --------------------------------------------------------------------
+
+    def _position_changed(self, event: PositionChanged) -> None:
+        if event.symbol not in self.symbols:
+            return
+        book = self.positions.setdefault(event.user_id, {})
+        if event.size:
+            book[event.symbol] = (event.size, event.entry_notional)
+        else:
+            book.pop(event.symbol, None)
+            if not book:
+                del self.positions[event.user_id]
+        self._touched[event.user_id] = None
+        self._post(
+            f"realised pnl {event.symbol}#{event.trade_id}",
+            transfer(PNL, 0, USER, event.user_id, event.realised_pnl),
+        )
+
+    def _funding(self, event: FundingPaid) -> None:
+        self._post(
+            f"funding {event.symbol}@{event.funding_time}",
+            transfer(FUNDING, 0, USER, event.user_id, event.amount),
+        )
+
+    def _liquidation(self, event: LiquidationSettled) -> None:
+        self._touched[event.user_id] = None
+        self._post(
+            f"liquidation {event.symbol}",
+            transfer(USER, event.user_id, INSURANCE, 0, event.insurance_delta),
+        )
+
+
+def _user_of(event: WalletEvent) -> int:
+    user_id = getattr(event, "user_id", None)
+    if user_id is not None:
+        return user_id
+    for leg in getattr(event, "legs", ()):
+        if leg.kind is USER:
+            return leg.owner
+    return 0
+
+
+def _none(core: WalletCore, event) -> None:
+    return None
+
+
+_REQUESTS = {
+    PlaceOrder: WalletCore._place,
+    AmendOrder: WalletCore._amend,
+    CancelOrder: WalletCore._forward,
+    CancelAll: WalletCore._forward,
+    Deposit: WalletCore._deposit,
+    Withdraw: WalletCore._withdraw,
+    SetLeverage: WalletCore._set_leverage,
+}
+
+_MATCHER = {
+    OrderFilled: WalletCore._filled,
+    OrderCancelled: WalletCore._ended,
+    OrderExpired: WalletCore._ended,
+    OrderRejected: WalletCore._rejected,
+    OrderAmended: WalletCore._amended,
+    MarkPriceSet: WalletCore._mark,
+    BatchCompleted: _none,
+}
+
+_HANDLERS = {kind: WalletCore._request for kind in _REQUESTS}
+_HANDLERS.update(
+    {
+        kind: WalletCore._matcher
+        for kind in (
+            *_MATCHER,
+            *(c for c in MatcherEvent.__subclasses__() if c not in _MATCHER),
+        )
+    }
+)
+_HANDLERS.update(
+    {
+        PositionChanged: lambda core, e: core._position_changed(e),
+        FundingPaid: lambda core, e: core._funding(e),
+        LiquidationSettled: lambda core, e: core._liquidation(e),
+    }
+)

@@ -1,0 +1,116 @@
+"""Snapshot, restore and digest of a WalletCore: canonical MessagePack of its whole state."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from libs.messages import LedgerAccountKind
+from services.wallet.core.engine import WalletCore
+from services.wallet.core.holds import Hold
+
+VERSION = 1
+
+
+class HoldState(msgspec.Struct, array_like=True, frozen=True):
+    order_id: int
+    user_id: int
+    symbol: str
+    request_id: str
+    price: int
+    leverage: int
+    remaining: int
+    filled: int
+    amount: int
+
+
+class WalletState(msgspec.Struct, array_like=True, frozen=True):
+    version: int
+    entry_id: int
+    deposits: int
+    withdrawals: int
+    balances: list[tuple[str, int, int]]  # (kind, owner, amount), sorted, zeros left out
+    holds: list[HoldState]  # sorted by order id
+    reserved: int
+    released: int
+    leverage: list[tuple[int, str, int]]  # (user, symbol, leverage), sorted
+    positions: list[tuple[int, str, int, int]]  # (user, symbol, size, entry notional), sorted
+    marks: list[tuple[str, int]]
+    last_prices: list[tuple[str, int]]
+    matcher_seq: list[tuple[str, int]]
+    event_seq: list[tuple[int, int]]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(WalletState)
+
+
+def state_of(core: WalletCore) -> WalletState:
+    ledger, holds = core.ledger, core.holds
+    return WalletState(
+        version=VERSION,
+        entry_id=ledger.entry_id,
+        deposits=ledger.deposits,
+        withdrawals=ledger.withdrawals,
+        balances=sorted((str(k), o, v) for (k, o), v in ledger.balances.items() if v),
+        holds=[
+            HoldState(
+                h.order_id,
+                h.user_id,
+                h.symbol,
+                h.request_id,
+                h.price,
+                h.leverage,
+                h.remaining,
+                h.filled,
+                h.amount,
+            )
+            for _, h in sorted(holds.by_order.items())
+        ],
+        reserved=holds.reserved,
+        released=holds.released,
+        leverage=sorted((u, s, v) for u, m in core.leverage.items() for s, v in m.items()),
+        positions=sorted(
+            (u, s, size, entry) for u, m in core.positions.items() for s, (size, entry) in m.items()
+        ),
+        marks=sorted(core.marks.items()),
+        last_prices=sorted(core.last_prices.items()),
+        matcher_seq=sorted(core.matcher_seq.items()),
+        event_seq=sorted(core.event_seq.items()),
+    )
+
+
+def dump(core: WalletCore) -> bytes:
+    """Return the whole core state as canonical bytes (equal histories give equal bytes)."""
+    return _encoder.encode(state_of(core))
+
+
+def load(data: bytes, core: WalletCore | None = None) -> WalletCore:
+    """Return a core holding the state ``dump`` captured."""
+    s = _decoder.decode(data)
+    if s.version != VERSION:
+        raise ValueError(f"wallet snapshot version {s.version}, expected {VERSION}")
+    core = core if core is not None else WalletCore()
+    ledger, holds = core.ledger, core.holds
+    ledger.entry_id, ledger.deposits, ledger.withdrawals = s.entry_id, s.deposits, s.withdrawals
+    ledger.balances = {(LedgerAccountKind(k), o): v for k, o, v in s.balances}
+    for h in s.holds:
+        holds.by_order[h.order_id] = Hold(*msgspec.structs.astuple(h))
+        holds.by_user[h.user_id] = holds.by_user.get(h.user_id, 0) + h.amount
+    holds.by_user = {u: v for u, v in holds.by_user.items() if v}
+    holds.reserved, holds.released = s.reserved, s.released
+    for u, sym, lev in s.leverage:
+        core.leverage.setdefault(u, {})[sym] = lev
+    for u, sym, size, entry in s.positions:
+        core.positions.setdefault(u, {})[sym] = (size, entry)
+    core.marks = dict(s.marks)
+    core.last_prices = dict(s.last_prices)
+    core.matcher_seq = dict(s.matcher_seq)
+    core.event_seq = dict(s.event_seq)
+    return core
+
+
+def digest(core: WalletCore) -> str:
+    """Return the SHA-256 of the canonical state."""
+    return hashlib.sha256(dump(core)).hexdigest()
