@@ -16,7 +16,14 @@ USER_PARTITIONS = 8
 """Partitions of the user-keyed topics: the unit of scale-out for wallet and positions."""
 
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
-COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000"}
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
+"""A snapshot is one message holding a whole state: allow big ones (the default is 1 MB)."""
+COMPACTED = {
+    "cleanup.policy": "compact",
+    "min.compaction.lag.ms": "0",
+    "segment.ms": "3600000",
+    "max.message.bytes": str(SNAPSHOT_MAX_BYTES),
+}
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from libs.bus.base import (
     Record,
     TopicPartition,
 )
+from libs.topics import SNAPSHOT_MAX_BYTES
 
 _FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
@@ -72,6 +73,7 @@ class KafkaBus(Bus):
         self._producer_config = producer_config or {}
         self._consumer_config = consumer_config or {}
         self._admin: AdminClient | None = None
+        self._watermarks: KafkaConsumerClient | None = None
 
     def _base(self) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
@@ -135,17 +137,18 @@ class KafkaBus(Bus):
         )
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        reader = self._reader()
-        try:
-            metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
-            if metadata is None or metadata.error is not None:
-                raise BusError(f"unknown topic {topic!r}")
-            return {
-                p: reader.get_watermark_offsets(KafkaTopicPartition(topic, p), timeout=10)[1]
-                for p in sorted(metadata.partitions)
-            }
-        finally:
-            reader.close()
+        # One long-lived client for watermark queries: creating a consumer per call costs
+        # a metadata round trip and a close (hundreds of ms), too slow for every snapshot.
+        if self._watermarks is None:
+            self._watermarks = self._reader()
+        reader = self._watermarks
+        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise BusError(f"unknown topic {topic!r}")
+        return {
+            p: reader.get_watermark_offsets(KafkaTopicPartition(topic, p), timeout=10)[1]
+            for p in sorted(metadata.partitions)
+        }
 
     def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
         reader = self._reader(**{"enable.partition.eof": True})
@@ -176,6 +179,8 @@ class KafkaProducer(Producer):
             "acks": "all",
             "linger.ms": 2,
             "queue.buffering.max.messages": 1_000_000,
+            "compression.type": "lz4",  # cheap in C; snapshots shrink about 10x
+            "message.max.bytes": SNAPSHOT_MAX_BYTES + 1024 * 1024,
         } | config
         if transactional_id is not None:
             settings["transactional.id"] = transactional_id

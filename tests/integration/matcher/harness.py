@@ -1,0 +1,176 @@
+"""Run the matcher service as a real process against real Kafka, on topics of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from libs.bus import Outgoing
+from libs.bus.kafka import KafkaBus
+from libs.messages import ANY, BatchCompleted, encode
+from libs.symbols import get_symbol
+from libs.topics import COMPACTED
+from services.matcher.core import MatchingCore
+
+ROOT = Path(__file__).resolve().parents[3]
+BTC = get_symbol("BTC-PERP")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class MatcherRun:
+    """Topics, settings and the process of one matcher under test."""
+
+    bootstrap: str
+    max_batch: int = 256
+    snapshot_every: int = 5_000
+    name: str = field(default_factory=lambda: f"m-{uuid.uuid4().hex[:10]}")
+    process: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.bus = KafkaBus(self.bootstrap)
+        self.port = free_port()
+        self.commands, self.events, self.snapshots = (
+            f"{self.name}.commands", f"{self.name}.events", f"{self.name}.snapshots"
+        )
+        self.bus.create_topic(self.commands, 3)
+        self.bus.create_topic(self.events, 3)
+        self.bus.create_topic(self.snapshots, 1, COMPACTED)
+
+    def env(self) -> dict[str, str]:
+        return os.environ | {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "COMMANDS_TOPIC": self.commands,
+            "EVENTS_TOPIC": self.events,
+            "SNAPSHOTS_TOPIC": self.snapshots,
+            "MATCHER_INSTANCE": self.name,
+            "MATCHER_SYMBOLS": "BTC-PERP",
+            "MATCHER_METRICS_PORT": str(self.port),
+            "MATCHER_MAX_BATCH": str(self.max_batch),
+            "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
+            "MATCHER_RING_BYTES": str(1 << 22),
+            "MATCHER_OUT_RING_BYTES": str(1 << 24),
+        }
+
+    def produce(self, commands: list) -> None:
+        producer = self.bus.producer()
+        for command in commands:
+            producer.produce(Outgoing(self.commands, encode(command), b"BTC-PERP", 0))
+        producer.flush()
+
+    def start(self) -> subprocess.Popen:
+        log_dir = ROOT / ".run" / "test-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{self.name}.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.matcher"], cwd=ROOT, env=self.env(),
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
+        return self.process
+
+    def core_pid(self) -> int | None:
+        """Return the pid of the pinned core process (the service's child), once it exists."""
+        assert self.process is not None
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            children = path.read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def kill(self, target: str) -> None:
+        """kill -9 the 'core' process, the 'io' process, or 'both'."""
+        assert self.process is not None
+        core = self.core_pid()
+        if target in ("core", "both") and core:
+            os.kill(core, signal.SIGKILL)
+        if target in ("io", "both"):
+            self.process.send_signal(signal.SIGKILL)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if core:  # an orphaned core notices its parent is gone within a second
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{core}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def applied(self) -> int:
+        consumer = self.bus.consumer("matcher", partitions=[(self.commands, 0)])
+        try:
+            return max(consumer.committed()[(self.commands, 0)], 0)
+        finally:
+            consumer.close()
+
+    def wait_applied(self, count: int, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while self.applied() < count:
+            assert time.monotonic() < deadline, f"matcher applied {self.applied()} of {count}"
+            assert self.process is None or self.process.poll() is None, "the matcher died"
+            time.sleep(0.5)
+
+    def read_events(self) -> list:
+        return [ANY.decode(r.value) for r in self.bus.replay(self.events, 0)]
+
+    def live_digest(self) -> dict:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                url = f"http://127.0.0.1:{self.port}/digest?symbol=BTC-PERP"
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    return json.loads(response.read())
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def rebuilt_digest(self) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "services.matcher", "rebuild", "--symbol", "BTC-PERP"],
+            cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=300, check=True,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def reference_events(commands: list, events: list) -> list:
+    """The in-process core's events for the flow, in the batches the service recorded."""
+    core = MatchingCore(BTC)
+    out = []
+    for event in events:
+        if isinstance(event, BatchCompleted):
+            batch = [(o, commands[o]) for o in range(event.first_offset, event.cmd_offset + 1)]
+            out += core.process_batch(batch)
+    return out
+
+
+def one_by_one(commands: list) -> list:
+    """The in-process core's events when every command is a batch of its own."""
+    core = MatchingCore(BTC)
+    out = []
+    for offset, command in enumerate(commands):
+        out += core.process_batch([(offset, command)])
+    return out
