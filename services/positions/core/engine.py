@@ -1,0 +1,654 @@
+"""The position engine's core: matcher, wallet and index events in, events and commands out.
+
+Pure: no Kafka, no clock, no randomness. Time is the ``ts`` of the mark-price ticks the
+matcher echoes (``MarkPriceSet``); ids of liquidation orders and ADL trades derive from the
+matcher ``seq`` of the event that caused them. ``apply_*`` return ``Out`` records naming the
+topic and partition each message belongs to; the service produces them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+
+import msgspec
+
+from libs.messages import (
+    AccountRisk,
+    AccountUpdated,
+    AutoDeleveraged,
+    CancelAll,
+    Cause,
+    FundingPaid,
+    FundingRateSet,
+    IndexPriceTick,
+    LedgerAccountKind,
+    LedgerPosted,
+    LeverageSet,
+    LiquidationOrder,
+    LiquidationSettled,
+    LiquidationTriggered,
+    MarkPriceSet,
+    MarkPriceTick,
+    MarkPriceUpdated,
+    MatcherEvent,
+    Message,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    PositionChanged,
+    Side,
+    WalletEvent,
+)
+from libs.symbols import SymbolSpec
+from libs.topics import user_partition
+from services.positions.core import formulas as f
+from services.positions.core.state import (
+    NOT_INDEXED,
+    Account,
+    Liquidation,
+    Market,
+    Position,
+)
+
+EVENTS = "positions.events"
+COMMANDS = "orders.commands"
+NS = 1_000_000_000
+DEFAULT_LEVERAGE = 20
+PENDING_INDEX_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    """One message to produce: topic, partition, key."""
+
+    topic: str
+    partition: int
+    key: bytes
+    message: Message
+
+
+def liquidation_id(symbol_index: int, seq: int, k: int) -> int:
+    """Return the id of the k-th liquidation order caused by matcher event ``seq``.
+
+    Bit 62 set keeps it clear of gateway ids; symbol, seq and k make it unique and replayable.
+    """
+    return (1 << 62) | (symbol_index << 54) | (seq << 20) | k
+
+
+def adl_trade_id(symbol_index: int, seq: int, k: int) -> int:
+    """Return the trade id of the k-th ADL match caused by matcher event ``seq`` (bit 61)."""
+    return (1 << 61) | (symbol_index << 54) | (seq << 20) | k
+
+
+class PositionsCore:
+    """Positions, marks, funding and liquidations of every user on every listed symbol."""
+
+    def __init__(
+        self,
+        specs: dict[str, SymbolSpec],
+        *,
+        funding_interval_seconds: int | None = None,
+        basis_window: int = 60,
+    ) -> None:
+        self.specs = specs
+        self.funding_interval_seconds = funding_interval_seconds
+        self.basis_window = basis_window
+        self.markets = {name: Market(spec) for name, spec in specs.items()}
+        self.accounts: dict[int, Account] = {}
+        self.insurance = 0  # the insurance fund as the wallet's ledger reports it
+        self.wallet_seq: dict[int, int] = {}  # last wallet.events seq per partition
+        self.out_seq: dict[int, int] = {}  # last positions.events seq per partition
+        self.dirty: set[int] = set()  # users whose read model changed (for Redis)
+        self._out: list[Out] = []
+        self._cause = Cause("", 0, 0)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def interval_ns(self, spec: SymbolSpec) -> int:
+        seconds = self.funding_interval_seconds or spec.funding_interval_seconds
+        return seconds * NS
+
+    def account(self, user: int) -> Account:
+        account = self.accounts.get(user)
+        if account is None:
+            account = self.accounts[user] = Account(user)
+        return account
+
+    def _event(self, partition: int, key: bytes, build: type, **fields: object) -> None:
+        seq = self.out_seq.get(partition, 0) + 1
+        self.out_seq[partition] = seq
+        message = build(seq=seq, cause=self._cause, **fields)
+        self._out.append(Out(EVENTS, partition, key, message))
+
+    def _user_event(self, user: int, build: type, **fields: object) -> None:
+        self._event(user_partition(user), str(user).encode(), build, user_id=user, **fields)
+
+    def _market_event(self, symbol: str, build: type, **fields: object) -> None:
+        spec = self.specs[symbol]
+        self._event(spec.index, symbol.encode(), build, symbol=symbol, **fields)
+
+    def _command(self, symbol: str, command: Message) -> None:
+        self._out.append(Out(COMMANDS, self.specs[symbol].index, symbol.encode(), command))
+
+    def _take(self) -> list[Out]:
+        out, self._out = self._out, []
+        return out
+
+    def mark_of(self, symbol: str, position: Position) -> int:
+        """Return the symbol's mark, or the position's average entry while none is known."""
+        market = self.markets[symbol]
+        if market.mark:
+            return market.mark
+        lots = abs(position.size)
+        return position.entry // (lots * market.spec.cash_per_tick_lot) if lots else 0
+
+    def upnl(self, symbol: str, position: Position) -> int:
+        spec = self.specs[symbol]
+        return f.unrealised_pnl(spec, position.size, position.entry, self.mark_of(symbol, position))
+
+    def maintenance(self, symbol: str, position: Position) -> int:
+        spec = self.specs[symbol]
+        notional = spec.notional(self.mark_of(symbol, position), abs(position.size))
+        return spec.maintenance_margin(notional)
+
+    def risk(self, account: Account) -> tuple[int, int, int]:
+        """Return (uPnL, initial margin, maintenance margin) of an account at the marks."""
+        upnl = initial = maintenance = 0
+        for symbol, position in account.positions.items():
+            spec = self.specs[symbol]
+            notional = spec.notional(self.mark_of(symbol, position), abs(position.size))
+            upnl += self.upnl(symbol, position)
+            maintenance += spec.maintenance_margin(notional)
+            leverage = account.leverage.get(symbol, min(DEFAULT_LEVERAGE, spec.max_leverage))
+            initial += f.ceil_div(notional, leverage)
+        return upnl, initial, maintenance
+
+    def margin_ratio(self, account: Account) -> int:
+        """Return MM / (wallet balance + uPnL) in rate units (cross margin)."""
+        upnl, _, maintenance = self.risk(account)
+        return f.margin_ratio(maintenance, (account.balance or 0) + upnl)
+
+    def liquidation_price(self, account: Account, symbol: str) -> int:
+        """Return the position's cross liquidation price with the others at their marks."""
+        position = account.positions[symbol]
+        other_mm = other_upnl = 0
+        for name, other in account.positions.items():
+            if name != symbol:
+                other_mm += self.maintenance(name, other)
+                other_upnl += self.upnl(name, other)
+        return f.liquidation_price(
+            self.specs[symbol],
+            position.size,
+            position.entry,
+            account.balance or 0,
+            other_mm,
+            other_upnl,
+        )
+
+    def _unindex(self, account: Account) -> None:
+        for symbol, position in account.positions.items():
+            if position.liq != NOT_INDEXED:
+                self.markets[symbol].risk.remove(position.size > 0, position.liq, account.user)
+                position.liq = NOT_INDEXED
+
+    def _reindex(self, account: Account) -> None:
+        """Recompute the account's liquidation prices and file them in the at-risk index."""
+        self._unindex(account)
+        self.dirty.add(account.user)
+        if account.balance is None or account.liquidating:
+            return  # unknown balance: never liquidate on a guess; liquidating: already handled
+        for symbol, position in account.positions.items():
+            price = self.liquidation_price(account, symbol)
+            if position.size > 0 and price == 0:
+                continue  # a long that no price can liquidate
+            position.liq = price
+            self.markets[symbol].risk.add(position.size > 0, price, account.user)
+
+    def _account_risk(self, account: Account) -> None:
+        upnl, initial, maintenance = self.risk(account)
+        self._user_event(
+            account.user,
+            AccountRisk,
+            unrealised_pnl=upnl,
+            initial_margin=initial,
+            maintenance_margin=maintenance,
+        )
+
+    # -- positions from fills ----------------------------------------------------------------
+    def _fill(
+        self, user: int, symbol: str, delta: int, price: int, fee: int, trade_id: int
+    ) -> int:
+        """Apply ``delta`` lots at ``price`` to a position; emit PositionChanged; return PnL."""
+        spec = self.specs[symbol]
+        market = self.markets[symbol]
+        account = self.account(user)
+        position = account.positions.get(symbol)
+        if position is None:
+            position = account.positions[symbol] = Position()
+        if position.liq != NOT_INDEXED:
+            market.risk.remove(position.size > 0, position.liq, user)
+            position.liq = NOT_INDEXED
+        qty = abs(delta)
+        old = position.size
+        realised = 0
+        if old == 0 or (old > 0) == (delta > 0):
+            position.size += delta
+            position.entry += spec.notional(price, qty)
+            position.fees += fee
+        else:
+            closing = min(qty, abs(old))
+            closed = f.close_entry(position.entry, old, closing)
+            realised = f.sign(old) * (spec.notional(price, closing) - closed)
+            position.fees -= position.fees * closing // abs(old)
+            position.entry -= closed
+            position.size += f.sign(delta) * closing
+            opening = qty - closing
+            if opening:  # the fill flipped the position
+                position.size = f.sign(delta) * opening
+                position.entry = spec.notional(price, opening)
+                position.fees = fee * opening // qty
+        if account.balance is not None:
+            account.balance += realised - fee  # the wallet's next AccountUpdated overrides
+        if position.size:
+            market.holders[user] = position
+        else:
+            del account.positions[symbol]
+            market.holders.pop(user, None)
+        self.dirty.add(user)
+        self._user_event(
+            user,
+            PositionChanged,
+            symbol=symbol,
+            trade_id=trade_id,
+            size=position.size,
+            entry_notional=position.entry,
+            realised_pnl=realised,
+            fee=fee,
+        )
+        return realised
+
+    def _on_fill(self, event: OrderFilled) -> None:
+        symbol, market = event.symbol, self.markets[event.symbol]
+        spec = market.spec
+        notional = spec.notional(event.price, event.qty)
+        taker_fee = spec.fee(notional, maker=False)
+        taker_delta = event.qty if event.taker_side == Side.BUY else -event.qty
+        self._fill(event.taker_user_id, symbol, taker_delta, event.price, taker_fee, event.trade_id)
+        maker_fee = spec.fee(notional, maker=True)
+        self._fill(
+            event.maker_user_id, symbol, -taker_delta, event.price, maker_fee, event.trade_id
+        )
+        market.last_trade = event.price
+        liquidation = market.liquidations.get(event.taker_order_id) if event.liquidation else None
+        if liquidation is not None:
+            bound = spec.notional(liquidation.bankruptcy, event.qty)
+            liquidation.surplus += liquidation.side * (notional - bound)
+            liquidation.fees += taker_fee
+            liquidation.remaining -= event.qty
+            if event.taker_remaining == 0 or liquidation.remaining <= 0:
+                self._finish_liquidation(symbol, liquidation, event.seq)
+        for user in dict.fromkeys((event.taker_user_id, event.maker_user_id)):
+            account = self.accounts[user]
+            if not account.liquidating:
+                self._reindex(account)
+            self._account_risk(account)
+
+    # -- marks, funding, liquidation checks --------------------------------------------------
+    def _on_mark(self, event: MarkPriceSet) -> None:
+        symbol, market = event.symbol, self.markets[event.symbol]
+        if event.ts <= market.mark_ts and event.mark_price == market.mark:
+            return  # our own liquidation fence, or a duplicate tick: nothing moved
+        market.mark = event.mark_price
+        fresh = event.ts > market.mark_ts
+        if fresh:
+            market.mark_ts = event.ts
+            self._funding(symbol, market, event.ts)
+        index = market.pending_index.pop(event.ts, None)
+        if index is not None:
+            for ts in [t for t in market.pending_index if t < event.ts]:
+                del market.pending_index[ts]
+            if market.last_trade is not None:
+                market.premium_samples += 1
+                premium = f.premium_index(market.last_trade, index)
+                market.premium_sum += market.premium_samples * premium
+        self._market_event(
+            symbol,
+            MarkPriceUpdated,
+            mark_price=event.mark_price,
+            index_price=index if index is not None else market.index,
+            ts=event.ts,
+        )
+        self._check(symbol, market, event.seq)
+
+    def _funding(self, symbol: str, market: Market, ts: int) -> None:
+        interval = self.interval_ns(market.spec)
+        if not market.next_funding:
+            market.next_funding = (ts // interval + 1) * interval
+            return
+        if ts < market.next_funding:
+            return
+        premium = f.average_premium(market.premium_sum, market.premium_samples)
+        rate = f.funding_rate(market.spec, premium)
+        funding_time = market.next_funding
+        market.last_rate = rate
+        market.premium_sum = market.premium_samples = 0
+        market.next_funding = (ts // interval + 1) * interval
+        self._market_event(symbol, FundingRateSet, rate=rate, funding_time=funding_time)
+        sizes = {user: position.size for user, position in market.holders.items()}
+        payments = f.funding_payments(market.spec, rate, market.mark, sizes)
+        for user in sorted(payments):
+            amount = payments[user]
+            account = self.accounts[user]
+            if account.balance is not None:
+                account.balance += amount
+            self._user_event(
+                user, FundingPaid, symbol=symbol, amount=amount, rate=rate,
+                funding_time=funding_time,
+            )
+            if not account.liquidating:
+                self._reindex(account)
+
+    def _check(self, symbol: str, market: Market, seq: int) -> None:
+        """Check the accounts whose liquidation price the mark reached; liquidate the bust."""
+        counter = 0
+        for user in sorted(set(market.risk.at_risk(market.mark))):
+            account = self.accounts[user]
+            if account.liquidating or account.balance is None:
+                continue
+            upnl, _, maintenance = self.risk(account)
+            if maintenance > 0 and maintenance >= account.balance + upnl:
+                counter = self._liquidate(account, symbol, seq, counter)
+            else:
+                self._reindex(account)  # its price was stale (other marks, balance moved)
+            self._account_risk(account)
+
+    def _liquidate(self, account: Account, symbol: str, seq: int, counter: int) -> int:
+        """Start liquidating every position of a bust account; return the id counter."""
+        self._unindex(account)
+        upnl, _, maintenance = self.risk(account)
+        equity = (account.balance or 0) + upnl
+        symbols = sorted(account.positions)
+        plans: list[tuple[str, Position, int]] = []
+        allotted = 0
+        for i, name in enumerate(symbols):
+            position = account.positions[name]
+            if i == len(symbols) - 1:
+                share = equity - allotted
+            else:
+                share = equity * self.maintenance(name, position) // maintenance
+            allotted += share
+            spec = self.specs[name]
+            mark = self.mark_of(name, position)
+            bankruptcy = f.bankruptcy_price(spec, position.size, mark, share)
+            plans.append((name, position, bankruptcy))
+            self._user_event(
+                account.user, LiquidationTriggered, symbol=name, size=position.size,
+                bankruptcy_price=bankruptcy, mark_price=mark,
+            )
+        worst_fees = sum(
+            self.specs[n].fee(self.specs[n].notional(bp, abs(p.size)), maker=False)
+            for n, p, bp in plans
+        )
+        index = self.specs[symbol].index
+        if self.insurance < worst_fees:
+            # the fund could not cover a close at the bound: deleverage at once, fee-free
+            for name, position, bankruptcy in plans:
+                qty, side = abs(position.size), f.sign(position.size)
+                counter = self._deleverage(
+                    name, account.user, side, bankruptcy, qty, index, seq, counter
+                )
+                self._user_event(account.user, LiquidationSettled, symbol=name, insurance_delta=0)
+            self._reindex(account)
+            return counter
+        for name, position, bankruptcy in plans:
+            market = self.markets[name]
+            order_id = liquidation_id(index, seq, counter)
+            counter += 1
+            qty = abs(position.size)
+            side = f.sign(position.size)
+            market.liquidations[order_id] = Liquidation(
+                order_id, account.user, side, bankruptcy, qty, qty
+            )
+            account.liquidating += 1
+            request = f"liq:{order_id}"
+            self._command(name, CancelAll(request_id=request, user_id=account.user, symbol=name))
+            if market.mark:
+                # a fence: the matcher applies what precedes it first, so the cancels land
+                # before the liquidation order (which a batch would otherwise put first)
+                self._command(
+                    name, MarkPriceTick(symbol=name, mark_price=market.mark, ts=market.mark_ts)
+                )
+            self._command(
+                name,
+                LiquidationOrder(
+                    request_id=request, order_id=order_id, user_id=account.user, symbol=name,
+                    side=Side.SELL if side > 0 else Side.BUY, qty=qty, price=bankruptcy,
+                    ts=market.mark_ts,
+                ),
+            )
+        return counter
+
+    def _finish_liquidation(self, symbol: str, liquidation: Liquidation, seq: int) -> None:
+        market = self.markets[symbol]
+        market.liquidations.pop(liquidation.order_id, None)
+        account = self.account(liquidation.user)
+        position = account.positions.get(symbol)
+        if (
+            liquidation.remaining > 0
+            and position is not None
+            and f.sign(position.size) == liquidation.side
+        ):
+            qty = min(liquidation.remaining, abs(position.size))
+            self._deleverage(
+                symbol, account.user, liquidation.side, liquidation.bankruptcy, qty,
+                market.spec.index, seq, 0,
+            )
+        self._user_event(
+            account.user, LiquidationSettled, symbol=symbol,
+            insurance_delta=liquidation.surplus - liquidation.fees,
+        )
+        account.liquidating = max(0, account.liquidating - 1)
+        if not account.liquidating:
+            self._reindex(account)
+
+    def adl_ranking(self, symbol: str, side: int, exclude: int) -> list[int]:
+        """Return the opposite positions to a bust ``side``, most deleveraged first.
+
+        Binance's ranking: PnL% x effective leverage when in profit, PnL% / leverage otherwise,
+        with PnL% = uPnL / entry notional and effective leverage = |notional at mark| /
+        (balance + uPnL); ties go to the smaller user id.
+        """
+        market = self.markets[symbol]
+        scored: list[tuple[Fraction, int]] = []
+        for user, position in market.holders.items():
+            account = self.accounts[user]
+            if user == exclude or f.sign(position.size) != -side or account.liquidating:
+                continue
+            upnl = self.upnl(symbol, position)
+            pnl = Fraction(upnl, position.entry or 1)
+            notional = market.spec.notional(self.mark_of(symbol, position), abs(position.size))
+            total_upnl, _, _ = self.risk(account)
+            margin = (account.balance or 0) + total_upnl
+            leverage = Fraction(notional, margin) if margin > 0 else Fraction(10**18)
+            score = pnl * leverage if pnl > 0 else pnl / max(leverage, Fraction(1, 10**18))
+            scored.append((-score, user))
+        scored.sort()
+        return [user for _, user in scored]
+
+    def _deleverage(
+        self, symbol: str, bust: int, side: int, price: int, qty: int,
+        symbol_index: int, seq: int, counter: int,
+    ) -> int:
+        """Close ``qty`` of the bust position against the ranked opposite ones at ``price``."""
+        for user in self.adl_ranking(symbol, side, bust):
+            if qty <= 0:
+                break
+            position = self.markets[symbol].holders[user]
+            take = min(qty, abs(position.size))
+            trade_id = adl_trade_id(symbol_index, seq, counter)
+            counter += 1
+            self._fill(user, symbol, side * take, price, 0, trade_id)
+            self._fill(bust, symbol, -side * take, price, 0, trade_id)
+            for mine, theirs in ((user, bust), (bust, user)):
+                self._user_event(
+                    mine, AutoDeleveraged, symbol=symbol, qty=take, price=price,
+                    counterparty_user_id=theirs,
+                )
+            self._reindex(self.accounts[user])
+            qty -= take
+        return counter
+
+    # -- inputs ------------------------------------------------------------------------------
+    def apply_matcher(self, event: MatcherEvent, cause: Cause) -> list[Out]:
+        """Apply one matcher event (once: a seq at or below the last applied is dropped)."""
+        market = self.markets.get(event.symbol)
+        if market is None or event.seq <= market.seq:
+            return []
+        market.seq = event.seq
+        self._cause = cause
+        kind = type(event)
+        if kind is OrderFilled:
+            self._on_fill(event)
+        elif kind is MarkPriceSet:
+            self._on_mark(event)
+        elif kind is OrderExpired or kind is OrderRejected:
+            liquidation = market.liquidations.get(event.order_id or 0)
+            if liquidation is not None:
+                self._finish_liquidation(event.symbol, liquidation, event.seq)
+        return self._take()
+
+    def apply_wallet(self, event: WalletEvent, cause: Cause) -> list[Out]:
+        """Apply one wallet event: balances, leverage settings, the insurance fund."""
+        if event.seq <= self.wallet_seq.get(cause.partition, 0):
+            return []
+        self.wallet_seq[cause.partition] = event.seq
+        self._cause = cause
+        kind = type(event)
+        if kind is AccountUpdated:
+            account = self.account(event.user_id)
+            account.balance = event.balance
+            if not account.liquidating:
+                self._reindex(account)
+        elif kind is LedgerPosted:
+            for leg in event.legs:
+                if leg.kind == LedgerAccountKind.INSURANCE:
+                    self.insurance += leg.amount
+        elif kind is LeverageSet:
+            self.account(event.user_id).leverage[event.symbol] = event.leverage
+        return self._take()
+
+    def apply_index(self, tick: IndexPriceTick, cause: Cause) -> list[Out]:
+        """Take an index price; compute the mark and send it to the matcher as a tick."""
+        market = self.markets.get(tick.symbol)
+        if market is None or tick.ts <= market.index_ts or tick.price <= 0:
+            return []
+        self._cause = cause
+        market.index, market.index_ts = tick.price, tick.ts
+        if market.last_trade is not None:
+            market.basis.append(market.last_trade - tick.price)
+            while len(market.basis) > self.basis_window:
+                market.basis.popleft()
+        average = None
+        if market.basis:
+            total = sum(market.basis)
+            n = len(market.basis)
+            average = total // n if total >= 0 else -((-total) // n)
+        interval = self.interval_ns(market.spec)
+        to_funding = (market.next_funding - tick.ts) if market.next_funding else interval
+        to_funding = min(max(to_funding, 0), interval)
+        mark = f.mark_price(
+            tick.price, market.last_rate, to_funding, interval, average, market.last_trade
+        )
+        market.pending_index[tick.ts] = tick.price
+        while len(market.pending_index) > PENDING_INDEX_LIMIT:
+            del market.pending_index[next(iter(market.pending_index))]
+        self._command(tick.symbol, MarkPriceTick(symbol=tick.symbol, mark_price=max(mark, 1),
+                                                 ts=tick.ts))
+        return self._take()
+
+    # -- read model --------------------------------------------------------------------------
+    def view(self, user: int) -> dict[str, dict]:
+        """Return the user's positions as the read model shows them (Redis ``positions:{u}``)."""
+        account = self.accounts.get(user)
+        if account is None:
+            return {}
+        ratio = self.margin_ratio(account) if account.positions else 0
+        out = {}
+        for symbol, position in sorted(account.positions.items()):
+            spec = self.specs[symbol]
+            lots = abs(position.size)
+            out[symbol] = {
+                "size": position.size,
+                "entry_notional": position.entry,
+                "entry_price": position.entry // (lots * spec.cash_per_tick_lot),
+                "break_even": f.break_even_price(spec, position.size, position.entry,
+                                                 position.fees),
+                "mark": self.mark_of(symbol, position),
+                "upnl": self.upnl(symbol, position),
+                "liq_price": self.liquidation_price(account, symbol),
+                "margin_ratio": ratio,
+            }
+        return out
+
+    # -- snapshot ----------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Return the whole state as canonical MessagePack (equal histories, equal bytes)."""
+        markets = []
+        for name in sorted(self.markets):
+            m = self.markets[name]
+            markets.append([
+                name, m.seq, m.mark, m.mark_ts, m.last_trade, m.index, m.index_ts,
+                list(m.basis), sorted(m.pending_index.items()), m.next_funding, m.last_rate,
+                m.premium_sum, m.premium_samples,
+                [[o.order_id, o.user, o.side, o.bankruptcy, o.qty, o.remaining, o.surplus,
+                  o.fees] for _, o in sorted(m.liquidations.items())],
+            ])
+        accounts = []
+        for user in sorted(self.accounts):
+            a = self.accounts[user]
+            accounts.append([
+                user, a.balance, a.liquidating, sorted(a.leverage.items()),
+                [[s, p.size, p.entry, p.fees] for s, p in sorted(a.positions.items())],
+            ])
+        return msgspec.msgpack.encode([
+            1, markets, accounts, self.insurance, sorted(self.wallet_seq.items()),
+            sorted(self.out_seq.items()),
+        ])
+
+    @classmethod
+    def restore(
+        cls, specs: dict[str, SymbolSpec], data: bytes, **options: object
+    ) -> PositionsCore:
+        core = cls(specs, **options)  # type: ignore[arg-type]
+        _, markets, accounts, insurance, wallet_seq, out_seq = msgspec.msgpack.decode(data)
+        for row in markets:
+            m = core.markets[row[0]]
+            (m.seq, m.mark, m.mark_ts, m.last_trade, m.index, m.index_ts) = row[1:7]
+            m.basis = deque(row[7])
+            m.pending_index = dict((int(t), p) for t, p in row[8])
+            m.next_funding, m.last_rate, m.premium_sum, m.premium_samples = row[9:13]
+            for o in row[13]:
+                m.liquidations[o[0]] = Liquidation(*o)
+        for user, balance, liquidating, leverage, positions in accounts:
+            account = core.account(user)
+            account.balance, account.liquidating = balance, liquidating
+            account.leverage = dict(leverage)
+            for symbol, size, entry, fees in positions:
+                position = Position(size, entry, fees)
+                account.positions[symbol] = position
+                core.markets[symbol].holders[user] = position
+        for user in sorted(core.accounts):
+            account = core.accounts[user]
+            if not account.liquidating:
+                core._reindex(account)
+        core.insurance = insurance
+        core.wallet_seq = dict(wallet_seq)
+        core.out_seq = dict(out_seq)
+        core.dirty.clear()
+        return core
+
+    def digest(self) -> str:
+        """Return the SHA-256 of the snapshot bytes."""
+        return hashlib.sha256(self.snapshot()).hexdigest()

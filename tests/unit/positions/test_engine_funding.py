@@ -1,0 +1,74 @@
+"""Marks from index ticks, premium samples, funding at the interval crossing."""
+
+from __future__ import annotations
+
+from libs.messages import FundingPaid, FundingRateSet, MarkPriceTick, MarkPriceUpdated
+from tests.unit.positions.kit import NS, Feed, messages, ticks, usdt
+
+
+def test_an_index_tick_becomes_a_mark_price_tick_for_the_matcher():
+    feed = Feed(funding_interval_seconds=10)
+    feed.fill(1, 2, "50000", "1")
+    out = feed.index("49950", 1 * NS)
+    (tick,) = messages(out, MarkPriceTick)
+    # median(49950 (no rate yet), 49950 + MA(50000 - 49950), last 50000) = 50000
+    assert (tick.symbol, tick.mark_price, tick.ts) == ("BTC-PERP", ticks("50000"), 1 * NS)
+    assert out[0].topic == "orders.commands" and out[0].partition == 0
+
+
+def test_without_trades_the_mark_is_the_index():
+    feed = Feed()
+    (tick,) = messages(feed.index("50123.4", 5), MarkPriceTick)
+    assert tick.mark_price == ticks("50123.4")
+
+
+def test_the_echoed_mark_is_published_with_its_index():
+    feed = Feed()
+    feed.index("50000", 7)
+    (update,) = messages(feed.mark("50001", 7), MarkPriceUpdated)
+    assert (update.mark_price, update.index_price, update.ts) == (
+        ticks("50001"), ticks("50000"), 7
+    )
+
+
+def test_funding_is_paid_when_a_mark_crosses_the_funding_time_with_the_weighted_premium():
+    feed = Feed(funding_interval_seconds=10)
+    feed.fill(1, 2, "50000", "1")  # long 1, short 1; last trade 50000
+    feed.index("49950", 1 * NS)
+    feed.mark("50000", 1 * NS)  # first mark: funding clock starts, next at 10 s
+    feed.index("49975", 5 * NS)
+    feed.mark("50000", 5 * NS)
+    assert not messages(feed.out, FundingRateSet)
+    feed.index("50000", 10 * NS)
+    out = feed.mark("50000", 10 * NS)
+    # samples: (50000-49950)/49950 = 0.100100%, (50000-49975)/49975 = 0.050025%
+    # P = (1 * 100100 + 2 * 50025) / 3 = 66716; F = P + clamp(I - P) = 66716 - 50000
+    (rate,) = messages(out, FundingRateSet)
+    assert (rate.rate, rate.funding_time) == (16_716, 10 * NS)
+    paid = {m.user_id: m.amount for m in messages(out, FundingPaid)}
+    assert paid == {1: -usdt("8.358"), 2: usdt("8.358")}  # 50000 x 0.016716%
+    assert sum(paid.values()) == 0
+
+
+def test_each_interval_pays_once_and_with_no_samples_the_rate_is_the_interest_rate():
+    feed = Feed(funding_interval_seconds=10)
+    feed.fill(1, 2, "50000", "2")
+    feed.mark("50000", 1 * NS)
+    rates = []
+    for second in (10, 12, 20, 21, 35):
+        rates += messages(feed.mark("50000", second * NS), FundingRateSet)
+    assert [(r.rate, r.funding_time // NS) for r in rates] == [
+        (10_000, 10), (10_000, 20), (10_000, 30)
+    ]
+    paid = messages(feed.out, FundingPaid)
+    assert {m.user_id: m.amount for m in paid[:2]} == {1: -usdt("10"), 2: usdt("10")}
+
+
+def test_the_last_rate_drifts_the_first_mark_price_candidate():
+    feed = Feed(funding_interval_seconds=10)
+    feed.mark("50000", 1 * NS)
+    feed.mark("50000", 10 * NS)  # rate 0.01%, next funding at 20 s
+    # 5 s to funding of 10: price1 = 50000 * (1 + 0.0001 * 0.5) = 50002.5; no trades: the
+    # other two are the index, so the median is the index
+    (tick,) = messages(feed.index("50000", 15 * NS), MarkPriceTick)
+    assert tick.mark_price == ticks("50000")

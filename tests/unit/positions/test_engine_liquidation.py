@@ -1,0 +1,129 @@
+"""Liquidation: trigger at 100% margin ratio, the order, settlement, insurance, ADL."""
+
+from __future__ import annotations
+
+from libs.messages import (
+    AutoDeleveraged,
+    CancelAll,
+    LiquidationOrder,
+    LiquidationSettled,
+    LiquidationTriggered,
+    MarkPriceTick,
+    PositionChanged,
+    Side,
+)
+from services.positions.core import liquidation_id
+from tests.unit.positions.kit import Feed, lots, messages, ticks, usdt
+
+
+def leveraged_long(insurance: str | None = "1000") -> Feed:
+    """User 1: long 1 BTC @ 50000 on 1000 USDT; shorts: user 2 (rich), user 4 (thin)."""
+    feed = Feed()
+    if insurance:
+        feed.insurance(insurance)
+    feed.fill(1, 2, "50000", "0.5")
+    feed.fill(1, 4, "50000", "0.5")
+    feed.balance(1, "1000")
+    feed.balance(2, "100000")
+    feed.balance(4, "2000")
+    return feed
+
+
+def test_a_mark_above_the_liquidation_price_liquidates_nobody():
+    feed = leveraged_long()
+    out = feed.mark("49300", 1)
+    assert not messages(out, LiquidationTriggered)
+
+
+def test_margin_ratio_at_100_percent_triggers_cancel_all_then_the_liquidation_order():
+    feed = leveraged_long()
+    out = feed.mark("49000", 1)  # equity 1000 - 1000 = 0 < MM 196
+    (trigger,) = messages(out, LiquidationTriggered)
+    assert (trigger.user_id, trigger.size, trigger.mark_price) == (1, lots("1"), ticks("49000"))
+    assert trigger.bankruptcy_price == ticks("49000")  # equity 0: bankrupt at the mark
+    commands = [o.message for o in out if o.topic == "orders.commands"]
+    assert [type(c) for c in commands] == [CancelAll, MarkPriceTick, LiquidationOrder]
+    order = commands[2]
+    assert order.order_id == liquidation_id(0, feed.seq["BTC-PERP"], 0)
+    assert (order.side, order.qty, order.price) == (Side.SELL, lots("1"), ticks("49000"))
+    # the account is not triggered twice while its order is in flight
+    assert not messages(feed.mark("48900", 2), LiquidationTriggered)
+
+
+def test_a_fill_better_than_bankruptcy_goes_to_the_insurance_fund_net_of_the_fee():
+    feed = leveraged_long()
+    order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
+    out = feed.fill(3, 1, "49100", "1", taker="sell", liquidation=True,
+                    taker_order_id=order.order_id)
+    (settled,) = messages(out, LiquidationSettled)
+    # surplus (49100 - 49000) x 1 = 100, minus the taker fee 24.55
+    assert settled.insurance_delta == usdt("100") - usdt("24.55")
+    assert "BTC-PERP" not in feed.core.accounts[1].positions
+
+
+def test_a_fill_at_bankruptcy_leaves_a_deficit_the_fund_covers():
+    feed = leveraged_long()
+    order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
+    out = feed.fill(3, 1, "49000", "1", taker="sell", liquidation=True,
+                    taker_order_id=order.order_id)
+    (settled,) = messages(out, LiquidationSettled)
+    assert settled.insurance_delta == -usdt("24.5")
+
+
+def test_the_unfilled_remainder_is_auto_deleveraged_against_the_ranked_shorts():
+    feed = leveraged_long()
+    order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
+    feed.fill(3, 1, "49000", "0.4", taker="sell", liquidation=True,
+              taker_order_id=order.order_id, taker_remaining=lots("0.6"))
+    out = feed.expired(order.order_id, 1, lots("0.6"))
+    adl = messages(out, AutoDeleveraged)
+    # user 4 (thin margin: leverage 9.8) ranks before user 2 (0.24), same PnL% (2%)
+    assert [(m.user_id, m.counterparty_user_id, m.qty) for m in adl] == [
+        (4, 1, lots("0.5")), (1, 4, lots("0.5")), (2, 1, lots("0.1")), (1, 2, lots("0.1")),
+    ]
+    assert all(m.price == ticks("49000") for m in adl)
+    changed = {m.user_id: m for m in messages(out, PositionChanged)}
+    assert changed[4].size == 0 and changed[4].realised_pnl == usdt("500")
+    assert feed.core.accounts[2].positions["BTC-PERP"].size == -lots("0.4")
+    assert "BTC-PERP" not in feed.core.accounts[1].positions
+    (settled,) = messages(out, LiquidationSettled)
+    assert settled.insurance_delta == -usdt("9.8")  # the fee of the 0.4 that filled
+
+
+def test_an_empty_insurance_fund_deleverages_at_once_without_an_order():
+    feed = leveraged_long(insurance=None)
+    out = feed.mark("49000", 1)
+    assert not messages(out, LiquidationOrder)
+    adl = messages(out, AutoDeleveraged)
+    assert [(m.user_id, m.qty) for m in adl if m.counterparty_user_id == 1] == [
+        (4, lots("0.5")), (2, lots("0.5")),
+    ]
+    (settled,) = messages(out, LiquidationSettled)
+    assert settled.insurance_delta == 0
+    assert feed.core.accounts[1].balance == 0  # closed at bankruptcy: nothing left, nothing owed
+
+
+def test_a_rejected_liquidation_order_deleverages_everything():
+    from libs.messages import OrderRejected
+
+    feed = leveraged_long()
+    order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
+    feed.seq["BTC-PERP"] += 1
+    out = feed.matcher(OrderRejected(
+        symbol="BTC-PERP", seq=feed.seq["BTC-PERP"], cmd_offset=0, request_id="x", user_id=1,
+        order_id=order.order_id, code=-2010, msg="halted",
+    ))
+    assert sum(m.qty for m in messages(out, AutoDeleveraged) if m.user_id == 1) == lots("1")
+
+
+def test_a_mark_tick_checks_only_the_accounts_whose_liquidation_price_it_crossed():
+    feed = Feed()
+    for user in range(10, 1010):
+        feed.balance(user, "200")
+        feed.fill(user, 1, "50000", "0.01")  # 1000 longs at 2.5x: liquidation price ~30100
+    feed.balance(5, "6")
+    feed.fill(5, 1, "50000", "0.01")  # one at ~85x: liquidation price ~49620
+    risk = feed.core.markets["BTC-PERP"].risk
+    assert len(risk) >= 1001
+    assert risk.at_risk(ticks("49400")) == [5]
+    assert risk.at_risk(ticks("49900")) == []

@@ -1,0 +1,109 @@
+"""Property tests: the PnL of a closed system sums to zero; funding nets to zero; snapshots."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from libs.messages import FundingPaid, PositionChanged
+from services.positions.core import PositionsCore
+from services.positions.core import formulas as f
+from tests.unit.positions.kit import BTC, NS, SPECS, Feed
+
+fills = st.lists(
+    st.tuples(
+        st.integers(1, 6),  # buyer
+        st.integers(1, 6),  # seller
+        st.integers(400_000, 600_000),  # price, ticks
+        st.integers(1, 3_000),  # qty, lots
+        st.booleans(),  # buyer is the taker
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fills, st.integers(300_000, 700_000))
+def test_realised_plus_unrealised_pnl_of_all_positions_sums_to_zero(trades, mark):
+    feed = Feed()
+    for buyer, seller, price, qty, buyer_takes in trades:
+        feed.fill(buyer, seller, price, qty, taker="buy" if buyer_takes else "sell")
+    changes = [m for m in (o.message for o in feed.out) if type(m) is PositionChanged]
+    realised = sum(m.realised_pnl for m in changes)
+    fees = sum(m.fee for m in changes)
+    core = feed.core
+    core.markets["BTC-PERP"].mark = mark
+    unrealised = sum(
+        core.upnl("BTC-PERP", p) for a in core.accounts.values() for p in a.positions.values()
+    )
+    assert realised + unrealised == 0
+    # what users keep (PnL net of fees) plus what the fee account collects: still nothing made
+    assert (realised + unrealised - fees) + fees == 0
+    assert fees == sum(
+        BTC.fee(BTC.notional(p, q), maker=False) + BTC.fee(BTC.notional(p, q), maker=True)
+        for _, _, p, q, _ in trades
+    )
+    sizes = [p.size for a in core.accounts.values() for p in a.positions.values()]
+    assert sum(sizes) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-5_000, 5_000).filter(bool), min_size=1, max_size=20),
+    st.integers(-300_000, 300_000),
+    st.integers(1, 2_000_000),
+)
+def test_funding_payments_of_an_interval_sum_to_zero(sizes, rate, mark):
+    balancing = -sum(sizes)
+    book = dict(enumerate(sizes + ([balancing] if balancing else []), start=1))
+    paid = f.funding_payments(BTC, rate, mark, book)
+    assert sum(paid.values()) == 0
+    for user, amount in paid.items():
+        exact = BTC.notional(mark, abs(book[user])) * abs(rate)
+        if amount < 0:  # a payer pays its exact amount rounded up, never less
+            assert -amount * 10**8 >= exact > (-amount - 1) * 10**8
+        else:
+            assert amount * 10**8 >= exact - 10**8
+
+
+@settings(max_examples=40, deadline=None)
+@given(fills, st.integers(1, 59), st.lists(st.integers(450_000, 550_000), min_size=1, max_size=8))
+def test_funding_through_the_engine_nets_to_zero_every_interval(trades, step, marks):
+    feed = Feed(funding_interval_seconds=10)
+    for buyer, seller, price, qty, buyer_takes in trades:
+        feed.fill(buyer, seller, price, qty, taker="buy" if buyer_takes else "sell")
+    for i, mark in enumerate(marks):
+        feed.index(mark - 7, (i * step + 1) * NS)
+        feed.mark(mark, (i * step + 1) * NS)
+    by_time: dict[int, int] = {}
+    for m in (o.message for o in feed.out):
+        if type(m) is FundingPaid:
+            by_time[m.funding_time] = by_time.get(m.funding_time, 0) + m.amount
+    assert all(total == 0 for total in by_time.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(fills, st.integers(0, 60), st.integers(300_000, 700_000))
+def test_a_snapshot_cut_anywhere_continues_like_an_uninterrupted_run(trades, cut, mark):
+    def run(cut_at: int | None) -> tuple[list, str]:
+        feed = Feed(funding_interval_seconds=10)
+        for user in range(1, 7):
+            feed.balance(user, "500")
+        feed.insurance("100")
+        steps = []
+        for i, (buyer, seller, price, qty, buyer_takes) in enumerate(trades):
+            steps.append(lambda b=buyer, s=seller, p=price, q=qty, t=buyer_takes:
+                         feed.fill(b, s, p, q, taker="buy" if t else "sell"))
+            steps.append(lambda i=i: feed.index(mark, (i + 1) * 3 * NS))
+            steps.append(lambda i=i: feed.mark(mark + i * 50, (i + 1) * 3 * NS))
+        outputs = []
+        for n, step in enumerate(steps):
+            if n == cut_at:
+                feed.core = PositionsCore.restore(
+                    SPECS, feed.core.snapshot(), funding_interval_seconds=10
+                )
+            outputs.append([o.message for o in step()])
+        return outputs, feed.core.digest()
+
+    assert run(cut) == run(None)
