@@ -1,0 +1,92 @@
+"""The wallet's composition root: settings -> KafkaBus -> service -> loop -> ops -> Redis."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from libs.bus import TransactionalLoop
+from libs.bus.kafka import KafkaBus
+from libs.ops import OpsServer
+from services.wallet.read_model import RedisReadModel, picture
+from services.wallet.service import WalletService
+from services.wallet.settings import WalletSettings
+from services.wallet.topics import WalletTopics
+
+log = logging.getLogger("services.wallet")
+
+
+def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
+    # A killed wallet's open transaction blocks committed-offset reads until its successor
+    # aborts it or it times out: keep the timeout short.
+    bus = KafkaBus(
+        settings.kafka_bootstrap_servers,
+        client_id="wallet",
+        producer_config={"transaction.timeout.ms": 10000},
+    )
+    service = WalletService(
+        bus, WalletTopics(settings.topic_prefix), snapshot_every=settings.snapshot_every
+    )
+    return bus, service
+
+
+def publish(service: WalletService, model: RedisReadModel | None) -> None:
+    """Write what changed since the last publish (everything after a reload or a lost Redis)."""
+    if model is None:
+        return
+    if model.lost():
+        service.full_publish = True
+    users = service.take_dirty()
+    if users == []:
+        return
+    with service.lock:
+        full = users is None
+        pictures = picture(service.core, service.core.users() if full else users)
+    if not model.write(pictures, full=full):
+        service.full_publish = True
+
+
+def run(settings: WalletSettings, stop: threading.Event) -> None:
+    bus, service = build(settings)
+    loop = TransactionalLoop(
+        bus,
+        service,
+        group_id=settings.wallet_group_id,
+        transactional_id=settings.wallet_transactional_id,
+        partitions=service.inputs,
+        max_batch=settings.max_batch,
+    )
+    service.rewind(loop.consumer.committed())  # snapshot + recorded turns: the committed state
+    ops = OpsServer(settings.metrics_port, service.digest_json)
+    model = RedisReadModel(settings.redis_url) if settings.redis_url else None
+    log.info("wallet ready: %s", service.digest_json())
+    print("wallet ready", flush=True)
+    try:
+        while not stop.is_set():
+            loop.run_once()
+            publish(service, model)
+    finally:
+        ops.close()
+        loop.close()
+
+
+def main() -> None:
+    from libs.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings(WalletSettings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(settings, stop)
+
+
+def rebuild() -> dict:
+    """Return the digest of the state rebuilt from the topics alone (snapshot + turn log)."""
+    from libs.settings import load_settings
+
+    settings = load_settings(WalletSettings)
+    _, service = build(settings)
+    service.rewind({})
+    return service.digest_json()

@@ -1,0 +1,17 @@
+"""The wallet's settings, from the environment (see libs/settings.py)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.settings import KafkaSettings
+
+
+class WalletSettings(KafkaSettings):
+    metrics_port: int = Field(9102, description="/metrics, /digest and /healthz")
+    redis_url: str | None = Field(None, description="redis:// URL of the read model; none: off")
+    snapshot_every: int = Field(1000, ge=1, description="inputs between two snapshots")
+    wallet_group_id: str = Field("wallet", description="consumer group of the wallet")
+    wallet_transactional_id: str = Field("wallet-0", description="transactional id (one owner)")
+    topic_prefix: str = Field("", description="prefix of every topic name (tests)")
+    max_batch: int = Field(500, ge=1, description="records per transaction at most")

@@ -1,0 +1,148 @@
+"""The wallet's Kafka handler over the in-memory bus: routing, malformed input, rewind."""
+
+from __future__ import annotations
+
+import random
+
+from libs.bus import MemoryBus, Outgoing, TransactionalLoop
+from libs.messages import (
+    ANY,
+    AccountUpdated,
+    Cause,
+    Deposit,
+    FundingPaid,
+    OrderRequestRejected,
+    PlaceOrder,
+    encode,
+)
+from libs.topics import exchange_topics, symbol_partition, user_partition
+from services.wallet.service import MALFORMED, WalletService
+from services.wallet.topics import WalletTopics
+from tests.integration.wallet.matcher_pump import MatcherPump
+from tests.unit.wallet.kit import BUY, LOT, PRICE, SELL, SYMBOL, USDT, cancel, place
+
+TOPICS = WalletTopics()
+
+
+def setup(snapshot_every: int = 1000) -> tuple[MemoryBus, WalletService, TransactionalLoop]:
+    bus = MemoryBus()
+    for topic in exchange_topics():
+        bus.create_topic(topic.name, topic.partitions)
+    service = WalletService(bus, TOPICS, snapshot_every=snapshot_every)
+    loop = TransactionalLoop(
+        bus, service, group_id="wallet", transactional_id="wallet-0", partitions=service.inputs
+    )
+    return bus, service, loop
+
+
+def send(bus: MemoryBus, message, topic: str = TOPICS.requests) -> None:
+    producer = bus.producer()
+    user = message.user_id
+    producer.produce(Outgoing(topic, encode(message), str(user).encode(), user_partition(user)))
+
+
+def read(bus: MemoryBus, topic: str) -> list:
+    return [
+        ANY.decode(r.value)
+        for p in range(len(bus.end_offsets(topic)))
+        for r in bus.replay(topic, p)
+    ]
+
+
+def drain(loop: TransactionalLoop, pump: MatcherPump | None = None) -> None:
+    while True:
+        moved = loop.run_once()
+        if pump is not None:
+            moved += pump.pump_once()
+        if not moved:
+            return
+
+
+def test_accepted_orders_go_to_their_symbol_partition_and_rejections_to_the_user() -> None:
+    bus, _, loop = setup()
+    send(bus, Deposit(request_id="d", user_id=3, amount=3000 * USDT))
+    send(bus, place(1, 3, BUY, PRICE, LOT))
+    send(bus, place(2, 3, BUY, PRICE, LOT))  # beyond what is left
+    drain(loop)
+    [forwarded] = [r for r in bus.replay(TOPICS.commands, symbol_partition(SYMBOL))]
+    assert ANY.decode(forwarded.value) == place(1, 3, BUY, PRICE, LOT)
+    events = [ANY.decode(r.value) for r in bus.replay(TOPICS.events, user_partition(3))]
+    [rejected] = [e for e in events if isinstance(e, OrderRequestRejected)]
+    assert (rejected.request_id, rejected.code) == ("p2", -2019)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    updates = [e for e in events if isinstance(e, AccountUpdated)]
+    assert (updates[-1].holds, updates[-1].request_id) == (2525 * USDT, "p1")
+
+
+def test_malformed_and_unknown_records_on_each_input_are_skipped_and_counted() -> None:
+    bus, service, loop = setup()
+    producer = bus.producer()
+    wrong_kind = encode(
+        FundingPaid(
+            seq=1,
+            cause=Cause("x", 0, 0),
+            user_id=1,
+            symbol=SYMBOL,
+            amount=1,
+            rate=1,
+            funding_time=1,
+        )
+    )
+    garbage = [b"\xc1", b"not msgpack", None, encode(Deposit(request_id="d", user_id=1, amount=1))]
+    before = {
+        t: MALFORMED.labels(t)._value.get()
+        for t in ("orders.requests", "matcher.events", "positions.events")
+    }
+    for topic in (TOPICS.requests, TOPICS.matcher_events, TOPICS.position_events):
+        for value in garbage[:3] + (
+            [wrong_kind] if topic != TOPICS.position_events else garbage[3:]
+        ):
+            producer.produce(Outgoing(topic, value, b"1", 1))
+    send(bus, Deposit(request_id="ok", user_id=1, amount=5 * USDT))
+    drain(loop)
+    for topic, count in before.items():
+        assert MALFORMED.labels(topic)._value.get() == count + 4
+    assert service.core.balance(1) == 5 * USDT  # nothing else touched the state
+
+
+def test_a_restarted_wallet_rebuilds_the_committed_state_exactly() -> None:
+    rng = random.Random(7)
+    bus, service, loop = setup(snapshot_every=17)
+    pump = MatcherPump(bus, TOPICS.commands, TOPICS.matcher_events)
+    for user in range(1, 6):
+        send(bus, Deposit(request_id=f"d{user}", user_id=user, amount=20_000 * USDT))
+    for oid in range(1, 200):
+        user = rng.randint(1, 5)
+        if rng.random() < 0.3:
+            send(bus, cancel(rng.randint(1, oid), user))
+        else:
+            side = rng.choice((BUY, SELL))
+            send(
+                bus,
+                place(oid, user, side, PRICE + rng.randint(-5, 5) * 10, rng.randint(1, 3) * LOT),
+            )
+        if rng.random() < 0.2:
+            drain(loop, pump)
+    drain(loop, pump)
+    fresh = WalletService(bus, TOPICS, snapshot_every=17)
+    fresh.rewind(loop.consumer.committed())
+    assert fresh.digest_json() == service.digest_json()
+    assert fresh.core.ledger.entry_id > 50
+    assert any(isinstance(m, PlaceOrder) for m in read(bus, TOPICS.commands))
+
+
+def test_an_aborted_transaction_rewinds_the_state_to_the_committed_one() -> None:
+    from libs.bus import AbortableError
+
+    bus, service, loop = setup(snapshot_every=3)
+    for user in (1, 2):
+        send(bus, Deposit(request_id=f"d{user}", user_id=user, amount=9000 * USDT))
+    drain(loop)
+    committed = service.digest_json()
+    send(bus, place(1, 1, BUY, PRICE, LOT))
+    loop.producer.fail_next_commit = AbortableError("injected")
+    assert loop.run_once() == 0
+    assert service.digest_json() == committed
+    drain(loop)
+    assert service.core.holds.of_user(1) == 2525 * USDT
+    assert len(list(bus.replay(TOPICS.commands, symbol_partition(SYMBOL)))) == 1
