@@ -18,8 +18,11 @@ from services.matcher.core import MatchingCore
 
 
 class MatcherPump:
-    def __init__(self, bus: Bus, commands_topic: str, events_topic: str) -> None:
+    def __init__(
+        self, bus: Bus, commands_topic: str, events_topic: str, *, batch_size: int = 1
+    ) -> None:
         self.bus = bus
+        self.batch_size = batch_size  # 1: fills depend on the command order alone
         self.events_topic = events_topic
         specs = list(default_symbols().values())
         self.books = {spec.index: MatchingCore(spec) for spec in specs}
@@ -42,8 +45,9 @@ class MatcherPump:
             )
         for partition, commands in by_partition.items():
             events = []
-            for start in range(0, len(commands), 256):  # the matcher's batch size
-                events += self.books[partition].process_batch(commands[start : start + 256])
+            size = self.batch_size
+            for start in range(0, len(commands), size):
+                events += self.books[partition].process_batch(commands[start : start + size])
             for event in events:
                 self.events.append(event)
                 self.producer.produce(

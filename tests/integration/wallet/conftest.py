@@ -1,0 +1,186 @@
+"""Fixtures of the wallet's integration tests: a private topic set and a wallet process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from libs.bus import Outgoing
+from libs.bus.kafka import KafkaBus
+from libs.messages import ANY, encode
+from libs.topics import exchange_topics, user_partition
+from services.wallet.topics import WalletTopics
+from tests.integration.wallet.matcher_pump import MatcherPump
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WalletProcess:
+    """``python -m services.wallet`` on a private topic set; start, kill -9, restart."""
+
+    def __init__(self, bootstrap: str, redis_url: str, prefix: str, snapshot_every: int) -> None:
+        self.port = free_port()
+        self.prefix = prefix
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "REDIS_URL": redis_url,
+            "TOPIC_PREFIX": prefix,
+            "METRICS_PORT": str(self.port),
+            "SNAPSHOT_EVERY": str(snapshot_every),
+            "WALLET_GROUP_ID": f"{prefix}wallet",
+            "WALLET_TRANSACTIONAL_ID": f"{prefix}wallet-0",
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log = open(f"/tmp/{prefix}wallet.log", "ab")  # noqa: SIM115
+
+    def start(self, timeout: float = 60) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.wallet"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if b"wallet ready" in line:
+                return
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError(f"wallet exited with {self.proc.returncode}")
+        raise RuntimeError("wallet did not become ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def digest(self) -> dict:
+        return json.loads(self.get("/digest"))
+
+    def rebuild(self) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.wallet", "rebuild"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def metric(self, name: str, labels: str = "") -> float:
+        for line in self.get("/metrics").splitlines():
+            if line.startswith(f"{name}{labels} "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+class Stack:
+    """A private topic set, a producer of requests, the matcher pump and the wallet process."""
+
+    def __init__(self, bootstrap: str, redis_url: str, snapshot_every: int = 1000) -> None:
+        self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.topics = WalletTopics(self.prefix)
+        self.bus = KafkaBus(bootstrap)
+        for topic in exchange_topics():
+            self.bus.create_topic(self.prefix + topic.name, topic.partitions, topic.config)
+        self.producer = self.bus.producer()
+        self.pump = MatcherPump(self.bus, self.topics.commands, self.topics.matcher_events)
+        self.wallet = WalletProcess(bootstrap, redis_url, self.prefix, snapshot_every)
+
+    def send(self, message, topic: str | None = None, partition: int | None = None) -> None:
+        user = message.user_id
+        self.producer.produce(
+            Outgoing(
+                topic or self.topics.requests,
+                encode(message),
+                str(user).encode(),
+                user_partition(user) if partition is None else partition,
+            )
+        )
+
+    def send_raw(self, topic: str, value: bytes | None, partition: int = 0) -> None:
+        self.producer.produce(Outgoing(topic, value, b"x", partition))
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def wallet_events(self) -> list:
+        topic = self.topics.events
+        return [
+            ANY.decode(r.value)
+            for p in sorted(self.bus.end_offsets(topic))
+            for r in self.bus.replay(topic, p)
+        ]
+
+    def quiet(self, timeout: float = 90) -> dict:
+        """Wait until the wallet has applied every input and the pump has nothing left."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ends = {}
+            for topic in (
+                self.topics.requests,
+                self.topics.matcher_events,
+                self.topics.position_events,
+            ):
+                for p, end in self.bus.end_offsets(topic).items():
+                    ends[f"{topic}:{p}"] = end
+            try:
+                state = self.wallet.digest()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            applied = state["offsets"]
+            behind = {k: e for k, e in ends.items() if e > applied.get(k, 0)}
+            if not behind:
+                events = len(self.pump.events)
+                time.sleep(2.0)
+                if self.wallet.digest() == state and len(self.pump.events) == events:
+                    return state
+            time.sleep(0.3)
+        raise AssertionError("the wallet did not catch up")
+
+    def close(self) -> None:
+        self.wallet.stop()
+        self.pump.stop()
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, redis_url: str) -> Iterator[Stack]:
+    s = Stack(kafka_bootstrap, redis_url)
+    s.pump.start()
+    yield s
+    s.close()

@@ -1,0 +1,93 @@
+"""The wallet process on a real broker, with the matcher pump standing in for the matcher."""
+
+from __future__ import annotations
+
+import redis
+
+from libs.messages import (
+    Cause,
+    Deposit,
+    FundingPaid,
+    LedgerPosted,
+    OrderRequestRejected,
+    encode,
+)
+from libs.topics import symbol_partition
+from tests.integration.wallet.conftest import Stack
+from tests.unit.wallet.kit import BUY, LOT, PRICE, SELL, SYMBOL, USDT, cancel, place
+
+
+def test_deposit_place_partial_fills_cancel_leaves_right_balances_and_no_holds(
+    stack: Stack, redis_url: str
+) -> None:
+    stack.wallet.start()
+    stack.send(Deposit(request_id="d1", user_id=1, amount=20_000 * USDT))
+    stack.send(Deposit(request_id="d2", user_id=2, amount=20_000 * USDT))
+    stack.flush()
+    stack.quiet()
+    stack.send(place(1, 1, BUY, PRICE, 4 * LOT))
+    stack.flush()
+    stack.quiet()
+    stack.send(place(2, 2, SELL, PRICE, LOT))
+    stack.send(place(3, 2, SELL, PRICE, LOT))
+    stack.flush()
+    stack.quiet()
+    stack.send(cancel(1, 1))
+    stack.flush()
+    state = stack.quiet()
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    one = r.hgetall("wallet:account:1")
+    two = r.hgetall("wallet:account:2")
+    assert int(one["balance"]) == (20_000 - 20) * USDT  # two maker fees of 10
+    assert int(two["balance"]) == (20_000 - 50) * USDT  # two taker fees of 25
+    assert int(one["holds"]) == int(two["holds"]) == 0
+    assert state["open_holds"] == 0
+    assert r.hget("wallet:leverage:1", SYMBOL) == "20"
+    entries = [e for e in stack.wallet_events() if isinstance(e, LedgerPosted)]
+    assert sorted(e.entry_id for e in entries) == list(range(1, 7))
+    assert stack.wallet.rebuild()["digest"] == state["digest"]
+
+
+def test_an_order_beyond_available_margin_is_rejected_with_its_reason(stack: Stack) -> None:
+    stack.wallet.start()
+    stack.send(Deposit(request_id="d1", user_id=5, amount=1000 * USDT))
+    stack.send(place(1, 5, BUY, PRICE, LOT))
+    stack.flush()
+    stack.quiet()
+    [rejected] = [e for e in stack.wallet_events() if isinstance(e, OrderRequestRejected)]
+    assert (rejected.request_id, rejected.code, rejected.msg) == (
+        "p1",
+        -2019,
+        "Margin is insufficient.",
+    )
+    assert not list(stack.bus.replay(stack.topics.commands, symbol_partition(SYMBOL)))
+
+
+def test_malformed_input_on_each_topic_is_skipped_and_counted(stack: Stack) -> None:
+    stack.wallet.start()
+    wrong = encode(Deposit(request_id="x", user_id=1, amount=1))  # a request on an event topic
+    funding = encode(
+        FundingPaid(
+            seq=1,
+            cause=Cause("t", 0, 0),
+            user_id=1,
+            symbol=SYMBOL,
+            amount=1,
+            rate=1,
+            funding_time=1,
+        )
+    )
+    for topic, kind in (
+        (stack.topics.requests, funding),
+        (stack.topics.matcher_events, wrong),
+        (stack.topics.position_events, wrong),
+    ):
+        for value in (b"\xc1garbage", None, kind):
+            stack.send_raw(topic, value)
+    stack.send(Deposit(request_id="ok", user_id=1, amount=7 * USDT))
+    stack.flush()
+    stack.quiet()
+    for name in ("orders.requests", "matcher.events", "positions.events"):
+        assert stack.wallet.metric("wallet_malformed_total", f'{{topic="{name}"}}') == 3
+    events = stack.wallet_events()
+    assert [e.legs[1].amount for e in events if isinstance(e, LedgerPosted)] == [7 * USDT]
