@@ -13,7 +13,7 @@ import platform
 import sys
 from pathlib import Path
 
-SECTIONS = ["bench.wire", "bench.kafka_throughput", "bench.matcher_core"]
+SECTIONS = ["bench.wire", "bench.kafka_throughput", "bench.matcher_core", "bench.wallet"]
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
 
