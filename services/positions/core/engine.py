@@ -45,6 +45,7 @@ from libs.messages import (
 from libs.symbols import SymbolSpec
 from libs.topics import user_partition
 from services.positions.core import formulas as f
+from services.positions.core.book import TopOfBook
 from services.positions.core.state import (
     NOT_INDEXED,
     Account,
@@ -309,9 +310,11 @@ class PositionsCore:
         if index is not None:
             for ts in [t for t in market.pending_index if t < event.ts]:
                 del market.pending_index[ts]
-            if market.last_trade is not None:
+            mid = market.book.mid()
+            reference = mid if mid is not None else market.last_trade
+            if reference is not None:
                 market.premium_samples += 1
-                premium = f.premium_index(market.last_trade, index)
+                premium = f.premium_index(reference, index)
                 market.premium_sum += market.premium_samples * premium
         self._market_event(
             symbol,
@@ -508,6 +511,7 @@ class PositionsCore:
             return []
         market.seq = event.seq
         self._cause = cause
+        market.book.apply(event)
         kind = type(event)
         if kind is OrderFilled:
             self._on_fill(event)
@@ -546,8 +550,9 @@ class PositionsCore:
             return []
         self._cause = cause
         market.index, market.index_ts = tick.price, tick.ts
-        if market.last_trade is not None:
-            market.basis.append(market.last_trade - tick.price)
+        mid = market.book.mid()
+        if mid is not None:
+            market.basis.append(mid - tick.price)
             while len(market.basis) > self.basis_window:
                 market.basis.popleft()
         average = None
@@ -604,6 +609,7 @@ class PositionsCore:
                 m.premium_sum, m.premium_samples,
                 [[o.order_id, o.user, o.side, o.bankruptcy, o.qty, o.remaining, o.surplus,
                   o.fees] for _, o in sorted(m.liquidations.items())],
+                m.book.dump(),
             ])
         accounts = []
         for user in sorted(self.accounts):
@@ -631,6 +637,7 @@ class PositionsCore:
             m.next_funding, m.last_rate, m.premium_sum, m.premium_samples = row[9:13]
             for o in row[13]:
                 m.liquidations[o[0]] = Liquidation(*o)
+            m.book = TopOfBook.load(row[14])
         for user, balance, liquidating, leverage, positions in accounts:
             account = core.account(user)
             account.balance, account.liquidating = balance, liquidating

@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from libs.symbols import SymbolSpec
+from services.positions.core.book import TopOfBook
 
 NOT_INDEXED = -1
 
@@ -96,3 +97,4 @@ class Market:
     holders: dict[int, Position] = field(default_factory=dict)  # user -> open position
     liquidations: dict[int, Liquidation] = field(default_factory=dict)  # by order id
     risk: RiskIndex = field(default_factory=RiskIndex)
+    book: TopOfBook = field(default_factory=TopOfBook)  # resting orders, for the mid price

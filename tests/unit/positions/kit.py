@@ -10,11 +10,12 @@ from libs.messages import (
     LedgerLeg,
     LedgerPosted,
     MarkPriceSet,
+    OrderAccepted,
     OrderExpired,
     OrderFilled,
     Side,
 )
-from libs.messages.enums import EndReason
+from libs.messages.enums import EndReason, OrderType, TimeInForce
 from libs.symbols import default_symbols
 from services.positions.core import PositionsCore
 
@@ -64,7 +65,8 @@ class Feed:
     def fill(
         self, buyer: int, seller: int, price: str | int, qty: str | int, *,
         symbol: str = "BTC-PERP", taker: str = "buy", liquidation: bool = False,
-        taker_order_id: int = 1, taker_remaining: int = 0,
+        taker_order_id: int = 1, taker_remaining: int = 0, maker_order_id: int = 2,
+        maker_remaining: int = 0,
     ) -> list:
         spec = SPECS[symbol]
         p = price if isinstance(price, int) else ticks(price, spec)
@@ -76,8 +78,23 @@ class Feed:
                 symbol=symbol, seq=self._next(symbol), cmd_offset=0, trade_id=self.trade,
                 price=p, qty=q, taker_order_id=taker_order_id, taker_user_id=taker_user,
                 taker_side=Side.BUY if taker == "buy" else Side.SELL,
-                taker_remaining=taker_remaining, maker_order_id=2, maker_user_id=maker_user,
-                maker_remaining=0, liquidation=liquidation,
+                taker_remaining=taker_remaining, maker_order_id=maker_order_id,
+                maker_user_id=maker_user, maker_remaining=maker_remaining,
+                liquidation=liquidation,
+            )
+        )
+
+    def accept(
+        self, order_id: int, user: int, side: str, price: str, qty: str, *,
+        symbol: str = "BTC-PERP", tif: TimeInForce = TimeInForce.GTC,
+        order_type: OrderType = OrderType.LIMIT,
+    ) -> list:
+        spec = SPECS[symbol]
+        return self.matcher(
+            OrderAccepted(
+                symbol=symbol, seq=self._next(symbol), cmd_offset=0, order_id=order_id,
+                user_id=user, request_id=f"r{order_id}", side=Side(side), order_type=order_type,
+                tif=tif, qty=lots(qty, spec), price=ticks(price, spec),
             )
         )
 

@@ -8,12 +8,21 @@ from tests.unit.positions.kit import NS, Feed, messages, ticks, usdt
 
 def test_an_index_tick_becomes_a_mark_price_tick_for_the_matcher():
     feed = Feed(funding_interval_seconds=10)
+    feed.accept(11, 7, "buy", "49990", "1")
+    feed.accept(12, 8, "sell", "50010", "1")
     feed.fill(1, 2, "50000", "1")
     out = feed.index("49950", 1 * NS)
     (tick,) = messages(out, MarkPriceTick)
-    # median(49950 (no rate yet), 49950 + MA(50000 - 49950), last 50000) = 50000
+    # median(49950 (no rate yet), 49950 + MA(mid 50000 - 49950), last 50000) = 50000
     assert (tick.symbol, tick.mark_price, tick.ts) == ("BTC-PERP", ticks("50000"), 1 * NS)
     assert out[0].topic == "orders.commands" and out[0].partition == 0
+
+
+def test_a_stale_last_trade_does_not_pin_the_mark_when_the_book_is_empty():
+    feed = Feed()
+    feed.fill(1, 2, "50000", "1")
+    (tick,) = messages(feed.index("45000", 1), MarkPriceTick)
+    assert tick.mark_price == ticks("45000")  # median(45000, 45000 (no mid), 50000)
 
 
 def test_without_trades_the_mark_is_the_index():

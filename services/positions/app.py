@@ -1,0 +1,96 @@
+"""The position engine's composition root: settings -> KafkaBus -> service -> loop -> ops ->
+Redis."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from libs.bus import TransactionalLoop
+from libs.bus.kafka import KafkaBus
+from libs.ops import OpsServer
+from services.positions.read_model import RedisReadModel, picture
+from services.positions.service import PositionsService
+from services.positions.settings import PositionsSettings
+from services.positions.topics import PositionsTopics
+
+log = logging.getLogger("services.positions")
+
+
+def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
+    # A killed engine's open transaction blocks committed-offset reads until its successor
+    # aborts it or it times out: keep the timeout short.
+    bus = KafkaBus(
+        settings.kafka_bootstrap_servers,
+        client_id="positions",
+        producer_config={"transaction.timeout.ms": 10000},
+    )
+    service = PositionsService(
+        bus,
+        PositionsTopics(settings.topic_prefix),
+        snapshot_every=settings.snapshot_every,
+        funding_interval_seconds=settings.funding_interval_seconds,
+        basis_window=settings.basis_window,
+    )
+    return bus, service
+
+
+def publish(service: PositionsService, model: RedisReadModel | None) -> None:
+    """Write what changed since the last publish (everything after a reload or a lost Redis)."""
+    if model is None:
+        return
+    if model.lost():
+        service.full_publish = True
+    users = service.take_dirty()
+    with service.lock:
+        full = users is None
+        views, markets = picture(service.core, sorted(service.core.accounts) if full else users)
+    if not model.write(views, markets, full=full):
+        service.full_publish = True
+
+
+def run(settings: PositionsSettings, stop: threading.Event) -> None:
+    bus, service = build(settings)
+    loop = TransactionalLoop(
+        bus,
+        service,
+        group_id=settings.positions_group_id,
+        transactional_id=settings.positions_transactional_id,
+        partitions=service.inputs,
+        max_batch=settings.max_batch,
+    )
+    service.rewind(loop.consumer.committed())  # snapshot + recorded turns: the committed state
+    ops = OpsServer(settings.metrics_port, service.digest_json)
+    model = RedisReadModel(settings.redis_url) if settings.redis_url else None
+    log.info("positions ready: %s", service.digest_json())
+    print("positions ready", flush=True)
+    try:
+        while not stop.is_set():
+            applied = loop.run_once()
+            if applied or service.full_publish:
+                publish(service, model)
+    finally:
+        ops.close()
+        loop.close()
+
+
+def main() -> None:
+    from libs.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings(PositionsSettings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(settings, stop)
+
+
+def rebuild() -> dict:
+    """Return the digest of the state rebuilt from the topics alone (snapshot + turn log)."""
+    from libs.settings import load_settings
+
+    settings = load_settings(PositionsSettings)
+    _, service = build(settings)
+    service.rewind({})
+    return service.digest_json()

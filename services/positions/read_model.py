@@ -1,0 +1,73 @@
+"""The position engine's hot state in Redis, for the gateway: a cache, rebuilt when lost.
+
+- ``positions:{user}``: hash of symbol -> JSON ``{"size", "entry_notional", "entry_price",
+  "break_even", "mark", "upnl", "liq_price", "margin_ratio"}`` (lots, cash 1e-8 USDT, ticks,
+  rate 1e-8); a closed position's field is removed, a user without positions has no key.
+- ``mark:{symbol}``: hash of ``mark``, ``index`` (ticks) and ``ts`` (ns) of the applied mark.
+- ``funding:{symbol}``: hash of ``rate`` (the last rate, 1e-8) and ``next_funding_time`` (ns).
+- ``positions:ready``: set once the full picture is written; when it is missing (Redis
+  restarted or flushed) the next publish writes every user again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+
+from services.positions.core import PositionsCore
+
+log = logging.getLogger(__name__)
+
+READY_KEY = "positions:ready"
+
+
+def positions_key(user_id: int) -> str:
+    return f"positions:{user_id}"
+
+
+def picture(core: PositionsCore, users: list[int]) -> tuple[dict[int, dict], dict[str, tuple]]:
+    """Return the users' position hashes and every symbol's (mark, funding) hashes."""
+    views = {user: {s: json.dumps(v) for s, v in core.view(user).items()} for user in users}
+    markets = {
+        name: (
+            {"mark": m.mark, "index": m.index, "ts": m.mark_ts},
+            {"rate": m.last_rate, "next_funding_time": m.next_funding},
+        )
+        for name, m in core.markets.items()
+    }
+    return views, markets
+
+
+class RedisReadModel:
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=5)
+
+    def lost(self) -> bool:
+        """True when the full picture must be written again (Redis empty or unreachable)."""
+        try:
+            return not self.client.exists(READY_KEY)
+        except redis.RedisError:
+            return True
+
+    def write(
+        self, views: dict[int, dict], markets: dict[str, tuple], *, full: bool
+    ) -> bool:
+        """Write in one MULTI/EXEC (a reader never sees a half-replaced hash)."""
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            for user, view in views.items():
+                pipe.delete(positions_key(user))
+                if view:
+                    pipe.hset(positions_key(user), mapping=view)
+            for name, (mark, funding) in markets.items():
+                pipe.hset(f"mark:{name}", mapping=mark)
+                pipe.hset(f"funding:{name}", mapping=funding)
+            if full:
+                pipe.set(READY_KEY, 1)
+            pipe.execute()
+            return True
+        except redis.RedisError as error:
+            log.warning("redis write failed (will rewrite everything): %s", error)
+            return False

@@ -1,0 +1,21 @@
+"""The position engine's settings, from the environment (see libs/settings.py)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.settings import KafkaSettings
+
+
+class PositionsSettings(KafkaSettings):
+    metrics_port: int = Field(9103, description="/metrics, /digest and /healthz")
+    redis_url: str | None = Field(None, description="redis:// URL of the read model; none: off")
+    snapshot_every: int = Field(1000, ge=1, description="inputs between two snapshots")
+    positions_group_id: str = Field("positions", description="consumer group of the engine")
+    positions_transactional_id: str = Field("positions-0", description="transactional id")
+    topic_prefix: str = Field("", description="prefix of every topic name (tests)")
+    max_batch: int = Field(500, ge=1, description="records per transaction at most")
+    funding_interval_seconds: int | None = Field(
+        None, ge=1, description="override every symbol's funding interval (tests: seconds)"
+    )
+    basis_window: int = Field(60, ge=1, description="index ticks in the MA(mid - index) of mark")
