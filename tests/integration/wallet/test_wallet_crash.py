@@ -17,9 +17,13 @@ from libs.messages import (
     ANY,
     AmendOrder,
     CancelOrder,
+    Cause,
     Deposit,
+    FundingPaid,
     LedgerPosted,
+    LiquidationSettled,
     PlaceOrder,
+    PositionChanged,
     Withdraw,
 )
 from libs.topics import symbol_partition
@@ -67,10 +71,73 @@ def flow(rng: random.Random, size: int) -> list:
                     qty=rng.randint(1, 4) * LOT,
                 )
             )
-        elif roll < 0.93:
+        elif roll < 0.90:
             requests.append(Deposit(request_id=f"d{i}", user_id=user, amount=100 * USDT))
-        else:
+        elif roll < 0.94:
             requests.append(Withdraw(request_id=f"w{i}", user_id=user, amount=10 * USDT))
+        else:  # settlements from the position engine, on its own topic
+            cause = Cause("positions", 0, i)
+            other = rng.choice([u for u in USERS if u != user])
+            amount = rng.randint(1, 500) * USDT
+            requests.append(
+                rng.choice(
+                    (
+                        [
+                            FundingPaid(
+                                seq=i,
+                                cause=cause,
+                                user_id=user,
+                                symbol=SYMBOL,
+                                amount=-amount,
+                                rate=1,
+                                funding_time=i,
+                            ),
+                            FundingPaid(
+                                seq=i,
+                                cause=cause,
+                                user_id=other,
+                                symbol=SYMBOL,
+                                amount=amount,
+                                rate=1,
+                                funding_time=i,
+                            ),
+                        ],
+                        [
+                            PositionChanged(
+                                seq=i,
+                                cause=cause,
+                                user_id=user,
+                                symbol=SYMBOL,
+                                trade_id=i,
+                                size=0,
+                                entry_notional=0,
+                                realised_pnl=amount,
+                                fee=0,
+                            ),
+                            PositionChanged(
+                                seq=i,
+                                cause=cause,
+                                user_id=other,
+                                symbol=SYMBOL,
+                                trade_id=i,
+                                size=0,
+                                entry_notional=0,
+                                realised_pnl=-amount,
+                                fee=0,
+                            ),
+                        ],
+                        [
+                            LiquidationSettled(
+                                seq=i,
+                                cause=cause,
+                                user_id=user,
+                                symbol=SYMBOL,
+                                insurance_delta=amount,
+                            )
+                        ],
+                    )
+                )
+            )
     return requests
 
 
@@ -108,6 +175,11 @@ def test_kill_9_at_random_points_changes_no_balance_hold_or_entry(
         thread.start()
         for start in range(0, len(requests), 10):
             for request in requests[start : start + 10]:
+                if isinstance(request, list):  # position events
+                    for event in request:
+                        stack.send(event, stack.topics.position_events, partition=3)
+                        reference.event(event)
+                    continue
                 stack.send(request, partition=0)
                 reference.request(request)
             stack.flush()
@@ -120,6 +192,7 @@ def test_kill_9_at_random_points_changes_no_balance_hold_or_entry(
         stack.close()
 
     assert kills >= 5
+    assert any(isinstance(r, list) for r in requests)
     w = reference.wallet
     # balances and holds, as the wallet wrote them to Redis
     r = redis.Redis.from_url(redis_url, decode_responses=True)

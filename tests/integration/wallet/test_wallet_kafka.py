@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from libs.messages import (
@@ -46,6 +48,12 @@ def test_deposit_place_partial_fills_cancel_leaves_right_balances_and_no_holds(
     entries = [e for e in stack.wallet_events() if isinstance(e, LedgerPosted)]
     assert sorted(e.entry_id for e in entries) == list(range(1, 7))
     assert stack.wallet.rebuild()["digest"] == state["digest"]
+    # Redis lost: the wallet writes its whole picture again
+    r.delete("wallet:ready", "wallet:account:1", "wallet:account:2")
+    deadline = time.monotonic() + 10
+    while not r.exists("wallet:account:2") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.hgetall("wallet:account:1") == one and r.hgetall("wallet:account:2") == two
 
 
 def test_an_order_beyond_available_margin_is_rejected_with_its_reason(stack: Stack) -> None:
