@@ -146,3 +146,36 @@ def test_an_aborted_transaction_rewinds_the_state_to_the_committed_one() -> None
     drain(loop)
     assert service.core.holds.of_user(1) == 2525 * USDT
     assert len(list(bus.replay(TOPICS.commands, symbol_partition(SYMBOL)))) == 1
+
+
+def test_the_rewind_replays_the_recorded_turns_not_a_new_interleaving() -> None:
+    from libs.messages import PositionChanged
+
+    bus, service, loop = setup()
+    send(bus, Deposit(request_id="d", user_id=1, amount=3000 * USDT))
+    send(bus, place(1, 1, BUY, PRICE, LOT))  # holds 2,525: accepted
+    drain(loop)
+    loss = PositionChanged(
+        seq=1,
+        cause=Cause("p", 0, 0),
+        user_id=1,
+        symbol=SYMBOL,
+        trade_id=1,
+        size=0,
+        entry_notional=0,
+        realised_pnl=-900 * USDT,
+        fee=0,
+    )
+    send(bus, loss, TOPICS.position_events)
+    drain(loop)
+    assert service.core.holds.of_user(1) == 2525 * USDT
+    # one turn of the same records would apply the loss first and refuse the order ...
+    naive = WalletService(bus, TOPICS)
+    records = [r for tp in naive.inputs for r in bus.replay(*tp)]
+    naive.handle(records)
+    assert naive.core.holds.of_user(1) == 0
+    # ... the rewind re-applies the turns as they happened
+    fresh = WalletService(bus, TOPICS)
+    fresh.rewind(loop.consumer.committed())
+    assert fresh.core.holds.of_user(1) == 2525 * USDT
+    assert fresh.digest_json() == service.digest_json()
