@@ -1,0 +1,218 @@
+"""Fixtures of the position engine's integration tests: private topics, a matcher pump and
+``python -m services.positions`` as a real process (started, killed with -9, restarted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from libs.bus import Outgoing
+from libs.bus.kafka import KafkaBus
+from libs.messages import (
+    ANY,
+    AccountUpdated,
+    Cause,
+    IndexPriceTick,
+    OrderType,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+    encode,
+)
+from libs.symbols import get_symbol
+from libs.topics import exchange_topics, symbol_partition, user_partition
+from services.positions.topics import PositionsTopics
+from tests.integration.wallet.matcher_pump import MatcherPump
+
+ROOT = Path(__file__).resolve().parents[3]
+SYMBOL = "BTC-PERP"
+SPEC = get_symbol(SYMBOL)
+NS = 1_000_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EngineProcess:
+    """``python -m services.positions`` on a private topic set."""
+
+    def __init__(self, bootstrap: str, redis_url: str, prefix: str, **env: object) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "REDIS_URL": redis_url,
+            "TOPIC_PREFIX": prefix,
+            "METRICS_PORT": str(self.port),
+            "POSITIONS_GROUP_ID": f"{prefix}positions",
+            "POSITIONS_TRANSACTIONAL_ID": f"{prefix}positions-0",
+            **{k.upper(): str(v) for k, v in env.items()},
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log = open(f"/tmp/{prefix}positions.log", "ab")  # noqa: SIM115
+
+    def start(self, timeout: float = 60) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.positions"],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=self.log,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if b"positions ready" in line:
+                return
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError(f"positions exited with {self.proc.returncode}")
+        raise RuntimeError("positions did not become ready")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def get(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def digest(self) -> dict:
+        return json.loads(self.get("/digest"))
+
+    def rebuild(self) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "services.positions", "rebuild"],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120, check=True,
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Stack:
+    """Private topics, a producer for the other engines' messages, the pump and the engine."""
+
+    def __init__(self, bootstrap: str, redis_url: str, **env: object) -> None:
+        self.prefix = f"p{uuid.uuid4().hex[:10]}."
+        self.topics = PositionsTopics(self.prefix)
+        self.bus = KafkaBus(bootstrap)
+        for topic in exchange_topics():
+            self.bus.create_topic(self.prefix + topic.name, topic.partitions, topic.config)
+        self.producer = self.bus.producer()
+        self.pump = MatcherPump(self.bus, self.topics.commands, self.topics.matcher_events)
+        self.engine = EngineProcess(bootstrap, redis_url, self.prefix, **env)
+        self.wallet_seq: dict[int, int] = {}
+        self.redis_url = redis_url
+
+    # -- what the other engines would produce ---------------------------------------------
+    def order(self, oid: int, user: int, side: str, price: str, qty: str,
+              tif: TimeInForce = TimeInForce.GTC) -> None:
+        command = PlaceOrder(
+            request_id=f"r{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=Side(side),
+            order_type=OrderType.LIMIT, qty=SPEC.qty_to_lots(qty),
+            price=SPEC.price_to_ticks(price), tif=tif,
+        )
+        self.producer.produce(Outgoing(
+            self.topics.commands, encode(command), SYMBOL.encode(), symbol_partition(SYMBOL)
+        ))
+
+    def balance(self, user: int, cash: int) -> None:
+        partition = user_partition(user)
+        seq = self.wallet_seq[partition] = self.wallet_seq.get(partition, 0) + 1
+        event = AccountUpdated(
+            seq=seq, cause=Cause("orders.requests", 0, 0), user_id=user, balance=cash, holds=0,
+            available=cash,
+        )
+        self.producer.produce(
+            Outgoing(self.topics.wallet_events, encode(event), str(user).encode(), partition)
+        )
+
+    def index(self, price: str, ts: int) -> None:
+        tick = IndexPriceTick(symbol=SYMBOL, price=SPEC.price_to_ticks(price), ts=ts)
+        self.producer.produce(Outgoing(
+            self.topics.index_prices, encode(tick), SYMBOL.encode(), symbol_partition(SYMBOL)
+        ))
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    # -- reading back ----------------------------------------------------------------------
+    def read(self, topic: str) -> list:
+        return [
+            ANY.decode(r.value)
+            for p in sorted(self.bus.end_offsets(topic))
+            for r in self.bus.replay(topic, p)
+        ]
+
+    def events(self, kind: type | None = None) -> list:
+        return [e for e in self.read(self.topics.events) if kind is None or type(e) is kind]
+
+    def wait_for(self, predicate, timeout: float = 60, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def quiet(self, timeout: float = 90) -> dict:
+        """Wait until the engine applied every input and the pump has nothing left."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ends = {}
+            for topic in (
+                self.topics.wallet_events, self.topics.matcher_events, self.topics.index_prices
+            ):
+                for p, end in self.bus.end_offsets(topic).items():
+                    ends[f"{topic}:{p}"] = end
+            try:
+                state = self.engine.digest()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            behind = {k: e for k, e in ends.items() if e > state["offsets"].get(k, 0)}
+            if not behind:
+                events = len(self.pump.events)
+                time.sleep(1.5)
+                if self.engine.digest() == state and len(self.pump.events) == events:
+                    return state
+            time.sleep(0.3)
+        raise AssertionError("the position engine did not catch up")
+
+    def close(self) -> None:
+        self.engine.stop()
+        self.pump.stop()
+
+
+@pytest.fixture
+def make_stack(kafka_bootstrap: str, redis_url: str) -> Iterator:
+    stacks: list[Stack] = []
+
+    def make(**env: object) -> Stack:
+        stack = Stack(kafka_bootstrap, redis_url, **env)
+        stack.pump.start()
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.close()
