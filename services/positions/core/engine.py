@@ -100,6 +100,7 @@ class PositionsCore:
         self.markets = {name: Market(spec) for name, spec in specs.items()}
         self.accounts: dict[int, Account] = {}
         self.insurance = 0  # the insurance fund as the wallet's ledger reports it
+        self.insurance_reserved = 0  # fees the fund backs for liquidations in flight
         self.wallet_seq: dict[int, int] = {}  # last wallet.events seq per partition
         self.out_seq: dict[int, int] = {}  # last positions.events seq per partition
         self.dirty: set[int] = set()  # users whose read model changed (for Redis)
@@ -390,29 +391,27 @@ class PositionsCore:
                 account.user, LiquidationTriggered, symbol=name, size=position.size,
                 bankruptcy_price=bankruptcy, mark_price=mark,
             )
-        worst_fees = sum(
+        fees = [
             self.specs[n].fee(self.specs[n].notional(bp, abs(p.size)), maker=False)
             for n, p, bp in plans
-        )
+        ]
+        # The fund backs the taker fee of a close at the bankruptcy price when it can (its
+        # spare balance covers every fee of this account). When it cannot, the orders are
+        # bounded tighter, at the price whose proceeds pay their own fee: no deficit is left
+        # for anyone, and what the book cannot absorb there is deleveraged.
+        covered = self.insurance - self.insurance_reserved >= sum(fees)
         index = self.specs[symbol].index
-        if self.insurance < worst_fees:
-            # the fund could not cover a close at the bound: deleverage at once, fee-free
-            for name, position, bankruptcy in plans:
-                qty, side = abs(position.size), f.sign(position.size)
-                counter = self._deleverage(
-                    name, account.user, side, bankruptcy, qty, index, seq, counter
-                )
-                self._user_event(account.user, LiquidationSettled, symbol=name, insurance_delta=0)
-            self._reindex(account)
-            return counter
-        for name, position, bankruptcy in plans:
+        for (name, position, bankruptcy), fee in zip(plans, fees, strict=True):
             market = self.markets[name]
             order_id = liquidation_id(index, seq, counter)
             counter += 1
             qty = abs(position.size)
             side = f.sign(position.size)
+            reserve = fee if covered else 0
+            bound = bankruptcy if covered else f.fee_covering_bound(market.spec, side, bankruptcy)
+            self.insurance_reserved += reserve
             market.liquidations[order_id] = Liquidation(
-                order_id, account.user, side, bankruptcy, qty, qty
+                order_id, account.user, side, bankruptcy, qty, qty, reserve=reserve
             )
             account.liquidating += 1
             request = f"liq:{order_id}"
@@ -427,7 +426,7 @@ class PositionsCore:
                 name,
                 LiquidationOrder(
                     request_id=request, order_id=order_id, user_id=account.user, symbol=name,
-                    side=Side.SELL if side > 0 else Side.BUY, qty=qty, price=bankruptcy,
+                    side=Side.SELL if side > 0 else Side.BUY, qty=qty, price=bound,
                     ts=market.mark_ts,
                 ),
             )
@@ -436,6 +435,7 @@ class PositionsCore:
     def _finish_liquidation(self, symbol: str, liquidation: Liquidation, seq: int) -> None:
         market = self.markets[symbol]
         market.liquidations.pop(liquidation.order_id, None)
+        self.insurance_reserved -= liquidation.reserve
         account = self.account(liquidation.user)
         position = account.positions.get(symbol)
         if (
@@ -608,7 +608,7 @@ class PositionsCore:
                 list(m.basis), sorted(m.pending_index.items()), m.next_funding, m.last_rate,
                 m.premium_sum, m.premium_samples,
                 [[o.order_id, o.user, o.side, o.bankruptcy, o.qty, o.remaining, o.surplus,
-                  o.fees] for _, o in sorted(m.liquidations.items())],
+                  o.fees, o.reserve] for _, o in sorted(m.liquidations.items())],
                 m.book.dump(),
             ])
         accounts = []
@@ -637,6 +637,7 @@ class PositionsCore:
             m.next_funding, m.last_rate, m.premium_sum, m.premium_samples = row[9:13]
             for o in row[13]:
                 m.liquidations[o[0]] = Liquidation(*o)
+                core.insurance_reserved += m.liquidations[o[0]].reserve
             m.book = TopOfBook.load(row[14])
         for user, balance, liquidating, leverage, positions in accounts:
             account = core.account(user)

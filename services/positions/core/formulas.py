@@ -96,6 +96,18 @@ def bankruptcy_price(spec: SymbolSpec, size: int, mark: int, equity_share: int) 
     return max(price, 1)
 
 
+def fee_covering_bound(spec: SymbolSpec, side: int, bankruptcy: int) -> int:
+    """Return the worst price at which closing a ``side`` position pays its own taker fee.
+
+    long (sells):  p * (1 - taker) >= BP  =>  p = ceil(BP / (1 - taker));
+    short (buys):  p * (1 + taker) <= BP  =>  p = floor(BP / (1 + taker)).
+    A fill there leaves the closed position's equity share >= its fee (rounded up).
+    """
+    if side > 0:
+        return ceil_div(bankruptcy * RATE_ONE, RATE_ONE - spec.taker_fee)
+    return max(1, bankruptcy * RATE_ONE // (RATE_ONE + spec.taker_fee))
+
+
 def break_even_price(spec: SymbolSpec, size: int, entry_notional: int, fees: int) -> int:
     """Return the price at which closing with a taker order recovers the fees paid.
 

@@ -43,6 +43,7 @@ class Liquidation:
     remaining: int
     surplus: int = 0  # cash closed better than the bankruptcy price
     fees: int = 0  # taker fees charged on its fills
+    reserve: int = 0  # insurance set aside for its fee (0: bounded to pay its own fee)
 
 
 class RiskIndex:

@@ -90,17 +90,41 @@ def test_the_unfilled_remainder_is_auto_deleveraged_against_the_ranked_shorts():
     assert settled.insurance_delta == -usdt("9.8")  # the fee of the 0.4 that filled
 
 
-def test_an_empty_insurance_fund_deleverages_at_once_without_an_order():
+def test_an_empty_insurance_fund_bounds_the_order_so_its_fills_pay_their_own_fee():
     feed = leveraged_long(insurance=None)
     out = feed.mark("49000", 1)
-    assert not messages(out, LiquidationOrder)
+    (trigger,) = messages(out, LiquidationTriggered)
+    (order,) = messages(out, LiquidationOrder)
+    assert trigger.bankruptcy_price == ticks("49000")
+    assert order.price == ticks("49024.6")  # 49000 / (1 - 0.05%) = 49024.51.. rounded up
+    out = feed.fill(3, 1, "49024.6", "1", taker="sell", liquidation=True,
+                    taker_order_id=order.order_id)
+    (settled,) = messages(out, LiquidationSettled)
+    # surplus 24.6 over bankruptcy, minus the fee 24.5123 (rounded up to 1e-8)
+    assert settled.insurance_delta == usdt("24.6") - usdt("24.5123")
+    assert settled.insurance_delta >= 0
+
+
+def test_with_an_empty_fund_what_the_book_cannot_absorb_is_deleveraged_at_bankruptcy():
+    feed = leveraged_long(insurance=None)
+    (order,) = messages(feed.mark("49000", 1), LiquidationOrder)
+    out = feed.expired(order.order_id, 1, lots("1"))
     adl = messages(out, AutoDeleveraged)
-    assert [(m.user_id, m.qty) for m in adl if m.counterparty_user_id == 1] == [
-        (4, lots("0.5")), (2, lots("0.5")),
+    assert [(m.user_id, m.qty, m.price) for m in adl if m.counterparty_user_id == 1] == [
+        (4, lots("0.5"), ticks("49000")), (2, lots("0.5"), ticks("49000")),
     ]
     (settled,) = messages(out, LiquidationSettled)
     assert settled.insurance_delta == 0
     assert feed.core.accounts[1].balance == 0  # closed at bankruptcy: nothing left, nothing owed
+
+
+def test_the_fund_backs_one_liquidation_at_a_time_with_what_it_has_spare():
+    feed = leveraged_long(insurance="30")  # covers one 24.5 fee, not two
+    feed.fill(7, 8, "50000", "1")
+    feed.balance(7, "1000")
+    orders = messages(feed.mark("49000", 1), LiquidationOrder)
+    assert sorted(o.price for o in orders) == [ticks("49000"), ticks("49024.6")]
+    assert feed.core.insurance_reserved == usdt("24.5")
 
 
 def test_a_rejected_liquidation_order_deleverages_everything():

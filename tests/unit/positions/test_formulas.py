@@ -81,6 +81,17 @@ def test_bankruptcy_price_leaves_zero_equity():
     assert f.bankruptcy_price(BTC, -lots("3"), ticks("45000"), usdt("1")) == ticks("45000.3")
 
 
+def test_the_fee_covering_bound_pays_the_taker_fee_out_of_the_price():
+    # long: 49000 / (1 - 0.05%) = 49024.512.. -> up; short: 51000 / (1 + 0.05%) = 50974.51 -> down
+    assert f.fee_covering_bound(BTC, 1, ticks("49000")) == ticks("49024.6")
+    assert f.fee_covering_bound(BTC, -1, ticks("51000")) == ticks("50974.5")
+    for side, bp in ((1, ticks("49000")), (-1, ticks("51000"))):
+        bound = f.fee_covering_bound(BTC, side, bp)
+        notional = BTC.notional(bound, lots("1"))
+        surplus = side * (notional - BTC.notional(bp, lots("1")))
+        assert surplus >= BTC.fee(notional, maker=False)
+
+
 def test_break_even_price_recovers_fees_with_a_taker_close():
     entry = BTC.notional(ticks("50000"), lots("1"))
     fees = usdt("25")
