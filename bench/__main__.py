@@ -13,7 +13,13 @@ import platform
 import sys
 from pathlib import Path
 
-SECTIONS = ["bench.wire", "bench.kafka_throughput", "bench.matcher_core", "bench.wallet"]
+SECTIONS = [
+    "bench.wire",
+    "bench.kafka_throughput",
+    "bench.matcher_core",
+    "bench.wallet",
+    "bench.positions",
+]
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 
 
