@@ -151,7 +151,9 @@ class KafkaBus(Bus):
         }
 
     def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
-        reader = self._reader(**{"enable.partition.eof": True})
+        # fetch.wait.max.ms: the broker holds an empty fetch that long before answering, and
+        # the end of a replay is exactly such a fetch.
+        reader = self._reader(**{"enable.partition.eof": True, "fetch.wait.max.ms": 10})
         try:
             low, high = reader.get_watermark_offsets(
                 KafkaTopicPartition(topic, partition), timeout=10
@@ -160,7 +162,7 @@ class KafkaBus(Bus):
                 return
             reader.assign([KafkaTopicPartition(topic, partition, max(start, low))])
             while True:
-                for message in reader.consume(1000, timeout=1.0):
+                for message in _fetch(reader, 1000, 1.0):
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
@@ -169,6 +171,22 @@ class KafkaBus(Bus):
                     yield Record(topic, partition, message.offset(), message.key(), message.value())
         finally:
             reader.close()
+
+
+def _fetch(client: KafkaConsumerClient, max_records: int, timeout: float) -> list[Any]:
+    """Return what is buffered now (up to ``max_records``), or wait up to ``timeout`` for the
+    first message and return it with whatever arrived alongside.
+
+    ``Consumer.consume(n, timeout)`` waits for n messages or the whole timeout: a poll would
+    then cost ``timeout`` of latency whenever fewer than n are waiting.
+    """
+    messages = client.consume(max_records, timeout=0)
+    if messages or timeout <= 0:
+        return messages
+    first = client.poll(timeout)
+    if first is None:
+        return []
+    return [first, *client.consume(max_records - 1, timeout=0)]
 
 
 class KafkaProducer(Producer):
@@ -271,7 +289,7 @@ class KafkaConsumer(Consumer):
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
         try:
-            messages = self._client.consume(max_records, timeout=timeout)
+            messages = _fetch(self._client, max_records, timeout)
         except KafkaException as error:
             raise BusError(f"consume: {error}") from error
         records = []

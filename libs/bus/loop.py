@@ -8,7 +8,9 @@ input offsets. A crash at any point leaves either the whole turn or none of it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -61,6 +63,7 @@ class TransactionalLoop:
         max_batch: int = 500,
         poll_timeout: float = 0.1,
         on_idle: Callable[[], list[Outgoing]] | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self.bus = bus
         self.handler = handler
@@ -74,10 +77,20 @@ class TransactionalLoop:
             group_id, topics=topics, partitions=partitions, instance_id=transactional_id
         )
         self.producer: Producer = bus.producer(transactional_id)
+        self.turn_started: float | None = None
+        if stall_timeout is not None:
+            Watchdog(self, stall_timeout).start()
 
     def run_once(self) -> int:
         """Process one batch (if any arrives within the poll timeout); return its size."""
         records = self.consumer.poll_batch(self.max_batch, self.poll_timeout)
+        self.turn_started = time.monotonic()
+        try:
+            return self._turn(records)
+        finally:
+            self.turn_started = None
+
+    def _turn(self, records: list[Record]) -> int:
         if records:
             outputs = self.handler.handle(records)
         elif self.on_idle is not None:
@@ -129,3 +142,30 @@ class TransactionalLoop:
     def close(self) -> None:
         self.consumer.close()
         self.producer.close()
+
+
+class Watchdog(threading.Thread):
+    """Crash the process when one turn runs longer than ``limit`` seconds.
+
+    librdkafka can block inside a transactional call well past its timeout when the broker
+    it knew goes away (confluentinc/librdkafka#5456, #5511). A stuck service is worse than a
+    dead one: dying hands over to the supervisor's restart and the normal recovery, which
+    loses nothing because nothing of the stuck turn was committed.
+    """
+
+    EXIT_CODE = 5
+
+    def __init__(self, loop: TransactionalLoop, limit: float) -> None:
+        super().__init__(name="bus-watchdog", daemon=True)
+        self.loop = loop
+        self.limit = limit
+
+    def run(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.limit / 4))
+            started = self.loop.turn_started
+            if started is not None and time.monotonic() - started > self.limit:
+                log.critical("a turn has been stuck for over %.0fs: exiting for a clean restart",
+                             self.limit)
+                logging.shutdown()
+                os._exit(self.EXIT_CODE)

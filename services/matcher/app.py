@@ -88,6 +88,7 @@ def run(settings: MatcherSettings | None = None) -> int:
         bus, service, group_id="matcher",
         transactional_id=instance,
         partitions=partitions, max_batch=settings.matcher_max_poll, poll_timeout=0.05,
+        stall_timeout=settings.matcher_stall_seconds,
     )
     holder["loop"] = loop
     digests = DigestRequests(service)

@@ -43,3 +43,37 @@ def test_a_fatal_producer_error_recreates_the_producer_and_loses_nothing():
     values = [r.value for r in bus.replay("out", 0)]
     assert values[0::2] == [b"x%d" % i for i in range(10)]
     assert loop.stats.producer_restarts == 1
+
+
+STUCK_LOOP = """
+import time
+from libs.bus import MemoryBus, Outgoing, TransactionalLoop
+
+class Stuck:
+    def handle(self, records):
+        time.sleep(60)  # a call that never returns, as librdkafka's can after a broker loss
+        return []
+    def rewind(self, committed):
+        pass
+
+bus = MemoryBus()
+bus.create_topic("in", 1)
+bus.producer().produce(Outgoing("in", b"x", partition=0))
+loop = TransactionalLoop(bus, Stuck(), group_id="g", transactional_id="tx",
+                         partitions=[("in", 0)], stall_timeout=1.0)
+loop.run_once()
+"""
+
+
+def test_a_turn_stuck_past_the_stall_timeout_exits_the_process_for_a_restart():
+    import subprocess
+    import sys
+    import time
+
+    from libs.bus.loop import Watchdog
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", STUCK_LOOP], capture_output=True, timeout=30)
+    assert done.returncode == Watchdog.EXIT_CODE
+    assert time.monotonic() - started < 20
+    assert b"stuck" in done.stderr

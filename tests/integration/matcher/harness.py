@@ -64,6 +64,7 @@ class MatcherRun:
             "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
             "MATCHER_RING_BYTES": str(1 << 22),
             "MATCHER_OUT_RING_BYTES": str(1 << 24),
+            "MATCHER_STALL_SECONDS": "20",
         }
 
     def produce(self, commands: list) -> None:
@@ -90,7 +91,14 @@ class MatcherRun:
             children = path.read_text().split()
         except OSError:
             return None
-        return int(children[0]) if children else None
+        for child in children:  # multiprocessing's resource tracker is a child too
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                return int(child)
+        return None
 
     def kill(self, target: str) -> None:
         """kill -9 the 'core' process, the 'io' process, or 'both'."""
