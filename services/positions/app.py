@@ -61,7 +61,7 @@ def run(settings: PositionsSettings, stop: threading.Event) -> None:
         max_batch=settings.max_batch,
     )
     service.rewind(loop.consumer.committed())  # snapshot + recorded turns: the committed state
-    ops = OpsServer(settings.metrics_port, service.digest_json)
+    ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)
     model = RedisReadModel(settings.redis_url) if settings.redis_url else None
     log.info("positions ready: %s", service.digest_json())
     print("positions ready", flush=True)

@@ -9,6 +9,7 @@ from libs.settings import KafkaSettings
 
 class PositionsSettings(KafkaSettings):
     metrics_port: int = Field(9103, description="/metrics, /digest and /healthz")
+    metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
     redis_url: str | None = Field(None, description="redis:// URL of the read model; none: off")
     snapshot_every: int = Field(1000, ge=1, description="inputs between two snapshots")
     positions_group_id: str = Field("positions", description="consumer group of the engine")
