@@ -92,7 +92,7 @@ def run(settings: MatcherSettings | None = None) -> int:
     )
     holder["loop"] = loop
     digests = DigestRequests(service)
-    ops = OpsServer(settings.matcher_metrics_port, digests.ask)
+    ops = OpsServer(settings.metrics_port, digests.ask, host=settings.metrics_host)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -10,7 +10,8 @@ from libs.settings import KafkaSettings
 class MatcherSettings(KafkaSettings):
     matcher_instance: str = Field("0", description="this instance's name: its transactional id")
     matcher_symbols: str = Field("", description="comma-separated symbols to own; empty = all")
-    matcher_metrics_port: int = 9101
+    metrics_port: int = Field(9101, description="port of /metrics and /digest")
+    metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
     matcher_core_cpu: int | None = Field(None, description="CPU to pin the core to; None = last")
     matcher_sched_fifo: bool = Field(False, description="ask for SCHED_FIFO (needs privileges)")
     matcher_max_batch: int = Field(256, ge=1, le=256, description="commands per core step")

@@ -59,7 +59,7 @@ class MatcherRun:
             "SNAPSHOTS_TOPIC": self.snapshots,
             "MATCHER_INSTANCE": self.name,
             "MATCHER_SYMBOLS": "BTC-PERP",
-            "MATCHER_METRICS_PORT": str(self.port),
+            "METRICS_PORT": str(self.port),
             "MATCHER_MAX_BATCH": str(self.max_batch),
             "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
             "MATCHER_RING_BYTES": str(1 << 22),
