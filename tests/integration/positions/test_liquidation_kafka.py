@@ -1,0 +1,166 @@
+"""Liquidation end to end on Kafka with the wallet and position engine processes and the matcher
+pump: a mark move drives a 20x long to liquidation (orders cancelled, position closed through
+the book and by ADL, insurance accounting right, nobody's balance negative)."""
+
+from __future__ import annotations
+
+import time
+
+from libs.bus import Outgoing
+from libs.messages import (
+    AccountUpdated,
+    AutoDeleveraged,
+    CancelOrder,
+    Deposit,
+    LedgerAccountKind,
+    LedgerPosted,
+    LiquidationSettled,
+    LiquidationTriggered,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderType,
+    PlaceOrder,
+    PositionChanged,
+    Side,
+    encode,
+)
+from libs.money import parse_cash
+from libs.topics import user_partition
+from tests.integration.positions.conftest import NS, SPEC, SYMBOL, Stack
+from tests.integration.wallet.conftest import WalletProcess
+
+MAKER, LONG, SHORT, TAKER = 100, 1, 2, 3
+
+
+class Exchange:
+    """The position engine's stack plus a real wallet process in front of the pump."""
+
+    def __init__(self, stack: Stack, bootstrap: str) -> None:
+        self.stack = stack
+        self.wallet = WalletProcess(bootstrap, stack.redis_url, stack.prefix, 1000)
+        self.next_id = 0
+
+    def request(self, message) -> None:
+        user = message.user_id
+        self.stack.producer.produce(Outgoing(
+            f"{self.stack.prefix}orders.requests", encode(message), str(user).encode(),
+            user_partition(user),
+        ))
+        self.stack.flush()
+
+    def deposit(self, user: int, amount: str) -> None:
+        self.next_id += 1
+        self.request(Deposit(request_id=f"d{self.next_id}", user_id=user,
+                             amount=parse_cash(amount)))
+
+    def place(self, user: int, side: str, price: str, qty: str) -> int:
+        self.next_id += 1
+        oid = self.next_id
+        self.request(PlaceOrder(
+            request_id=f"p{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=Side(side),
+            order_type=OrderType.LIMIT, qty=SPEC.qty_to_lots(qty),
+            price=SPEC.price_to_ticks(price),
+        ))
+        self.stack.wait_for(lambda: self.seen(oid), what=f"order {oid} at the matcher")
+        return oid
+
+    def seen(self, oid: int) -> bool:
+        return any(
+            type(e) in (OrderAccepted, OrderRejected) and e.order_id == oid
+            for e in list(self.stack.pump.events)
+        )
+
+    def cancel(self, user: int, oid: int) -> None:
+        self.next_id += 1
+        self.request(CancelOrder(request_id=f"c{self.next_id}", user_id=user, symbol=SYMBOL,
+                                 order_id=oid))
+        self.stack.wait_for(
+            lambda: any(type(e) is OrderCancelled and e.order_id == oid
+                        for e in list(self.stack.pump.events)),
+            what=f"cancel of {oid}",
+        )
+
+    def wallet_events(self) -> list:
+        return self.stack.read(f"{self.stack.prefix}wallet.events")
+
+    def balances(self) -> dict[int, int]:
+        last: dict[int, int] = {}
+        for e in self.wallet_events():
+            if type(e) is AccountUpdated:
+                last[e.user_id] = e.balance
+        return last
+
+
+def test_a_mark_drop_liquidates_a_20x_long_end_to_end(make_stack, kafka_bootstrap):
+    stack = make_stack(basis_window=1)
+    x = Exchange(stack, kafka_bootstrap)
+    x.wallet.start()
+    stack.engine.start()
+    try:
+        run(stack, x)
+    finally:
+        x.wallet.stop()
+
+
+def run(stack: Stack, x: Exchange) -> None:
+    for user, amount in ((MAKER, "1000000"), (LONG, "2900"), (SHORT, "5000"), (TAKER, "100000")):
+        x.deposit(user, amount)
+    stack.wait_for(lambda: len(x.balances()) == 4, what="the deposits")
+    maker_ask = x.place(MAKER, "sell", "50000", "1")
+    x.place(LONG, "buy", "50000", "1")  # 20x long 1 BTC
+    x.place(MAKER, "buy", "50000", "0.5")
+    x.place(SHORT, "sell", "50000", "0.5")  # user 2 short 0.5
+    resting = x.place(LONG, "buy", "45000", "0.05")  # the liquidation cancels it
+    del maker_ask
+    stack.wait_for(lambda: len(stack.events(PositionChanged)) == 4, what="the positions")
+    stack.index("50000", 1 * NS)
+    stack.flush()
+    # the maker moves its quotes down: the mid the mark follows
+    bid = x.place(MAKER, "buy", "47600", "0.4")
+    ask = x.place(MAKER, "sell", "47700", "0.4")
+    stack.index("47650", 2 * NS)  # mark 47650: equity 2875 - 2350 = 525 > MM 190.6
+    stack.flush()
+    time.sleep(2)
+    assert not stack.events(LiquidationTriggered)
+    x.cancel(MAKER, bid)
+    x.cancel(MAKER, ask)
+    x.place(MAKER, "buy", "47150", "0.4")
+    x.place(MAKER, "sell", "47250", "0.4")
+    stack.wait_for(lambda: x.balances().get(LONG) == parse_cash("2875"), what="the balance")
+    stack.index("47200", 3 * NS)  # mark 47200: equity 75 < MM 188.8
+    stack.flush()
+    stack.wait_for(lambda: stack.events(LiquidationSettled), what="the liquidation to settle")
+    stack.quiet()
+    stack.wait_for(
+        lambda: any(type(e) is LedgerPosted and e.memo.startswith("liquidation")
+                    for e in x.wallet_events()),
+        what="the wallet to book the settlement",
+    )
+
+    (trigger,) = stack.events(LiquidationTriggered)
+    assert (trigger.user_id, trigger.bankruptcy_price) == (LONG, SPEC.price_to_ticks("47125"))
+    events = list(stack.pump.events)
+    assert [(e.order_id, e.reason) for e in events
+            if type(e) is OrderCancelled and e.user_id == LONG] == [(resting, "cancel_all")]
+    fills = [(e.price, e.qty) for e in events if type(e) is OrderFilled and e.liquidation]
+    assert fills == [(SPEC.price_to_ticks("47150"), SPEC.qty_to_lots("0.4"))]
+    adl = [e for e in stack.events(AutoDeleveraged) if e.counterparty_user_id == LONG]
+    assert sum(e.qty for e in adl) == SPEC.qty_to_lots("0.6")
+    (settled,) = stack.events(LiquidationSettled)
+    fee = SPEC.fee(SPEC.notional(SPEC.price_to_ticks("47150"), SPEC.qty_to_lots("0.4")),
+                   maker=False)
+    assert settled.insurance_delta == SPEC.notional(SPEC.price_to_ticks("25"),
+                                                   SPEC.qty_to_lots("0.4")) - fee
+    last = [e for e in stack.events(PositionChanged) if e.user_id == LONG][-1]
+    assert last.size == 0
+    insurance = sum(
+        leg.amount
+        for e in x.wallet_events() if type(e) is LedgerPosted
+        for leg in e.legs if leg.kind == LedgerAccountKind.INSURANCE
+    )
+    assert insurance == settled.insurance_delta
+    balances = x.balances()
+    assert all(balance >= 0 for balance in balances.values()), balances
+    assert balances[LONG] >= 0
