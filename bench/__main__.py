@@ -16,7 +16,9 @@ from pathlib import Path
 SECTIONS = [
     "bench.wire",
     "bench.kafka_throughput",
+    "bench.ring",
     "bench.matcher_core",
+    "bench.matcher_service",
     "bench.wallet",
     "bench.positions",
 ]
