@@ -300,13 +300,11 @@ class PositionsCore:
     # -- marks, funding, liquidation checks --------------------------------------------------
     def _on_mark(self, event: MarkPriceSet) -> None:
         symbol, market = event.symbol, self.markets[event.symbol]
-        if event.ts <= market.mark_ts and event.mark_price == market.mark:
-            return  # our own liquidation fence, or a duplicate tick: nothing moved
+        if event.ts <= market.mark_ts:
+            return  # a liquidation fence repeating a tick, or a stale one: never go back
         market.mark = event.mark_price
-        fresh = event.ts > market.mark_ts
-        if fresh:
-            market.mark_ts = event.ts
-            self._funding(symbol, market, event.ts)
+        market.mark_ts = event.ts
+        self._funding(symbol, market, event.ts)
         index = market.pending_index.pop(event.ts, None)
         if index is not None:
             for ts in [t for t in market.pending_index if t < event.ts]:
@@ -416,11 +414,15 @@ class PositionsCore:
             account.liquidating += 1
             request = f"liq:{order_id}"
             self._command(name, CancelAll(request_id=request, user_id=account.user, symbol=name))
-            if market.mark:
-                # a fence: the matcher applies what precedes it first, so the cancels land
-                # before the liquidation order (which a batch would otherwise put first)
+            fence_mark, fence_ts = market.sent_mark, market.sent_ts
+            if not fence_mark:  # no tick sent by this engine yet: repeat the applied one
+                fence_mark, fence_ts = market.mark, market.mark_ts
+            if fence_mark:
+                # A fence: the matcher applies what precedes it first, so the cancels land
+                # before the liquidation order (which a batch would otherwise put first). It
+                # repeats the last tick sent, so the matcher's mark never steps back.
                 self._command(
-                    name, MarkPriceTick(symbol=name, mark_price=market.mark, ts=market.mark_ts)
+                    name, MarkPriceTick(symbol=name, mark_price=fence_mark, ts=fence_ts)
                 )
             self._command(
                 name,
@@ -569,8 +571,11 @@ class PositionsCore:
         market.pending_index[tick.ts] = tick.price
         while len(market.pending_index) > PENDING_INDEX_LIMIT:
             del market.pending_index[next(iter(market.pending_index))]
-        self._command(tick.symbol, MarkPriceTick(symbol=tick.symbol, mark_price=max(mark, 1),
-                                                 ts=tick.ts))
+        market.sent_mark, market.sent_ts = max(mark, 1), tick.ts
+        self._command(
+            tick.symbol,
+            MarkPriceTick(symbol=tick.symbol, mark_price=market.sent_mark, ts=tick.ts),
+        )
         return self._take()
 
     # -- read model --------------------------------------------------------------------------
@@ -609,7 +614,7 @@ class PositionsCore:
                 m.premium_sum, m.premium_samples,
                 [[o.order_id, o.user, o.side, o.bankruptcy, o.qty, o.remaining, o.surplus,
                   o.fees, o.reserve] for _, o in sorted(m.liquidations.items())],
-                m.book.dump(),
+                m.book.dump(), m.sent_mark, m.sent_ts,
             ])
         accounts = []
         for user in sorted(self.accounts):
@@ -639,6 +644,7 @@ class PositionsCore:
                 m.liquidations[o[0]] = Liquidation(*o)
                 core.insurance_reserved += m.liquidations[o[0]].reserve
             m.book = TopOfBook.load(row[14])
+            m.sent_mark, m.sent_ts = row[15], row[16]
         for user, balance, liquidating, leverage, positions in accounts:
             account = core.account(user)
             account.balance, account.liquidating = balance, liquidating

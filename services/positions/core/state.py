@@ -86,6 +86,8 @@ class Market:
     seq: int = 0  # last matcher.events seq applied
     mark: int = 0  # ticks; 0 = none yet
     mark_ts: int = 0
+    sent_mark: int = 0  # the last mark tick sent to the matcher (repeated as a fence)
+    sent_ts: int = 0
     last_trade: int | None = None
     index: int = 0
     index_ts: int = 0

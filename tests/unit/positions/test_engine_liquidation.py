@@ -151,3 +151,17 @@ def test_a_mark_tick_checks_only_the_accounts_whose_liquidation_price_it_crossed
     assert len(risk) >= 1001
     assert risk.at_risk(ticks("49400")) == [5]
     assert risk.at_risk(ticks("49900")) == []
+
+
+def test_the_liquidation_fence_repeats_the_last_tick_sent_so_the_mark_never_steps_back():
+    feed = leveraged_long()
+    feed.index("49000", 1)
+    feed.index("49500", 2)  # sent to the matcher, not echoed yet
+    out = feed.mark("49000", 1)
+    (fence,) = messages(out, MarkPriceTick)
+    assert (fence.mark_price, fence.ts) == (ticks("49500"), 2)
+    feed.mark("49500", 2)  # the tick, then its repetition (the fence), then a stale one
+    feed.mark("49500", 2)
+    feed.mark("49000", 1)
+    market = feed.core.markets["BTC-PERP"]
+    assert (market.mark, market.mark_ts) == (ticks("49500"), 2)
