@@ -57,9 +57,11 @@ def liquidation_price(
     LP = (WB - TMM1 + UPNL1 + cum_B - side * |size| * EP) / (|size| * MMR_B - side * |size|)
 
     where TMM1 / UPNL1 are the maintenance margin and uPnL of the account's other positions and
-    B is the bracket the position's notional *at LP* falls in: each bracket is tried and the one
-    whose range holds its own answer wins. Rounded towards the mark (long up, short down) so the
-    at-risk index never misses an account; the exact check decides.
+    B is the bracket the position's notional *at LP* falls in (``spec.bracket_for``, the rule
+    the maintenance margin itself uses): starting from the entry's bracket, the formula is
+    solved and re-solved in the bracket of its own answer until they agree. Rounded towards the
+    mark (long up, short down) so the at-risk index never misses an account; the exact check
+    decides.
     """
     if not size:
         return 0
@@ -67,18 +69,20 @@ def liquidation_price(
     lots = abs(size)
     unit = lots * spec.cash_per_tick_lot  # cash of one tick over the whole position
     base = wallet_balance - other_maintenance + other_upnl - side * entry_notional
-    answers: list[int] = []
-    for bracket in spec.brackets:
+    bracket = spec.bracket_for(entry_notional)
+    tried: dict[int, int] = {}  # bracket floor -> its answer
+    while bracket.floor not in tried:
         numerator = (base + bracket.cum) * RATE_ONE
         denominator = unit * (bracket.mmr - side * RATE_ONE)
         price = ceil_div(numerator, denominator) if side > 0 else numerator // denominator
         if price <= 0:
             price = 0 if side > 0 else 1  # a long never, a short at any price
-        if bracket.floor <= spec.notional(price, lots) <= bracket.cap:
+        tried[bracket.floor] = price
+        bracket = spec.bracket_for(spec.notional(price, lots))
+        if tried.get(bracket.floor) == price:
             return price
-        answers.append(price)
-    # rounding at a bracket edge left no consistent answer: take the cautious one
-    return max(answers) if side > 0 else min(answers)
+    # rounding at a bracket edge sends the answer back and forth: take the cautious one
+    return max(tried.values()) if side > 0 else min(tried.values())
 
 
 def bankruptcy_price(spec: SymbolSpec, size: int, mark: int, equity_share: int) -> int:
