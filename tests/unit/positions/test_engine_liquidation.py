@@ -13,7 +13,7 @@ from libs.messages import (
     Side,
 )
 from services.positions.core import liquidation_id
-from tests.unit.positions.kit import Feed, lots, messages, ticks, usdt
+from tests.unit.positions.kit import BTC, SPECS, Feed, lots, messages, ticks, usdt
 
 
 def leveraged_long(insurance: str | None = "1000") -> Feed:
@@ -165,3 +165,45 @@ def test_the_liquidation_fence_repeats_the_last_tick_sent_so_the_mark_never_step
     feed.mark("49000", 1)
     market = feed.core.markets["BTC-PERP"]
     assert (market.mark, market.mark_ts) == (ticks("49500"), 2)
+
+
+def test_a_bust_cross_account_liquidates_every_position_with_its_share_of_the_equity():
+    feed = Feed()
+    feed.insurance("1000")
+    feed.fill(1, 2, "50000", "1")  # user 1 long 1 BTC (MM ~ 0.4%)
+    feed.fill(1, 2, "2000", "10", symbol="ETH-PERP")  # and long 10 ETH (MM 0.5%)
+    feed.balance(1, "1500")
+    feed.balance(2, "1000000")
+    feed.mark("2000", 1, symbol="ETH-PERP")
+    out = feed.mark("48700", 1)  # equity 1500 - 1300 = 200 < MM 194.8 + 100
+    triggers = {t.symbol: t for t in messages(out, LiquidationTriggered)}
+    assert set(triggers) == {"BTC-PERP", "ETH-PERP"}
+    # the 200 of equity is shared pro rata of MM: BTC 194.8 / 294.8, ETH the rest
+    btc_share = usdt("200") * usdt("194.8") // usdt("294.8")
+    eth_share = usdt("200") - btc_share
+    btc_unit = 1000 * BTC.cash_per_tick_lot  # cash per tick of 1 BTC
+    assert triggers["BTC-PERP"].bankruptcy_price == ticks("48700") - btc_share // btc_unit
+    eth = SPECS["ETH-PERP"]
+    eth_unit = 10_000 * eth.cash_per_tick_lot  # of 10 ETH
+    eth_value = eth.notional(eth.price_to_ticks("2000"), 10_000)
+    assert triggers["ETH-PERP"].bankruptcy_price == -(-(eth_value - eth_share) // eth_unit)
+    orders = {o.message.symbol: o for o in out if type(o.message) is LiquidationOrder}
+    assert (orders["BTC-PERP"].partition, orders["ETH-PERP"].partition) == (0, 1)
+    assert len({o.message.order_id for o in orders.values()}) == 2
+
+
+def test_a_bust_short_is_bought_back_and_deleveraged_against_the_most_profitable_long():
+    feed = Feed()
+    feed.insurance("1000")
+    feed.fill(5, 1, "50000", "0.5")  # user 1 short 1 BTC against longs 5 and 6
+    feed.fill(6, 1, "50000", "0.5")
+    feed.balance(1, "1000")
+    feed.balance(5, "3000")
+    feed.balance(6, "50000")
+    (order,) = messages(feed.mark("50800", 1), LiquidationOrder)  # equity 200 < MM 203.2
+    assert (order.side, order.price) == (Side.BUY, ticks("51000"))  # BP = 50800 + 200
+    out = feed.expired(order.order_id, 1, lots("1"))
+    adl = [(m.user_id, m.qty) for m in messages(out, AutoDeleveraged)
+           if m.counterparty_user_id == 1]
+    assert adl == [(5, lots("0.5")), (6, lots("0.5"))]  # 5 is more leveraged
+    assert "BTC-PERP" not in feed.core.accounts[1].positions
