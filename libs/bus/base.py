@@ -9,7 +9,7 @@ producer together with the outputs they produced, never by the consumer itself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 TopicPartition = tuple[str, int]
@@ -129,9 +129,13 @@ class Bus(ABC):
         topics: list[str] | None = None,
         partitions: list[TopicPartition] | None = None,
         instance_id: str | None = None,
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> Consumer:
         """Return a consumer that subscribes to ``topics`` (group-balanced) or reads the
-        given ``partitions`` (assigned), starting at the group's committed offsets."""
+        given ``partitions`` (assigned), starting at the group's committed offsets.
+
+        ``on_revoke`` is called, from inside ``poll_batch`` (so between turns), with the
+        partitions a rebalance takes away from a subscribed consumer."""
 
     @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:

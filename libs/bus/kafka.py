@@ -9,7 +9,7 @@ service takes its partitions back at once instead of waiting out a session timeo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import (
@@ -106,6 +106,7 @@ class KafkaBus(Bus):
         topics: list[str] | None = None,
         partitions: list[TopicPartition] | None = None,
         instance_id: str | None = None,
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> Consumer:
         config = (
             self._base()
@@ -125,7 +126,7 @@ class KafkaBus(Bus):
         )
         if instance_id:
             config["group.instance.id"] = instance_id
-        return KafkaConsumer(config, group_id, topics, partitions)
+        return KafkaConsumer(config, group_id, topics, partitions, on_revoke)
 
     def _reader(self, **extra: Any) -> KafkaConsumerClient:
         return KafkaConsumerClient(
@@ -281,13 +282,21 @@ class KafkaConsumer(Consumer):
         group_id: str,
         topics: list[str] | None,
         partitions: list[TopicPartition] | None,
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> None:
         self.group_id = group_id
         self._client = KafkaConsumerClient(config)
         if partitions is not None:
             self._client.assign([KafkaTopicPartition(t, p, OFFSET_STORED) for t, p in partitions])
         elif topics:
-            self._client.subscribe(list(topics))
+            if on_revoke is None:
+                self._client.subscribe(list(topics))
+            else:
+
+                def revoked(_client: Any, parts: list[KafkaTopicPartition]) -> None:
+                    on_revoke([(tp.topic, tp.partition) for tp in parts])
+
+                self._client.subscribe(list(topics), on_revoke=revoked, on_lost=revoked)
         else:
             raise BusError("a consumer needs topics or partitions")
 

@@ -74,7 +74,12 @@ class TransactionalLoop:
         self.on_idle = on_idle
         self.stats = LoopStats()
         self.consumer: Consumer = bus.consumer(
-            group_id, topics=topics, partitions=partitions, instance_id=transactional_id
+            group_id,
+            topics=topics,
+            partitions=partitions,
+            instance_id=transactional_id,
+            # a handler that keeps per-partition state drops it when a rebalance moves it
+            on_revoke=getattr(handler, "revoked", None),
         )
         self.producer: Producer = bus.producer(transactional_id)
         self.turn_started: float | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from libs.bus.base import (
     Bus,
@@ -52,6 +52,7 @@ class MemoryBus(Bus):
         topics: list[str] | None = None,
         partitions: list[TopicPartition] | None = None,
         instance_id: str | None = None,
+        on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> Consumer:
         if partitions is None:
             # one member per group here: a subscription gets every partition

@@ -68,26 +68,43 @@ def run(settings: MatcherSettings | None = None) -> int:
     if settings.matcher_inline:
         link = InlineLink(specs)
     else:
-        link = RingLink(specs, in_bytes=settings.matcher_ring_bytes,
-                        out_bytes=settings.matcher_out_ring_bytes,
-                        cpu=settings.matcher_core_cpu, sched_fifo=settings.matcher_sched_fifo)
+        link = RingLink(
+            specs,
+            in_bytes=settings.matcher_ring_bytes,
+            out_bytes=settings.matcher_out_ring_bytes,
+            cpu=settings.matcher_core_cpu,
+            sched_fifo=settings.matcher_sched_fifo,
+        )
     instance = f"matcher-{settings.matcher_instance}"
     bus = KafkaBus(settings.kafka_bootstrap_servers, client_id=instance)
-    partitions = [(settings.commands_topic, listed.index(s)) for s in owned]
+    partitions = (
+        None if owned is None else [(settings.commands_topic, listed.index(s)) for s in owned]
+    )
     metrics = MatcherMetrics(REGISTRY)
     holder: dict[str, TransactionalLoop] = {}
     service = MatcherService(
-        bus, link, listed,
+        bus,
+        link,
+        listed,
         committed=lambda tps: holder["loop"].consumer.committed(tps),
-        commands_topic=settings.commands_topic, events_topic=settings.events_topic,
-        snapshots_topic=settings.snapshots_topic, max_batch=settings.matcher_max_batch,
+        assigned=lambda: holder["loop"].consumer.assignment(),
+        commands_topic=settings.commands_topic,
+        events_topic=settings.events_topic,
+        snapshots_topic=settings.snapshots_topic,
+        max_batch=settings.matcher_max_batch,
         snapshot_every=settings.matcher_snapshot_every,
-        snapshot_seconds=settings.matcher_snapshot_seconds, metrics=metrics,
+        snapshot_seconds=settings.matcher_snapshot_seconds,
+        metrics=metrics,
     )
     loop = TransactionalLoop(
-        bus, service, group_id="matcher",
+        bus,
+        service,
+        group_id="matcher",
         transactional_id=instance,
-        partitions=partitions, max_batch=settings.matcher_max_poll, poll_timeout=0.05,
+        topics=[settings.commands_topic] if partitions is None else None,
+        partitions=partitions,
+        max_batch=settings.matcher_max_poll,
+        poll_timeout=0.05,
         stall_timeout=settings.matcher_stall_seconds,
     )
     holder["loop"] = loop
@@ -96,11 +113,15 @@ def run(settings: MatcherSettings | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    log.info("matching %s; metrics and digest on :%d", ", ".join(owned), ops.port)
+    log.info(
+        "matching %s; metrics and digest on :%d",
+        ", ".join(owned) if owned else "the symbols group 'matcher' assigns",
+        ops.port,
+    )
     next_lag = 0.0
     try:
-        for symbol, partition in zip(owned, partitions, strict=True):
-            service._ensure_loaded(symbol, partition[1])  # recover before going live
+        for symbol, (_, partition) in zip(owned or [], partitions or [], strict=True):
+            service.ensure_loaded(symbol, partition)  # recover before going live
         while not stop.is_set():
             loop.run_once()
             digests.serve()
@@ -114,8 +135,9 @@ def run(settings: MatcherSettings | None = None) -> int:
     return 0
 
 
-def _update_lag(bus: KafkaBus, loop: TransactionalLoop, topic: str, listed: list[str],
-                metrics: MatcherMetrics) -> None:
+def _update_lag(
+    bus: KafkaBus, loop: TransactionalLoop, topic: str, listed: list[str], metrics: MatcherMetrics
+) -> None:
     ends = bus.end_offsets(topic)
     for (_, partition), committed in loop.consumer.committed().items():
         lag = ends.get(partition, 0) - max(committed, 0)

@@ -52,6 +52,7 @@ class MatcherService:
         symbols: list[str],
         *,
         committed: Callable[[list[TopicPartition]], dict[TopicPartition, int]],
+        assigned: Callable[[], list[TopicPartition]] | None = None,
         commands_topic: str = "orders.commands",
         events_topic: str = "matcher.events",
         snapshots_topic: str = "matcher.snapshots",
@@ -65,6 +66,7 @@ class MatcherService:
         self.link = link
         self.symbols = symbols  # by partition: symbols[p] owns partition p
         self.committed = committed
+        self.assigned = assigned  # None: every listed symbol may be served (rebuild, tests)
         self.commands_topic = commands_topic
         self.events_topic = events_topic
         self.snapshots_topic = snapshots_topic
@@ -88,7 +90,7 @@ class MatcherService:
         frames: list[bytes] = []
         for partition, items in by_partition.items():
             symbol = self.symbols[partition]
-            self._ensure_loaded(symbol, partition)
+            self.ensure_loaded(symbol, partition)
             for start in range(0, len(items), self.max_batch):
                 frames.append(pack([BATCH, symbol, items[start : start + self.max_batch], True]))
         outgoing: list[Outgoing] = []
@@ -118,15 +120,24 @@ class MatcherService:
 
     def rewind(self, committed: dict[TopicPartition, int]) -> None:
         """The turn's transaction failed: drop the books, reload them from the log on demand."""
-        for symbol in list(self.loaded):
-            self.link.call([pack([UNLOAD, symbol])])
-        self.loaded.clear()
+        self._unload(list(self.loaded))
+
+    def revoked(self, partitions: list[TopicPartition]) -> None:
+        """A rebalance moved these partitions to another instance: drop their books."""
+        self._unload([self.symbols[p] for t, p in partitions if t == self.commands_topic])
+
+    def _unload(self, symbols: list[str]) -> None:
+        for symbol in symbols:
+            if symbol in self.loaded:
+                self.link.call([pack([UNLOAD, symbol])])
+                self.loaded.discard(symbol)
+                log.info("%s unloaded", symbol)
 
     # -- loading and snapshots ------------------------------------------------------------
     def _partition(self, symbol: str) -> int:
         return self.symbols.index(symbol)
 
-    def _ensure_loaded(self, symbol: str, partition: int) -> None:
+    def ensure_loaded(self, symbol: str, partition: int) -> None:
         if symbol in self.loaded:
             return
         tp = (self.commands_topic, partition)
@@ -196,8 +207,11 @@ class MatcherService:
 
     def digest(self, symbol: str) -> dict:
         """Return {"symbol", "digest", "offset"} of the live book (loading it if needed)."""
-        if symbol not in self.symbols:
+        if symbol not in self.symbols or (
+            self.assigned is not None
+            and (self.commands_topic, self._partition(symbol)) not in self.assigned()
+        ):
             raise LookupError(f"{symbol!r} is not matched by this instance")
-        self._ensure_loaded(symbol, self._partition(symbol))
+        self.ensure_loaded(symbol, self._partition(symbol))
         _, _, digest, last_offset = unpack(self.link.call([pack([DIGEST, symbol])])[0])
         return {"symbol": symbol, "digest": digest, "offset": last_offset}

@@ -9,7 +9,9 @@ from libs.settings import KafkaSettings
 
 class MatcherSettings(KafkaSettings):
     matcher_instance: str = Field("0", description="this instance's name: its transactional id")
-    matcher_symbols: str = Field("", description="comma-separated symbols to own; empty = all")
+    matcher_symbols: str = Field(
+        "", description="comma-separated symbols to own; empty = as the consumer group assigns"
+    )
     metrics_port: int = Field(9101, description="port of /metrics and /digest")
     metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
     matcher_core_cpu: int | None = Field(None, description="CPU to pin the core to; None = last")
@@ -28,10 +30,11 @@ class MatcherSettings(KafkaSettings):
     events_topic: str = "matcher.events"
     snapshots_topic: str = "matcher.snapshots"
 
-    def owned_symbols(self, listed: list[str]) -> list[str]:
-        """Return the symbols this instance owns, in partition order."""
+    def owned_symbols(self, listed: list[str]) -> list[str] | None:
+        """Return the symbols this instance is configured to own, in partition order, or None
+        when the consumer group decides (instances of group "matcher" split the partitions)."""
         if not self.matcher_symbols.strip():
-            return listed
+            return None
         wanted = [s.strip() for s in self.matcher_symbols.split(",") if s.strip()]
         unknown = sorted(set(wanted) - set(listed))
         if unknown:

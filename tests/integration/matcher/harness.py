@@ -17,7 +17,7 @@ from pathlib import Path
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, BatchCompleted, encode
-from libs.symbols import get_symbol
+from libs.symbols import SymbolSpec, default_symbols, get_symbol
 from libs.topics import COMPACTED
 from services.matcher.core import MatchingCore
 
@@ -39,6 +39,8 @@ class MatcherRun:
     max_batch: int = 256
     snapshot_every: int = 5_000
     name: str = field(default_factory=lambda: f"m-{uuid.uuid4().hex[:10]}")
+    symbols: str | None = "BTC-PERP"  # None: the consumer group assigns the symbols
+    instance: str = "0"
     process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -52,13 +54,13 @@ class MatcherRun:
         self.bus.create_topic(self.snapshots, 1, COMPACTED)
 
     def env(self) -> dict[str, str]:
-        return os.environ | {
+        env = os.environ | {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "COMMANDS_TOPIC": self.commands,
             "EVENTS_TOPIC": self.events,
             "SNAPSHOTS_TOPIC": self.snapshots,
-            "MATCHER_INSTANCE": self.name,
-            "MATCHER_SYMBOLS": "BTC-PERP",
+            "MATCHER_INSTANCE": f"{self.name}-{self.instance}",
+            "MATCHER_SYMBOLS": self.symbols or "",
             "METRICS_PORT": str(self.port),
             "MATCHER_MAX_BATCH": str(self.max_batch),
             "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
@@ -66,17 +68,21 @@ class MatcherRun:
             "MATCHER_OUT_RING_BYTES": str(1 << 24),
             "MATCHER_STALL_SECONDS": "20",
         }
+        return env
 
     def produce(self, commands: list) -> None:
         producer = self.bus.producer()
         for command in commands:
-            producer.produce(Outgoing(self.commands, encode(command), b"BTC-PERP", 0))
+            spec = default_symbols()[command.symbol]
+            producer.produce(Outgoing(self.commands, encode(command), spec.name.encode(),
+                                      spec.index))
         producer.flush()
 
     def start(self) -> subprocess.Popen:
         log_dir = ROOT / ".run" / "test-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / f"{self.name}.log", "ab") as log:  # the child keeps its own copy
+        # the child keeps its own copy of the log file's descriptor
+        with open(log_dir / f"{self.name}-{self.instance}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.matcher"], cwd=ROOT, env=self.env(),
                 stdout=subprocess.DEVNULL, stderr=log,
@@ -127,28 +133,28 @@ class MatcherRun:
                 self.process.kill()
                 self.process.wait()
 
-    def applied(self) -> int:
-        consumer = self.bus.consumer("matcher", partitions=[(self.commands, 0)])
+    def applied(self, partition: int = 0) -> int:
+        consumer = self.bus.consumer("matcher", partitions=[(self.commands, partition)])
         try:
-            return max(consumer.committed()[(self.commands, 0)], 0)
+            return max(consumer.committed()[(self.commands, partition)], 0)
         finally:
             consumer.close()
 
-    def wait_applied(self, count: int, timeout: float = 240) -> None:
+    def wait_applied(self, count: int, timeout: float = 240, partition: int = 0) -> None:
         deadline = time.monotonic() + timeout
-        while self.applied() < count:
-            assert time.monotonic() < deadline, f"matcher applied {self.applied()} of {count}"
+        while (applied := self.applied(partition)) < count:
+            assert time.monotonic() < deadline, f"matcher applied {applied} of {count}"
             assert self.process is None or self.process.poll() is None, "the matcher died"
             time.sleep(0.5)
 
-    def read_events(self) -> list:
-        return [ANY.decode(r.value) for r in self.bus.replay(self.events, 0)]
+    def read_events(self, partition: int = 0) -> list:
+        return [ANY.decode(r.value) for r in self.bus.replay(self.events, partition)]
 
-    def live_digest(self) -> dict:
+    def live_digest(self, symbol: str = "BTC-PERP") -> dict:
         deadline = time.monotonic() + 30
         while True:
             try:
-                url = f"http://127.0.0.1:{self.port}/digest?symbol=BTC-PERP"
+                url = f"http://127.0.0.1:{self.port}/digest?symbol={symbol}"
                 with urllib.request.urlopen(url, timeout=30) as response:
                     return json.loads(response.read())
             except OSError:
@@ -164,9 +170,9 @@ class MatcherRun:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def reference_events(commands: list, events: list) -> list:
+def reference_events(commands: list, events: list, spec: SymbolSpec = BTC) -> list:
     """The in-process core's events for the flow, in the batches the service recorded."""
-    core = MatchingCore(BTC)
+    core = MatchingCore(spec)
     out = []
     for event in events:
         if isinstance(event, BatchCompleted):

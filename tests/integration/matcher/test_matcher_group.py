@@ -1,0 +1,64 @@
+"""Several matcher instances in one consumer group split the symbols, and take over the
+symbols of an instance that dies."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bench.matcher_core import mixed_flow
+from libs.symbols import default_symbols
+
+from .harness import MatcherRun, reference_events
+
+PER_SYMBOL = 4_000
+
+
+def _flows() -> dict[str, list]:
+    return {name: mixed_flow(spec, 2 * PER_SYMBOL, seed=spec.index) for name, spec
+            in default_symbols().items()}
+
+
+def test_two_instances_split_the_symbols_and_one_takes_over_when_the_other_dies(
+    kafka_bootstrap: str,
+):
+    flows = _flows()
+    first = MatcherRun(kafka_bootstrap, symbols=None, instance="a")
+    second = dataclasses.replace(first, instance="b", process=None)
+    first.start()
+    second.start()
+    try:
+        first.produce([c for flow in flows.values() for c in flow[:PER_SYMBOL]])
+        for spec in default_symbols().values():
+            first.wait_applied(PER_SYMBOL, partition=spec.index)
+        owners = {
+            symbol: [run.instance for run in (first, second) if _serves(run, symbol)]
+            for symbol in flows
+        }
+        assert all(len(instances) == 1 for instances in owners.values()), owners
+        assert {i for instances in owners.values() for i in instances} == {"a", "b"}
+
+        second.kill("both")  # the group moves its symbols to the first instance
+        first.produce([c for flow in flows.values() for c in flow[PER_SYMBOL:]])
+        for spec in default_symbols().values():
+            first.wait_applied(2 * PER_SYMBOL, partition=spec.index, timeout=120)
+            events = first.read_events(spec.index)
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert events == reference_events(flows[spec.name], events, spec)
+            assert _serves(first, spec.name)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def _serves(run: MatcherRun, symbol: str) -> bool:
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{run.port}/digest?symbol={symbol}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return json.loads(response.read())["symbol"] == symbol
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        return False
