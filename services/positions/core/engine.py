@@ -125,7 +125,11 @@ class PositionsCore:
         self._out.append(Out(EVENTS, partition, key, message))
 
     def _user_event(self, user: int, build: type, **fields: object) -> None:
-        self._event(user_partition(user), str(user).encode(), build, user_id=user, **fields)
+        partition = user_partition(user)
+        seq = self.out_seq.get(partition, 0) + 1
+        self.out_seq[partition] = seq
+        message = build(seq=seq, cause=self._cause, user_id=user, **fields)
+        self._out.append(Out(EVENTS, partition, str(user).encode(), message))
 
     def _market_event(self, symbol: str, build: type, **fields: object) -> None:
         spec = self.specs[symbol]
@@ -176,10 +180,11 @@ class PositionsCore:
         """Return the position's cross liquidation price with the others at their marks."""
         position = account.positions[symbol]
         other_mm = other_upnl = 0
-        for name, other in account.positions.items():
-            if name != symbol:
-                other_mm += self.maintenance(name, other)
-                other_upnl += self.upnl(name, other)
+        if len(account.positions) > 1:
+            for name, other in account.positions.items():
+                if name != symbol:
+                    other_mm += self.maintenance(name, other)
+                    other_upnl += self.upnl(name, other)
         return f.liquidation_price(
             self.specs[symbol],
             position.size,
