@@ -108,17 +108,56 @@ class EngineProcess:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-class Stack:
-    """Private topics, a producer for the other engines' messages, the pump and the engine."""
+class MatcherProcess:
+    """``python -m services.matcher`` (core inline) owning every symbol of the private topics."""
 
-    def __init__(self, bootstrap: str, redis_url: str, **env: object) -> None:
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "COMMANDS_TOPIC": f"{prefix}orders.commands",
+            "EVENTS_TOPIC": f"{prefix}matcher.events",
+            "SNAPSHOTS_TOPIC": f"{prefix}matcher.snapshots",
+            "MATCHER_INSTANCE": f"{prefix}matcher-0",
+            "MATCHER_SYMBOLS": "BTC-PERP,ETH-PERP,SOL-PERP",
+            "METRICS_PORT": str(free_port()),
+            "MATCHER_INLINE": "true",
+        }
+        self.log = open(f"/tmp/{prefix}matcher.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.matcher"], cwd=ROOT, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=self.log,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Stack:
+    """Private topics, a producer for the other engines' messages, a matcher (the in-test pump
+    or the real matcher service) and the engine."""
+
+    def __init__(
+        self, bootstrap: str, redis_url: str, matcher: str = "pump", **env: object
+    ) -> None:
         self.prefix = f"p{uuid.uuid4().hex[:10]}."
         self.topics = PositionsTopics(self.prefix)
         self.bus = KafkaBus(bootstrap)
         for topic in exchange_topics():
             self.bus.create_topic(self.prefix + topic.name, topic.partitions, topic.config)
         self.producer = self.bus.producer()
-        self.pump = MatcherPump(self.bus, self.topics.commands, self.topics.matcher_events)
+        self.pump: MatcherPump | None = None
+        self.matcher: MatcherProcess | None = None
+        if matcher == "pump":
+            self.pump = MatcherPump(self.bus, self.topics.commands, self.topics.matcher_events)
+        else:
+            self.matcher = MatcherProcess(bootstrap, self.prefix)
         self.engine = EngineProcess(bootstrap, redis_url, self.prefix, **env)
         self.wallet_seq: dict[int, int] = {}
         self.redis_url = redis_url
@@ -163,6 +202,17 @@ class Stack:
             for r in self.bus.replay(topic, p)
         ]
 
+    def matcher_events(self) -> list:
+        """Every matcher event so far (from the pump's memory, or read back from the topic)."""
+        if self.pump is not None:
+            return list(self.pump.events)
+        return self.read(self.topics.matcher_events)
+
+    def _matcher_progress(self) -> int:
+        if self.pump is not None:
+            return len(self.pump.events)
+        return sum(self.bus.end_offsets(self.topics.matcher_events).values())
+
     def events(self, kind: type | None = None) -> list:
         return [e for e in self.read(self.topics.events) if kind is None or type(e) is kind]
 
@@ -193,25 +243,29 @@ class Stack:
             # applies: one offset short is caught up, if nothing moves for a while
             behind = {k: e for k, e in ends.items() if e > state["offsets"].get(k, 0) + 1}
             if not behind:
-                events = len(self.pump.events)
+                events = self._matcher_progress()
                 time.sleep(1.5)
-                if self.engine.digest() == state and len(self.pump.events) == events:
+                if self.engine.digest() == state and self._matcher_progress() == events:
                     return state
             time.sleep(0.3)
         raise AssertionError("the position engine did not catch up")
 
     def close(self) -> None:
         self.engine.stop()
-        self.pump.stop()
+        if self.pump is not None:
+            self.pump.stop()
+        if self.matcher is not None:
+            self.matcher.stop()
 
 
 @pytest.fixture
 def make_stack(kafka_bootstrap: str, redis_url: str) -> Iterator:
     stacks: list[Stack] = []
 
-    def make(**env: object) -> Stack:
-        stack = Stack(kafka_bootstrap, redis_url, **env)
-        stack.pump.start()
+    def make(matcher: str = "pump", **env: object) -> Stack:
+        stack = Stack(kafka_bootstrap, redis_url, matcher, **env)
+        if stack.pump is not None:
+            stack.pump.start()
         stacks.append(stack)
         return stack
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from libs.messages import FundingPaid, FundingRateSet, MarkPriceUpdated, PositionChanged
@@ -13,8 +14,9 @@ from tests.integration.positions.conftest import NS, SPEC
 USDT = parse_cash("1")
 
 
-def test_funding_is_paid_every_interval_with_the_exact_amounts(make_stack):
-    stack = make_stack(funding_interval_seconds=2, basis_window=1, snapshot_every=5)
+@pytest.mark.parametrize("matcher", ["pump", "service"])
+def test_funding_is_paid_every_interval_with_the_exact_amounts(make_stack, matcher):
+    stack = make_stack(matcher, funding_interval_seconds=2, basis_window=1, snapshot_every=5)
     stack.engine.start()
     for user in (1, 2, 3, 4):
         stack.balance(user, 100_000 * USDT)

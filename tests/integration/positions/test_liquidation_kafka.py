@@ -1,10 +1,13 @@
-"""Liquidation end to end on Kafka with the wallet and position engine processes and the matcher
-pump: a mark move drives a 20x long to liquidation (orders cancelled, position closed through
-the book and by ADL, insurance accounting right, nobody's balance negative)."""
+"""Liquidation end to end on Kafka with the wallet and position engine processes and a matcher
+(the in-test pump, and the real matcher service): a mark move drives a 20x long to liquidation
+(orders cancelled, position closed through the book and by ADL, insurance accounting right,
+nobody's balance negative)."""
 
 from __future__ import annotations
 
 import time
+
+import pytest
 
 from libs.bus import Outgoing
 from libs.messages import (
@@ -35,7 +38,7 @@ MAKER, LONG, SHORT, TAKER = 100, 1, 2, 3
 
 
 class Exchange:
-    """The position engine's stack plus a real wallet process in front of the pump."""
+    """The position engine's stack plus a real wallet process in front of the matcher."""
 
     def __init__(self, stack: Stack, bootstrap: str) -> None:
         self.stack = stack
@@ -69,7 +72,7 @@ class Exchange:
     def seen(self, oid: int) -> bool:
         return any(
             type(e) in (OrderAccepted, OrderRejected) and e.order_id == oid
-            for e in list(self.stack.pump.events)
+            for e in self.stack.matcher_events()
         )
 
     def cancel(self, user: int, oid: int) -> None:
@@ -78,7 +81,7 @@ class Exchange:
                                  order_id=oid))
         self.stack.wait_for(
             lambda: any(type(e) is OrderCancelled and e.order_id == oid
-                        for e in list(self.stack.pump.events)),
+                        for e in self.stack.matcher_events()),
             what=f"cancel of {oid}",
         )
 
@@ -93,8 +96,9 @@ class Exchange:
         return last
 
 
-def test_a_mark_drop_liquidates_a_20x_long_end_to_end(make_stack, kafka_bootstrap):
-    stack = make_stack(basis_window=1)
+@pytest.mark.parametrize("matcher", ["pump", "service"])
+def test_a_mark_drop_liquidates_a_20x_long_end_to_end(make_stack, kafka_bootstrap, matcher):
+    stack = make_stack(matcher, basis_window=1)
     x = Exchange(stack, kafka_bootstrap)
     x.wallet.start()
     stack.engine.start()
@@ -141,7 +145,7 @@ def run(stack: Stack, x: Exchange) -> None:
 
     (trigger,) = stack.events(LiquidationTriggered)
     assert (trigger.user_id, trigger.bankruptcy_price) == (LONG, SPEC.price_to_ticks("47125"))
-    events = list(stack.pump.events)
+    events = stack.matcher_events()
     assert [(e.order_id, e.reason) for e in events
             if type(e) is OrderCancelled and e.user_id == LONG] == [(resting, "cancel_all")]
     fills = [(e.price, e.qty) for e in events if type(e) is OrderFilled and e.liquidation]

@@ -12,6 +12,8 @@ import random
 import threading
 import time
 
+import pytest
+
 from libs.messages import ANY, Cause, FundingPaid, PositionChanged
 from libs.symbols import default_symbols
 from services.positions.core import PositionsCore
@@ -58,10 +60,11 @@ def key(event) -> tuple:
     return ("fp", event.user_id, event.funding_time, event.amount, event.rate)
 
 
-def test_kill_9_at_random_points_changes_nothing(make_stack):
+@pytest.mark.parametrize("matcher", ["pump", "service"])
+def test_kill_9_at_random_points_changes_nothing(make_stack, matcher):
     rng = random.Random(20261125)
     flow_rng = random.Random(7)
-    stack = make_stack(snapshot_every=7, **OPTIONS)
+    stack = make_stack(matcher, snapshot_every=7, **OPTIONS)
     stack.engine.start()
     for user in USERS:
         stack.balance(user, 10**6 * 10**8)
