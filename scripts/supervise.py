@@ -83,6 +83,9 @@ def _read_table(path: Path) -> dict:
     merged = _read_table(path.parent / base)
     merged.setdefault("vars", {}).update(table.get("vars", {}))
     merged.setdefault("env", {}).update(table.get("env", {}))
+    only = table.get("only")
+    if only is not None:  # keep just the named processes of the base table
+        merged["process"] = [p for p in merged.get("process", []) if p["name"] in only]
     merged.setdefault("process", []).extend(table.get("process", []))
     return merged
 

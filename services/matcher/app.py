@@ -99,7 +99,7 @@ def run(settings: MatcherSettings | None = None) -> int:
     loop = TransactionalLoop(
         bus,
         service,
-        group_id="matcher",
+        group_id=settings.matcher_group_id,
         transactional_id=instance,
         topics=[settings.commands_topic] if partitions is None else None,
         partitions=partitions,
@@ -115,7 +115,7 @@ def run(settings: MatcherSettings | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info(
         "matching %s; metrics and digest on :%d",
-        ", ".join(owned) if owned else "the symbols group 'matcher' assigns",
+        ", ".join(owned) if owned else f"what group {settings.matcher_group_id!r} assigns",
         ops.port,
     )
     next_lag = 0.0

@@ -9,6 +9,7 @@ from libs.settings import KafkaSettings
 
 class MatcherSettings(KafkaSettings):
     matcher_instance: str = Field("0", description="this instance's name: its transactional id")
+    matcher_group_id: str = Field("matcher", description="consumer group of the matcher instances")
     matcher_symbols: str = Field(
         "", description="comma-separated symbols to own; empty = as the consumer group assigns"
     )
@@ -32,7 +33,7 @@ class MatcherSettings(KafkaSettings):
 
     def owned_symbols(self, listed: list[str]) -> list[str] | None:
         """Return the symbols this instance is configured to own, in partition order, or None
-        when the consumer group decides (instances of group "matcher" split the partitions)."""
+        when the consumer group decides (its instances split the partitions)."""
         if not self.matcher_symbols.strip():
             return None
         wanted = [s.strip() for s in self.matcher_symbols.split(",") if s.strip()]

@@ -45,6 +45,7 @@ class MatcherRun:
 
     def __post_init__(self) -> None:
         self.bus = KafkaBus(self.bootstrap)
+        self.group = f"{self.name}.matcher"  # shared by the instances of one run only
         self.port = free_port()
         self.commands, self.events, self.snapshots = (
             f"{self.name}.commands", f"{self.name}.events", f"{self.name}.snapshots"
@@ -60,6 +61,7 @@ class MatcherRun:
             "EVENTS_TOPIC": self.events,
             "SNAPSHOTS_TOPIC": self.snapshots,
             "MATCHER_INSTANCE": f"{self.name}-{self.instance}",
+            "MATCHER_GROUP_ID": self.group,
             "MATCHER_SYMBOLS": self.symbols or "",
             "METRICS_PORT": str(self.port),
             "MATCHER_MAX_BATCH": str(self.max_batch),
@@ -134,7 +136,7 @@ class MatcherRun:
                 self.process.wait()
 
     def applied(self, partition: int = 0) -> int:
-        consumer = self.bus.consumer("matcher", partitions=[(self.commands, partition)])
+        consumer = self.bus.consumer(self.group, partitions=[(self.commands, partition)])
         try:
             return max(consumer.committed()[(self.commands, partition)], 0)
         finally:
