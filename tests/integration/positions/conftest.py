@@ -119,6 +119,7 @@ class MatcherProcess:
             "EVENTS_TOPIC": f"{prefix}matcher.events",
             "SNAPSHOTS_TOPIC": f"{prefix}matcher.snapshots",
             "MATCHER_INSTANCE": f"{prefix}matcher-0",
+            "MATCHER_GROUP_ID": f"{prefix}matcher",
             "MATCHER_SYMBOLS": "BTC-PERP,ETH-PERP,SOL-PERP",
             "METRICS_PORT": str(free_port()),
             "MATCHER_INLINE": "true",
