@@ -21,6 +21,7 @@ from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, encode
 from libs.topics import exchange_topics, user_partition
 from services.wallet.topics import WalletTopics
+from tests.integration.positions.conftest import MatcherProcess
 from tests.integration.wallet.matcher_pump import MatcherPump
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -108,17 +109,47 @@ class WalletProcess:
         return 0.0
 
 
-class Stack:
-    """A private topic set, a producer of requests, the matcher pump and the wallet process."""
+class ServiceMatcher:
+    """The real matcher service (``python -m services.matcher``) in the pump's place."""
 
-    def __init__(self, bootstrap: str, redis_url: str, snapshot_every: int = 1000) -> None:
+    def __init__(self, bus: KafkaBus, bootstrap: str, prefix: str, events_topic: str) -> None:
+        self.bus, self.bootstrap, self.prefix, self.events_topic = (
+            bus,
+            bootstrap,
+            prefix,
+            events_topic,
+        )
+        self.process: MatcherProcess | None = None
+
+    def progress(self) -> int:
+        return sum(self.bus.end_offsets(self.events_topic).values())
+
+    def start(self) -> None:
+        self.process = MatcherProcess(self.bootstrap, self.prefix)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+class Stack:
+    """A private topic set, a producer of requests, a matcher (the in-test pump or the real
+    matcher service) and the wallet process."""
+
+    def __init__(
+        self, bootstrap: str, redis_url: str, snapshot_every: int = 1000, matcher: str = "pump"
+    ) -> None:
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
         self.topics = WalletTopics(self.prefix)
         self.bus = KafkaBus(bootstrap)
         for topic in exchange_topics():
             self.bus.create_topic(self.prefix + topic.name, topic.partitions, topic.config)
         self.producer = self.bus.producer()
-        self.pump = MatcherPump(self.bus, self.topics.commands, self.topics.matcher_events)
+        self.pump: MatcherPump | ServiceMatcher = (
+            MatcherPump(self.bus, self.topics.commands, self.topics.matcher_events)
+            if matcher == "pump"
+            else ServiceMatcher(self.bus, bootstrap, self.prefix, self.topics.matcher_events)
+        )
         self.wallet = WalletProcess(bootstrap, redis_url, self.prefix, snapshot_every)
 
     def send(self, message, topic: str | None = None, partition: int | None = None) -> None:
@@ -156,7 +187,7 @@ class Stack:
                 self.topics.matcher_events,
                 self.topics.position_events,
             ):
-                for p, end in self.bus.end_offsets(topic).items():
+                for p, end in self._record_ends(topic).items():
                     ends[f"{topic}:{p}"] = end
             try:
                 state = self.wallet.digest()
@@ -166,21 +197,34 @@ class Stack:
             applied = state["offsets"]
             behind = {k: e for k, e in ends.items() if e > applied.get(k, 0)}
             if not behind:
-                events = len(self.pump.events)
+                events = self.pump.progress()
                 time.sleep(2.0)
-                if self.wallet.digest() == state and len(self.pump.events) == events:
+                if self.wallet.digest() == state and self.pump.progress() == events:
                     return state
             time.sleep(0.3)
         raise AssertionError("the wallet did not catch up")
+
+    def _record_ends(self, topic: str) -> dict[int, int]:
+        """Per partition, the offset after the last record. Not the end offset: a
+        transactional producer (the real matcher) leaves a commit marker after its records,
+        which no consumer ever sees as applied."""
+        ends = {}
+        for partition, end in self.bus.end_offsets(topic).items():
+            last = -1
+            if end:
+                for record in self.bus.replay(topic, partition):
+                    last = record.offset
+            ends[partition] = last + 1
+        return ends
 
     def close(self) -> None:
         self.wallet.stop()
         self.pump.stop()
 
 
-@pytest.fixture
-def stack(kafka_bootstrap: str, redis_url: str) -> Iterator[Stack]:
-    s = Stack(kafka_bootstrap, redis_url)
+@pytest.fixture(params=["pump", "matcher-service"])
+def stack(kafka_bootstrap: str, redis_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    s = Stack(kafka_bootstrap, redis_url, matcher="pump" if request.param == "pump" else "service")
     s.pump.start()
     yield s
     s.close()

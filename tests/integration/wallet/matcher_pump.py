@@ -57,6 +57,10 @@ class MatcherPump:
             self.producer.flush()
         return len(records)
 
+    def progress(self) -> int:
+        """How many events it has produced: unchanged for a while means it is quiet."""
+        return len(self.events)
+
     def start(self) -> None:
         """Pump on a background thread until ``stop()``."""
 

@@ -1,4 +1,5 @@
-"""The wallet process on a real broker, with the matcher pump standing in for the matcher."""
+"""The wallet process on a real broker, with the real matcher service and with the in-test
+matcher pump (a MatchingCore, one command per batch) in its place."""
 
 from __future__ import annotations
 
