@@ -1,4 +1,5 @@
-"""The Kafka bus: producers, read_committed consumers, the exactly-once loop, snapshots."""
+"""The Kafka bus: producers, read_committed consumers, the exactly-once loop, snapshots, the
+journaled handler."""
 
 from libs.bus.base import (
     AbortableError,
@@ -13,6 +14,7 @@ from libs.bus.base import (
     TopicPartition,
     next_offsets,
 )
+from libs.bus.journal import JournaledHandler
 from libs.bus.loop import Handler, LoopStats, TransactionalLoop
 from libs.bus.memory import MemoryBus
 from libs.bus.snapshots import Snapshot, latest_snapshots, load_snapshot, snapshot_message
@@ -25,6 +27,7 @@ __all__ = [
     "FatalError",
     "FencedError",
     "Handler",
+    "JournaledHandler",
     "LoopStats",
     "MemoryBus",
     "Outgoing",
