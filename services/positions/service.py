@@ -1,25 +1,20 @@
 """The position engine's Kafka handler: decode, apply to the core, produce, snapshot, rewind.
 
 Inputs from three topics interleave differently from run to run, and margin checks depend on
-that interleaving (a balance against a mark). So, like the wallet, the engine records it: every
-transaction also writes, to ``positions.snapshots`` under the key ``positions.turns``, the turns
-since the latest snapshot (for each turn, the end offset of every input partition it advanced).
-A turn applies its records in one canonical order (``PositionsTopics.inputs`` order, then
-offset). Rewinding loads the latest snapshot and re-applies exactly those turns in that order,
-so the state after a crash is bit for bit the state whose outputs were committed.
+that interleaving (a balance against a mark). So, like the wallet, the engine is a
+``libs.bus.JournaledHandler``: every transaction also writes, to ``positions.snapshots`` under
+the key ``positions.turns``, the turns since the latest snapshot, and a rewind re-applies exactly
+those turns in their canonical order (``PositionsTopics.inputs`` order, then offset).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable
 
-import msgspec
 from prometheus_client import Counter, Gauge
 
-from libs.bus import Bus, Outgoing, Record, Snapshot, TopicPartition, snapshot_message
-from libs.bus.snapshots import latest_snapshots, offsets_key
+from libs.bus import Bus, JournaledHandler, Outgoing, Record
+from libs.bus.snapshots import offsets_key
 from libs.messages import (
     Cause,
     Codec,
@@ -65,19 +60,13 @@ WALLET_CODEC = Codec(*_concrete(WalletEvent))
 INDEX_CODEC = Codec(IndexPriceTick)
 
 
-class TurnLog(msgspec.Struct, array_like=True):
-    """The turns applied since snapshot number ``base``: per turn, (input index, end offset)."""
-
-    base: int
-    turns: list[list[tuple[int, int]]]
-
-
-_turns_encoder = msgspec.msgpack.Encoder()
-_turns_decoder = msgspec.msgpack.Decoder(TurnLog)
-
-
-class PositionsService:
+class PositionsService(JournaledHandler[PositionsCore, Out]):
     """The handler ``libs.bus.TransactionalLoop`` runs: one instance owns every input."""
+
+    snapshot_key = SNAPSHOT_KEY
+    turns_key = TURNS_KEY
+    snapshots_made = SNAPSHOTS
+    rewinds = REWINDS
 
     def __init__(
         self,
@@ -89,75 +78,26 @@ class PositionsService:
         funding_interval_seconds: int | None = None,
         basis_window: int = 60,
     ) -> None:
-        self.bus = bus
         self.topics = topics
-        self.snapshot_every = snapshot_every
         self.specs = specs or default_symbols()
         self.options = {
             "funding_interval_seconds": funding_interval_seconds,
             "basis_window": basis_window,
         }
-        self.inputs: list[TopicPartition] = topics.inputs()
-        self._rank = {tp: i for i, tp in enumerate(self.inputs)}
-        self.lock = threading.Lock()  # the ops thread reads the state between turns
-        self.core = PositionsCore(self.specs, **self.options)  # type: ignore[arg-type]
-        self.applied: dict[TopicPartition, int] = {tp: 0 for tp in self.inputs}
-        self.snapshot_no = 0
-        self.turns: list[list[tuple[int, int]]] = []
-        self.since_snapshot = 0
-        self.full_publish = True  # after a (re)load: write every user to the read model
+        super().__init__(bus, topics.inputs(), topics.snapshots, snapshot_every=snapshot_every)
 
-    # --- the loop's handler interface -------------------------------------------------------
+    # --- the journal's hooks -----------------------------------------------------------------
 
-    def handle(self, records: list[Record]) -> list[Outgoing]:
-        with self.lock:
-            fresh = self._fresh(records)
-            if not fresh:
-                return []
-            out = self._apply_turn(fresh, produce=True)
-            self.since_snapshot += len(fresh)
-            if self.since_snapshot >= self.snapshot_every:
-                out += self._snapshot()
-            else:
-                out.append(self._turns_message())
-            return out
+    def new_core(self) -> PositionsCore:
+        return PositionsCore(self.specs, **self.options)  # type: ignore[arg-type]
 
-    def rewind(self, committed: dict[TopicPartition, int]) -> None:
-        """Reload the latest snapshot and re-apply the recorded turns: the committed state."""
-        with self.lock:
-            REWINDS.inc()
-            self._load()
-            behind = {tp: off for tp, off in committed.items() if off > self.applied.get(tp, 0)}
-            if behind:
-                log.error("committed offsets beyond the turn log (state may lag): %s", behind)
-            self.full_publish = True
+    def dump_core(self, core: PositionsCore) -> bytes:
+        return core.snapshot()
 
-    # --- turns -------------------------------------------------------------------------------
+    def load_core(self, state: bytes) -> PositionsCore:
+        return PositionsCore.restore(self.specs, state, **self.options)
 
-    def _fresh(self, records: Iterable[Record]) -> list[Record]:
-        rank, applied = self._rank, self.applied
-        fresh = [
-            r
-            for r in records
-            if (r.topic, r.partition) in rank and r.offset >= applied[(r.topic, r.partition)]
-        ]
-        fresh.sort(key=lambda r: (rank[(r.topic, r.partition)], r.offset))
-        return fresh
-
-    def _apply_turn(self, records: list[Record], *, produce: bool) -> list[Outgoing]:
-        out: list[Outgoing] = []
-        ends: dict[int, int] = {}
-        for record in records:
-            tp = (record.topic, record.partition)
-            ends[self._rank[tp]] = record.offset + 1
-            self.applied[tp] = record.offset + 1
-            produced = self._apply_record(record)
-            if produce:
-                out += self._outgoing(produced)
-        self.turns.append(sorted(ends.items()))
-        return out
-
-    def _apply_record(self, record: Record) -> list[Out]:
+    def apply_record(self, record: Record) -> list[Out]:
         topics, label = self.topics, self.topics.logical(record.topic)
         try:
             if record.topic == topics.matcher_events:
@@ -188,7 +128,7 @@ class PositionsService:
             )
             return []
 
-    def _outgoing(self, produced: list[Out]) -> list[Outgoing]:
+    def outgoing(self, produced: list[Out]) -> list[Outgoing]:
         out = []
         for item in produced:
             topic = self.topics.physical(item.topic)
@@ -198,86 +138,7 @@ class PositionsService:
                 LIQUIDATIONS.inc()
         return out
 
-    # --- snapshots and the turn log ---------------------------------------------------------
-
-    def _offsets(self) -> dict[str, int]:
-        return {offsets_key(t, p): off for (t, p), off in self.applied.items()}
-
-    def _turns_message(self) -> Outgoing:
-        return snapshot_message(
-            self.topics.snapshots,
-            Snapshot(
-                key=TURNS_KEY,
-                offsets=self._offsets(),
-                seq=self.snapshot_no,
-                state=_turns_encoder.encode(TurnLog(self.snapshot_no, self.turns)),
-            ),
-        )
-
-    def _snapshot(self) -> list[Outgoing]:
-        self.snapshot_no += 1
-        self.turns = []
-        self.since_snapshot = 0
-        SNAPSHOTS.inc()
-        snapshot = Snapshot(
-            key=SNAPSHOT_KEY,
-            offsets=self._offsets(),
-            seq=self.snapshot_no,
-            state=self.core.snapshot(),
-        )
-        return [snapshot_message(self.topics.snapshots, snapshot), self._turns_message()]
-
-    def _load(self) -> None:
-        """Set the state to the latest snapshot plus the turns recorded after it."""
-        latest = latest_snapshots(self.bus, self.topics.snapshots)
-        snapshot, turn_log = latest.get(SNAPSHOT_KEY), latest.get(TURNS_KEY)
-        self.core = PositionsCore(self.specs, **self.options)  # type: ignore[arg-type]
-        self.applied = {tp: 0 for tp in self.inputs}
-        self.snapshot_no = 0
-        if snapshot is not None:
-            self.core = PositionsCore.restore(self.specs, snapshot.state, **self.options)
-            self.snapshot_no = snapshot.seq
-            for key, off in snapshot.offsets.items():
-                topic, _, partition = key.rpartition(":")
-                if (topic, int(partition)) in self.applied:
-                    self.applied[(topic, int(partition))] = off
-        self.turns = []
-        turns: list[list[tuple[int, int]]] = []
-        if turn_log is not None:
-            recorded = _turns_decoder.decode(turn_log.state)
-            if recorded.base == self.snapshot_no:
-                turns = recorded.turns
-        self._replay(turns)
-        self.since_snapshot = sum(
-            off - (snapshot.offsets.get(offsets_key(*tp), 0) if snapshot else 0)
-            for tp, off in self.applied.items()
-        )
-
-    def _replay(self, turns: list[list[tuple[int, int]]]) -> None:
-        ends: dict[int, int] = {}
-        for turn in turns:
-            for index, end in turn:
-                ends[index] = max(ends.get(index, 0), end)
-        pending: dict[int, list[Record]] = {}
-        for index, end in ends.items():
-            topic, partition = self.inputs[index]
-            start = self.applied[(topic, partition)]
-            records = []
-            for record in self.bus.replay(topic, partition, start):
-                if record.offset >= end:
-                    break
-                records.append(record)
-            pending[index] = records
-        cursor = dict.fromkeys(pending, 0)
-        for turn in turns:
-            batch: list[Record] = []
-            for index, end in turn:
-                records, i = pending[index], cursor[index]
-                while i < len(records) and records[i].offset < end:
-                    batch.append(records[i])
-                    i += 1
-                cursor[index] = i
-            self._apply_turn(self._fresh(batch), produce=False)
+    def after_replay(self) -> None:
         self.core.dirty.clear()
 
     # --- views -------------------------------------------------------------------------------
