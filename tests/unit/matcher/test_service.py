@@ -127,7 +127,7 @@ def test_a_malformed_command_is_skipped_and_counted_without_touching_the_book(fl
     reference = []
     for event in events:
         if isinstance(event, BatchCompleted):
-            batch = [(o, (commands + [None, flow[50]])[o])
+            batch = [(o, [*commands, None, flow[50]][o])
                      for o in range(event.first_offset, event.cmd_offset + 1)]
             reference += expected.process_batch([item for item in batch if item[1] is not None])
     assert events == reference
