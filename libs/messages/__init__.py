@@ -1,7 +1,15 @@
 """Message contracts: every command and event on the bus, and their wire codec."""
 
 from libs.messages.base import Command, Event, Message
-from libs.messages.codec import ALL_MESSAGES, ANY, Codec, DecodeError, encode, encode_json
+from libs.messages.codec import (
+    ALL_MESSAGES,
+    ANY,
+    Codec,
+    DecodeError,
+    concrete_kinds,
+    encode,
+    encode_json,
+)
 from libs.messages.commands import (
     AmendOrder,
     CancelAll,

@@ -30,6 +30,21 @@ def _concrete_messages(module: ModuleType) -> tuple[type[Message], ...]:
     return tuple(c for c in classes if not any(o is not c and issubclass(o, c) for o in classes))
 
 
+def concrete_kinds(base: type[M]) -> tuple[type[M], ...]:
+    """Return the message classes derived from ``base`` that have no subclass of their own,
+    e.g. every matcher event for ``MatcherEvent``: what a codec for that family accepts."""
+    found: list[type[M]] = []
+    todo = list(base.__subclasses__())
+    while todo:
+        kind = todo.pop(0)
+        subclasses = kind.__subclasses__()
+        if subclasses:
+            todo.extend(subclasses)
+        else:
+            found.append(kind)
+    return tuple(found)
+
+
 ALL_MESSAGES: tuple[type[Message], ...] = _concrete_messages(commands) + _concrete_messages(events)
 
 _encoder = msgspec.msgpack.Encoder()

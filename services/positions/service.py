@@ -23,6 +23,7 @@ from libs.messages import (
     LiquidationTriggered,
     MatcherEvent,
     WalletEvent,
+    concrete_kinds,
     encode,
 )
 from libs.symbols import SymbolSpec, default_symbols
@@ -46,17 +47,9 @@ LIQUIDATIONS = Counter("positions_liquidations_total", "Positions sent to liquid
 OPEN_POSITIONS = Gauge("positions_open", "Open positions", ["symbol"])
 
 
-def _concrete(base: type) -> tuple[type, ...]:
-    found, todo = [], list(base.__subclasses__())
-    while todo:
-        kind = todo.pop(0)
-        subs = kind.__subclasses__()
-        (todo.extend(subs) if subs else found.append(kind))
-    return tuple(found)
 
-
-MATCHER_CODEC = Codec(*_concrete(MatcherEvent))
-WALLET_CODEC = Codec(*_concrete(WalletEvent))
+MATCHER_CODEC = Codec(*concrete_kinds(MatcherEvent))
+WALLET_CODEC = Codec(*concrete_kinds(WalletEvent))
 INDEX_CODEC = Codec(IndexPriceTick)
 
 

@@ -30,6 +30,7 @@ from libs.messages import (
     SetLeverage,
     WalletEvent,
     Withdraw,
+    concrete_kinds,
     encode,
 )
 from libs.topics import symbol_partition, user_partition
@@ -56,17 +57,9 @@ REQUEST_CODEC = Codec(
 )
 
 
-def _concrete(base: type) -> tuple[type, ...]:
-    found, todo = [], list(base.__subclasses__())
-    while todo:
-        kind = todo.pop(0)
-        subs = kind.__subclasses__()
-        (todo.extend(subs) if subs else found.append(kind))
-    return tuple(found)
 
-
-MATCHER_CODEC = Codec(*_concrete(MatcherEvent))
-POSITION_CODEC = Codec(*_concrete(PositionEvent))
+MATCHER_CODEC = Codec(*concrete_kinds(MatcherEvent))
+POSITION_CODEC = Codec(*concrete_kinds(PositionEvent))
 
 
 class WalletService(JournaledHandler[WalletCore, Message]):

@@ -117,3 +117,12 @@ def _example(annotation, name):
     if annotation is LedgerLeg:
         return ["user", 7, 100]
     raise AssertionError(f"no example for {annotation!r}")
+
+
+def test_concrete_kinds_are_the_leaves_of_a_message_family():
+    from libs.messages import BatchCompleted, MatcherEvent, concrete_kinds
+
+    kinds = concrete_kinds(MatcherEvent)
+    assert OrderFilled in kinds and BatchCompleted in kinds
+    assert MatcherEvent not in kinds
+    assert set(kinds) <= set(ALL_MESSAGES)
