@@ -92,7 +92,9 @@ class MatcherService:
             symbol = self.symbols[partition]
             self.ensure_loaded(symbol, partition)
             for start in range(0, len(items), self.max_batch):
-                frames.append(pack([BATCH, symbol, items[start : start + self.max_batch], True]))
+                batch = items[start : start + self.max_batch]
+                frames.append(pack([BATCH, symbol, batch, True]))
+                self.metrics.batch_size.observe(len(batch))
         outgoing: list[Outgoing] = []
         metrics = self.metrics
         for reply in self.link.call(frames):
@@ -109,7 +111,6 @@ class MatcherService:
         for partition, items in by_partition.items():
             symbol = self.symbols[partition]
             metrics.commands.labels(symbol).inc(len(items))
-            metrics.batch_size.observe(min(len(items), self.max_batch))
             self._since_snapshot[symbol] = self._since_snapshot.get(symbol, 0) + len(items)
             if self._snapshot_due(symbol):
                 outgoing.append(self._snapshot(symbol, partition))
