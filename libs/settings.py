@@ -18,6 +18,9 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     kafka_bootstrap_servers: str = Field(description="host:port[,host:port] of the Kafka brokers")
+    stall_seconds: float = Field(
+        120.0, gt=0, description="exit for a clean restart when one loop turn takes longer"
+    )
 
 
 class SettingsError(SystemExit):

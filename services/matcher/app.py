@@ -105,7 +105,7 @@ def run(settings: MatcherSettings | None = None) -> int:
         partitions=partitions,
         max_batch=settings.matcher_max_poll,
         poll_timeout=0.05,
-        stall_timeout=settings.matcher_stall_seconds,
+        stall_timeout=settings.stall_seconds,
     )
     holder["loop"] = loop
     digests = DigestRequests(service)

@@ -23,9 +23,6 @@ class MatcherSettings(KafkaSettings):
     matcher_snapshot_seconds: float = Field(60.0, gt=0, description="max seconds between them")
     matcher_ring_bytes: int = Field(1 << 24, description="inbound ring size (power of two)")
     matcher_out_ring_bytes: int = Field(1 << 26, description="outbound ring (power of two)")
-    matcher_stall_seconds: float = Field(
-        120.0, gt=0, description="exit (for a clean restart) when one turn takes longer"
-    )
     matcher_inline: bool = Field(False, description="run the core in this process (tests)")
     commands_topic: str = "orders.commands"
     events_topic: str = "matcher.events"

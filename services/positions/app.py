@@ -59,6 +59,7 @@ def run(settings: PositionsSettings, stop: threading.Event) -> None:
         transactional_id=settings.positions_transactional_id,
         partitions=service.inputs,
         max_batch=settings.max_batch,
+        stall_timeout=settings.stall_seconds,
     )
     service.rewind(loop.consumer.committed())  # snapshot + recorded turns: the committed state
     ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)

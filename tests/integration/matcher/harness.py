@@ -68,7 +68,7 @@ class MatcherRun:
             "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
             "MATCHER_RING_BYTES": str(1 << 22),
             "MATCHER_OUT_RING_BYTES": str(1 << 24),
-            "MATCHER_STALL_SECONDS": "20",
+            "STALL_SECONDS": "20",
         }
         return env
 
