@@ -8,6 +8,8 @@ A tiny stdlib HTTP server on a daemon thread, so an engine's main loop stays syn
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,3 +73,20 @@ def _handler(digest: DigestFn | None, registry: CollectorRegistry) -> type[BaseH
             return None  # scrapes every few seconds would drown the service log
 
     return Handler
+
+
+
+def configure_logging() -> None:
+    """One log format for every engine process."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+def stop_on_signals() -> threading.Event:
+    """Return an event that SIGTERM or SIGINT sets, so the main loop finishes its turn and
+    shuts down cleanly. Call it after forking helpers, which keep the default handlers."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop

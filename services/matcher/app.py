@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
-import threading
 import time
 from concurrent.futures import Future
 
@@ -17,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from libs.bus import TransactionalLoop
 from libs.bus.kafka import KafkaBus
-from libs.ops import OpsServer
+from libs.ops import OpsServer, configure_logging, stop_on_signals
 from libs.settings import load_settings
 from libs.symbols import default_symbols
 from services.matcher.link import CoreLink, InlineLink, RingLink
@@ -59,7 +57,7 @@ class DigestRequests:
 
 def run(settings: MatcherSettings | None = None) -> int:
     """Run the matcher until SIGTERM/SIGINT. Return the process exit code."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()
     settings = settings or load_settings(MatcherSettings)
     specs = default_symbols()
     listed = list(specs)
@@ -110,9 +108,7 @@ def run(settings: MatcherSettings | None = None) -> int:
     holder["loop"] = loop
     digests = DigestRequests(service)
     ops = OpsServer(settings.metrics_port, digests.ask, host=settings.metrics_host)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()  # after the fork: the core process keeps the default handlers
     log.info(
         "matching %s; metrics and digest on :%d",
         ", ".join(owned) if owned else f"what group {settings.matcher_group_id!r} assigns",

@@ -4,12 +4,11 @@ Redis."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from libs.bus import TransactionalLoop
 from libs.bus.kafka import KafkaBus
-from libs.ops import OpsServer
+from libs.ops import OpsServer, configure_logging, stop_on_signals
 from services.positions.read_model import RedisReadModel, picture
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
@@ -79,12 +78,9 @@ def run(settings: PositionsSettings, stop: threading.Event) -> None:
 def main() -> None:
     from libs.settings import load_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = load_settings(PositionsSettings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(settings, stop)
+    configure_logging()
+    stop = stop_on_signals()
+    run(load_settings(PositionsSettings), stop)
 
 
 def rebuild() -> dict:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from libs.bus import TransactionalLoop
 from libs.bus.kafka import KafkaBus
-from libs.ops import OpsServer
+from libs.ops import OpsServer, configure_logging, stop_on_signals
 from services.wallet.read_model import RedisReadModel, picture
 from services.wallet.service import WalletService
 from services.wallet.settings import WalletSettings
@@ -75,12 +74,9 @@ def run(settings: WalletSettings, stop: threading.Event) -> None:
 def main() -> None:
     from libs.settings import load_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = load_settings(WalletSettings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(settings, stop)
+    configure_logging()
+    stop = stop_on_signals()
+    run(load_settings(WalletSettings), stop)
 
 
 def rebuild() -> dict:
