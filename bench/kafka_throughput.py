@@ -16,11 +16,23 @@ TRANSACTION_SIZE = 1_000
 
 
 def _payload() -> bytes:
-    return encode(OrderFilled(
-        symbol="BTC-PERP", seq=1, cmd_offset=1, trade_id=1, price=500001, qty=500,
-        taker_order_id=2, taker_user_id=43, taker_side=Side.SELL, taker_remaining=0,
-        maker_order_id=1, maker_user_id=42, maker_remaining=1000,
-    ))
+    return encode(
+        OrderFilled(
+            symbol="BTC-PERP",
+            seq=1,
+            cmd_offset=1,
+            trade_id=1,
+            price=500001,
+            qty=500,
+            taker_order_id=2,
+            taker_user_id=43,
+            taker_side=Side.SELL,
+            taker_remaining=0,
+            maker_order_id=1,
+            maker_user_id=42,
+            maker_remaining=1000,
+        )
+    )
 
 
 def _consume_all(bus: KafkaBus, topic: str, count: int) -> float:
@@ -68,9 +80,14 @@ class _Echo:
 
 
 def _loop(bus: KafkaBus, source: str, sink: str) -> float:
-    loop = TransactionalLoop(bus, _Echo(sink), group_id=f"bench-{uuid.uuid4().hex}",
-                             transactional_id=f"bench-{uuid.uuid4().hex}",
-                             partitions=[(source, 0)], max_batch=TRANSACTION_SIZE)
+    loop = TransactionalLoop(
+        bus,
+        _Echo(sink),
+        group_id=f"bench-{uuid.uuid4().hex}",
+        transactional_id=f"bench-{uuid.uuid4().hex}",
+        partitions=[(source, 0)],
+        max_batch=TRANSACTION_SIZE,
+    )
     start = time.perf_counter()
     while loop.stats.records < MESSAGES:
         loop.run_once()
@@ -89,20 +106,22 @@ def run() -> str:
     plain = _plain(bus, names["plain"], value)
     transactional = _transactional(bus, names["tx"], value)
     loop = _loop(bus, names["plain"], names["out"])
-    return "\n".join([
-        "## Kafka produce -> consume (one partition, broker on the same machine)",
-        "",
-        f"{MESSAGES:,} `OrderFilled` records of {len(value)} bytes; time from the first "
-        "produce to the last record consumed (read_committed).",
-        "",
-        "| path | messages/s |",
-        "| --- | ---: |",
-        f"| plain producer (idempotent, acks=all) | {plain:,.0f} |",
-        f"| transactional producer, {TRANSACTION_SIZE:,} messages per transaction | "
-        f"{transactional:,.0f} |",
-        f"| `TransactionalLoop` consume -> produce -> commit offsets, batches of "
-        f"{TRANSACTION_SIZE:,} | {loop:,.0f} |",
-    ])
+    return "\n".join(
+        [
+            "## Kafka produce -> consume (one partition, broker on the same machine)",
+            "",
+            f"{MESSAGES:,} `OrderFilled` records of {len(value)} bytes; time from the first "
+            "produce to the last record consumed (read_committed).",
+            "",
+            "| path | messages/s |",
+            "| --- | ---: |",
+            f"| plain producer (idempotent, acks=all) | {plain:,.0f} |",
+            f"| transactional producer, {TRANSACTION_SIZE:,} messages per transaction | "
+            f"{transactional:,.0f} |",
+            f"| `TransactionalLoop` consume -> produce -> commit offsets, batches of "
+            f"{TRANSACTION_SIZE:,} | {loop:,.0f} |",
+        ]
+    )
 
 
 if __name__ == "__main__":

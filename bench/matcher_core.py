@@ -29,8 +29,15 @@ USERS = 200
 
 def _place(spec, oid, user, side, price, qty, kind=OrderType.LIMIT, tif=TimeInForce.GTC):
     return PlaceOrder(
-        request_id="", order_id=oid, user_id=user, symbol=spec.name, side=side, order_type=kind,
-        qty=qty, price=price, tif=tif,
+        request_id="",
+        order_id=oid,
+        user_id=user,
+        symbol=spec.name,
+        side=side,
+        order_type=kind,
+        qty=qty,
+        price=price,
+        tif=tif,
     )
 
 
@@ -60,22 +67,31 @@ def mixed_flow(spec: SymbolSpec, n: int = MIXED_COMMANDS, seed: int = SEED) -> l
                 level = side.levels[key * side.sign]
                 victim = level[rng.randrange(len(level))]
             cmd = CancelOrder(
-                request_id="", user_id=victim.user_id, symbol=spec.name,
+                request_id="",
+                user_id=victim.user_id,
+                symbol=spec.name,
                 order_id=victim.order_id,
             )
         elif roll < 0.33 and live > RESTING // 2:
             oid += 1
             side = Side.BUY if rng.random() < 0.5 else Side.SELL
-            cmd = _place(spec, oid, rng.randrange(USERS), side, None, rng.randint(3, 30),
-                         OrderType.MARKET, TimeInForce.IOC)
+            cmd = _place(
+                spec,
+                oid,
+                rng.randrange(USERS),
+                side,
+                None,
+                rng.randint(3, 30),
+                OrderType.MARKET,
+                TimeInForce.IOC,
+            )
         else:
             oid += 1
             side = Side.BUY if rng.random() < 0.5 else Side.SELL
             offset = rng.randint(-3, 60)  # mostly passive, sometimes crossing
             price = mid - offset if side is Side.BUY else mid + offset
             tif = TimeInForce.IOC if rng.random() < 0.05 else TimeInForce.GTC
-            cmd = _place(spec, oid, rng.randrange(USERS), side, price, rng.randint(3, 100),
-                         tif=tif)
+            cmd = _place(spec, oid, rng.randrange(USERS), side, price, rng.randint(3, 100), tif=tif)
         scratch.process_batch([(len(commands), cmd)])
         commands.append(cmd)
     return commands
@@ -91,8 +107,9 @@ def limit_flow(spec: SymbolSpec, n: int = LIMIT_COMMANDS, seed: int = SEED + 1) 
         side = Side.BUY if rng.random() < 0.5 else Side.SELL
         offset = rng.randint(-8, 40)
         price = mid - offset if side is Side.BUY else mid + offset
-        commands.append(_place(spec, oid, rng.randrange(USERS * 10), side, price,
-                               rng.randint(3, 100)))
+        commands.append(
+            _place(spec, oid, rng.randrange(USERS * 10), side, price, rng.randint(3, 100))
+        )
     return commands
 
 
@@ -315,7 +332,8 @@ def run(mixed_commands: int = MIXED_COMMANDS, limit_commands: int = LIMIT_COMMAN
         ratios.append(f"{name}: {ratio:.1f}x pyorderbook")
     lines += [
         "",
-        "Our core's throughput relative to pyorderbook: " + "; ".join(ratios)
+        "Our core's throughput relative to pyorderbook: "
+        + "; ".join(ratios)
         + " (target: at least 2.5x on limit-only).",
         "",
         "Against the issue's targets: " + "; ".join(checks) + ".",

@@ -107,25 +107,27 @@ def run() -> str:
     latencies, achieved = latency(bootstrap, commands)
     latencies.sort()
     p50, p99, p999 = (percentile(latencies, q) / 1e6 for q in (0.5, 0.99, 0.999))
-    return "\n".join([
-        "## Matcher service through Kafka",
-        "",
-        "The real service (I/O process + pinned core process + shared-memory rings) on its own "
-        "topics; a producer and a consumer in this process; broker on the same machine. "
-        "Mixed flow (limits, markets, cancels; ~1,000 resting orders). Latency: from the "
-        "producer's `produce()` call to the consumer receiving the `BatchCompleted` that "
-        "covers the command (so it includes producer batching, the broker's transaction "
-        "commit and the read_committed fetch).",
-        "",
-        "| measure | result |",
-        "| --- | ---: |",
-        f"| saturation: {BURST:,} commands produced as fast as possible | "
-        f"{burst:,.0f} commands/s |",
-        f"| latency at {achieved:,.0f} commands/s for {RATE_SECONDS} s (after {WARMUP_SECONDS} s "
-        f"of warm-up): p50 | {p50:.2f} ms |",
-        f"| p99 | {p99:.2f} ms |",
-        f"| p99.9 | {p999:.2f} ms |",
-    ])
+    return "\n".join(
+        [
+            "## Matcher service through Kafka",
+            "",
+            "The real service (I/O process + pinned core process + shared-memory rings) on its own "
+            "topics; a producer and a consumer in this process; broker on the same machine. "
+            "Mixed flow (limits, markets, cancels; ~1,000 resting orders). Latency: from the "
+            "producer's `produce()` call to the consumer receiving the `BatchCompleted` that "
+            "covers the command (so it includes producer batching, the broker's transaction "
+            "commit and the read_committed fetch).",
+            "",
+            "| measure | result |",
+            "| --- | ---: |",
+            f"| saturation: {BURST:,} commands produced as fast as possible | "
+            f"{burst:,.0f} commands/s |",
+            f"| latency at {achieved:,.0f} commands/s for {RATE_SECONDS} s (after {WARMUP_SECONDS} s "
+            f"of warm-up): p50 | {p50:.2f} ms |",
+            f"| p99 | {p99:.2f} ms |",
+            f"| p99.9 | {p999:.2f} ms |",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -41,9 +41,19 @@ def _balance(core: PositionsCore, user: int, cash: int, seq: int) -> None:
 
 def _fill(seq: int, trade: int, price: int, qty: int, buyer: int, seller: int) -> OrderFilled:
     return OrderFilled(
-        symbol=SPEC.name, seq=seq, cmd_offset=seq, trade_id=trade, price=price, qty=qty,
-        taker_order_id=trade * 2, taker_user_id=buyer, taker_side=Side.BUY, taker_remaining=0,
-        maker_order_id=trade * 2 + 1, maker_user_id=seller, maker_remaining=0,
+        symbol=SPEC.name,
+        seq=seq,
+        cmd_offset=seq,
+        trade_id=trade,
+        price=price,
+        qty=qty,
+        taker_order_id=trade * 2,
+        taker_user_id=buyer,
+        taker_side=Side.BUY,
+        taker_remaining=0,
+        maker_order_id=trade * 2 + 1,
+        maker_user_id=seller,
+        maker_remaining=0,
     )
 
 
@@ -113,8 +123,7 @@ def bench_crossing() -> tuple[int, float]:
     _, seq, ts = _ticks(core, seq, [MARK], 0)
     start = time.perf_counter()
     core.apply_matcher(
-        MarkPriceSet(symbol=SPEC.name, seq=seq + 1, cmd_offset=0, mark_price=threshold,
-                     ts=ts + 1),
+        MarkPriceSet(symbol=SPEC.name, seq=seq + 1, cmd_offset=0, mark_price=threshold, ts=ts + 1),
         CAUSE,
     )
     elapsed = time.perf_counter() - start

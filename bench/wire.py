@@ -25,29 +25,63 @@ from libs.messages import (
 
 SAMPLES = {
     "PlaceOrder": PlaceOrder(
-        request_id="6f1c2d3e-req", order_id=7_100_000_000_123, user_id=42, symbol="BTC-PERP",
-        side=Side.BUY, order_type=OrderType.LIMIT, qty=1500, price=500001, leverage=10,
-        client_order_id="bot-1", ts=1_764_000_000_000_000_000,
+        request_id="6f1c2d3e-req",
+        order_id=7_100_000_000_123,
+        user_id=42,
+        symbol="BTC-PERP",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        qty=1500,
+        price=500001,
+        leverage=10,
+        client_order_id="bot-1",
+        ts=1_764_000_000_000_000_000,
     ),
     "OrderAccepted": OrderAccepted(
-        symbol="BTC-PERP", seq=123456, cmd_offset=98765, order_id=7_100_000_000_123, user_id=42,
-        request_id="6f1c2d3e-req", side=Side.BUY, order_type=OrderType.LIMIT,
-        tif=TimeInForce.GTC, qty=1500, price=500001,
+        symbol="BTC-PERP",
+        seq=123456,
+        cmd_offset=98765,
+        order_id=7_100_000_000_123,
+        user_id=42,
+        request_id="6f1c2d3e-req",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        tif=TimeInForce.GTC,
+        qty=1500,
+        price=500001,
     ),
     "OrderFilled": OrderFilled(
-        symbol="BTC-PERP", seq=123457, cmd_offset=98766, trade_id=555, price=500001, qty=500,
-        taker_order_id=7_100_000_000_124, taker_user_id=43, taker_side=Side.SELL,
-        taker_remaining=0, maker_order_id=7_100_000_000_123, maker_user_id=42,
+        symbol="BTC-PERP",
+        seq=123457,
+        cmd_offset=98766,
+        trade_id=555,
+        price=500001,
+        qty=500,
+        taker_order_id=7_100_000_000_124,
+        taker_user_id=43,
+        taker_side=Side.SELL,
+        taker_remaining=0,
+        maker_order_id=7_100_000_000_123,
+        maker_user_id=42,
         maker_remaining=1000,
     ),
     "LedgerPosted": LedgerPosted(
-        seq=9, cause=Cause("matcher.events", 0, 123457), entry_id=77, memo="fee",
-        legs=(LedgerLeg(LedgerAccountKind.USER, 43, -1250_0000),
-              LedgerLeg(LedgerAccountKind.FEES, 0, 1250_0000)),
+        seq=9,
+        cause=Cause("matcher.events", 0, 123457),
+        entry_id=77,
+        memo="fee",
+        legs=(
+            LedgerLeg(LedgerAccountKind.USER, 43, -1250_0000),
+            LedgerLeg(LedgerAccountKind.FEES, 0, 1250_0000),
+        ),
     ),
     "AccountUpdated": AccountUpdated(
-        seq=10, cause=Cause("matcher.events", 0, 123457), user_id=43,
-        balance=10_000_00000000, holds=2_000_00000000, available=8_000_00000000,
+        seq=10,
+        cause=Cause("matcher.events", 0, 123457),
+        user_id=43,
+        balance=10_000_00000000,
+        holds=2_000_00000000,
+        available=8_000_00000000,
     ),
 }
 
@@ -117,18 +151,22 @@ def run() -> str:
             pydantic_rate = f"{rate:,.0f}"
         else:
             pydantic_rate = "-"
-        rows.append(f"| {name} | {msgpack_rate:,.0f} | {json_rate:,.0f} | {pydantic_rate} | "
-                    f"{len(packed)} / {len(encode_json(message))} |")
-    return "\n".join([
-        "## Wire format (encode + decode round trips per second, one core)",
-        "",
-        "Why msgspec MessagePack on the bus: it round-trips several times faster than pydantic "
-        "and produces smaller records, and its frozen, tagged Structs are the typed, versioned "
-        "contracts themselves (no second model layer). JSON of the same structs is used where "
-        "people read the messages (CLI, logs).",
-        "",
-        *rows,
-    ])
+        rows.append(
+            f"| {name} | {msgpack_rate:,.0f} | {json_rate:,.0f} | {pydantic_rate} | "
+            f"{len(packed)} / {len(encode_json(message))} |"
+        )
+    return "\n".join(
+        [
+            "## Wire format (encode + decode round trips per second, one core)",
+            "",
+            "Why msgspec MessagePack on the bus: it round-trips several times faster than pydantic "
+            "and produces smaller records, and its frozen, tagged Structs are the typed, versioned "
+            "contracts themselves (no second model layer). JSON of the same structs is used where "
+            "people read the messages (CLI, logs).",
+            "",
+            *rows,
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -75,12 +75,9 @@ def _handler(digest: DigestFn | None, registry: CollectorRegistry) -> type[BaseH
     return Handler
 
 
-
 def configure_logging() -> None:
     """One log format for every engine process."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def stop_on_signals() -> threading.Event:

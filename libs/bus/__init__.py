@@ -41,4 +41,3 @@ __all__ = [
     "next_offsets",
     "snapshot_message",
 ]
-

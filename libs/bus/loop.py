@@ -170,7 +170,8 @@ class Watchdog(threading.Thread):
             time.sleep(min(1.0, self.limit / 4))
             started = self.loop.turn_started
             if started is not None and time.monotonic() - started > self.limit:
-                log.critical("a turn has been stuck for over %.0fs: exiting for a clean restart",
-                             self.limit)
+                log.critical(
+                    "a turn has been stuck for over %.0fs: exiting for a clean restart", self.limit
+                )
                 logging.shutdown()
                 os._exit(self.EXIT_CODE)

@@ -26,8 +26,11 @@ def rebuild(settings: MatcherSettings, symbol: str) -> dict:
         raise SystemExit(f"unknown symbol {symbol!r} (listed: {', '.join(listed)})")
     service = MatcherService(
         KafkaBus(settings.kafka_bootstrap_servers, client_id="matcher-rebuild"),
-        InlineLink(specs), listed, committed=lambda tps: {},
-        commands_topic=settings.commands_topic, events_topic=settings.events_topic,
+        InlineLink(specs),
+        listed,
+        committed=lambda tps: {},
+        commands_topic=settings.commands_topic,
+        events_topic=settings.events_topic,
         snapshots_topic=settings.snapshots_topic,
     )
     service.load(symbol, listed.index(symbol))
@@ -36,8 +39,11 @@ def rebuild(settings: MatcherSettings, symbol: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.matcher", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.matcher",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the matcher (the default)")
     rebuild_parser = commands.add_parser("rebuild", help="rebuild a book from the topics")

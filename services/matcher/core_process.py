@@ -34,8 +34,9 @@ def pin(cpu: int | None, sched_fifo: bool) -> str:
         return line + "; SCHED_FIFO not permitted here (needs CAP_SYS_NICE): normal scheduling"
 
 
-def run_core(inbound: Ring, outbound: Ring, specs: dict[str, SymbolSpec],
-             cpu: int | None, sched_fifo: bool) -> None:
+def run_core(
+    inbound: Ring, outbound: Ring, specs: dict[str, SymbolSpec], cpu: int | None, sched_fifo: bool
+) -> None:
     """The core process's main: serve frames until told to stop or orphaned."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     log.info(pin(cpu, sched_fifo))

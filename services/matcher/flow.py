@@ -63,7 +63,9 @@ def parse_flow(lines: Iterable[str], spec: SymbolSpec) -> list[MatcherCommand]:
         elif op == "cancel":
             commands.append(
                 CancelOrder(
-                    request_id="", user_id=int(row["user"]), symbol=spec.name,
+                    request_id="",
+                    user_id=int(row["user"]),
+                    symbol=spec.name,
                     order_id=int(row["id"]),
                 )
             )

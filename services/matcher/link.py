@@ -52,14 +52,23 @@ class RingLink:
     Create it before any Kafka client: librdkafka's threads do not survive a fork.
     """
 
-    def __init__(self, specs: dict[str, SymbolSpec], *, in_bytes: int, out_bytes: int,
-                 cpu: int | None, sched_fifo: bool) -> None:
+    def __init__(
+        self,
+        specs: dict[str, SymbolSpec],
+        *,
+        in_bytes: int,
+        out_bytes: int,
+        cpu: int | None,
+        sched_fifo: bool,
+    ) -> None:
         self.inbound = Ring(in_bytes)
         self.outbound = Ring(out_bytes)
         context = multiprocessing.get_context("fork")
         self.process = context.Process(
-            target=run_core, name="matcher-core",
-            args=(self.inbound, self.outbound, specs, cpu, sched_fifo), daemon=True,
+            target=run_core,
+            name="matcher-core",
+            args=(self.inbound, self.outbound, specs, cpu, sched_fifo),
+            daemon=True,
         )
         self.process.start()
 

@@ -25,20 +25,30 @@ class Plan:
     events_from: int  # matcher.events offset from which the later batches are recorded
 
 
-def plan(bus: Bus, symbol: str, partition: int, *, commands_topic: str, events_topic: str,
-         snapshots_topic: str) -> Plan:
+def plan(
+    bus: Bus,
+    symbol: str,
+    partition: int,
+    *,
+    commands_topic: str,
+    events_topic: str,
+    snapshots_topic: str,
+) -> Plan:
     snapshot = load_snapshot(bus, snapshots_topic, symbol)
     if snapshot is None:
         return Plan(symbol, partition, None, 0, 0)
     return Plan(
-        symbol, partition, snapshot,
+        symbol,
+        partition,
+        snapshot,
         snapshot.offsets.get(offsets_key(commands_topic, partition), 0),
         snapshot.offsets.get(offsets_key(events_topic, partition), 0),
     )
 
 
-def recorded_batches(bus: Bus, events_topic: str, partition: int, events_from: int,
-                     after_offset: int) -> list[tuple[int, int]]:
+def recorded_batches(
+    bus: Bus, events_topic: str, partition: int, events_from: int, after_offset: int
+) -> list[tuple[int, int]]:
     """Return the (first, last) command offsets of every batch recorded after ``after_offset``."""
     ranges = []
     for record in bus.replay(events_topic, partition, events_from):
@@ -54,8 +64,14 @@ def recorded_batches(bus: Bus, events_topic: str, partition: int, events_from: i
     return ranges
 
 
-def replay_batches(bus: Bus, commands_topic: str, partition: int, start: int,
-                   ranges: list[tuple[int, int]], end: int) -> Iterator[list[list]]:
+def replay_batches(
+    bus: Bus,
+    commands_topic: str,
+    partition: int,
+    start: int,
+    ranges: list[tuple[int, int]],
+    end: int,
+) -> Iterator[list[list]]:
     """Yield [[offset, command bytes], ...] batches for the commands in [start, end).
 
     A command inside a recorded range joins that range's batch; a command outside every

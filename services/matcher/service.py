@@ -26,22 +26,37 @@ log = logging.getLogger("matcher")
 
 class MatcherMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.commands = Counter("matcher_commands", "commands applied", ["symbol"],
-                                registry=registry)
+        self.commands = Counter(
+            "matcher_commands", "commands applied", ["symbol"], registry=registry
+        )
         self.events = Counter("matcher_events", "events produced", ["symbol"], registry=registry)
-        self.malformed = Counter("matcher_malformed", "commands that did not decode (skipped)",
-                                 ["symbol"], registry=registry)
-        self.batch_size = Histogram("matcher_batch_size", "commands per core step",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=registry)
-        self.step = Histogram("matcher_core_step_seconds", "core time per batch",
-                              buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2e-2),
-                              registry=registry)
-        self.ring = Gauge("matcher_ring_occupancy_bytes", "bytes waiting in a ring", ["ring"],
-                          registry=registry)
-        self.lag = Gauge("matcher_consumer_lag", "commands not yet applied", ["symbol"],
-                         registry=registry)
-        self.snapshots = Counter("matcher_snapshots", "snapshots written", ["symbol"],
-                                 registry=registry)
+        self.malformed = Counter(
+            "matcher_malformed",
+            "commands that did not decode (skipped)",
+            ["symbol"],
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "matcher_batch_size",
+            "commands per core step",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=registry,
+        )
+        self.step = Histogram(
+            "matcher_core_step_seconds",
+            "core time per batch",
+            buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2e-2),
+            registry=registry,
+        )
+        self.ring = Gauge(
+            "matcher_ring_occupancy_bytes", "bytes waiting in a ring", ["ring"], registry=registry
+        )
+        self.lag = Gauge(
+            "matcher_consumer_lag", "commands not yet applied", ["symbol"], registry=registry
+        )
+        self.snapshots = Counter(
+            "matcher_snapshots", "snapshots written", ["symbol"], registry=registry
+        )
 
 
 class MatcherService:
@@ -152,27 +167,40 @@ class MatcherService:
         self.loaded.add(symbol)
         self._since_snapshot[symbol] = 0
         self._last_snapshot[symbol] = self.clock()
-        log.info("%s loaded: snapshot + %d replayed commands in %.2fs, offset %d, seq %d",
-                 symbol, replayed, time.monotonic() - started, last_offset, seq)
+        log.info(
+            "%s loaded: snapshot + %d replayed commands in %.2fs, offset %d, seq %d",
+            symbol,
+            replayed,
+            time.monotonic() - started,
+            last_offset,
+            seq,
+        )
 
     def load(self, symbol: str, partition: int, until: int | None = None) -> tuple[int, int, int]:
         """Restore ``symbol`` from its snapshot and replay its commands up to ``until``
         (exclusive; None = every command a recorded batch covers). Outputs are suppressed:
         they were committed when these commands first ran. Return (last offset, seq, replayed).
         """
-        plan = recovery.plan(self.bus, symbol, partition, commands_topic=self.commands_topic,
-                             events_topic=self.events_topic,
-                             snapshots_topic=self.snapshots_topic)
+        plan = recovery.plan(
+            self.bus,
+            symbol,
+            partition,
+            commands_topic=self.commands_topic,
+            events_topic=self.events_topic,
+            snapshots_topic=self.snapshots_topic,
+        )
         state = plan.snapshot.state if plan.snapshot else None
         _, _, last_offset, seq = unpack(self.link.call([pack([LOAD, symbol, state])])[0])
-        ranges = recovery.recorded_batches(self.bus, self.events_topic, partition,
-                                           plan.events_from, plan.next_offset)
+        ranges = recovery.recorded_batches(
+            self.bus, self.events_topic, partition, plan.events_from, plan.next_offset
+        )
         if until is None:
             until = ranges[-1][1] + 1 if ranges else plan.next_offset
         frames = [
             pack([BATCH, symbol, batch, False])
-            for batch in recovery.replay_batches(self.bus, self.commands_topic, partition,
-                                                 plan.next_offset, ranges, until)
+            for batch in recovery.replay_batches(
+                self.bus, self.commands_topic, partition, plan.next_offset, ranges, until
+            )
         ]
         replayed = 0
         for start in range(0, len(frames), 64):

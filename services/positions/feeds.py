@@ -120,7 +120,9 @@ def csv_replay(
             raise FeedError(f"line {number}: unknown symbol {symbol!r}")
         try:
             yield IndexPriceTick(
-                symbol=symbol, price=price_to_ticks(spec, price), ts=_timestamp_ns(stamp),
+                symbol=symbol,
+                price=price_to_ticks(spec, price),
+                ts=_timestamp_ns(stamp),
                 source=source,
             )
         except FeedError as error:

@@ -51,9 +51,7 @@ class RedisReadModel:
         except redis.RedisError:
             return True
 
-    def write(
-        self, views: dict[int, dict], markets: dict[str, tuple], *, full: bool
-    ) -> bool:
+    def write(self, views: dict[int, dict], markets: dict[str, tuple], *, full: bool) -> bool:
         """Write in one MULTI/EXEC (a reader never sees a half-replaced hash)."""
         try:
             pipe = self.client.pipeline(transaction=True)

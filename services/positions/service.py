@@ -47,7 +47,6 @@ LIQUIDATIONS = Counter("positions_liquidations_total", "Positions sent to liquid
 OPEN_POSITIONS = Gauge("positions_open", "Open positions", ["symbol"])
 
 
-
 MATCHER_CODEC = Codec(*concrete_kinds(MatcherEvent))
 WALLET_CODEC = Codec(*concrete_kinds(WalletEvent))
 INDEX_CODEC = Codec(IndexPriceTick)
@@ -103,7 +102,10 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
             MALFORMED.labels(label).inc()
             log.warning(
                 "skipping malformed %s[%d]@%d: %s",
-                record.topic, record.partition, record.offset, error,
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
             )
             return []
         INPUTS.labels(label).inc()

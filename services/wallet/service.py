@@ -57,7 +57,6 @@ REQUEST_CODEC = Codec(
 )
 
 
-
 MATCHER_CODEC = Codec(*concrete_kinds(MatcherEvent))
 POSITION_CODEC = Codec(*concrete_kinds(PositionEvent))
 

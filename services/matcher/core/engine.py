@@ -73,8 +73,12 @@ def _with_enums(cmd: PlaceOrder) -> PlaceOrder:
     """Return ``cmd`` with enum members where a caller passed plain strings (decoded ones
     already hold members; the core compares members by identity)."""
     return msgspec.structs.replace(
-        cmd, side=Side(cmd.side), order_type=OrderType(cmd.order_type), tif=TimeInForce(cmd.tif),
-        stp=SelfTradePrevention(cmd.stp), trigger_by=TriggerBy(cmd.trigger_by),
+        cmd,
+        side=Side(cmd.side),
+        order_type=OrderType(cmd.order_type),
+        tif=TimeInForce(cmd.tif),
+        stp=SelfTradePrevention(cmd.stp),
+        trigger_by=TriggerBy(cmd.trigger_by),
     )
 
 
@@ -218,9 +222,14 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             OrderRejected(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset,
-                request_id=getattr(cmd, "request_id", ""), user_id=getattr(cmd, "user_id", 0),
-                order_id=order_id, code=code, msg=msg,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                request_id=getattr(cmd, "request_id", ""),
+                user_id=getattr(cmd, "user_id", 0),
+                order_id=order_id,
+                code=code,
+                msg=msg,
             )
         )
 
@@ -228,8 +237,13 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             OrderExpired(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=order.order_id,
-                user_id=order.user_id, reason=reason, filled=order.filled,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                order_id=order.order_id,
+                user_id=order.user_id,
+                reason=reason,
+                filled=order.filled,
                 remaining=order.remaining,
             )
         )
@@ -238,9 +252,15 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             OrderCancelled(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=order.order_id,
-                user_id=order.user_id, request_id=request_id, reason=reason,
-                filled=order.filled, remaining=order.remaining,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                order_id=order.order_id,
+                user_id=order.user_id,
+                request_id=request_id,
+                reason=reason,
+                filled=order.filled,
+                remaining=order.remaining,
             )
         )
 
@@ -351,9 +371,19 @@ class MatchingCore:
         side, tif = cmd.side, cmd.tif
         self._out.append(
             OrderAccepted(
-                symbol=self.symbol, seq=seq, cmd_offset=offset, order_id=oid, user_id=uid,
-                request_id=cmd.request_id, side=side, order_type=LIMIT, tif=tif, qty=qty,
-                price=price, stop_price=cmd.stop_price, client_order_id=coid,
+                symbol=self.symbol,
+                seq=seq,
+                cmd_offset=offset,
+                order_id=oid,
+                user_id=uid,
+                request_id=cmd.request_id,
+                side=side,
+                order_type=LIMIT,
+                tif=tif,
+                qty=qty,
+                price=price,
+                stop_price=cmd.stop_price,
+                client_order_id=coid,
             )
         )
         is_buy = side is BUY
@@ -392,7 +422,10 @@ class MatchingCore:
             original = self.client_ids.get((uid, coid))
             if original is not None:
                 return self._reject(
-                    offset, cmd, oid, reasons.DUPLICATE_CLIENT_ORDER_ID,
+                    offset,
+                    cmd,
+                    oid,
+                    reasons.DUPLICATE_CLIENT_ORDER_ID,
                     f"Duplicate client order id; original order_id={original}",
                 )
             self.client_ids[(uid, coid)] = oid
@@ -414,10 +447,20 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             OrderAccepted(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid, user_id=uid,
-                request_id=cmd.request_id, side=cmd.side, order_type=kind, tif=cmd.tif,
-                qty=qty, price=price, stop_price=cmd.stop_price,
-                reduce_only=cmd.reduce_only, client_order_id=coid,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                order_id=oid,
+                user_id=uid,
+                request_id=cmd.request_id,
+                side=cmd.side,
+                order_type=kind,
+                tif=cmd.tif,
+                qty=qty,
+                price=price,
+                stop_price=cmd.stop_price,
+                reduce_only=cmd.reduce_only,
+                client_order_id=coid,
             )
         )
         is_buy = cmd.side is BUY
@@ -512,9 +555,17 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             OrderAccepted(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid,
-                user_id=cmd.user_id, request_id=cmd.request_id, side=cmd.side,
-                order_type=OrderType.LIQUIDATION, tif=IOC, qty=cmd.qty, price=cmd.price,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                order_id=oid,
+                user_id=cmd.user_id,
+                request_id=cmd.request_id,
+                side=cmd.side,
+                order_type=OrderType.LIQUIDATION,
+                tif=IOC,
+                qty=cmd.qty,
+                price=cmd.price,
             )
         )
         order = Order(cmd, cmd.side == BUY, cmd.price, cmd.qty, False)
@@ -568,8 +619,14 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             OrderAmended(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset, order_id=oid,
-                user_id=order.user_id, request_id=cmd.request_id, price=price, qty=qty,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                order_id=oid,
+                user_id=order.user_id,
+                request_id=cmd.request_id,
+                price=price,
+                qty=qty,
                 kept_priority=keep,
             )
         )
@@ -586,8 +643,11 @@ class MatchingCore:
         self.seq += 1
         self._out.append(
             MarkPriceSet(
-                symbol=self.symbol, seq=self.seq, cmd_offset=offset,
-                mark_price=cmd.mark_price, ts=cmd.ts,
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                mark_price=cmd.mark_price,
+                ts=cmd.ts,
             )
         )
         if self.stops and not self.halted:
@@ -741,11 +801,20 @@ class MatchingCore:
                 seq += 1
                 out.append(
                     OrderFilled(
-                        symbol=symbol, seq=seq, cmd_offset=offset, trade_id=trade,
-                        price=price, qty=qty, taker_order_id=toid, taker_user_id=tuid,
-                        taker_side=tside, taker_remaining=remaining,
-                        maker_order_id=maker.order_id, maker_user_id=muid,
-                        maker_remaining=maker_left, liquidation=liquidation,
+                        symbol=symbol,
+                        seq=seq,
+                        cmd_offset=offset,
+                        trade_id=trade,
+                        price=price,
+                        qty=qty,
+                        taker_order_id=toid,
+                        taker_user_id=tuid,
+                        taker_side=tside,
+                        taker_remaining=remaining,
+                        maker_order_id=maker.order_id,
+                        maker_user_id=muid,
+                        maker_remaining=maker_left,
+                        liquidation=liquidation,
                     )
                 )
                 if not maker_left:
@@ -808,8 +877,12 @@ class MatchingCore:
             self.seq += 1
             self._out.append(
                 OrderTriggered(
-                    symbol=self.symbol, seq=self.seq, cmd_offset=offset,
-                    order_id=order.order_id, user_id=order.user_id, trigger_price=reference,
+                    symbol=self.symbol,
+                    seq=self.seq,
+                    cmd_offset=offset,
+                    order_id=order.order_id,
+                    user_id=order.user_id,
+                    trigger_price=reference,
                 )
             )
             self._execute_triggered(order, offset)

@@ -50,7 +50,14 @@ _decoder = msgspec.msgpack.Decoder(CoreState)
 
 def _order_state(o: Order) -> OrderState:
     return OrderState(
-        o.cmd, o.is_buy, o.price, o.qty, o.remaining, o.filled, o.reduce_only, o.activated,
+        o.cmd,
+        o.is_buy,
+        o.price,
+        o.qty,
+        o.remaining,
+        o.filled,
+        o.reduce_only,
+        o.activated,
         o.extreme,
     )
 

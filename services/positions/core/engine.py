@@ -224,9 +224,7 @@ class PositionsCore:
         )
 
     # -- positions from fills ----------------------------------------------------------------
-    def _fill(
-        self, user: int, symbol: str, delta: int, price: int, fee: int, trade_id: int
-    ) -> int:
+    def _fill(self, user: int, symbol: str, delta: int, price: int, fee: int, trade_id: int) -> int:
         """Apply ``delta`` lots at ``price`` to a position; emit PositionChanged; return PnL."""
         spec = self.specs[symbol]
         market = self.markets[symbol]
@@ -351,7 +349,11 @@ class PositionsCore:
             if account.balance is not None:
                 account.balance += amount
             self._user_event(
-                user, FundingPaid, symbol=symbol, amount=amount, rate=rate,
+                user,
+                FundingPaid,
+                symbol=symbol,
+                amount=amount,
+                rate=rate,
                 funding_time=funding_time,
             )
             if not account.liquidating:
@@ -391,8 +393,12 @@ class PositionsCore:
             bankruptcy = f.bankruptcy_price(spec, position.size, mark, share)
             plans.append((name, position, bankruptcy))
             self._user_event(
-                account.user, LiquidationTriggered, symbol=name, size=position.size,
-                bankruptcy_price=bankruptcy, mark_price=mark,
+                account.user,
+                LiquidationTriggered,
+                symbol=name,
+                size=position.size,
+                bankruptcy_price=bankruptcy,
+                mark_price=mark,
             )
         fees = [
             self.specs[n].fee(self.specs[n].notional(bp, abs(p.size)), maker=False)
@@ -426,14 +432,17 @@ class PositionsCore:
                 # A fence: the matcher applies what precedes it first, so the cancels land
                 # before the liquidation order (which a batch would otherwise put first). It
                 # repeats the last tick sent, so the matcher's mark never steps back.
-                self._command(
-                    name, MarkPriceTick(symbol=name, mark_price=fence_mark, ts=fence_ts)
-                )
+                self._command(name, MarkPriceTick(symbol=name, mark_price=fence_mark, ts=fence_ts))
             self._command(
                 name,
                 LiquidationOrder(
-                    request_id=request, order_id=order_id, user_id=account.user, symbol=name,
-                    side=Side.SELL if side > 0 else Side.BUY, qty=qty, price=bound,
+                    request_id=request,
+                    order_id=order_id,
+                    user_id=account.user,
+                    symbol=name,
+                    side=Side.SELL if side > 0 else Side.BUY,
+                    qty=qty,
+                    price=bound,
                     ts=market.mark_ts,
                 ),
             )
@@ -452,11 +461,19 @@ class PositionsCore:
         ):
             qty = min(liquidation.remaining, abs(position.size))
             self._deleverage(
-                symbol, account.user, liquidation.side, liquidation.bankruptcy, qty,
-                market.spec.index, seq, 0,
+                symbol,
+                account.user,
+                liquidation.side,
+                liquidation.bankruptcy,
+                qty,
+                market.spec.index,
+                seq,
+                0,
             )
         self._user_event(
-            account.user, LiquidationSettled, symbol=symbol,
+            account.user,
+            LiquidationSettled,
+            symbol=symbol,
             insurance_delta=liquidation.surplus - liquidation.fees,
         )
         account.liquidating = max(0, account.liquidating - 1)
@@ -488,8 +505,15 @@ class PositionsCore:
         return [user for _, user in scored]
 
     def _deleverage(
-        self, symbol: str, bust: int, side: int, price: int, qty: int,
-        symbol_index: int, seq: int, counter: int,
+        self,
+        symbol: str,
+        bust: int,
+        side: int,
+        price: int,
+        qty: int,
+        symbol_index: int,
+        seq: int,
+        counter: int,
     ) -> int:
         """Close ``qty`` of the bust position against the ranked opposite ones at ``price``."""
         for user in self.adl_ranking(symbol, side, bust):
@@ -503,7 +527,11 @@ class PositionsCore:
             self._fill(bust, symbol, -side * take, price, 0, trade_id)
             for mine, theirs in ((user, bust), (bust, user)):
                 self._user_event(
-                    mine, AutoDeleveraged, symbol=symbol, qty=take, price=price,
+                    mine,
+                    AutoDeleveraged,
+                    symbol=symbol,
+                    qty=take,
+                    price=price,
                     counterparty_user_id=theirs,
                 )
             self._reindex(self.accounts[user])
@@ -598,8 +626,9 @@ class PositionsCore:
                 "size": position.size,
                 "entry_notional": position.entry,
                 "entry_price": position.entry // (lots * spec.cash_per_tick_lot),
-                "break_even": f.break_even_price(spec, position.size, position.entry,
-                                                 position.fees),
+                "break_even": f.break_even_price(
+                    spec, position.size, position.entry, position.fees
+                ),
                 "mark": self.mark_of(symbol, position),
                 "upnl": self.upnl(symbol, position),
                 "liq_price": self.liquidation_price(account, symbol),
@@ -613,30 +642,65 @@ class PositionsCore:
         markets = []
         for name in sorted(self.markets):
             m = self.markets[name]
-            markets.append([
-                name, m.seq, m.mark, m.mark_ts, m.last_trade, m.index, m.index_ts,
-                list(m.basis), sorted(m.pending_index.items()), m.next_funding, m.last_rate,
-                m.premium_sum, m.premium_samples,
-                [[o.order_id, o.user, o.side, o.bankruptcy, o.qty, o.remaining, o.surplus,
-                  o.fees, o.reserve] for _, o in sorted(m.liquidations.items())],
-                m.book.dump(), m.sent_mark, m.sent_ts,
-            ])
+            markets.append(
+                [
+                    name,
+                    m.seq,
+                    m.mark,
+                    m.mark_ts,
+                    m.last_trade,
+                    m.index,
+                    m.index_ts,
+                    list(m.basis),
+                    sorted(m.pending_index.items()),
+                    m.next_funding,
+                    m.last_rate,
+                    m.premium_sum,
+                    m.premium_samples,
+                    [
+                        [
+                            o.order_id,
+                            o.user,
+                            o.side,
+                            o.bankruptcy,
+                            o.qty,
+                            o.remaining,
+                            o.surplus,
+                            o.fees,
+                            o.reserve,
+                        ]
+                        for _, o in sorted(m.liquidations.items())
+                    ],
+                    m.book.dump(),
+                    m.sent_mark,
+                    m.sent_ts,
+                ]
+            )
         accounts = []
         for user in sorted(self.accounts):
             a = self.accounts[user]
-            accounts.append([
-                user, a.balance, a.liquidating, sorted(a.leverage.items()),
-                [[s, p.size, p.entry, p.fees] for s, p in sorted(a.positions.items())],
-            ])
-        return msgspec.msgpack.encode([
-            1, markets, accounts, self.insurance, sorted(self.wallet_seq.items()),
-            sorted(self.out_seq.items()),
-        ])
+            accounts.append(
+                [
+                    user,
+                    a.balance,
+                    a.liquidating,
+                    sorted(a.leverage.items()),
+                    [[s, p.size, p.entry, p.fees] for s, p in sorted(a.positions.items())],
+                ]
+            )
+        return msgspec.msgpack.encode(
+            [
+                1,
+                markets,
+                accounts,
+                self.insurance,
+                sorted(self.wallet_seq.items()),
+                sorted(self.out_seq.items()),
+            ]
+        )
 
     @classmethod
-    def restore(
-        cls, specs: dict[str, SymbolSpec], data: bytes, **options: object
-    ) -> PositionsCore:
+    def restore(cls, specs: dict[str, SymbolSpec], data: bytes, **options: object) -> PositionsCore:
         core = cls(specs, **options)  # type: ignore[arg-type]
         _, markets, accounts, insurance, wallet_seq, out_seq = msgspec.msgpack.decode(data)
         for row in markets:

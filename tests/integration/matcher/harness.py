@@ -48,7 +48,9 @@ class MatcherRun:
         self.group = f"{self.name}.matcher"  # shared by the instances of one run only
         self.port = free_port()
         self.commands, self.events, self.snapshots = (
-            f"{self.name}.commands", f"{self.name}.events", f"{self.name}.snapshots"
+            f"{self.name}.commands",
+            f"{self.name}.events",
+            f"{self.name}.snapshots",
         )
         self.bus.create_topic(self.commands, 3)
         self.bus.create_topic(self.events, 3)
@@ -76,8 +78,9 @@ class MatcherRun:
         producer = self.bus.producer()
         for command in commands:
             spec = default_symbols()[command.symbol]
-            producer.produce(Outgoing(self.commands, encode(command), spec.name.encode(),
-                                      spec.index))
+            producer.produce(
+                Outgoing(self.commands, encode(command), spec.name.encode(), spec.index)
+            )
         producer.flush()
 
     def start(self) -> subprocess.Popen:
@@ -86,8 +89,11 @@ class MatcherRun:
         # the child keeps its own copy of the log file's descriptor
         with open(log_dir / f"{self.name}-{self.instance}.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.matcher"], cwd=ROOT, env=self.env(),
-                stdout=subprocess.DEVNULL, stderr=log,
+                [sys.executable, "-m", "services.matcher"],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
         return self.process
 
@@ -167,7 +173,12 @@ class MatcherRun:
     def rebuilt_digest(self) -> dict:
         out = subprocess.run(
             [sys.executable, "-m", "services.matcher", "rebuild", "--symbol", "BTC-PERP"],
-            cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=300, check=True,
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
         )
         return json.loads(out.stdout.strip().splitlines()[-1])
 

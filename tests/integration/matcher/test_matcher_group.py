@@ -15,8 +15,10 @@ PER_SYMBOL = 4_000
 
 
 def _flows() -> dict[str, list]:
-    return {name: mixed_flow(spec, 2 * PER_SYMBOL, seed=spec.index) for name, spec
-            in default_symbols().items()}
+    return {
+        name: mixed_flow(spec, 2 * PER_SYMBOL, seed=spec.index)
+        for name, spec in default_symbols().items()
+    }
 
 
 def test_two_instances_split_the_symbols_and_one_takes_over_when_the_other_dies(

@@ -79,8 +79,10 @@ def test_the_matcher_rides_out_a_broker_restart(flow: list, uninterrupted: list)
 
     def start_broker() -> subprocess.Popen:
         broker = subprocess.Popen(
-            ["scripts/kafka.sh", "start", data, str(port), str(controller)], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ["scripts/kafka.sh", "start", data, str(port), str(controller)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         subprocess.run(["scripts/kafka.sh", "wait", bootstrap, "90"], cwd=ROOT, check=True)
         return broker

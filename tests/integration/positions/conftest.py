@@ -68,7 +68,10 @@ class EngineProcess:
     def start(self, timeout: float = 60) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.positions"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=self.log,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
@@ -103,7 +106,12 @@ class EngineProcess:
     def rebuild(self) -> dict:
         done = subprocess.run(
             [sys.executable, "-m", "services.positions", "rebuild"],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -126,8 +134,11 @@ class MatcherProcess:
         }
         self.log = open(f"/tmp/{prefix}matcher.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.matcher"], cwd=ROOT, env=self.env,
-            stdout=subprocess.DEVNULL, stderr=self.log,
+            [sys.executable, "-m", "services.matcher"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
 
     def stop(self) -> None:
@@ -164,22 +175,41 @@ class Stack:
         self.redis_url = redis_url
 
     # -- what the other engines would produce ---------------------------------------------
-    def order(self, oid: int, user: int, side: str, price: str, qty: str,
-              tif: TimeInForce = TimeInForce.GTC) -> None:
+    def order(
+        self,
+        oid: int,
+        user: int,
+        side: str,
+        price: str,
+        qty: str,
+        tif: TimeInForce = TimeInForce.GTC,
+    ) -> None:
         command = PlaceOrder(
-            request_id=f"r{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=Side(side),
-            order_type=OrderType.LIMIT, qty=SPEC.qty_to_lots(qty),
-            price=SPEC.price_to_ticks(price), tif=tif,
+            request_id=f"r{oid}",
+            order_id=oid,
+            user_id=user,
+            symbol=SYMBOL,
+            side=Side(side),
+            order_type=OrderType.LIMIT,
+            qty=SPEC.qty_to_lots(qty),
+            price=SPEC.price_to_ticks(price),
+            tif=tif,
         )
-        self.producer.produce(Outgoing(
-            self.topics.commands, encode(command), SYMBOL.encode(), symbol_partition(SYMBOL)
-        ))
+        self.producer.produce(
+            Outgoing(
+                self.topics.commands, encode(command), SYMBOL.encode(), symbol_partition(SYMBOL)
+            )
+        )
 
     def balance(self, user: int, cash: int) -> None:
         partition = user_partition(user)
         seq = self.wallet_seq[partition] = self.wallet_seq.get(partition, 0) + 1
         event = AccountUpdated(
-            seq=seq, cause=Cause("orders.requests", 0, 0), user_id=user, balance=cash, holds=0,
+            seq=seq,
+            cause=Cause("orders.requests", 0, 0),
+            user_id=user,
+            balance=cash,
+            holds=0,
             available=cash,
         )
         self.producer.produce(
@@ -188,9 +218,11 @@ class Stack:
 
     def index(self, price: str, ts: int) -> None:
         tick = IndexPriceTick(symbol=SYMBOL, price=SPEC.price_to_ticks(price), ts=ts)
-        self.producer.produce(Outgoing(
-            self.topics.index_prices, encode(tick), SYMBOL.encode(), symbol_partition(SYMBOL)
-        ))
+        self.producer.produce(
+            Outgoing(
+                self.topics.index_prices, encode(tick), SYMBOL.encode(), symbol_partition(SYMBOL)
+            )
+        )
 
     def flush(self) -> None:
         self.producer.flush()
@@ -231,7 +263,9 @@ class Stack:
         while time.monotonic() < deadline:
             ends = {}
             for topic in (
-                self.topics.wallet_events, self.topics.matcher_events, self.topics.index_prices
+                self.topics.wallet_events,
+                self.topics.matcher_events,
+                self.topics.index_prices,
             ):
                 for p, end in self.bus.end_offsets(topic).items():
                     ends[f"{topic}:{p}"] = end

@@ -47,9 +47,15 @@ def test_funding_is_paid_every_interval_with_the_exact_amounts(make_stack, match
         paid[(e.funding_time // NS, e.user_id)] = e.amount
     cents = USDT // 100
     assert paid == {
-        (2, 1): -500 * cents, (2, 2): 300 * cents, (2, 3): 200 * cents,
-        (4, 1): -7520 * cents, (4, 2): 4512 * cents, (4, 3): 3008 * cents,
-        (6, 1): -500 * cents, (6, 2): 300 * cents, (6, 3): 200 * cents,
+        (2, 1): -500 * cents,
+        (2, 2): 300 * cents,
+        (2, 3): 200 * cents,
+        (4, 1): -7520 * cents,
+        (4, 2): 4512 * cents,
+        (4, 3): 3008 * cents,
+        (6, 1): -500 * cents,
+        (6, 2): 300 * cents,
+        (6, 3): 200 * cents,
     }
     for time_ in (2, 4, 6):
         assert sum(a for (t, _), a in paid.items() if t == time_) == 0

@@ -47,25 +47,37 @@ class Exchange:
 
     def request(self, message) -> None:
         user = message.user_id
-        self.stack.producer.produce(Outgoing(
-            f"{self.stack.prefix}orders.requests", encode(message), str(user).encode(),
-            user_partition(user),
-        ))
+        self.stack.producer.produce(
+            Outgoing(
+                f"{self.stack.prefix}orders.requests",
+                encode(message),
+                str(user).encode(),
+                user_partition(user),
+            )
+        )
         self.stack.flush()
 
     def deposit(self, user: int, amount: str) -> None:
         self.next_id += 1
-        self.request(Deposit(request_id=f"d{self.next_id}", user_id=user,
-                             amount=parse_cash(amount)))
+        self.request(
+            Deposit(request_id=f"d{self.next_id}", user_id=user, amount=parse_cash(amount))
+        )
 
     def place(self, user: int, side: str, price: str, qty: str) -> int:
         self.next_id += 1
         oid = self.next_id
-        self.request(PlaceOrder(
-            request_id=f"p{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=Side(side),
-            order_type=OrderType.LIMIT, qty=SPEC.qty_to_lots(qty),
-            price=SPEC.price_to_ticks(price),
-        ))
+        self.request(
+            PlaceOrder(
+                request_id=f"p{oid}",
+                order_id=oid,
+                user_id=user,
+                symbol=SYMBOL,
+                side=Side(side),
+                order_type=OrderType.LIMIT,
+                qty=SPEC.qty_to_lots(qty),
+                price=SPEC.price_to_ticks(price),
+            )
+        )
         self.stack.wait_for(lambda: self.seen(oid), what=f"order {oid} at the matcher")
         return oid
 
@@ -77,11 +89,13 @@ class Exchange:
 
     def cancel(self, user: int, oid: int) -> None:
         self.next_id += 1
-        self.request(CancelOrder(request_id=f"c{self.next_id}", user_id=user, symbol=SYMBOL,
-                                 order_id=oid))
+        self.request(
+            CancelOrder(request_id=f"c{self.next_id}", user_id=user, symbol=SYMBOL, order_id=oid)
+        )
         self.stack.wait_for(
-            lambda: any(type(e) is OrderCancelled and e.order_id == oid
-                        for e in self.stack.matcher_events()),
+            lambda: any(
+                type(e) is OrderCancelled and e.order_id == oid for e in self.stack.matcher_events()
+            ),
             what=f"cancel of {oid}",
         )
 
@@ -138,31 +152,38 @@ def run(stack: Stack, x: Exchange) -> None:
     stack.wait_for(lambda: stack.events(LiquidationSettled), what="the liquidation to settle")
     stack.quiet()
     stack.wait_for(
-        lambda: any(type(e) is LedgerPosted and e.memo.startswith("liquidation")
-                    for e in x.wallet_events()),
+        lambda: any(
+            type(e) is LedgerPosted and e.memo.startswith("liquidation") for e in x.wallet_events()
+        ),
         what="the wallet to book the settlement",
     )
 
     (trigger,) = stack.events(LiquidationTriggered)
     assert (trigger.user_id, trigger.bankruptcy_price) == (LONG, SPEC.price_to_ticks("47125"))
     events = stack.matcher_events()
-    assert [(e.order_id, e.reason) for e in events
-            if type(e) is OrderCancelled and e.user_id == LONG] == [(resting, "cancel_all")]
+    assert [
+        (e.order_id, e.reason) for e in events if type(e) is OrderCancelled and e.user_id == LONG
+    ] == [(resting, "cancel_all")]
     fills = [(e.price, e.qty) for e in events if type(e) is OrderFilled and e.liquidation]
     assert fills == [(SPEC.price_to_ticks("47150"), SPEC.qty_to_lots("0.4"))]
     adl = [e for e in stack.events(AutoDeleveraged) if e.counterparty_user_id == LONG]
     assert sum(e.qty for e in adl) == SPEC.qty_to_lots("0.6")
     (settled,) = stack.events(LiquidationSettled)
-    fee = SPEC.fee(SPEC.notional(SPEC.price_to_ticks("47150"), SPEC.qty_to_lots("0.4")),
-                   maker=False)
-    assert settled.insurance_delta == SPEC.notional(SPEC.price_to_ticks("25"),
-                                                   SPEC.qty_to_lots("0.4")) - fee
+    fee = SPEC.fee(
+        SPEC.notional(SPEC.price_to_ticks("47150"), SPEC.qty_to_lots("0.4")), maker=False
+    )
+    assert (
+        settled.insurance_delta
+        == SPEC.notional(SPEC.price_to_ticks("25"), SPEC.qty_to_lots("0.4")) - fee
+    )
     last = [e for e in stack.events(PositionChanged) if e.user_id == LONG][-1]
     assert last.size == 0
     insurance = sum(
         leg.amount
-        for e in x.wallet_events() if type(e) is LedgerPosted
-        for leg in e.legs if leg.kind == LedgerAccountKind.INSURANCE
+        for e in x.wallet_events()
+        if type(e) is LedgerPosted
+        for leg in e.legs
+        if leg.kind == LedgerAccountKind.INSURANCE
     )
     assert insurance == settled.insurance_delta
     balances = x.balances()

@@ -55,8 +55,15 @@ def reference(stack: Stack) -> tuple[PositionsCore, list]:
 
 def key(event) -> tuple:
     if type(event) is PositionChanged:
-        return ("pc", event.user_id, event.trade_id, event.size, event.entry_notional,
-                event.realised_pnl, event.fee)
+        return (
+            "pc",
+            event.user_id,
+            event.trade_id,
+            event.size,
+            event.entry_notional,
+            event.realised_pnl,
+            event.fee,
+        )
     return ("fp", event.user_id, event.funding_time, event.amount, event.rate)
 
 
@@ -97,7 +104,8 @@ def test_kill_9_at_random_points_changes_nothing(make_stack, matcher):
     assert live == want
     positions = {
         u: (a.positions[SYMBOL].size, a.positions[SYMBOL].entry)
-        for u, a in core.accounts.items() if SYMBOL in a.positions
+        for u, a in core.accounts.items()
+        if SYMBOL in a.positions
     }
     final: dict[int, tuple[int, int]] = {}
     for e in events:

@@ -68,8 +68,12 @@ def setup(snapshot_every: int = 1000) -> tuple[MemoryBus, CountHandler, Transact
     counter = CountHandler(bus, snapshot_every=snapshot_every)
     # the consumer hands the second input over first: arrival order is not the canonical one
     loop = TransactionalLoop(
-        bus, counter, group_id="count", transactional_id="count-0",
-        partitions=[SECOND, FIRST], poll_timeout=0,
+        bus,
+        counter,
+        group_id="count",
+        transactional_id="count-0",
+        partitions=[SECOND, FIRST],
+        poll_timeout=0,
     )
     return bus, counter, loop
 

@@ -27,8 +27,16 @@ def place(oid, user, side, price=None, qty=10, *, kind=None, tif=TimeInForce.GTC
     if kind is None:
         kind = OrderType.LIMIT if price is not None else OrderType.MARKET
     return PlaceOrder(
-        request_id=f"r{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=side,
-        order_type=kind, qty=qty, price=price, tif=tif, **fields,
+        request_id=f"r{oid}",
+        order_id=oid,
+        user_id=user,
+        symbol=SYMBOL,
+        side=side,
+        order_type=kind,
+        qty=qty,
+        price=price,
+        tif=tif,
+        **fields,
     )
 
 
@@ -48,7 +56,12 @@ def amend(oid, user, price=None, qty=None):
 
 def liquidation(oid, user, side, price, qty):
     return LiquidationOrder(
-        request_id=f"l{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=side, qty=qty,
+        request_id=f"l{oid}",
+        order_id=oid,
+        user_id=user,
+        symbol=SYMBOL,
+        side=side,
+        qty=qty,
         price=price,
     )
 

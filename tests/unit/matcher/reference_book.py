@@ -28,7 +28,8 @@ class ReferenceBook:
     def _crossing(self, is_buy: bool, price: int | None) -> list[Resting]:
         """Return the opposite orders this taker may hit, best price first, then arrival."""
         makers = [
-            r for r in self.resting
+            r
+            for r in self.resting
             if r.is_buy != is_buy
             and (price is None or (r.price <= price if is_buy else r.price >= price))
         ]

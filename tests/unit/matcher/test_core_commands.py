@@ -65,7 +65,9 @@ def test_cancel_all_cancels_every_open_order_and_stop_of_that_user_only():
     h.send(place(4, 1, BUY, None, 10, kind=OrderType.STOP_MARKET, stop_price=MID + 100))
     events = h.send(cancel_all(1))
     assert [(e.order_id, e.reason) for e in events] == [
-        (1, EndReason.CANCEL_ALL), (3, EndReason.CANCEL_ALL), (4, EndReason.CANCEL_ALL)
+        (1, EndReason.CANCEL_ALL),
+        (3, EndReason.CANCEL_ALL),
+        (4, EndReason.CANCEL_ALL),
     ]
     assert h.book() == ([(MID, 10)], []) and not h.core.stops
 

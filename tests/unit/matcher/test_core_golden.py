@@ -22,24 +22,33 @@ def command(row):
         price = row.get("price")
         qty = row.get("qty")
         return AmendOrder(
-            request_id="", user_id=row["user"], symbol=SPEC.name, order_id=row["id"],
+            request_id="",
+            user_id=row["user"],
+            symbol=SPEC.name,
+            order_id=row["id"],
             price=SPEC.price_to_ticks(price) if price else None,
             qty=SPEC.qty_to_lots(qty) if qty else None,
         )
     if row["op"] == "place" and "stop_price" in row:
         price = row.get("price")
         return place(
-            row["id"], row["user"], row["side"], SPEC.price_to_ticks(price) if price else None,
-            SPEC.qty_to_lots(row["qty"]), kind=OrderType(row["type"]),
-            tif=TimeInForce(row["tif"]), stop_price=SPEC.price_to_ticks(row["stop_price"]),
+            row["id"],
+            row["user"],
+            row["side"],
+            SPEC.price_to_ticks(price) if price else None,
+            SPEC.qty_to_lots(row["qty"]),
+            kind=OrderType(row["type"]),
+            tif=TimeInForce(row["tif"]),
+            stop_price=SPEC.price_to_ticks(row["stop_price"]),
         )
     [parsed] = flow_tool.parse_flow([json.dumps(row)], SPEC)
     return parsed
 
 
 def flow_tool_only(scenario) -> bool:
-    return all(row["op"] in ("place", "cancel") and "stop_price" not in row
-               for row in scenario["flow"])
+    return all(
+        row["op"] in ("place", "cancel") and "stop_price" not in row for row in scenario["flow"]
+    )
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
@@ -64,7 +73,8 @@ def test_golden_scenario_produces_the_expected_fills_book_and_triggers(path):
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in GOLDEN if flow_tool_only(json.loads(p.read_text()))],
+    "path",
+    [p for p in GOLDEN if flow_tool_only(json.loads(p.read_text()))],
     ids=lambda p: p.stem,
 )
 def test_the_flow_tool_reproduces_the_golden_fills_and_book(path, tmp_path, capsys):

@@ -42,7 +42,8 @@ def test_an_order_filled_event_carries_both_sides_and_increasing_trade_ids():
     fills = [e for e in h.send(place(3, 3, BUY, MID, 10)) if type(e) is OrderFilled]
     assert [f.trade_id for f in fills] == [1, 2]
     assert [(f.maker_order_id, f.maker_remaining, f.taker_remaining) for f in fills] == [
-        (1, 0, 5), (2, 0, 0)
+        (1, 0, 5),
+        (2, 0, 0),
     ]
 
 
@@ -162,8 +163,16 @@ def test_a_trailing_stop_sells_when_price_falls_back_by_the_callback_rate_from_i
     h.send(mark(MID))
     h.send(place(2, 2, BUY, MID - 1000, 5))
     h.send(
-        place(1, 1, SELL, None, 5, kind=OrderType.TRAILING_STOP, callback_rate=1_000_000,
-              trigger_by=TriggerBy.MARK)
+        place(
+            1,
+            1,
+            SELL,
+            None,
+            5,
+            kind=OrderType.TRAILING_STOP,
+            callback_rate=1_000_000,
+            trigger_by=TriggerBy.MARK,
+        )
     )  # 1%
     h.send(mark(MID + 1000))  # new high 501,000: fires at or below 495,990
     assert kinds(h.send(mark(495_991))) == ["MarkPriceSet"]
@@ -176,8 +185,17 @@ def test_a_trailing_stop_with_an_activation_price_waits_for_it():
     h.send(mark(MID))
     h.send(place(2, 2, SELL, MID + 5000, 5))
     h.send(
-        place(1, 1, BUY, None, 5, kind=OrderType.TRAILING_STOP, callback_rate=1_000_000,
-              activation_price=MID - 1000, trigger_by=TriggerBy.MARK)
+        place(
+            1,
+            1,
+            BUY,
+            None,
+            5,
+            kind=OrderType.TRAILING_STOP,
+            callback_rate=1_000_000,
+            activation_price=MID - 1000,
+            trigger_by=TriggerBy.MARK,
+        )
     )
     # not active yet: no trigger on the rise
     assert kinds(h.send(mark(MID + 6000))) == ["MarkPriceSet"]
@@ -290,7 +308,9 @@ def test_stops_do_not_fire_while_halted_and_fire_on_resume():
     h.send(HaltSymbol(symbol="BTC-PERP"))
     assert kinds(h.send(mark(MID - 100))) == ["MarkPriceSet"]
     assert kinds(h.send(ResumeSymbol(symbol="BTC-PERP"))) == [
-        "SymbolResumed", "OrderTriggered", "OrderFilled"
+        "SymbolResumed",
+        "OrderTriggered",
+        "OrderFilled",
     ]
 
 

@@ -71,10 +71,22 @@ RICH_OPS = st.one_of(
     cancel_op,
     st.tuples(st.just("cancel_all"), USERS),
     st.tuples(st.just("mark"), PRICES),
-    st.tuples(st.just("stop"), USERS, st.booleans(), PRICES, QTYS,
-              st.sampled_from(list(SelfTradePrevention))),
-    st.tuples(st.just("stp"), USERS, st.booleans(), PRICES, QTYS,
-              st.sampled_from(list(SelfTradePrevention))),
+    st.tuples(
+        st.just("stop"),
+        USERS,
+        st.booleans(),
+        PRICES,
+        QTYS,
+        st.sampled_from(list(SelfTradePrevention)),
+    ),
+    st.tuples(
+        st.just("stp"),
+        USERS,
+        st.booleans(),
+        PRICES,
+        QTYS,
+        st.sampled_from(list(SelfTradePrevention)),
+    ),
     st.tuples(st.just("trail"), USERS, st.booleans(), st.integers(10_000, 2_000_000)),
     st.tuples(st.just("amend"), USERS, st.integers(0, 60), PRICES, QTYS),
     st.tuples(st.just("liq"), USERS, st.booleans(), PRICES, QTYS),
@@ -91,8 +103,16 @@ def rich_command(op, oid):
         return mark(op[1])
     if kind == "trail":
         _, user, is_buy, rate = op
-        return place(oid, user, BUY if is_buy else SELL, None, 5, kind=OrderType.TRAILING_STOP,
-                     callback_rate=rate, trigger_by=TriggerBy.MARK)
+        return place(
+            oid,
+            user,
+            BUY if is_buy else SELL,
+            None,
+            5,
+            kind=OrderType.TRAILING_STOP,
+            callback_rate=rate,
+            trigger_by=TriggerBy.MARK,
+        )
     if kind == "amend":
         _, user, target, price, qty = op
         return amend(target, user, price=price, qty=qty)
@@ -134,5 +154,5 @@ def test_invariants_hold_and_seq_is_gapless_for_any_batching(flow, size):
     h = Harness()
     commands = [rich_command(op, oid) for oid, op in enumerate(flow, 1)]
     for i in range(0, len(commands), size):
-        h.send(*commands[i:i + size])
+        h.send(*commands[i : i + size])
     assert [e.seq for e in h.events] == list(range(1, len(h.events) + 1))

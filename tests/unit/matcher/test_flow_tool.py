@@ -10,16 +10,56 @@ from tests.unit.matcher.kit import SPEC
 
 ROOT = Path(__file__).resolve().parents[3]
 FLOW = [
-    {"op": "place", "id": 1, "user": 1, "side": "sell", "type": "limit", "price": "50000.1",
-     "qty": "0.010", "tif": "GTC"},
-    {"op": "place", "id": 2, "user": 1, "side": "sell", "type": "limit", "price": "50000.5",
-     "qty": "0.020", "tif": "GTC"},
-    {"op": "place", "id": 3, "user": 2, "side": "buy", "type": "market", "price": None,
-     "qty": "0.015", "tif": "IOC"},
-    {"op": "place", "id": 4, "user": 3, "side": "buy", "type": "limit", "price": "49999.0",
-     "qty": "0.010", "tif": "GTC"},
-    {"op": "place", "id": 5, "user": 3, "side": "buy", "type": "limit", "price": "49998.0",
-     "qty": "0.010", "tif": "GTC"},
+    {
+        "op": "place",
+        "id": 1,
+        "user": 1,
+        "side": "sell",
+        "type": "limit",
+        "price": "50000.1",
+        "qty": "0.010",
+        "tif": "GTC",
+    },
+    {
+        "op": "place",
+        "id": 2,
+        "user": 1,
+        "side": "sell",
+        "type": "limit",
+        "price": "50000.5",
+        "qty": "0.020",
+        "tif": "GTC",
+    },
+    {
+        "op": "place",
+        "id": 3,
+        "user": 2,
+        "side": "buy",
+        "type": "market",
+        "price": None,
+        "qty": "0.015",
+        "tif": "IOC",
+    },
+    {
+        "op": "place",
+        "id": 4,
+        "user": 3,
+        "side": "buy",
+        "type": "limit",
+        "price": "49999.0",
+        "qty": "0.010",
+        "tif": "GTC",
+    },
+    {
+        "op": "place",
+        "id": 5,
+        "user": 3,
+        "side": "buy",
+        "type": "limit",
+        "price": "49998.0",
+        "qty": "0.010",
+        "tif": "GTC",
+    },
     {"op": "cancel", "id": 5, "user": 3},
 ]
 KEYS = ["commands", "fills", "seconds", "commands_per_sec", "p50_us", "p99_us", "p999_us"]
@@ -34,7 +74,10 @@ def write_flow(tmp_path) -> Path:
 def test_the_flow_tool_prints_one_json_line_with_the_fixed_keys(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "services.matcher.flow", str(write_flow(tmp_path))],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     [line] = result.stdout.splitlines()
     summary = json.loads(line)
@@ -52,7 +95,8 @@ def test_the_flow_tool_writes_fills_in_order_and_the_aggregated_book(tmp_path, c
         {"taker": 3, "maker": 2, "price": "50000.5", "qty": "0.005"},
     ]
     assert json.loads(book.read_text()) == {
-        "bids": [["49999.0", "0.010"]], "asks": [["50000.5", "0.015"]]
+        "bids": [["49999.0", "0.010"]],
+        "asks": [["50000.5", "0.015"]],
     }
 
 
@@ -65,5 +109,7 @@ def test_flow_lines_become_matcher_commands_in_ticks_and_lots():
 def test_percentiles_are_nearest_rank():
     values = list(range(1, 1001))
     assert (percentile(values, 0.5), percentile(values, 0.99), percentile(values, 0.999)) == (
-        500, 990, 999
+        500,
+        990,
+        999,
     )

@@ -20,8 +20,11 @@ BTC = get_symbol("BTC-PERP")
 
 def _bus_with_flow(commands: list) -> MemoryBus:
     bus = MemoryBus()
-    for topic, partitions in (("orders.commands", 3), ("matcher.events", 3),
-                              ("matcher.snapshots", 1)):
+    for topic, partitions in (
+        ("orders.commands", 3),
+        ("matcher.events", 3),
+        ("matcher.snapshots", 1),
+    ):
         bus.create_topic(topic, partitions)
     producer = bus.producer()
     for command in commands:
@@ -32,14 +35,24 @@ def _bus_with_flow(commands: list) -> MemoryBus:
 def _matcher(bus: MemoryBus, *, max_poll: int = 100, snapshot_every: int = 10**9):
     holder: dict = {}
     service = MatcherService(
-        bus, InlineLink(default_symbols()), SYMBOLS,
+        bus,
+        InlineLink(default_symbols()),
+        SYMBOLS,
         committed=lambda tps: holder["loop"].consumer.committed(tps),
-        max_batch=64, snapshot_every=snapshot_every, snapshot_seconds=10**9,
+        max_batch=64,
+        snapshot_every=snapshot_every,
+        snapshot_seconds=10**9,
         clock=lambda: 0.0,
     )
-    loop = TransactionalLoop(bus, service, group_id="matcher", transactional_id="matcher-0",
-                             partitions=[("orders.commands", 0)], max_batch=max_poll,
-                             poll_timeout=0)
+    loop = TransactionalLoop(
+        bus,
+        service,
+        group_id="matcher",
+        transactional_id="matcher-0",
+        partitions=[("orders.commands", 0)],
+        max_batch=max_poll,
+        poll_timeout=0,
+    )
     holder["loop"] = loop
     return service, loop
 
@@ -116,9 +129,7 @@ def test_a_malformed_command_is_skipped_and_counted_without_touching_the_book(fl
     commands = flow[:50]
     bus = _bus_with_flow(commands)
     bus.producer().produce(Outgoing("orders.commands", b"\x93garbage", b"BTC-PERP", 0))
-    bus.producer().produce(
-        Outgoing("orders.commands", encode(flow[50]), b"BTC-PERP", 0)
-    )
+    bus.producer().produce(Outgoing("orders.commands", encode(flow[50]), b"BTC-PERP", 0))
     service, loop = _matcher(bus)
     _drain(loop, 52)
     assert service.metrics.malformed.labels("BTC-PERP")._value.get() == 1
@@ -127,8 +138,10 @@ def test_a_malformed_command_is_skipped_and_counted_without_touching_the_book(fl
     reference = []
     for event in events:
         if isinstance(event, BatchCompleted):
-            batch = [(o, [*commands, None, flow[50]][o])
-                     for o in range(event.first_offset, event.cmd_offset + 1)]
+            batch = [
+                (o, [*commands, None, flow[50]][o])
+                for o in range(event.first_offset, event.cmd_offset + 1)
+            ]
             reference += expected.process_batch([item for item in batch if item[1] is not None])
     assert events == reference
     assert service.digest("BTC-PERP")["offset"] == 51
@@ -150,7 +163,8 @@ def test_frames_stay_in_wire_encoding_so_the_io_side_never_decodes():
 
     host = CoreHost(default_symbols())
     host.handle(pack([LOAD, "BTC-PERP", None]))
-    reply = unpack(host.handle(pack([BATCH, "BTC-PERP", [[0, encode(mixed_flow(BTC, 1)[0])]],
-                                     True])))
+    reply = unpack(
+        host.handle(pack([BATCH, "BTC-PERP", [[0, encode(mixed_flow(BTC, 1)[0])]], True]))
+    )
     assert all(isinstance(event, bytes) for event in reply[2])
     assert isinstance(msgspec.msgpack.decode(reply[2][-1]), dict)

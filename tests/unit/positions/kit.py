@@ -63,9 +63,18 @@ class Feed:
         return out
 
     def fill(
-        self, buyer: int, seller: int, price: str | int, qty: str | int, *,
-        symbol: str = "BTC-PERP", taker: str = "buy", liquidation: bool = False,
-        taker_order_id: int = 1, taker_remaining: int = 0, maker_order_id: int = 2,
+        self,
+        buyer: int,
+        seller: int,
+        price: str | int,
+        qty: str | int,
+        *,
+        symbol: str = "BTC-PERP",
+        taker: str = "buy",
+        liquidation: bool = False,
+        taker_order_id: int = 1,
+        taker_remaining: int = 0,
+        maker_order_id: int = 2,
         maker_remaining: int = 0,
     ) -> list:
         spec = SPECS[symbol]
@@ -75,34 +84,63 @@ class Feed:
         taker_user, maker_user = (buyer, seller) if taker == "buy" else (seller, buyer)
         return self.matcher(
             OrderFilled(
-                symbol=symbol, seq=self._next(symbol), cmd_offset=0, trade_id=self.trade,
-                price=p, qty=q, taker_order_id=taker_order_id, taker_user_id=taker_user,
+                symbol=symbol,
+                seq=self._next(symbol),
+                cmd_offset=0,
+                trade_id=self.trade,
+                price=p,
+                qty=q,
+                taker_order_id=taker_order_id,
+                taker_user_id=taker_user,
                 taker_side=Side.BUY if taker == "buy" else Side.SELL,
-                taker_remaining=taker_remaining, maker_order_id=maker_order_id,
-                maker_user_id=maker_user, maker_remaining=maker_remaining,
+                taker_remaining=taker_remaining,
+                maker_order_id=maker_order_id,
+                maker_user_id=maker_user,
+                maker_remaining=maker_remaining,
                 liquidation=liquidation,
             )
         )
 
     def accept(
-        self, order_id: int, user: int, side: str, price: str, qty: str, *,
-        symbol: str = "BTC-PERP", tif: TimeInForce = TimeInForce.GTC,
+        self,
+        order_id: int,
+        user: int,
+        side: str,
+        price: str,
+        qty: str,
+        *,
+        symbol: str = "BTC-PERP",
+        tif: TimeInForce = TimeInForce.GTC,
         order_type: OrderType = OrderType.LIMIT,
     ) -> list:
         spec = SPECS[symbol]
         return self.matcher(
             OrderAccepted(
-                symbol=symbol, seq=self._next(symbol), cmd_offset=0, order_id=order_id,
-                user_id=user, request_id=f"r{order_id}", side=Side(side), order_type=order_type,
-                tif=tif, qty=lots(qty, spec), price=ticks(price, spec),
+                symbol=symbol,
+                seq=self._next(symbol),
+                cmd_offset=0,
+                order_id=order_id,
+                user_id=user,
+                request_id=f"r{order_id}",
+                side=Side(side),
+                order_type=order_type,
+                tif=tif,
+                qty=lots(qty, spec),
+                price=ticks(price, spec),
             )
         )
 
     def expired(self, order_id: int, user: int, remaining: int, symbol: str = "BTC-PERP"):
         return self.matcher(
             OrderExpired(
-                symbol=symbol, seq=self._next(symbol), cmd_offset=0, order_id=order_id,
-                user_id=user, reason=EndReason.IOC, filled=0, remaining=remaining,
+                symbol=symbol,
+                seq=self._next(symbol),
+                cmd_offset=0,
+                order_id=order_id,
+                user_id=user,
+                reason=EndReason.IOC,
+                filled=0,
+                remaining=remaining,
             )
         )
 
@@ -127,8 +165,12 @@ class Feed:
         value = amount if isinstance(amount, int) else usdt(amount)
         out = self.core.apply_wallet(
             AccountUpdated(
-                seq=self.wallet_seq, cause=Cause("x", 0, 0), user_id=user, balance=value,
-                holds=0, available=value,
+                seq=self.wallet_seq,
+                cause=Cause("x", 0, 0),
+                user_id=user,
+                balance=value,
+                holds=0,
+                available=value,
             ),
             self._cause("wallet.events"),
         )
@@ -140,7 +182,9 @@ class Feed:
         value = usdt(amount)
         return self.core.apply_wallet(
             LedgerPosted(
-                seq=self.wallet_seq, cause=Cause("x", 0, 0), entry_id=self.wallet_seq,
+                seq=self.wallet_seq,
+                cause=Cause("x", 0, 0),
+                entry_id=self.wallet_seq,
                 memo="seed insurance",
                 legs=(
                     LedgerLeg(LedgerAccountKind.INSURANCE, 0, value),

@@ -35,9 +35,7 @@ def test_the_echoed_mark_is_published_with_its_index():
     feed = Feed()
     feed.index("50000", 7)
     (update,) = messages(feed.mark("50001", 7), MarkPriceUpdated)
-    assert (update.mark_price, update.index_price, update.ts) == (
-        ticks("50001"), ticks("50000"), 7
-    )
+    assert (update.mark_price, update.index_price, update.ts) == (ticks("50001"), ticks("50000"), 7)
 
 
 def test_funding_is_paid_when_a_mark_crosses_the_funding_time_with_the_weighted_premium():
@@ -67,7 +65,9 @@ def test_each_interval_pays_once_and_with_no_samples_the_rate_is_the_interest_ra
     for second in (10, 12, 20, 21, 35):
         rates += messages(feed.mark("50000", second * NS), FundingRateSet)
     assert [(r.rate, r.funding_time // NS) for r in rates] == [
-        (10_000, 10), (10_000, 20), (10_000, 30)
+        (10_000, 10),
+        (10_000, 20),
+        (10_000, 30),
     ]
     paid = messages(feed.out, FundingPaid)
     assert {m.user_id: m.amount for m in paid[:2]} == {1: -usdt("10"), 2: usdt("10")}

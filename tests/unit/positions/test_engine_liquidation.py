@@ -53,8 +53,9 @@ def test_margin_ratio_at_100_percent_triggers_cancel_all_then_the_liquidation_or
 def test_a_fill_better_than_bankruptcy_goes_to_the_insurance_fund_net_of_the_fee():
     feed = leveraged_long()
     order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
-    out = feed.fill(3, 1, "49100", "1", taker="sell", liquidation=True,
-                    taker_order_id=order.order_id)
+    out = feed.fill(
+        3, 1, "49100", "1", taker="sell", liquidation=True, taker_order_id=order.order_id
+    )
     (settled,) = messages(out, LiquidationSettled)
     # surplus (49100 - 49000) x 1 = 100, minus the taker fee 24.55
     assert settled.insurance_delta == usdt("100") - usdt("24.55")
@@ -64,8 +65,9 @@ def test_a_fill_better_than_bankruptcy_goes_to_the_insurance_fund_net_of_the_fee
 def test_a_fill_at_bankruptcy_leaves_a_deficit_the_fund_covers():
     feed = leveraged_long()
     order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
-    out = feed.fill(3, 1, "49000", "1", taker="sell", liquidation=True,
-                    taker_order_id=order.order_id)
+    out = feed.fill(
+        3, 1, "49000", "1", taker="sell", liquidation=True, taker_order_id=order.order_id
+    )
     (settled,) = messages(out, LiquidationSettled)
     assert settled.insurance_delta == -usdt("24.5")
 
@@ -73,13 +75,24 @@ def test_a_fill_at_bankruptcy_leaves_a_deficit_the_fund_covers():
 def test_the_unfilled_remainder_is_auto_deleveraged_against_the_ranked_shorts():
     feed = leveraged_long()
     order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
-    feed.fill(3, 1, "49000", "0.4", taker="sell", liquidation=True,
-              taker_order_id=order.order_id, taker_remaining=lots("0.6"))
+    feed.fill(
+        3,
+        1,
+        "49000",
+        "0.4",
+        taker="sell",
+        liquidation=True,
+        taker_order_id=order.order_id,
+        taker_remaining=lots("0.6"),
+    )
     out = feed.expired(order.order_id, 1, lots("0.6"))
     adl = messages(out, AutoDeleveraged)
     # user 4 (thin margin: leverage 9.8) ranks before user 2 (0.24), same PnL% (2%)
     assert [(m.user_id, m.counterparty_user_id, m.qty) for m in adl] == [
-        (4, 1, lots("0.5")), (1, 4, lots("0.5")), (2, 1, lots("0.1")), (1, 2, lots("0.1")),
+        (4, 1, lots("0.5")),
+        (1, 4, lots("0.5")),
+        (2, 1, lots("0.1")),
+        (1, 2, lots("0.1")),
     ]
     assert all(m.price == ticks("49000") for m in adl)
     changed = {m.user_id: m for m in messages(out, PositionChanged)}
@@ -97,8 +110,9 @@ def test_an_empty_insurance_fund_bounds_the_order_so_its_fills_pay_their_own_fee
     (order,) = messages(out, LiquidationOrder)
     assert trigger.bankruptcy_price == ticks("49000")
     assert order.price == ticks("49024.6")  # 49000 / (1 - 0.05%) = 49024.51.. rounded up
-    out = feed.fill(3, 1, "49024.6", "1", taker="sell", liquidation=True,
-                    taker_order_id=order.order_id)
+    out = feed.fill(
+        3, 1, "49024.6", "1", taker="sell", liquidation=True, taker_order_id=order.order_id
+    )
     (settled,) = messages(out, LiquidationSettled)
     # surplus 24.6 over bankruptcy, minus the fee 24.5123 (rounded up to 1e-8)
     assert settled.insurance_delta == usdt("24.6") - usdt("24.5123")
@@ -111,7 +125,8 @@ def test_with_an_empty_fund_what_the_book_cannot_absorb_is_deleveraged_at_bankru
     out = feed.expired(order.order_id, 1, lots("1"))
     adl = messages(out, AutoDeleveraged)
     assert [(m.user_id, m.qty, m.price) for m in adl if m.counterparty_user_id == 1] == [
-        (4, lots("0.5"), ticks("49000")), (2, lots("0.5"), ticks("49000")),
+        (4, lots("0.5"), ticks("49000")),
+        (2, lots("0.5"), ticks("49000")),
     ]
     (settled,) = messages(out, LiquidationSettled)
     assert settled.insurance_delta == 0
@@ -133,10 +148,18 @@ def test_a_rejected_liquidation_order_deleverages_everything():
     feed = leveraged_long()
     order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
     feed.seq["BTC-PERP"] += 1
-    out = feed.matcher(OrderRejected(
-        symbol="BTC-PERP", seq=feed.seq["BTC-PERP"], cmd_offset=0, request_id="x", user_id=1,
-        order_id=order.order_id, code=-2010, msg="halted",
-    ))
+    out = feed.matcher(
+        OrderRejected(
+            symbol="BTC-PERP",
+            seq=feed.seq["BTC-PERP"],
+            cmd_offset=0,
+            request_id="x",
+            user_id=1,
+            order_id=order.order_id,
+            code=-2010,
+            msg="halted",
+        )
+    )
     assert sum(m.qty for m in messages(out, AutoDeleveraged) if m.user_id == 1) == lots("1")
 
 
@@ -203,7 +226,8 @@ def test_a_bust_short_is_bought_back_and_deleveraged_against_the_most_profitable
     (order,) = messages(feed.mark("50800", 1), LiquidationOrder)  # equity 200 < MM 203.2
     assert (order.side, order.price) == (Side.BUY, ticks("51000"))  # BP = 50800 + 200
     out = feed.expired(order.order_id, 1, lots("1"))
-    adl = [(m.user_id, m.qty) for m in messages(out, AutoDeleveraged)
-           if m.counterparty_user_id == 1]
+    adl = [
+        (m.user_id, m.qty) for m in messages(out, AutoDeleveraged) if m.counterparty_user_id == 1
+    ]
     assert adl == [(5, lots("0.5")), (6, lots("0.5"))]  # 5 is more leveraged
     assert "BTC-PERP" not in feed.core.accounts[1].positions

@@ -57,9 +57,19 @@ def test_a_short_profits_when_price_falls():
 def test_a_replayed_matcher_event_is_applied_once():
     feed = Feed()
     fill = OrderFilled(
-        symbol="BTC-PERP", seq=1, cmd_offset=0, trade_id=1, price=ticks("50000"),
-        qty=lots("1"), taker_order_id=1, taker_user_id=1, taker_side=Side.BUY,
-        taker_remaining=0, maker_order_id=2, maker_user_id=2, maker_remaining=0,
+        symbol="BTC-PERP",
+        seq=1,
+        cmd_offset=0,
+        trade_id=1,
+        price=ticks("50000"),
+        qty=lots("1"),
+        taker_order_id=1,
+        taker_user_id=1,
+        taker_side=Side.BUY,
+        taker_remaining=0,
+        maker_order_id=2,
+        maker_user_id=2,
+        maker_remaining=0,
     )
     assert feed.matcher(fill)
     digest = feed.core.digest()

@@ -30,10 +30,19 @@ _ids = iter(range(1, 1 << 40))
 
 def place(x: Exchange, user: int, side: str, price: str, qty: str, **kw) -> int:
     oid = next(_ids)
-    x.request(PlaceOrder(
-        request_id=f"p{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=Side(side),
-        order_type=OrderType.LIMIT, qty=lots(qty), price=ticks(price), **kw,
-    ))
+    x.request(
+        PlaceOrder(
+            request_id=f"p{oid}",
+            order_id=oid,
+            user_id=user,
+            symbol=SYMBOL,
+            side=Side(side),
+            order_type=OrderType.LIMIT,
+            qty=lots(qty),
+            price=ticks(price),
+            **kw,
+        )
+    )
     return oid
 
 
@@ -64,8 +73,9 @@ def setup() -> tuple[Exchange, dict[str, int]]:
 def requote(x: Exchange, bid: str, ask: str, qty: str = "0.4") -> None:
     """The market maker moves its quotes (the mid the mark price follows)."""
     for order in list(x.books[SYMBOL].user_orders.get(MAKER, ())):
-        x.request(CancelOrder(request_id=f"c{next(_ids)}", user_id=MAKER, symbol=SYMBOL,
-                              order_id=order))
+        x.request(
+            CancelOrder(request_id=f"c{next(_ids)}", user_id=MAKER, symbol=SYMBOL, order_id=order)
+        )
     place(x, MAKER, "buy", bid, qty)
     place(x, MAKER, "sell", ask, qty)
 
@@ -117,8 +127,16 @@ def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
 
 @settings(max_examples=80, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["buy", "sell"]),
-                       st.integers(-30, 30), st.integers(1, 100)), min_size=5, max_size=40),
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.sampled_from(["buy", "sell"]),
+            st.integers(-30, 30),
+            st.integers(1, 100),
+        ),
+        min_size=5,
+        max_size=40,
+    ),
     st.lists(st.integers(-25, 25), min_size=1, max_size=10),
 )
 def test_whatever_the_flow_nobody_ends_negative_and_positions_net_to_zero(orders, moves):

@@ -24,14 +24,35 @@ BTC_UPDATE = (
     '{"e":"markPriceUpdate","E":1562305380000,"s":"BTCUSDT","p":"11794.15000000",'
     '"i":"11784.62659091","P":"11784.25641265","r":"0.00038167","T":1562306400000}'
 )
-ARRAY_UPDATE = json.dumps([
-    {"e": "markPriceUpdate", "E": 1700000000123, "s": "ETHUSDT", "p": "2050.12000000",
-     "i": "2049.98765432", "P": "2051.00000000", "r": "0.00010000", "T": 1700006400000},
-    {"e": "markPriceUpdate", "E": 1700000000123, "s": "DOGEUSDT", "p": "0.06", "i": "0.06",
-     "P": "0.06", "r": "0.0001", "T": 1700006400000},
-])
-COMBINED = '{"stream":"solusdt@markPrice@1s","data":' + BTC_UPDATE.replace(
-    "BTCUSDT", "SOLUSDT").replace("11784.62659091", "61.235") + "}"
+ARRAY_UPDATE = json.dumps(
+    [
+        {
+            "e": "markPriceUpdate",
+            "E": 1700000000123,
+            "s": "ETHUSDT",
+            "p": "2050.12000000",
+            "i": "2049.98765432",
+            "P": "2051.00000000",
+            "r": "0.00010000",
+            "T": 1700006400000,
+        },
+        {
+            "e": "markPriceUpdate",
+            "E": 1700000000123,
+            "s": "DOGEUSDT",
+            "p": "0.06",
+            "i": "0.06",
+            "P": "0.06",
+            "r": "0.0001",
+            "T": 1700006400000,
+        },
+    ]
+)
+COMBINED = (
+    '{"stream":"solusdt@markPrice@1s","data":'
+    + BTC_UPDATE.replace("BTCUSDT", "SOLUSDT").replace("11784.62659091", "61.235")
+    + "}"
+)
 
 
 def take(n, iterator):

@@ -60,7 +60,11 @@ def test_liquidation_price_counts_the_other_positions_of_a_cross_account():
     # (10000 - TMM1 100 + UPNL1 -500 - 50000) / (0.004 - 1) = 40763.052 -> 40763.1
     entry = BTC.notional(ticks("50000"), lots("1"))
     price = f.liquidation_price(
-        BTC, lots("1"), entry, usdt("10000"), other_maintenance=usdt("100"),
+        BTC,
+        lots("1"),
+        entry,
+        usdt("10000"),
+        other_maintenance=usdt("100"),
         other_upnl=usdt("-500"),
     )
     assert price == ticks("40763.1")

@@ -93,8 +93,11 @@ def test_a_snapshot_cut_anywhere_continues_like_an_uninterrupted_run(trades, cut
         feed.insurance("100")
         steps = []
         for i, (buyer, seller, price, qty, buyer_takes) in enumerate(trades):
-            steps.append(lambda b=buyer, s=seller, p=price, q=qty, t=buyer_takes:
-                         feed.fill(b, s, p, q, taker="buy" if t else "sell"))
+            steps.append(
+                lambda b=buyer, s=seller, p=price, q=qty, t=buyer_takes: feed.fill(
+                    b, s, p, q, taker="buy" if t else "sell"
+                )
+            )
             steps.append(lambda i=i: feed.index(mark, (i + 1) * 3 * NS))
             steps.append(lambda i=i: feed.mark(mark + i * 50, (i + 1) * 3 * NS))
         outputs = []

@@ -56,16 +56,27 @@ class Stack:
             self.bus, TOPICS, snapshot_every=self.snapshot_every, **self.options
         )
         self.loop = TransactionalLoop(
-            self.bus, self.service, group_id="positions", transactional_id="positions-0",
-            partitions=self.service.inputs, poll_timeout=0,
+            self.bus,
+            self.service,
+            group_id="positions",
+            transactional_id="positions-0",
+            partitions=self.service.inputs,
+            poll_timeout=0,
         )
         self.service.rewind(self.loop.consumer.committed())
 
     def order(self, oid: int, user: int, side: Side, price: str, qty: str, **kw) -> None:
         command = PlaceOrder(
-            request_id=f"r{oid}", order_id=oid, user_id=user, symbol=SYMBOL, side=side,
-            order_type=kw.pop("order_type", OrderType.LIMIT), qty=lots(qty),
-            price=ticks(price) if price else None, tif=kw.pop("tif", TimeInForce.GTC), **kw,
+            request_id=f"r{oid}",
+            order_id=oid,
+            user_id=user,
+            symbol=SYMBOL,
+            side=side,
+            order_type=kw.pop("order_type", OrderType.LIMIT),
+            qty=lots(qty),
+            price=ticks(price) if price else None,
+            tif=kw.pop("tif", TimeInForce.GTC),
+            **kw,
         )
         self.producer.produce(
             Outgoing(TOPICS.commands, encode(command), SYMBOL.encode(), symbol_partition(SYMBOL))
@@ -75,8 +86,12 @@ class Stack:
         partition = user_partition(user)
         seq = self.wallet_seq[partition] = self.wallet_seq.get(partition, 0) + 1
         event = AccountUpdated(
-            seq=seq, cause=Cause("orders.requests", 0, 0), user_id=user, balance=usdt(amount),
-            holds=0, available=usdt(amount),
+            seq=seq,
+            cause=Cause("orders.requests", 0, 0),
+            user_id=user,
+            balance=usdt(amount),
+            holds=0,
+            available=usdt(amount),
         )
         self.producer.produce(
             Outgoing(TOPICS.wallet_events, encode(event), str(user).encode(), partition)
@@ -121,7 +136,10 @@ def test_fills_become_position_changes_on_each_users_partition_with_gapless_seqs
     stack.drain()
     changes = stack.events(PositionChanged)
     assert sorted((c.user_id, c.size) for c in changes) == [
-        (1, -lots("1")), (1, -lots("0.5")), (2, lots("1")), (9, -lots("0.5"))
+        (1, -lots("1")),
+        (1, -lots("0.5")),
+        (2, lots("1")),
+        (9, -lots("0.5")),
     ]
     for partition in range(8):
         seqs = [ANY.decode(r.value).seq for r in stack.bus.replay(TOPICS.events, partition)]
@@ -154,10 +172,25 @@ def test_a_mark_drop_liquidates_a_leveraged_long_through_the_matcher():
     stack.drain()
     stack.balance(1, "1000")
     # insurance to cover the fee: a ledger entry on INSURANCE
-    stack.producer.produce(Outgoing(TOPICS.wallet_events, encode(LedgerPosted(
-        seq=99, cause=Cause("x", 0, 0), entry_id=1, memo="seed",
-        legs=(LedgerLeg(LedgerAccountKind.INSURANCE, 0, usdt("500")),
-              LedgerLeg(LedgerAccountKind.OUTSIDE, 0, -usdt("500"))))), b"0", 0))
+    stack.producer.produce(
+        Outgoing(
+            TOPICS.wallet_events,
+            encode(
+                LedgerPosted(
+                    seq=99,
+                    cause=Cause("x", 0, 0),
+                    entry_id=1,
+                    memo="seed",
+                    legs=(
+                        LedgerLeg(LedgerAccountKind.INSURANCE, 0, usdt("500")),
+                        LedgerLeg(LedgerAccountKind.OUTSIDE, 0, -usdt("500")),
+                    ),
+                )
+            ),
+            b"0",
+            0,
+        )
+    )
     stack.drain()
     stack.index("49200", 1 * NS)  # equity 1000 - 800 = 200 > MM 196.8: safe
     stack.drain()
