@@ -64,7 +64,8 @@ bench: deps
 	scripts/with-test-stack.sh $(PY) -m bench
 
 lint: venv
-	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests bench scripts
+	$(VENV)/bin/ruff format --check libs services tests bench scripts
 
 clean:
 	-$(SUPERVISE) down infra/stack-test.toml

@@ -122,8 +122,8 @@ def run() -> str:
             "| --- | ---: |",
             f"| saturation: {BURST:,} commands produced as fast as possible | "
             f"{burst:,.0f} commands/s |",
-            f"| latency at {achieved:,.0f} commands/s for {RATE_SECONDS} s (after {WARMUP_SECONDS} s "
-            f"of warm-up): p50 | {p50:.2f} ms |",
+            f"| latency at {achieved:,.0f} commands/s for {RATE_SECONDS} s "
+            f"(after {WARMUP_SECONDS} s of warm-up): p50 | {p50:.2f} ms |",
             f"| p99 | {p99:.2f} ms |",
             f"| p99.9 | {p999:.2f} ms |",
         ]

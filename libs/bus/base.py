@@ -138,6 +138,15 @@ class Bus(ABC):
         partitions a rebalance takes away from a subscribed consumer."""
 
     @abstractmethod
+    def group_offsets(
+        self, group_id: str, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Return what ``group_id`` has committed for ``partitions`` (-1: nothing yet), for
+        observers: it does not wait for the group's open transactions, unlike
+        ``Consumer.committed``, which must (a crashed producer's pending offsets block it
+        until the transaction is fenced or times out)."""
+
+    @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Return, per partition, the offset after the last message (the high watermark)."""
 

@@ -140,6 +140,18 @@ class KafkaBus(Bus):
             | extra
         )
 
+    def group_offsets(
+        self, group_id: str, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        # read_uncommitted makes librdkafka ask without require_stable, so the broker
+        # answers at once even while the group has a transaction open.
+        client = self._reader(**{"group.id": group_id, "isolation.level": "read_uncommitted"})
+        try:
+            wanted = [KafkaTopicPartition(t, p) for t, p in partitions]
+            return _offsets(client.committed(wanted, timeout=30))
+        finally:
+            client.close()
+
     def end_offsets(self, topic: str) -> dict[int, int]:
         # One long-lived client for watermark queries: creating a consumer per call costs
         # a metadata round trip and a close (hundreds of ms), too slow for every snapshot.
@@ -175,6 +187,13 @@ class KafkaBus(Bus):
                     yield Record(topic, partition, message.offset(), message.key(), message.value())
         finally:
             reader.close()
+
+
+def _offsets(partitions: list[KafkaTopicPartition]) -> dict[TopicPartition, int]:
+    return {
+        (tp.topic, tp.partition): (-1 if tp.offset == OFFSET_INVALID else tp.offset)
+        for tp in partitions
+    }
 
 
 def _fetch(client: KafkaConsumerClient, max_records: int, timeout: float) -> list[Any]:
@@ -335,11 +354,9 @@ class KafkaConsumer(Consumer):
         wanted = partitions if partitions is not None else self.assignment()
         if not wanted:
             return {}
-        result = self._client.committed([KafkaTopicPartition(t, p) for t, p in wanted], timeout=30)
-        return {
-            (tp.topic, tp.partition): (-1 if tp.offset == OFFSET_INVALID else tp.offset)
-            for tp in result
-        }
+        return _offsets(
+            self._client.committed([KafkaTopicPartition(t, p) for t, p in wanted], timeout=30)
+        )
 
     def seek(self, offsets: dict[TopicPartition, int]) -> None:
         for (topic, partition), offset in offsets.items():

@@ -34,6 +34,13 @@ class MemoryBus(Bus):
         with self._lock:
             self._logs.setdefault(name, [[] for _ in range(partitions)])
 
+    def group_offsets(
+        self, group_id: str, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        with self._lock:
+            group = self._committed.get(group_id, {})
+            return {tp: group.get(tp, -1) for tp in partitions}
+
     def end_offsets(self, topic: str) -> dict[int, int]:
         with self._lock:
             return {p: len(log) for p, log in enumerate(self._partitions(topic))}

@@ -60,6 +60,7 @@ def test_a_committed_transaction_publishes_outputs_and_input_offsets_together(bu
     producer.produce(Outgoing(sink, b"out", partition=0))
     producer.commit(next_offsets(records), consumer)
     assert consumer.committed() == {(source, 0): 2}
+    assert bus.group_offsets(f"{name}-g", [(source, 0)]) == {(source, 0): 2}
     assert [r.value for r in bus.replay(sink, 0)] == [b"out"]
     consumer.close()
     producer.close()
@@ -80,6 +81,7 @@ def test_an_aborted_transaction_leaves_no_output_and_no_offsets(bus: Bus, name: 
     producer.produce(Outgoing(sink, b"visible", partition=0))
     producer.commit({}, consumer)
     assert consumer.committed() == {(source, 0): -1}
+    assert bus.group_offsets(f"{name}-g", [(source, 0)]) == {(source, 0): -1}
     assert [r.value for r in bus.replay(sink, 0)] == [b"visible"]
     consumer.close()
     producer.close()

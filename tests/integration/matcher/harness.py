@@ -142,11 +142,8 @@ class MatcherRun:
                 self.process.wait()
 
     def applied(self, partition: int = 0) -> int:
-        consumer = self.bus.consumer(self.group, partitions=[(self.commands, partition)])
-        try:
-            return max(consumer.committed()[(self.commands, partition)], 0)
-        finally:
-            consumer.close()
+        tp = (self.commands, partition)
+        return max(self.bus.group_offsets(self.group, [tp])[tp], 0)
 
     def wait_applied(self, count: int, timeout: float = 240, partition: int = 0) -> None:
         deadline = time.monotonic() + timeout
