@@ -1,0 +1,36 @@
+"""Run the gateway: ``python -m services.gateway`` (settings from the environment).
+
+``python -m services.gateway migrate`` only applies the database migrations.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from libs.ops import configure_logging
+from libs.settings import load_settings
+from services.gateway.app import create_app
+from services.gateway.db import migrate
+from services.gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    configure_logging()
+    settings = load_settings(GatewaySettings)
+    if sys.argv[1:] == ["migrate"]:
+        migrate(settings.database_url)
+        return
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+main()

@@ -1,0 +1,102 @@
+"""Balances, positions, leverage, and money in and out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from libs.messages import Deposit, SetLeverage, Withdraw
+from libs.money import MoneyError, format_cash, parse_cash
+from services.gateway import errors, views
+from services.gateway.auth import Caller, same_user
+from services.gateway.errors import ApiError, invalid
+from services.gateway.replies import Kind
+from services.gateway.schemas import AmountBody, LeverageBody
+from services.gateway.state import Gw
+
+router = APIRouter(tags=["account"])
+
+
+def _amount(body: AmountBody) -> int:
+    try:
+        amount = parse_cash(body.amount)
+    except MoneyError as error:
+        raise invalid(str(error)) from None
+    if amount <= 0:
+        raise invalid("amount must be positive.")
+    return amount
+
+
+@router.get("/account")
+async def account(caller: Caller, gw: Gw) -> dict:
+    """Wallet balance, margin held by open orders and positions, and what is available."""
+    fields, leverage = await gw.reads.account(caller)
+    return views.account(fields, leverage)
+
+
+@router.get("/positions")
+async def positions(caller: Caller, gw: Gw) -> list[dict]:
+    held = await gw.reads.positions(caller)
+    return [
+        views.position(gw.symbols[s], raw) for s, raw in sorted(held.items()) if s in gw.symbols
+    ]
+
+
+@router.post("/deposit")
+async def deposit(body: AmountBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """The dev faucet: credit USDT from nowhere. Off (403) when GATEWAY faucet is disabled."""
+    same_user(caller, body.user_id)
+    if not gw.settings.faucet_enabled:
+        raise ApiError(403, errors.FORBIDDEN, "Deposits through the faucet are switched off.")
+    command = Deposit(
+        request_id=gw.request_id(), user_id=caller, amount=_amount(body), ts=gw.now_ns()
+    )
+    outcome = await gw.ask(caller, command, Kind.DEPOSIT)
+    if outcome is None:
+        return JSONResponse({"status": "Pending", "amount": body.amount}, 202)
+    if outcome.status == "Rejected":
+        return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
+    event = outcome.event
+    return JSONResponse(
+        {
+            "status": "Done",
+            "asset": "USDT",
+            "amount": format_cash(command.amount),
+            "balance": format_cash(event.balance),
+            "available": format_cash(event.available),
+        }
+    )
+
+
+@router.post("/withdraw")
+async def withdraw(body: AmountBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """Send USDT out; refused when what stays would not cover positions and open orders."""
+    same_user(caller, body.user_id)
+    command = Withdraw(
+        request_id=gw.request_id(), user_id=caller, amount=_amount(body), ts=gw.now_ns()
+    )
+    outcome = await gw.ask(caller, command, Kind.WITHDRAW)
+    if outcome is None:
+        return JSONResponse({"status": "Pending", "amount": body.amount}, 202)
+    if outcome.status == "Rejected":
+        return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
+    return JSONResponse({"status": "Done", "asset": "USDT", "amount": format_cash(command.amount)})
+
+
+@router.post("/leverage")
+async def leverage(body: LeverageBody, caller: Caller, gw: Gw) -> JSONResponse:
+    same_user(caller, body.user_id)
+    spec = gw.symbol(body.symbol)
+    command = SetLeverage(
+        request_id=gw.request_id(),
+        user_id=caller,
+        symbol=spec.name,
+        leverage=body.leverage,
+        ts=gw.now_ns(),
+    )
+    outcome = await gw.ask(caller, command, Kind.LEVERAGE)
+    if outcome is None:
+        return JSONResponse({"status": "Pending", "symbol": spec.name}, 202)
+    if outcome.status == "Rejected":
+        return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
+    return JSONResponse({"status": "Done", "symbol": spec.name, "leverage": body.leverage})

@@ -1,0 +1,307 @@
+"""Orders: place, cancel, cancel-all, amend, and reading them back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+
+from libs.messages import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    OrderType,
+    PlaceOrder,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    TriggerBy,
+)
+from libs.money import MoneyError, parse_rate
+from libs.symbols import SymbolSpec
+from services.gateway import errors, views
+from services.gateway.auth import Caller, same_user
+from services.gateway.errors import ApiError, invalid
+from services.gateway.replies import Kind, Outcome
+from services.gateway.schemas import (
+    AmendBody,
+    CancelAllBody,
+    CancelBody,
+    OrderReply,
+    PlaceOrderBody,
+)
+from services.gateway.state import Gateway, Gw
+
+router = APIRouter(tags=["orders"])
+
+DUPLICATE_CLIENT_ORDER_ID = -4015
+LIMIT_PRICED = {"Limit", "StopLimit", "TakeProfitLimit"}
+STOP_PRICED = {"StopMarket", "StopLimit", "TakeProfitMarket", "TakeProfitLimit"}
+OrderId = Annotated[int, Path(ge=1, lt=2**63)]
+
+
+def _parse(what: str, parse, text: str | None):
+    try:
+        return parse(text)
+    except MoneyError as error:
+        raise invalid(f"{what}: {error}") from None
+
+
+def _leverage(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if not value.isdigit() or len(value) > 3:
+            raise invalid("leverage must be a whole number from 1 to 125.")
+        value = int(value)
+    if not 1 <= value <= 125:
+        raise invalid("leverage must be a whole number from 1 to 125.")
+    return value
+
+
+def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway) -> PlaceOrder:
+    """Validate the body against the symbol's grids and build the request for the wallet."""
+    kind = body.order_type
+    if body.quantity is None:
+        if not body.close_position:
+            raise ApiError(400, errors.MANDATORY_PARAM, "quantity is required.")
+        qty = 0
+    else:
+        qty = _parse("quantity", spec.qty_to_lots, body.quantity)
+        if qty <= 0:
+            raise invalid("quantity must be positive.")
+    price = None
+    if kind in LIMIT_PRICED:
+        if body.price is None:
+            raise ApiError(400, errors.MANDATORY_PARAM, f"price is required for {kind} orders.")
+        price = _parse("price", spec.price_to_ticks, body.price)
+        if price <= 0:
+            raise invalid("price must be positive.")
+    stop_price = None
+    if kind in STOP_PRICED:
+        if body.stop_price is None:
+            raise ApiError(400, errors.MANDATORY_PARAM, f"stop_price is required for {kind}.")
+        stop_price = _parse("stop_price", spec.price_to_ticks, body.stop_price)
+    callback_rate = activation_price = None
+    if kind == "TrailingStop":
+        if body.callback_rate is None:
+            raise ApiError(400, errors.MANDATORY_PARAM, "callback_rate is required (percent).")
+        percent = _parse("callback_rate", parse_rate, body.callback_rate)
+        callback_rate = percent // 100
+        if percent % 100:
+            raise invalid("callback_rate has too many decimals.")
+        if body.activation_price is not None:
+            activation_price = _parse(
+                "activation_price", spec.price_to_ticks, body.activation_price
+            )
+    return PlaceOrder(
+        request_id=gw.request_id(),
+        order_id=gw.ids.next(),
+        user_id=user_id,
+        symbol=spec.name,
+        side=Side.BUY if body.side == "Buy" else Side.SELL,
+        order_type=OrderType(views.TYPE_VALUES[kind]),
+        qty=qty,
+        price=price,
+        tif=TimeInForce(body.time_in_force),
+        leverage=_leverage(body.leverage),
+        stop_price=stop_price,
+        trigger_by=TriggerBy.MARK if body.trigger_by == "Mark" else TriggerBy.LAST,
+        callback_rate=callback_rate,
+        activation_price=activation_price,
+        reduce_only=body.reduce_only,
+        close_position=body.close_position,
+        client_order_id=body.client_order_id,
+        stp=SelfTradePrevention(body.stp_mode),
+        ts=gw.now_ns(),
+    )
+
+
+def _reply(spec: SymbolSpec, outcome: Outcome, status_code: int = 200, **extra) -> JSONResponse:
+    body = OrderReply(
+        order_id=outcome.order_id or 0,
+        status=outcome.status,
+        filled=spec.lots_to_qty(outcome.filled),
+        remaining=spec.lots_to_qty(outcome.remaining),
+        symbol=spec.name,
+        reason=outcome.reason,
+        code=outcome.code,
+        msg=outcome.msg,
+        **extra,
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code)
+
+
+def _stored_reply(spec: SymbolSpec, fields: dict[str, str]) -> JSONResponse:
+    view = views.order(spec, fields)
+    keep = ("order_id", "status", "filled", "remaining", "symbol", "client_order_id", "reason")
+    return JSONResponse({k: view[k] for k in keep if view[k] is not None})
+
+
+@router.post("/place_order", response_model=OrderReply)
+async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """Place an order; the reply tells what matching did to it (or Pending after 2 s)."""
+    same_user(caller, body.user_id)
+    spec = gw.symbol(body.symbol)
+    command = to_command(body, spec, caller, gw)
+    outcome = await gw.ask(caller, command, Kind.PLACE)
+    coid = {"client_order_id": command.client_order_id}
+    if outcome is None:
+        pending = Outcome("Pending", command.order_id, spec.name, command.qty)
+        return _reply(spec, pending, 202, **coid)
+    if outcome.status != "Rejected":
+        return _reply(spec, outcome, **coid)
+    if outcome.code == DUPLICATE_CLIENT_ORDER_ID and outcome.order_id is not None:
+        original = await gw.reads.order(outcome.order_id)  # a retry: the original's state
+        if original is not None and int(original["user_id"]) == caller:
+            return _stored_reply(spec, original)
+    outcome.order_id, outcome.qty = command.order_id, command.qty
+    return _reply(spec, outcome, 400, **coid)
+
+
+async def _owned_order(gw: Gateway, caller: int, order_id: int | None, coid: str | None):
+    """Return the caller's order from the read model, or raise 404 (also for others' orders)."""
+    if order_id is not None:
+        fields = await gw.reads.order(order_id)
+    elif coid is not None:
+        fields = await gw.reads.order_by_client_id(caller, coid)
+    else:
+        raise ApiError(400, errors.MANDATORY_PARAM, "Send order_id or client_order_id.")
+    if fields is None or int(fields.get("user_id", -1)) != caller:
+        raise ApiError(404, errors.NO_SUCH_ORDER, "Order does not exist.")
+    return fields
+
+
+@router.post("/cancel", response_model=OrderReply)
+async def cancel(body: CancelBody, caller: Caller, gw: Gw) -> JSONResponse:
+    same_user(caller, body.user_id)
+    symbol, order_id = body.symbol, body.order_id
+    if symbol is None or (order_id is None and body.client_order_id is None):
+        fields = await _owned_order(gw, caller, order_id, body.client_order_id)
+        symbol, order_id = fields["symbol"], int(fields["order_id"])
+    spec = gw.symbol(symbol)
+    command = CancelOrder(
+        request_id=gw.request_id(),
+        user_id=caller,
+        symbol=spec.name,
+        order_id=order_id,
+        client_order_id=body.client_order_id if order_id is None else None,
+        ts=gw.now_ns(),
+    )
+    outcome = await gw.ask(caller, command, Kind.CANCEL)
+    if outcome is None:
+        return _reply(spec, Outcome("Pending", order_id, spec.name), 202)
+    if outcome.status == "Rejected":
+        return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
+    return _reply(spec, outcome)
+
+
+@router.post("/cancel_all")
+async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """Cancel the caller's open orders (and untriggered stops) on a symbol."""
+    same_user(caller, body.user_id)
+    spec = gw.symbol(body.symbol)
+    command = CancelAll(
+        request_id=gw.request_id(), user_id=caller, symbol=spec.name, ts=gw.now_ns()
+    )
+    open_here = [o for o in await gw.reads.orders(caller, True, 1000) if o["symbol"] == spec.name]
+    if not open_here:  # nothing to wait for: the matcher answers a no-op with silence
+        await gw.send(caller, command)
+        return JSONResponse({"symbol": spec.name, "status": "Done", "cancelled": []})
+    outcome = await gw.ask(caller, command, Kind.CANCEL_ALL)
+    if outcome is None:
+        return JSONResponse({"symbol": spec.name, "status": "Pending", "cancelled": []}, 202)
+    if outcome.status == "Rejected":
+        return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
+    cancelled = [
+        {
+            "order_id": e.order_id,
+            "filled": spec.lots_to_qty(e.filled),
+            "remaining": spec.lots_to_qty(e.remaining),
+        }
+        for e in outcome.cancelled
+    ]
+    return JSONResponse({"symbol": spec.name, "status": "Done", "cancelled": cancelled})
+
+
+@router.post("/amend")
+async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """Change an open order's price and/or quantity (it keeps its place only if qty shrinks)."""
+    same_user(caller, body.user_id)
+    if body.price is None and body.quantity is None:
+        raise ApiError(400, errors.MANDATORY_PARAM, "Send price and/or quantity.")
+    fields = await _owned_order(gw, caller, body.order_id, None)
+    spec = gw.symbol(fields["symbol"])
+    price = None if body.price is None else _parse("price", spec.price_to_ticks, body.price)
+    qty = None if body.quantity is None else _parse("quantity", spec.qty_to_lots, body.quantity)
+    command = AmendOrder(
+        request_id=gw.request_id(),
+        user_id=caller,
+        symbol=spec.name,
+        order_id=body.order_id,
+        price=price,
+        qty=qty,
+        ts=gw.now_ns(),
+    )
+    outcome = await gw.ask(caller, command, Kind.AMEND)
+    if outcome is None:
+        return JSONResponse({"order_id": body.order_id, "status": "Pending"}, 202)
+    if outcome.status == "Rejected":
+        return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
+    event = outcome.event
+    return JSONResponse(
+        {
+            "order_id": event.order_id,
+            "status": "Amended",
+            "price": views.price_or_none(spec, event.price),
+            "quantity": spec.lots_to_qty(event.qty),
+            "kept_priority": event.kept_priority,
+        }
+    )
+
+
+@router.get("/orders")
+async def list_orders(
+    caller: Caller,
+    gw: Gw,
+    symbol: str | None = Query(None, max_length=32),
+    status: Literal["open", "all"] = "open",
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict]:
+    """The caller's open orders (default) or most recent orders, newest first."""
+    if symbol is not None:
+        gw.symbol(symbol)
+    found = await gw.reads.orders(caller, status == "open", 1000 if symbol else limit)
+    shown = [
+        views.order(gw.symbols[o["symbol"]], o)
+        for o in found
+        if o.get("symbol") in gw.symbols and (symbol is None or o["symbol"] == symbol)
+    ]
+    return shown[:limit]
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: OrderId, caller: Caller, gw: Gw) -> dict:
+    fields = await _owned_order(gw, caller, order_id, None)
+    return views.order(gw.symbol(fields["symbol"]), fields)
+
+
+@router.get("/orders/client/{client_order_id}")
+async def get_order_by_client_id(
+    client_order_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,36}$")],
+    caller: Caller,
+    gw: Gw,
+) -> dict:
+    fields = await _owned_order(gw, caller, None, client_order_id)
+    return views.order(gw.symbol(fields["symbol"]), fields)
+
+
+@router.get("/fills")
+async def list_fills(caller: Caller, gw: Gw, limit: int = Query(100, ge=1, le=500)) -> list[dict]:
+    """The caller's most recent fills, newest first, with the fee charged on each."""
+    return [
+        views.fill(gw.symbols[f["symbol"]], f)
+        for f in await gw.reads.fills(caller, limit)
+        if f.get("symbol") in gw.symbols
+    ]

@@ -1,0 +1,104 @@
+"""The gateway's composition root: settings -> Postgres, Redis, Kafka -> FastAPI app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from redis.asyncio import Redis
+
+from libs.symbols import default_symbols
+from services.gateway import errors
+from services.gateway.api import account, market, trading, users
+from services.gateway.auth import Authenticator, limit_ip
+from services.gateway.db import migrate
+from services.gateway.ids import OrderIds
+from services.gateway.kafka_io import ReplyListener, RequestProducer
+from services.gateway.limits import RateLimiter
+from services.gateway.reads import ReadModel
+from services.gateway.security import TokenIssuer
+from services.gateway.settings import GatewaySettings
+from services.gateway.state import Gateway
+from services.gateway.users import UserStore
+from services.gateway.ws import Hub
+from services.gateway.ws import router as ws_router
+
+REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = Histogram(
+    "gateway_request_seconds",
+    "HTTP request latency",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate(settings.database_url)
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        store = UserStore.from_url(settings.database_url)
+        tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
+        limiter = RateLimiter(redis)
+        prefix = settings.topic_prefix
+        requests = RequestProducer(settings.kafka_bootstrap_servers, f"{prefix}orders.requests")
+        replies = ReplyListener(
+            settings.kafka_bootstrap_servers, [f"{prefix}wallet.events", f"{prefix}matcher.events"]
+        )
+        app.state.settings = settings
+        app.state.limiter = limiter
+        app.state.auth = Authenticator(tokens, store, limiter, settings.user_rate_per_second)
+        app.state.hub = Hub(redis)
+        app.state.gateway = Gateway(
+            settings=settings,
+            symbols=default_symbols(),
+            ids=OrderIds(settings.gateway_instance),
+            requests=requests,
+            replies=replies,
+            reads=ReadModel(redis),
+            users=store,
+            tokens=tokens,
+        )
+        try:
+            yield
+        finally:
+            await app.state.hub.close()
+            replies.close()
+            requests.close()
+            store.close()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Perpetual-futures exchange",
+        summary="REST and WebSocket API of the exchange (amounts are decimal strings).",
+        version="1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(limit_ip)],
+    )
+    errors.install(app)
+    for module in (users, trading, account, market):
+        app.include_router(module.router)
+    app.include_router(ws_router)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        LATENCY.labels(name).observe(time.perf_counter() - started)
+        REQUESTS.labels(name, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app

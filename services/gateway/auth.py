@@ -1,0 +1,123 @@
+"""Who is calling: a session token (``Authorization: Bearer``) or a signed API-key request.
+
+Signed requests (bots) follow Binance: header ``X-API-KEY``; query parameters ``timestamp``
+(ms), optional ``recvWindow`` (ms, default 5000) and ``signature``, the hex HMAC-SHA256 with
+the key's secret of the query string without ``signature`` followed by the raw body.
+Both paths also count the caller against the per-user rate limit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from services.gateway import errors
+from services.gateway.errors import ApiError, unauthorized
+from services.gateway.limits import RateLimiter
+from services.gateway.security import (
+    BadRecvWindow,
+    InvalidToken,
+    StaleRequest,
+    TokenIssuer,
+    check_timestamp,
+    signature_ok,
+)
+from services.gateway.users import UserStore
+
+DEFAULT_RECV_WINDOW_MS = 5000
+
+
+class Authenticator:
+    def __init__(
+        self,
+        tokens: TokenIssuer,
+        users: UserStore,
+        limiter: RateLimiter,
+        user_rate_per_second: int,
+    ) -> None:
+        self.tokens, self.users, self.limiter = tokens, users, limiter
+        self.user_rate_per_second = user_rate_per_second
+
+    async def caller(self, request: Request) -> int:
+        header = request.headers.get("authorization")
+        if header is not None:
+            user_id = self._bearer(header)
+        elif (key := request.headers.get("x-api-key")) is not None:
+            user_id = await self._signed(request, key)
+        else:
+            raise unauthorized("Send Authorization: Bearer <token>, or X-API-KEY with a signature.")
+        wait = await self.limiter.hit(f"user:{user_id}", self.user_rate_per_second, 1)
+        if wait is not None:
+            raise too_many(wait)
+        return user_id
+
+    def _bearer(self, header: str) -> int:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("Authorization must be 'Bearer <token>'.")
+        try:
+            return self.tokens.verify(token.strip())
+        except InvalidToken as error:
+            raise unauthorized(f"Invalid token: {error}") from None
+
+    async def _signed(self, request: Request, key: str) -> int:
+        query = request.url.query
+        parts = [p for p in query.split("&") if p]
+        signatures = [p for p in parts if p.startswith("signature=")]
+        if len(signatures) != 1:
+            raise ApiError(401, errors.BAD_SIGNATURE, "Send exactly one 'signature' parameter.")
+        params = dict(parse_qsl(query))
+        try:
+            timestamp = int(params["timestamp"])
+            window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
+        except (KeyError, ValueError):
+            raise ApiError(
+                401, errors.STALE_TIMESTAMP, "Send 'timestamp' (ms) with a signed request."
+            ) from None
+        try:
+            check_timestamp(timestamp, window, time.time_ns() // 1_000_000)
+        except (StaleRequest, BadRecvWindow) as error:
+            raise ApiError(401, errors.STALE_TIMESTAMP, str(error)) from None
+        api_key = await run_in_threadpool(self.users.find_active_api_key, key)
+        payload = "&".join(p for p in parts if not p.startswith("signature=")) + (
+            await request.body()
+        ).decode("utf-8", "replace")
+        signature = signatures[0].removeprefix("signature=")
+        if api_key is None or not signature_ok(api_key.secret, payload, signature):
+            raise ApiError(401, errors.BAD_SIGNATURE, "Signature for this request is not valid.")
+        return api_key.user_id
+
+
+def too_many(wait: float) -> ApiError:
+    seconds = max(1, int(wait + 0.999))
+    return ApiError(
+        429,
+        errors.TOO_MANY_REQUESTS,
+        f"Too many requests; retry in {seconds} s.",
+        {"Retry-After": str(seconds)},
+    )
+
+
+async def current_user(request: Request) -> int:
+    return await request.app.state.auth.caller(request)
+
+
+async def limit_ip(request: Request) -> None:
+    state = request.app.state
+    host = request.client.host if request.client else "unknown"
+    wait = await state.limiter.hit(f"ip:{host}", state.settings.ip_rate_per_minute, 60)
+    if wait is not None:
+        raise too_many(wait)
+
+
+Caller = Annotated[int, Depends(current_user)]
+
+
+def same_user(caller: int, claimed: int | None) -> None:
+    """A body's ``user_id``, when present, must be the caller's (the original API sends it)."""
+    if claimed is not None and claimed != caller:
+        raise ApiError(403, errors.FORBIDDEN, "user_id does not match the authenticated user.")

@@ -1,0 +1,172 @@
+"""The gateway's two Kafka edges: requests out (``orders.requests``), answers in.
+
+Both run librdkafka on a background thread and hand results to the asyncio loop, so a
+request handler simply awaits. Each gateway reads ``wallet.events`` and ``matcher.events``
+from their end as it starts, outside any consumer group: every gateway sees every answer
+and keeps the ones it is waiting for, so gateways can be added or removed freely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from prometheus_client import Counter
+
+from libs.messages import ANY, DecodeError, Message, encode
+from libs.topics import user_partition
+from services.gateway.replies import Kind, Outcome, ReplyTracker
+
+log = logging.getLogger("services.gateway")
+
+MALFORMED = Counter("gateway_malformed_total", "Undecodable records skipped", ["topic"])
+TIMEOUTS = Counter("gateway_reply_timeouts_total", "Requests answered Pending", ["kind"])
+
+
+class RequestProducer:
+    """Produce to ``orders.requests`` (key = user) and await the broker's acknowledgement."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": "gateway",
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 1,
+                "compression.type": "lz4",
+                "retry.backoff.ms": 5,
+            }
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="gateway-producer", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, user_id: int, message: Message) -> None:
+        """Return once the request is durably in the log; raise ``ConnectionError`` if not."""
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            loop.call_soon_threadsafe(_resolve, delivered, error)
+
+        self._producer.produce(
+            self.topic,
+            value=encode(message),
+            key=str(user_id).encode(),
+            partition=user_partition(user_id),
+            on_delivery=on_delivery,
+        )
+        await delivered
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._producer.flush(10)
+
+
+def _resolve(future: asyncio.Future[None], error: KafkaError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(ConnectionError(f"orders.requests: {error}"))
+
+
+class ReplyListener:
+    """Read the engines' answers and settle the requests waiting on them."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._tracker = ReplyTracker()
+        self._lock = threading.Lock()
+        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Outcome]]] = {}
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"gateway-replies-{uuid.uuid4().hex}",  # never commits
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+                "client.id": "gateway-replies",
+            }
+        )
+        # Start exactly at each partition's current end (not "latest", which resolves at
+        # the first fetch and could skip an answer produced before it).
+        assignment = []
+        for topic in topics:
+            metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+            if metadata.error is not None:
+                raise RuntimeError(f"topic {topic}: {metadata.error}")
+            for partition in sorted(metadata.partitions):
+                tp = TopicPartition(topic, partition)
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+                assignment.append(TopicPartition(topic, partition, high))
+        self._consumer.assign(assignment)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="gateway-replies", daemon=True)
+        self._thread.start()
+
+    async def ask(
+        self, request_id: str, kind: Kind, send: Callable[[], asyncio.Future], timeout: float
+    ) -> Outcome | None:
+        """Register, run ``send``, and wait up to ``timeout`` for the answer (None: timed out)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        with self._lock:  # registered before sending, so the answer cannot come first
+            self._tracker.expect(request_id, kind)
+            self._futures[request_id] = (loop, future)
+        try:
+            await send()
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            TIMEOUTS.labels(kind.value).inc()
+            return None
+        finally:
+            with self._lock:
+                self._tracker.forget(request_id)
+                self._futures.pop(request_id, None)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            messages = self._consumer.consume(1000, timeout=0.1)
+            if not messages:
+                continue
+            settled: list[tuple[str, Outcome]] = []
+            with self._lock:
+                for message in messages:
+                    if message.error() is not None:
+                        if message.error().code() != KafkaError._PARTITION_EOF:
+                            log.warning("reply listener: %s", message.error())
+                        continue
+                    try:
+                        event = ANY.decode(message.value())
+                    except DecodeError as error:
+                        MALFORMED.labels(message.topic()).inc()
+                        log.warning("skipped a malformed record on %s: %s", message.topic(), error)
+                        continue
+                    settled += self._tracker.apply(event)
+                waiters = [(self._futures.get(rid), outcome) for rid, outcome in settled]
+            for waiter, outcome in waiters:
+                if waiter is not None:
+                    loop, future = waiter
+                    loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    if not future.done():
+        future.set_result(outcome)

@@ -1,0 +1,24 @@
+"""The gateway's settings, from the environment (see libs/settings.py)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.settings import KafkaSettings
+
+
+class GatewaySettings(KafkaSettings):
+    database_url: str = Field(description="postgresql:// URL of the users database")
+    redis_url: str = Field(description="redis:// URL of the read model")
+    jwt_secret: str = Field(min_length=32, description="HS256 key of the session tokens")
+    token_ttl_seconds: int = Field(3600, ge=60, description="lifetime of a session token")
+    host: str = Field("127.0.0.1", description="address the API binds")
+    port: int = Field(8000, description="port of the API")
+    gateway_instance: int = Field(
+        0, ge=0, le=1023, description="unique per running gateway: the worker bits of order ids"
+    )
+    faucet_enabled: bool = Field(True, description="POST /deposit credits cash (dev only)")
+    reply_timeout_seconds: float = Field(2.0, gt=0, description="wait for an engine's answer")
+    topic_prefix: str = Field("", description="prefix of every topic name (tests)")
+    user_rate_per_second: int = Field(50, ge=1, description="requests per user per second")
+    ip_rate_per_minute: int = Field(3000, ge=1, description="requests per client IP per minute")
