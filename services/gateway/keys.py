@@ -1,0 +1,94 @@
+"""Names of the gateway read model's Redis keys and pub/sub channels: the one place they are built.
+
+The gateway projector (``services/gateway/projector.py``) writes them, the gateway reads them;
+the schema is in docs/READ-MODEL.md ("Gateway projector"). Amounts are integers in exchange
+units (ticks, lots, 1e-8 USDT) written as decimal strings; the gateway formats them.
+"""
+
+from __future__ import annotations
+
+ORDER_HISTORY = 1000
+"""Orders kept per user in ``orders:all:{user}`` (open and pending ones are never dropped)."""
+TRADES_KEPT = 500
+"""Trades kept per symbol in ``trades:{symbol}``."""
+FILLS_KEPT = 500
+"""Fills kept per user in ``fills:{user}``."""
+
+ORDER_KEY_PREFIX = "order:"
+
+READY_KEY = "projector:ready"
+"""Set once the projector owns the read model; missing means rebuild it from offset 0."""
+OFFSETS_KEY = "projector:offsets"
+"""Hash ``topic:partition`` -> next offset to read: what the rest of the read model covers."""
+HELD_KEY = "projector:held"
+"""Hash order id -> ``1`` / ``0`` (request seen or not) of the orders the projector holds in
+memory: open, pending, or closed but still waiting for their ``PlaceOrder``."""
+
+OWNED_PATTERNS = (
+    "order:*",
+    "orders:*",
+    "coid:*",
+    "book:*",
+    "trades:*",
+    "fills:*",
+    "projector:*",
+)
+"""Every key the projector writes: what a rebuild from offset 0 deletes first."""
+
+
+def order_key(order_id: int) -> str:
+    return f"{ORDER_KEY_PREFIX}{order_id}"
+
+
+def open_orders_key(user_id: int) -> str:
+    return f"orders:open:{user_id}"
+
+
+def all_orders_key(user_id: int) -> str:
+    return f"orders:all:{user_id}"
+
+
+def client_order_prefix(user_id: int) -> str:
+    return f"coid:{user_id}:"
+
+
+def client_order_key(user_id: int, client_order_id: str) -> str:
+    return f"{client_order_prefix(user_id)}{client_order_id}"
+
+
+def book_key(symbol: str) -> str:
+    return f"book:{symbol}"
+
+
+def trades_key(symbol: str) -> str:
+    return f"trades:{symbol}"
+
+
+def fills_key(user_id: int) -> str:
+    return f"fills:{user_id}"
+
+
+def offsets_field(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def parse_offsets_field(field: str) -> tuple[str, int]:
+    """Return (topic, partition) of an ``offsets_field`` (topic names never hold a colon)."""
+    topic, _, partition = field.rpartition(":")
+    return topic, int(partition)
+
+
+def depth_channel(symbol: str) -> str:
+    return f"ws:depth:{symbol}"
+
+
+def trades_channel(symbol: str) -> str:
+    return f"ws:trades:{symbol}"
+
+
+def mark_channel(symbol: str) -> str:
+    return f"ws:mark:{symbol}"
+
+
+def user_channel(user_id: int) -> str:
+    return f"ws:user:{user_id}"
