@@ -13,6 +13,7 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway import errors
@@ -102,7 +103,18 @@ def too_many(wait: float) -> ApiError:
     )
 
 
-async def current_user(request: Request) -> int:
+# Declared so the OpenAPI schema shows both ways in; ``Authenticator`` reads the headers itself.
+_bearer = HTTPBearer(auto_error=False, description="a token from POST /signin")
+_api_key = APIKeyHeader(
+    name="X-API-KEY",
+    auto_error=False,
+    description="with timestamp, recvWindow and signature query parameters",
+)
+
+
+async def current_user(
+    request: Request, _token: object = Depends(_bearer), _key: object = Depends(_api_key)
+) -> int:
     return await request.app.state.auth.caller(request)
 
 
