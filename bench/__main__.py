@@ -21,6 +21,7 @@ SECTIONS = [
     "bench.matcher_service",
     "bench.wallet",
     "bench.positions",
+    "bench.gateway",
 ]
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 

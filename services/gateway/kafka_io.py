@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from libs.messages import ANY, DecodeError, Message, encode
 from libs.topics import user_partition
@@ -25,6 +26,16 @@ log = logging.getLogger("services.gateway")
 
 MALFORMED = Counter("gateway_malformed_total", "Undecodable records skipped", ["topic"])
 TIMEOUTS = Counter("gateway_reply_timeouts_total", "Requests answered Pending", ["kind"])
+_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1)
+PRODUCED = Histogram(
+    "gateway_produce_seconds", "From produce to the broker's acknowledgement", buckets=_BUCKETS
+)
+ANSWERED = Histogram(
+    "gateway_answer_seconds",
+    "From the acknowledgement to the engines' answer",
+    ["kind"],
+    buckets=_BUCKETS,
+)
 
 
 class RequestProducer:
@@ -126,8 +137,13 @@ class ReplyListener:
             self._tracker.expect(request_id, kind)
             self._futures[request_id] = (loop, future)
         try:
+            started = time.perf_counter()
             await send()
-            return await asyncio.wait_for(future, timeout)
+            sent = time.perf_counter()
+            PRODUCED.observe(sent - started)
+            outcome = await asyncio.wait_for(future, timeout)
+            ANSWERED.labels(kind.value).observe(time.perf_counter() - sent)
+            return outcome
         except TimeoutError:
             TIMEOUTS.labels(kind.value).inc()
             return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import httpx
+
 from services.gateway.security import TokenIssuer, sign
 
 
@@ -25,7 +27,7 @@ def test_requests_without_a_valid_token_are_401(stack, api):
 
 def test_another_users_order_is_invisible_and_untouchable(stack, trader):
     owner, intruder = trader(), trader()
-    order = owner.place("Buy", "30000.0", "0.001", symbol="BTC-PERP")
+    order = owner.place("Buy", "30000.0", "0.004", symbol="BTC-PERP")
     assert order["status"] == "New"
     oid = order["order_id"]
     assert intruder.get(f"/orders/{oid}").status_code == 404
@@ -43,12 +45,12 @@ def test_another_users_order_is_invisible_and_untouchable(stack, trader):
             "side": "Buy",
             "order_type": "Limit",
             "price": "30000.0",
-            "quantity": "0.001",
+            "quantity": "0.004",
         },
     )
     assert as_owner.status_code == 403
     still = owner.get(f"/orders/{oid}").json()
-    assert (still["status"], still["remaining"]) == ("New", "0.001")
+    assert (still["status"], still["remaining"]) == ("New", "0.004")
     assert intruder.get("/orders").json() == []
     assert owner.post("/cancel", {"order_id": oid}).json()["status"] == "Cancelled"
 
@@ -84,3 +86,43 @@ def test_signup_validates_and_refuses_duplicates(api):
     assert again.status_code == 409 and again.json()["code"] == -4090
     wrong = api.post("/signin", json={**body, "password": "not the password"})
     assert wrong.status_code == 401
+
+
+def test_a_second_gateway_serves_side_by_side_and_rate_limits(stack, trader):
+    """Two gateways share users and the log; the per-user limit is shared through Redis."""
+    from tests.e2e.stack import Service, free_port
+
+    port = free_port()
+    env = {**stack.services["gateway"].env, "PORT": str(port), "GATEWAY_INSTANCE": "1"}
+    env["USER_RATE_PER_SECOND"] = "5"
+    second = Service(
+        "gateway-2", ["-m", "services.gateway"], env, f"http://127.0.0.1:{port}/healthz"
+    )
+    second.start()
+    try:
+        user = trader()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as other:
+            placed = other.post(
+                "/place_order",
+                headers=user.headers,
+                json={
+                    "symbol": "ETH-PERP",
+                    "side": "Buy",
+                    "order_type": "Limit",
+                    "price": "1000.00",
+                    "quantity": "0.05",
+                },
+            )
+            assert placed.status_code == 200 and placed.json()["status"] == "New", placed.text
+            order_id = placed.json()["order_id"]
+            deadline = time.monotonic() + 10  # the read model trails the reply a little
+            while user.get(f"/orders/{order_id}").status_code != 200:  # via the first gateway
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            replies = [other.get("/account", headers=user.headers) for _ in range(12)]
+            limited = [r for r in replies if r.status_code == 429]
+            assert limited and int(limited[0].headers["Retry-After"]) >= 1
+            assert limited[0].json()["code"] == -1003
+        user.post("/cancel_all", {"symbol": "ETH-PERP"})
+    finally:
+        second.stop()

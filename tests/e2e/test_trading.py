@@ -75,40 +75,40 @@ def test_two_users_trade_and_see_it_everywhere(stack, trader):
 
 
 def test_market_ioc_post_only_reduce_only_and_a_stop(stack, trader):
-    maker, taker = trader(), trader()
+    maker, taker = trader(), trader()  # BTC-PERP's minimum notional is 100 USDT
 
-    maker.place("Sell", "50010.0", "0.002")
+    maker.place("Sell", "50010.0", "0.003")
     ioc = taker.place("Buy", "50010.0", "0.005", time_in_force="IOC")
-    assert (ioc["status"], ioc["filled"], ioc["remaining"]) == ("Expired", "0.002", "0.003")
+    assert (ioc["status"], ioc["filled"], ioc["remaining"]) == ("Expired", "0.003", "0.002")
 
     # A market order is margined at the last price (or mark): the IOC just printed one.
-    maker.place("Sell", "50010.0", "0.002")
-    market = taker.place("Buy", None, "0.002")
-    assert (market["status"], market["filled"]) == ("Filled", "0.002")
+    maker.place("Sell", "50010.0", "0.003")
+    market = taker.place("Buy", None, "0.003")
+    assert (market["status"], market["filled"]) == ("Filled", "0.003")
 
-    resting = maker.place("Sell", "50020.0", "0.002")
-    post_only = taker.place("Buy", "50020.0", "0.002", time_in_force="GTX")
+    resting = maker.place("Sell", "50020.0", "0.003")
+    post_only = taker.place("Buy", "50020.0", "0.003", time_in_force="GTX")
     assert (post_only["status"], post_only["reason"]) == ("Expired", "post_only")
     assert maker.post("/cancel", {"order_id": resting["order_id"]}).json()["status"] == "Cancelled"
 
-    # taker is long 0.004: a reduce-only buy would grow it, a reduce-only sell may rest.
-    grow = taker.place("Buy", "40000.0", "0.001", reduce_only=True)
-    assert grow["status"] in ("Rejected", "Expired"), grow
-    shrink = taker.place("Sell", "60000.0", "0.001", reduce_only=True)
-    assert shrink["status"] == "New"
+    # taker is long 0.006: a reduce-only buy would grow it, a reduce-only sell may rest.
+    grow = taker.place("Buy", "40000.0", "0.003", reduce_only=True)
+    assert grow["status"] in ("Rejected", "Expired") and grow.get("code") != -4164, grow
+    shrink = taker.place("Sell", "60000.0", "0.003", reduce_only=True)
+    assert shrink["status"] == "New", shrink
 
     # A stop-market sell below the market triggers when a trade prints at its price.
     stop = taker.place(
-        "Sell", None, "0.001", order_type="StopMarket", stop_price="49990.0", trigger_by="Last"
+        "Sell", None, "0.003", order_type="StopMarket", stop_price="49990.0", trigger_by="Last"
     )
-    assert stop["status"] == "New"
-    maker.place("Buy", "49990.0", "0.002")
-    trigger = taker.place("Sell", "49990.0", "0.001")
-    assert trigger["status"] == "Filled"
+    assert stop["status"] == "New", stop
+    assert maker.place("Buy", "49990.0", "0.006")["status"] == "New"
+    trigger = taker.place("Sell", "49990.0", "0.003")
+    assert trigger["status"] == "Filled", trigger
     fired = eventually(
         lambda: (o := taker.get(f"/orders/{stop['order_id']}").json())["status"] == "Filled" and o
     )
-    assert fired["filled"] == "0.001"
+    assert fired["filled"] == "0.003"
 
     for user in (maker, taker):
         done = user.post("/cancel_all", {"symbol": "BTC-PERP"})
