@@ -1,0 +1,817 @@
+"""The gateway read model as a pure projection: decoded Kafka records in, Redis commands out.
+
+``Projection.apply`` takes one record of ``orders.requests``, ``matcher.events``,
+``wallet.events`` or ``positions.events``; ``Projection.flush`` returns the Redis commands
+(writes and ``PUBLISH``es, in order) that the records applied since the last flush imply,
+ending with the ``projector:offsets`` they cover. The I/O shell (``projector.py``) runs them in
+one MULTI/EXEC, so Redis and the offsets it covers move together. No I/O, no clock here: the
+wall-clock time of trades and fills is passed in.
+
+Ordering rules that make the result the same whatever order the topics are read in:
+
+- Matcher events are applied a whole batch at a time (buffered until the partition's
+  ``BatchCompleted``). Inside a batch a taker is accepted before it fills, so the book can look
+  crossed; at a batch boundary it is the matcher's book, so every depth message and every
+  ``book:{symbol}`` snapshot is uncrossed. A partition's offset moves past a batch only once
+  the batch is applied.
+- A wallet event caused by an ``orders.requests`` record waits (with the rest of its
+  partition, in order) until that record is applied, so a wallet rejection always finds the
+  ``PendingOrder`` it refuses and is told apart from a refused amend or cancel.
+- Matcher events may come before their ``PlaceOrder`` (the topics are read independently):
+  the order is then created from ``OrderAccepted`` (or a placement ``OrderRejected``) and kept
+  in memory until its request arrives to add the request's ``ts``; the request then never
+  turns it back into ``Pending``.
+
+In memory lives only what the book and the open orders need: the orders that are open,
+pending, or closed but still waiting for their request (``held``), and each symbol's level
+totals and depth update id. Closed orders live only in Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+
+import orjson
+
+from libs.messages import (
+    AccountUpdated,
+    AutoDeleveraged,
+    BatchCompleted,
+    FundingPaid,
+    FundingRateSet,
+    LiquidationSettled,
+    LiquidationTriggered,
+    MarkPriceUpdated,
+    Message,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequestRejected,
+    OrderTriggered,
+    OrderType,
+    PlaceOrder,
+    PositionChanged,
+    Side,
+)
+from libs.symbols import SymbolSpec
+from services.gateway import keys
+
+PENDING = "Pending"
+NEW = "New"
+PARTIALLY_FILLED = "PartiallyFilled"
+FILLED = "Filled"
+CANCELLED = "Cancelled"
+EXPIRED = "Expired"
+REJECTED = "Rejected"
+OPEN = frozenset((NEW, PARTIALLY_FILLED))
+FINAL = frozenset((FILLED, CANCELLED, EXPIRED, REJECTED))
+
+WAITING_TYPES = frozenset(
+    (
+        OrderType.STOP_MARKET,
+        OrderType.STOP_LIMIT,
+        OrderType.TAKE_PROFIT_MARKET,
+        OrderType.TAKE_PROFIT_LIMIT,
+        OrderType.TRAILING_STOP,
+    )
+)
+"""Types that wait for a trigger before they reach the book (docs/MATCHING.md)."""
+BOOK_TYPES = frozenset(
+    (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT, OrderType.LIQUIDATION)
+)
+"""Types with a limit price: they sit in the book while open (a liquidation order only inside
+its batch: it is IOC). Market types never rest."""
+
+LIQUIDATION_ID_BIT = 1 << 62
+"""Set in the ids of the position engine's liquidation orders: they have no ``PlaceOrder``."""
+UNKNOWN_ORDER = -2011
+"""The matcher's code for a cancel or amend of an order that is not open; never a placement's."""
+
+TRIM_ORDER_HISTORY = """
+local old = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
+for _, id in ipairs(old) do
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    local order = ARGV[2] .. id
+    local coid = redis.call('HGET', order, 'client_order_id')
+    if coid and coid ~= '' and redis.call('GET', ARGV[3] .. coid) == id then
+      redis.call('DEL', ARGV[3] .. coid)
+    end
+    redis.call('DEL', order)
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return #old
+"""
+"""Drop a user's orders beyond the newest ``ORDER_HISTORY`` (KEYS: the user's ``orders:all``,
+``projector:held``; ARGV: the limit, the order key prefix, the user's client-id key prefix), with
+their hashes and client-id keys. Orders the projector still holds (open, pending) are kept."""
+
+Command = tuple[str | int | bytes, ...]
+"""One Redis command, name first: ``("HSET", key, field, value, ...)``, ``("PUBLISH", ...)``."""
+
+
+def _json(value: object) -> bytes:
+    return orjson.dumps(value)
+
+
+@dataclass(frozen=True)
+class ProjectorTopics:
+    """The four topics the projector reads (tests use their own names)."""
+
+    requests: str = "orders.requests"
+    matcher_events: str = "matcher.events"
+    wallet_events: str = "wallet.events"
+    positions_events: str = "positions.events"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> ProjectorTopics:
+        return cls(*(f"{prefix}{name}" for name in (cls().names())))
+
+    def names(self) -> list[str]:
+        return [self.requests, self.matcher_events, self.wallet_events, self.positions_events]
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One consumed record, decoded; ``message`` None: malformed (skipped, offset passed)."""
+
+    topic: str
+    partition: int
+    offset: int
+    message: Message | None
+
+
+@dataclass(slots=True, eq=False)
+class Order:
+    """One order as the read model shows it (the ``order:{id}`` hash), plus whether its
+    ``PlaceOrder`` was seen. Fields a record does not know yet are empty."""
+
+    order_id: int
+    user_id: int
+    symbol: str
+    request_id: str
+    requested: bool
+    side: str = ""
+    order_type: str = ""
+    tif: str = ""
+    price: int | None = None
+    stop_price: int | None = None
+    qty: int = 0
+    filled: int = 0
+    status: str = PENDING
+    reason: str = ""
+    code: int | None = None
+    msg: str = ""
+    reduce_only: bool = False
+    client_order_id: str = ""
+    ts: int = 0
+    triggered: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    @property
+    def held(self) -> bool:
+        """Whether the projection keeps it in memory: not final, or its request is still due."""
+        return self.status not in FINAL or not self.requested
+
+    @property
+    def resting_lots(self) -> int:
+        """Lots this order adds to its book level: the remainder of an open limit-priced order
+        that is not waiting for its trigger."""
+        if self.status not in OPEN or self.order_type not in BOOK_TYPES or self.price is None:
+            return 0
+        if self.order_type in WAITING_TYPES and not self.triggered:
+            return 0
+        return self.qty - self.filled
+
+    def take_terms(self, source: PlaceOrder | OrderAccepted) -> None:
+        """Copy what the order is (side, type, prices, quantity, ids) from its request or its
+        acceptance, which say the same."""
+        self.user_id = source.user_id
+        self.symbol = source.symbol
+        self.request_id = source.request_id
+        self.side = str(source.side)
+        self.order_type = str(source.order_type)
+        self.tif = str(source.tif)
+        self.price = source.price
+        self.stop_price = source.stop_price
+        self.qty = source.qty
+        self.reduce_only = source.reduce_only
+        self.client_order_id = source.client_order_id or ""
+
+    def fields(self) -> dict[str, str]:
+        """Return the ``order:{id}`` hash."""
+        return {
+            "order_id": str(self.order_id),
+            "user_id": str(self.user_id),
+            "symbol": self.symbol,
+            "side": self.side,
+            "order_type": self.order_type,
+            "tif": self.tif,
+            "price": "" if self.price is None else str(self.price),
+            "stop_price": "" if self.stop_price is None else str(self.stop_price),
+            "qty": str(self.qty),
+            "filled": str(self.filled),
+            "status": self.status,
+            "reason": self.reason,
+            "code": "" if self.code is None else str(self.code),
+            "msg": self.msg,
+            "reduce_only": "1" if self.reduce_only else "0",
+            "client_order_id": self.client_order_id,
+            "request_id": self.request_id,
+            "ts": str(self.ts),
+            "triggered": "1" if self.triggered else "0",
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str], requested: bool) -> Order:
+        """Return the order an ``order:{id}`` hash describes (a restart's rebuild)."""
+
+        def number(name: str) -> int | None:
+            text = fields.get(name, "")
+            return int(text) if text else None
+
+        return cls(
+            order_id=int(fields["order_id"]),
+            user_id=int(fields["user_id"]),
+            symbol=fields.get("symbol", ""),
+            request_id=fields.get("request_id", ""),
+            requested=requested,
+            side=fields.get("side", ""),
+            order_type=fields.get("order_type", ""),
+            tif=fields.get("tif", ""),
+            price=number("price"),
+            stop_price=number("stop_price"),
+            qty=number("qty") or 0,
+            filled=number("filled") or 0,
+            status=fields.get("status", PENDING),
+            reason=fields.get("reason", ""),
+            code=number("code"),
+            msg=fields.get("msg", ""),
+            reduce_only=fields.get("reduce_only") == "1",
+            client_order_id=fields.get("client_order_id", ""),
+            ts=number("ts") or 0,
+            triggered=fields.get("triggered") == "1",
+        )
+
+
+@dataclass(slots=True)
+class Book:
+    """One symbol's aggregated levels (side -> price -> lots) and its depth update id."""
+
+    update_id: int = 0
+    levels: dict[str, dict[int, int]] = field(default_factory=lambda: {"buy": {}, "sell": {}})
+    before: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Totals of the levels touched since the last depth message, as they were then."""
+
+    def add(self, side: str, price: int, lots: int) -> None:
+        level = self.levels[side]
+        total = level.get(price, 0)
+        self.before.setdefault((side, price), total)
+        total += lots
+        if total:
+            level[price] = total
+        else:
+            del level[price]
+
+    def take_changes(self) -> tuple[list[list[int]], list[list[int]]]:
+        """Return the levels whose total changed since the last call, with their new totals
+        (0: gone), bids and asks best first; start counting afresh."""
+        bids: list[list[int]] = []
+        asks: list[list[int]] = []
+        for (side, price), before in self.before.items():
+            now = self.levels[side].get(price, 0)
+            if now != before:
+                (bids if side == "buy" else asks).append([price, now])
+        self.before = {}
+        bids.sort(reverse=True)
+        asks.sort()
+        return bids, asks
+
+    def bids(self) -> list[tuple[int, int]]:
+        return sorted(self.levels["buy"].items(), reverse=True)
+
+    def asks(self) -> list[tuple[int, int]]:
+        return sorted(self.levels["sell"].items())
+
+
+class Projection:
+    """The read model's state and transitions; see the module docstring."""
+
+    def __init__(self, topics: ProjectorTopics, specs: dict[str, SymbolSpec]) -> None:
+        self.topics = topics
+        self.specs = specs
+        self.orders: dict[int, Order] = {}
+        self.books: dict[str, Book] = {}
+        self.offsets: dict[tuple[str, int], int] = {}
+        """Per partition, the offset after the last record applied (what Redis will cover)."""
+        self._batches: dict[tuple[str, int], list[Message | None]] = {}
+        self._waiting: dict[tuple[str, int], deque[Input]] = {}
+        self._now_ms = 0
+        self._matcher = {
+            OrderAccepted: self._accepted,
+            OrderFilled: self._filled,
+            OrderCancelled: self._cancelled,
+            OrderExpired: self._expired,
+            OrderRejected: self._rejected,
+            OrderAmended: self._amended,
+            OrderTriggered: self._triggered,
+        }
+        self._others = {
+            PlaceOrder: self._requested,
+            OrderRequestRejected: self._request_rejected,
+            AccountUpdated: self._account,
+            PositionChanged: self._position,
+            MarkPriceUpdated: self._mark,
+            FundingRateSet: self._funding_rate,
+            FundingPaid: self._funding_paid,
+            LiquidationTriggered: self._liquidation,
+            LiquidationSettled: self._liquidation,
+            AutoDeleveraged: self._liquidation,
+        }
+        self._start_output()
+
+    @classmethod
+    def restore(
+        cls,
+        topics: ProjectorTopics,
+        specs: dict[str, SymbolSpec],
+        offsets: dict[tuple[str, int], int],
+        held: list[Order],
+        update_ids: dict[str, int],
+    ) -> Projection:
+        """Return the projection that wrote this Redis state: its offsets, the orders it held
+        and each book's update id (the level totals follow from the open orders)."""
+        projection = cls(topics, specs)
+        projection.offsets = dict(offsets)
+        for symbol, update_id in update_ids.items():
+            projection._book_of(symbol).update_id = update_id
+        for order in held:
+            projection.orders[order.order_id] = order
+            projection._book(order)
+        for book in projection.books.values():
+            book.before = {}
+        return projection
+
+    # --- input --------------------------------------------------------------------------------
+
+    def apply(self, item: Input, now_ms: int) -> None:
+        """Apply one record (or buffer it until it may be applied); ``now_ms`` stamps trades."""
+        self._now_ms = now_ms
+        key = (item.topic, item.partition)
+        if item.topic == self.topics.matcher_events:
+            self._matcher_record(key, item)
+        elif item.topic == self.topics.wallet_events:
+            if key in self._waiting or not self._cause_applied(item.message):
+                self._waiting.setdefault(key, deque()).append(item)
+            else:
+                self._other(key, item)
+        elif item.topic in (self.topics.requests, self.topics.positions_events):
+            self._other(key, item)
+            if self._waiting and item.topic == self.topics.requests:
+                self._release_waiting()
+        else:
+            raise ValueError(f"not a topic of the projector: {item.topic!r}")
+
+    def _other(self, key: tuple[str, int], item: Input) -> None:
+        try:
+            handler = self._others.get(type(item.message))
+            if handler is not None:
+                handler(item.message)
+        finally:
+            self._advance(key, item.offset)
+
+    def _matcher_record(self, key: tuple[str, int], item: Input) -> None:
+        batch = self._batches.setdefault(key, [])
+        batch.append(item.message)
+        if type(item.message) is not BatchCompleted:
+            return
+        del self._batches[key]
+        symbols = {event.symbol for event in batch if event is not None}  # type: ignore[attr-defined]
+        try:
+            for event in batch:
+                if event is not None and event.symbol in self.specs:  # type: ignore[attr-defined]
+                    handler = self._matcher.get(type(event))
+                    if handler is not None:
+                        handler(event)
+        finally:
+            self._advance(key, item.offset)
+            for symbol in sorted(symbols):
+                self._publish_depth(symbol)
+
+    def _cause_applied(self, message: Message | None) -> bool:
+        """Whether the ``orders.requests`` record that caused a wallet event was applied."""
+        cause = getattr(message, "cause", None)
+        if cause is None or cause.topic != self.topics.requests:
+            return True
+        return self.offsets.get((cause.topic, cause.partition), 0) > cause.offset
+
+    def _release_waiting(self) -> None:
+        for key in list(self._waiting):
+            queue = self._waiting[key]
+            while queue and self._cause_applied(queue[0].message):
+                self._other(key, queue.popleft())
+            if not queue:
+                del self._waiting[key]
+
+    def _advance(self, key: tuple[str, int], offset: int) -> None:
+        self.offsets[key] = offset + 1
+        self._moved.add(key)
+
+    # --- output -------------------------------------------------------------------------------
+
+    def _start_output(self) -> None:
+        self._out: list[Command] = []
+        self._dirty: dict[int, Order] = {}
+        self._created: list[Order] = []
+        self._lists: dict[str, int] = {}
+        self._changed_books: set[str] = set()
+        self._moved: set[tuple[str, int]] = set()
+
+    def flush(self) -> list[Command]:
+        """Return the Redis commands for everything applied since the last flush, in order:
+        publications and list pushes as they happened, then the final state of every order,
+        list and book touched, then the offsets covered."""
+        out = self._out
+        for order in self._dirty.values():
+            oid = order.order_id
+            out.append(("HSET", keys.order_key(oid), *_flat(order.fields())))
+            verb = "SADD" if order.is_open else "SREM"
+            out.append((verb, keys.open_orders_key(order.user_id), oid))
+            if self.orders.get(oid) is order:
+                out.append(("HSET", keys.HELD_KEY, oid, "1" if order.requested else "0"))
+            else:
+                out.append(("HDEL", keys.HELD_KEY, oid))
+        for order in self._created:
+            out.append(("ZADD", keys.all_orders_key(order.user_id), order.order_id, order.order_id))
+        for user in sorted({order.user_id for order in self._created}):
+            out.append(
+                (
+                    "EVAL",
+                    TRIM_ORDER_HISTORY,
+                    2,
+                    keys.all_orders_key(user),
+                    keys.HELD_KEY,
+                    keys.ORDER_HISTORY,
+                    keys.ORDER_KEY_PREFIX,
+                    keys.client_order_prefix(user),
+                )
+            )
+        for key, keep in self._lists.items():
+            out.append(("LTRIM", key, 0, keep - 1))
+        for symbol in sorted(self._changed_books):
+            book = self.books[symbol]
+            out.append(
+                (
+                    "HSET",
+                    keys.book_key(symbol),
+                    "bids",
+                    _json(book.bids()),
+                    "asks",
+                    _json(book.asks()),
+                    "update_id",
+                    book.update_id,
+                )
+            )
+        if self._moved:
+            moved = sorted(self._moved)
+            offsets = [(keys.offsets_field(t, p), self.offsets[(t, p)]) for t, p in moved]
+            out.append(("HSET", keys.OFFSETS_KEY, *_flat(dict(offsets))))
+        self._start_output()
+        return out
+
+    def _publish(self, channel: str, payload: dict) -> None:
+        self._out.append(("PUBLISH", channel, _json(payload)))
+
+    def _push(self, key: str, payload: bytes, keep: int) -> None:
+        self._out.append(("LPUSH", key, payload))
+        self._lists[key] = keep
+
+    def _changed(self, order: Order) -> None:
+        """Publish the order's new state, mark its hash for writing, forget it once done."""
+        self._publish(keys.user_channel(order.user_id), {"type": "order", **order.fields()})
+        self._dirty[order.order_id] = order
+        if not order.held and self.orders.get(order.order_id) is order:
+            del self.orders[order.order_id]
+
+    def _create(self, order: Order) -> None:
+        self.orders[order.order_id] = order
+        self._created.append(order)
+
+    def _claim_client_id(self, order: Order, *, first_only: bool) -> None:
+        """Point ``coid:{user}:{id}`` at the order. An accepted order takes it over; a pending
+        or refused one only claims an unused id, so a duplicate (-4015) or a margin rejection
+        never hides the order that holds it in the matcher."""
+        if order.client_order_id:
+            key = keys.client_order_key(order.user_id, order.client_order_id)
+            self._out.append(("SET", key, order.order_id, *(("NX",) if first_only else ())))
+
+    # --- the book -----------------------------------------------------------------------------
+
+    def _book_of(self, symbol: str) -> Book:
+        book = self.books.get(symbol)
+        if book is None:
+            book = self.books[symbol] = Book()
+        return book
+
+    def _book(self, order: Order) -> None:
+        lots = order.resting_lots
+        if lots:
+            self._book_of(order.symbol).add(order.side, order.price, lots)  # type: ignore[arg-type]
+
+    def _unbook(self, order: Order) -> None:
+        lots = order.resting_lots
+        if lots:
+            self._book_of(order.symbol).add(order.side, order.price, -lots)  # type: ignore[arg-type]
+
+    def _publish_depth(self, symbol: str) -> None:
+        book = self.books.get(symbol)
+        if book is None:
+            return
+        bids, asks = book.take_changes()
+        if not bids and not asks:
+            return
+        book.update_id += 1
+        self._changed_books.add(symbol)
+        self._publish(
+            keys.depth_channel(symbol),
+            {
+                "symbol": symbol,
+                "first_update_id": book.update_id,
+                "update_id": book.update_id,
+                "bids": bids,
+                "asks": asks,
+            },
+        )
+
+    # --- orders.requests ----------------------------------------------------------------------
+
+    def _requested(self, cmd: PlaceOrder) -> None:
+        order = self.orders.get(cmd.order_id)
+        if order is None:
+            order = Order(cmd.order_id, cmd.user_id, cmd.symbol, cmd.request_id, requested=True)
+            order.take_terms(cmd)
+            self._create(order)
+        elif order.requested:
+            return  # the same request again: nothing new
+        else:  # the matcher (or a rejection) came first: add what only the request knows
+            order.requested = True
+            if not order.side:
+                order.take_terms(cmd)
+        order.ts = cmd.ts
+        self._claim_client_id(order, first_only=True)
+        self._changed(order)
+
+    # --- matcher.events -----------------------------------------------------------------------
+
+    def _accepted(self, event: OrderAccepted) -> None:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            liquidation = (
+                event.order_type is OrderType.LIQUIDATION
+                or event.order_id & LIQUIDATION_ID_BIT != 0
+            )
+            order = Order(
+                event.order_id, event.user_id, event.symbol, event.request_id, requested=liquidation
+            )
+            self._create(order)
+        else:
+            self._unbook(order)
+        order.take_terms(event)
+        order.filled, order.status, order.triggered = 0, NEW, False
+        order.reason, order.code, order.msg = "", None, ""
+        self._claim_client_id(order, first_only=False)
+        self._book(order)
+        self._changed(order)
+
+    def _filled(self, event: OrderFilled) -> None:
+        spec = self.specs[event.symbol]
+        notional = spec.notional(event.price, event.qty)
+        taker_side = str(event.taker_side)
+        trade = _json(
+            {
+                "trade_id": event.trade_id,
+                "price": event.price,
+                "qty": event.qty,
+                "taker_side": taker_side,
+                "ts": self._now_ms,
+            }
+        )
+        self._push(keys.trades_key(event.symbol), trade, keys.TRADES_KEPT)
+        self._out.append(("PUBLISH", keys.trades_channel(event.symbol), trade))
+        maker_side = str(Side.SELL if event.taker_side == Side.BUY else Side.BUY)
+        self._fill(
+            event,
+            event.taker_order_id,
+            event.taker_user_id,
+            taker_side,
+            event.taker_remaining,
+            maker=False,
+            fee=spec.fee(notional, maker=False),
+        )
+        self._fill(
+            event,
+            event.maker_order_id,
+            event.maker_user_id,
+            maker_side,
+            event.maker_remaining,
+            maker=True,
+            fee=spec.fee(notional, maker=True),
+        )
+
+    def _fill(
+        self,
+        event: OrderFilled,
+        order_id: int,
+        user_id: int,
+        side: str,
+        remaining: int,
+        *,
+        maker: bool,
+        fee: int,
+    ) -> None:
+        fill = {
+            "trade_id": event.trade_id,
+            "order_id": order_id,
+            "symbol": event.symbol,
+            "side": side,
+            "price": event.price,
+            "qty": event.qty,
+            "maker": maker,
+            "fee": fee,
+            "liquidation": event.liquidation,
+            "ts": self._now_ms,
+        }
+        self._push(keys.fills_key(user_id), _json(fill), keys.FILLS_KEPT)
+        self._publish(keys.user_channel(user_id), {"type": "fill", **fill})
+        order = self.orders.get(order_id)
+        if order is None:
+            return
+        self._unbook(order)
+        order.filled += event.qty
+        # filled + remaining is the order's size, also where the matcher sized it on execution
+        # (a close-position order takes the position's size when it fires)
+        order.qty = order.filled + remaining
+        order.status = FILLED if remaining == 0 else PARTIALLY_FILLED
+        self._book(order)
+        self._changed(order)
+
+    def _ended(self, event: OrderCancelled | OrderExpired, status: str) -> None:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            return
+        self._unbook(order)
+        order.status, order.reason = status, str(event.reason)
+        order.filled, order.qty = event.filled, event.filled + event.remaining
+        self._changed(order)
+
+    def _cancelled(self, event: OrderCancelled) -> None:
+        self._ended(event, CANCELLED)
+
+    def _expired(self, event: OrderExpired) -> None:
+        self._ended(event, EXPIRED)
+
+    def _rejected(self, event: OrderRejected) -> None:
+        if event.order_id is None:
+            return  # a refused cancel-all
+        order = self.orders.get(event.order_id)
+        if order is not None:
+            if order.status == PENDING and order.request_id == event.request_id:
+                self._reject(order, event.code, event.msg)
+            return  # else a refused cancel or amend (or a repeated id) of an order we hold
+        if event.code == UNKNOWN_ORDER:
+            return  # a cancel or amend of an order that is not open
+        # a placement refused before its request was read: the request adds the terms later
+        order = Order(
+            event.order_id,
+            event.user_id,
+            event.symbol,
+            event.request_id,
+            requested=event.order_id & LIQUIDATION_ID_BIT != 0,
+        )
+        self._create(order)
+        self._reject(order, event.code, event.msg)
+
+    def _reject(self, order: Order, code: int, msg: str) -> None:
+        order.status, order.code, order.msg = REJECTED, code, msg
+        self._changed(order)
+
+    def _amended(self, event: OrderAmended) -> None:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            return
+        self._unbook(order)
+        if event.price is not None:
+            order.price = event.price
+        order.qty = event.qty
+        self._book(order)
+        self._changed(order)
+
+    def _triggered(self, event: OrderTriggered) -> None:
+        order = self.orders.get(event.order_id)
+        if order is None:
+            return
+        self._unbook(order)
+        order.triggered = True  # a limit kind now rests (after its taker pass); a market kind takes
+        self._book(order)
+        self._changed(order)
+
+    # --- wallet.events and positions.events ---------------------------------------------------
+
+    def _request_rejected(self, event: OrderRequestRejected) -> None:
+        order = None if event.order_id is None else self.orders.get(event.order_id)
+        if order is not None and order.status == PENDING and order.request_id == event.request_id:
+            self._reject(order, event.code, event.msg)
+
+    def _account(self, event: AccountUpdated) -> None:
+        self._publish(
+            keys.user_channel(event.user_id),
+            {
+                "type": "account",
+                "balance": event.balance,
+                "holds": event.holds,
+                "available": event.available,
+            },
+        )
+
+    def _position(self, event: PositionChanged) -> None:
+        self._publish(
+            keys.user_channel(event.user_id),
+            {
+                "type": "position",
+                "symbol": event.symbol,
+                "size": event.size,
+                "entry_notional": event.entry_notional,
+                "realised_pnl": event.realised_pnl,
+                "fee": event.fee,
+            },
+        )
+
+    def _funding_paid(self, event: FundingPaid) -> None:
+        self._publish(
+            keys.user_channel(event.user_id),
+            {
+                "type": "funding",
+                "symbol": event.symbol,
+                "amount": event.amount,
+                "rate": event.rate,
+                "funding_time": event.funding_time,
+            },
+        )
+
+    def _liquidation(
+        self, event: LiquidationTriggered | LiquidationSettled | AutoDeleveraged
+    ) -> None:
+        body = {
+            name: getattr(event, name)
+            for name in event.__struct_fields__
+            if name not in ("seq", "cause", "user_id")
+        }
+        kind = {
+            LiquidationTriggered: "triggered",
+            LiquidationSettled: "settled",
+            AutoDeleveraged: "adl",
+        }[type(event)]
+        self._publish(
+            keys.user_channel(event.user_id), {"type": "liquidation", "event": kind, **body}
+        )
+
+    def _mark(self, event: MarkPriceUpdated) -> None:
+        self._publish(
+            keys.mark_channel(event.symbol),
+            {"type": "mark", "mark": event.mark_price, "index": event.index_price, "ts": event.ts},
+        )
+
+    def _funding_rate(self, event: FundingRateSet) -> None:
+        self._publish(
+            keys.mark_channel(event.symbol),
+            {"type": "funding", "rate": event.rate, "funding_time": event.funding_time},
+        )
+
+    # --- views --------------------------------------------------------------------------------
+
+    def digest(self) -> str:
+        """Return a hash of the applied state (held orders, books, offsets): equal for equal
+        inputs however they were batched, and after a restore from Redis."""
+        state = {
+            "orders": [
+                [order.fields(), order.requested] for _, order in sorted(self.orders.items())
+            ],
+            "books": {
+                symbol: [book.update_id, book.bids(), book.asks()]
+                for symbol, book in sorted(self.books.items())
+            },
+            "offsets": sorted([t, p, o] for (t, p), o in self.offsets.items()),
+        }
+        return hashlib.sha256(_json(state)).hexdigest()
+
+
+def _flat(mapping: dict[str, str | int]) -> list[str | int]:
+    return [item for pair in mapping.items() for item in pair]
