@@ -309,7 +309,7 @@ class Projection:
         self.topics = topics
         self.specs = specs
         self.orders: dict[int, Order] = {}
-        self.books: dict[str, Book] = {}
+        self.books: dict[str, Book] = {symbol: Book() for symbol in specs}
         self.offsets: dict[tuple[str, int], int] = {}
         """Per partition, the offset after the last record applied (what Redis will cover)."""
         self._batches: dict[tuple[str, int], list[Message | None]] = {}

@@ -68,16 +68,22 @@ class FakeRedis:
         for i in range(0, len(pairs), 2):
             fields[self._text(pairs[i])] = self._text(pairs[i + 1])
 
+    def _drop_if_empty(self, key: str) -> None:
+        if key in self.data and not self.data[key]:
+            del self.data[key]  # Redis deletes an emptied hash, set or list
+
     def hdel(self, key: str, *names: object) -> None:
         fields = self.data.get(key, {})
         for name in names:
             fields.pop(self._text(name), None)
+        self._drop_if_empty(key)
 
     def sadd(self, key: str, member: object) -> None:
         self.data.setdefault(key, set()).add(self._text(member))
 
     def srem(self, key: str, member: object) -> None:
         self.data.get(key, set()).discard(self._text(member))
+        self._drop_if_empty(key)
 
     def zadd(self, key: str, score: int, member: object) -> None:
         self.data.setdefault(key, {})[self._text(member)] = score
@@ -87,6 +93,7 @@ class FakeRedis:
 
     def ltrim(self, key: str, start: int, stop: int) -> None:
         self.data[key] = self.data.get(key, [])[start : stop + 1]
+        self._drop_if_empty(key)
 
     def set(self, key: str, value: object, *flags: str) -> None:
         if "NX" in flags and key in self.data:
@@ -105,6 +112,7 @@ class FakeRedis:
                 if order.get("client_order_id") and self.data.get(coid_key) == oid:
                     del self.data[coid_key]
                 del self.data[history][oid]
+        self._drop_if_empty(history)
 
     def messages(self, channel: str, kind: str | None = None) -> list[dict]:
         return [m for c, m in self.published if c == channel and kind in (None, m.get("type"))]
@@ -259,7 +267,7 @@ def test_a_maker_fully_filled_is_filled_and_leaves_the_book():
     assert ex.open_ids(1) == ex.open_ids(2) == set()
     assert ex.book() == ([], [], 2)
     assert ex.redis.messages(keys.depth_channel(SYMBOL))[-1]["asks"] == [[MID, 0]]
-    assert keys.HELD_KEY not in ex.redis.data or ex.redis.data[keys.HELD_KEY] == {}
+    assert keys.HELD_KEY not in ex.redis.data
 
 
 def test_a_partial_fill_leaves_the_maker_partially_filled_with_its_rest_in_the_book():
@@ -611,7 +619,7 @@ def test_matcher_events_before_the_request_never_turn_the_order_back_to_pending(
     assert ex.status(2) == ("Filled", "10", "")
     assert ex.order(2)["ts"] == "99"
     assert 2 not in ex.projection.orders
-    assert ex.redis.data[keys.HELD_KEY] == {}
+    assert keys.HELD_KEY not in ex.redis.data
 
 
 def test_a_placement_rejected_before_its_request_gets_its_terms_from_the_request():
