@@ -1,0 +1,90 @@
+"""services.gateway.limits.RateLimiter against a real Redis (buckets named per test run)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from services.gateway.limits import RateLimiter
+
+
+def with_limiter(redis_url: str, scenario: Callable[[RateLimiter, Redis], Awaitable[None]]) -> None:
+    """Run ``scenario`` on a limiter over a fresh client (one event loop per test)."""
+
+    async def main() -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            await scenario(RateLimiter(client), client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def new_bucket() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+def test_hits_up_to_the_limit_pass_and_the_next_gets_a_retry_after(redis_url: str) -> None:
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        bucket = new_bucket()
+        assert [await limiter.hit(bucket, 3, 10) for _ in range(3)] == [None] * 3
+        wait = await limiter.hit(bucket, 3, 10)
+        assert wait is not None and 0 < wait <= 10
+        assert await limiter.hit(bucket, 3, 10) is not None  # refused hits keep being refused
+
+    with_limiter(redis_url, scenario)
+
+
+def test_buckets_are_counted_apart(redis_url: str) -> None:
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        busy, idle = new_bucket(), new_bucket()
+        await limiter.hit(busy, 1, 10)
+        assert await limiter.hit(busy, 1, 10) is not None
+        assert await limiter.hit(idle, 1, 10) is None
+
+    with_limiter(redis_url, scenario)
+
+
+def test_a_new_window_allows_requests_again(redis_url: str) -> None:
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        bucket = new_bucket()
+        assert await limiter.hit(bucket, 2, 1) is None
+        assert await limiter.hit(bucket, 2, 1) is None
+        wait = await limiter.hit(bucket, 2, 1)
+        assert wait == 1.0
+        await asyncio.sleep(1.1)
+        assert await limiter.hit(bucket, 2, 1) is None
+
+    with_limiter(redis_url, scenario)
+
+
+def test_concurrent_hits_are_never_lost(redis_url: str) -> None:
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        bucket = new_bucket()
+        results = await asyncio.gather(*(limiter.hit(bucket, 50, 10) for _ in range(80)))
+        assert sum(r is None for r in results) == 50
+
+    with_limiter(redis_url, scenario)
+
+
+def test_the_counter_lives_under_ratelimit_and_expires_with_its_window(redis_url: str) -> None:
+    async def scenario(limiter: RateLimiter, client: Redis) -> None:
+        bucket = new_bucket()
+        await limiter.hit(bucket, 5, 2)
+        assert 0 < await client.pttl(f"ratelimit:{bucket}:2") <= 2000
+
+    with_limiter(redis_url, scenario)
+
+
+@pytest.mark.parametrize(("limit", "window"), [(0, 1), (1, 0)])
+def test_a_limit_or_window_below_one_is_refused(redis_url: str, limit: int, window: int) -> None:
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        with pytest.raises(ValueError, match="limit"):
+            await limiter.hit(new_bucket(), limit, window)
+
+    with_limiter(redis_url, scenario)
