@@ -2,7 +2,8 @@
 
 Every gateway process calls ``migrate(url)`` at start. Processes starting together serialise
 on a Postgres advisory lock, so exactly one applies a new revision and the others then find
-the schema at head.
+the schema at head. The lock is taken before Alembic runs, which also serialises threads of one
+process: Alembic keeps the running migration's context in module globals.
 """
 
 from __future__ import annotations
