@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from services.gateway import errors
 from services.gateway.errors import ApiError, unauthorized
@@ -118,9 +119,10 @@ async def current_user(
     return await request.app.state.auth.caller(request)
 
 
-async def limit_ip(request: Request) -> None:
-    state = request.app.state
-    host = request.client.host if request.client else "unknown"
+async def limit_ip(connection: HTTPConnection) -> None:
+    """Count every request (and WebSocket connection) against its client IP's budget."""
+    state = connection.app.state
+    host = connection.client.host if connection.client else "unknown"
     wait = await state.limiter.hit(f"ip:{host}", state.settings.ip_rate_per_minute, 60)
     if wait is not None:
         raise too_many(wait)

@@ -38,7 +38,7 @@ class WsClient:
 
     def _fold(self, message: dict) -> None:
         channel = message.get("channel", "")
-        if not channel.startswith("depth:"):
+        if "op" in message or not channel.startswith("depth:"):
             return
         symbol, data = channel.partition(":")[2], message["data"]
         if message["type"] == "snapshot":
