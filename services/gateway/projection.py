@@ -14,9 +14,10 @@ Ordering rules that make the result the same whatever order the topics are read 
   crossed; at a batch boundary it is the matcher's book, so every depth message and every
   ``book:{symbol}`` snapshot is uncrossed. A partition's offset moves past a batch only once
   the batch is applied.
-- A wallet event caused by an ``orders.requests`` record waits (with the rest of its
-  partition, in order) until that record is applied, so a wallet rejection always finds the
-  ``PendingOrder`` it refuses and is told apart from a refused amend or cancel.
+- A wallet or position event waits (with the rest of its partition, in order) until the
+  record that caused it (its ``cause``, when on a topic the projector reads) is applied. So a
+  wallet rejection always finds the pending order it refuses and is told apart from a refused
+  amend or cancel, and a user's stream shows a fill before the balance and position it moved.
 - Matcher events may come before their ``PlaceOrder`` (the topics are read independently):
   the order is then created from ``OrderAccepted`` (or a placement ``OrderRejected``) and kept
   in memory until its request arrives to add the request's ``ts``; the request then never
@@ -314,6 +315,7 @@ class Projection:
         """Per partition, the offset after the last record applied (what Redis will cover)."""
         self._batches: dict[tuple[str, int], list[Message | None]] = {}
         self._waiting: dict[tuple[str, int], deque[Input]] = {}
+        self._inputs = frozenset(topics.names())
         self._now_ms = 0
         self._matcher = {
             OrderAccepted: self._accepted,
@@ -368,17 +370,17 @@ class Projection:
         key = (item.topic, item.partition)
         if item.topic == self.topics.matcher_events:
             self._matcher_record(key, item)
-        elif item.topic == self.topics.wallet_events:
+        elif item.topic == self.topics.requests:
+            self._other(key, item)
+        elif item.topic in (self.topics.wallet_events, self.topics.positions_events):
             if key in self._waiting or not self._cause_applied(item.message):
                 self._waiting.setdefault(key, deque()).append(item)
-            else:
-                self._other(key, item)
-        elif item.topic in (self.topics.requests, self.topics.positions_events):
+                return
             self._other(key, item)
-            if self._waiting and item.topic == self.topics.requests:
-                self._release_waiting()
         else:
             raise ValueError(f"not a topic of the projector: {item.topic!r}")
+        if self._waiting:
+            self._release_waiting()
 
     def _other(self, key: tuple[str, int], item: Input) -> None:
         try:
@@ -407,19 +409,26 @@ class Projection:
                 self._publish_depth(symbol)
 
     def _cause_applied(self, message: Message | None) -> bool:
-        """Whether the ``orders.requests`` record that caused a wallet event was applied."""
+        """Whether the record that caused a wallet or position event is applied (or is on a
+        topic the projector does not read, such as ``index.prices``)."""
         cause = getattr(message, "cause", None)
-        if cause is None or cause.topic != self.topics.requests:
+        if cause is None or cause.topic not in self._inputs:
             return True
         return self.offsets.get((cause.topic, cause.partition), 0) > cause.offset
 
     def _release_waiting(self) -> None:
-        for key in list(self._waiting):
-            queue = self._waiting[key]
-            while queue and self._cause_applied(queue[0].message):
-                self._other(key, queue.popleft())
-            if not queue:
-                del self._waiting[key]
+        """Apply the waiting events whose causes are now applied, until none is (one released
+        event may be the cause another waits for)."""
+        released = True
+        while released and self._waiting:
+            released = False
+            for key in list(self._waiting):
+                queue = self._waiting[key]
+                while queue and self._cause_applied(queue[0].message):
+                    self._other(key, queue.popleft())
+                    released = True
+                if not queue:
+                    del self._waiting[key]
 
     def _advance(self, key: tuple[str, int], offset: int) -> None:
         self.offsets[key] = offset + 1

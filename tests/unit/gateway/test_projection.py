@@ -576,6 +576,37 @@ def test_a_wallet_rejection_read_before_its_request_waits_for_it():
     assert ex.projection.offsets[(TOPICS.wallet_events, 0)] == 2
 
 
+def test_an_account_update_caused_by_a_fill_is_published_after_the_fill():
+    ex = Exchange()
+    ex.send(place(1, 1, SELL, MID, 10))
+    events = ex.core.process_batch([(1, place(2, 2, BUY, MID, 4))])
+    first = ex.next_offset[(TOPICS.matcher_events, 0)]
+    fill = Cause(TOPICS.matcher_events, 0, first + 2)  # accepted, filled, batch completed
+    ex.record(
+        TOPICS.wallet_events,
+        AccountUpdated(seq=1, cause=fill, user_id=2, balance=5, holds=0, available=5),
+    )
+    ex.record(
+        TOPICS.positions_events,
+        PositionChanged(
+            seq=1,
+            cause=fill,
+            user_id=2,
+            symbol=SYMBOL,
+            trade_id=1,
+            size=4,
+            entry_notional=1,
+            realised_pnl=0,
+            fee=1,
+        ),
+    )
+    for event in events:
+        ex.record(TOPICS.matcher_events, event)
+    ex.flush()
+    kinds = [m["type"] for m in ex.redis.messages(keys.user_channel(2))]
+    assert kinds == ["order", "fill", "order", "account", "position"]
+
+
 def test_a_wallet_rejection_of_an_amend_leaves_the_open_order_alone():
     ex = Exchange()
     ex.send(place(1, 1, BUY, MID, 10))

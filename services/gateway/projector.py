@@ -1,0 +1,342 @@
+"""The gateway projector: ``orders.requests``, ``matcher.events``, ``wallet.events`` and
+``positions.events`` in, the gateway's Redis read model and pub/sub messages out.
+
+``python -m services.gateway.projector``. The state transitions are ``projection.py`` (pure);
+this is the I/O around it and its composition root. It reads every partition by assignment,
+not in a consumer group: its offsets live in Redis (``projector:offsets``), written in the same
+MULTI/EXEC as the effects they cover, so after a crash Redis holds exactly the state of the
+offsets it names and the projector resumes there. On start, and whenever a write fails or finds
+Redis flushed, it reloads: from the held orders and offsets in Redis, or, when
+``projector:ready`` is missing, from offset 0 after deleting every key it owns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+import redis
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import Field
+
+from libs.bus import Record
+from libs.messages import (
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    Codec,
+    DecodeError,
+    Deposit,
+    MatcherEvent,
+    PlaceOrder,
+    PositionEvent,
+    SetLeverage,
+    WalletEvent,
+    Withdraw,
+    concrete_kinds,
+)
+from libs.ops import OpsServer, configure_logging, stop_on_signals
+from libs.settings import KafkaSettings, load_settings
+from libs.symbols import SymbolSpec, default_symbols
+from services.gateway import keys
+from services.gateway.projection import Command, Input, Order, Projection, ProjectorTopics
+
+log = logging.getLogger("services.gateway.projector")
+
+RECORDS = Counter(
+    "projector_records_total", "Records decoded and handed to the projection", ["topic"]
+)
+SKIPPED = Counter("projector_skipped_total", "Records skipped as malformed", ["topic"])
+FAILED = Counter("projector_failed_total", "Records the projection failed on (skipped)", ["topic"])
+LAG = Gauge("projector_lag_records", "Records of the topic not yet in Redis", ["topic"])
+WRITE_SECONDS = Histogram(
+    "projector_write_seconds",
+    "Latency of one MULTI/EXEC of effects and offsets",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+LAST_WRITE = Gauge("projector_last_write_timestamp_seconds", "Wall-clock time of the last write")
+RELOADS = Counter("projector_reloads_total", "State loads from Redis (start, failed write, flush)")
+
+LAG_EVERY_SECONDS = 1.0
+
+
+class ProjectorSettings(KafkaSettings):
+    redis_url: str = Field(description="redis:// URL of the read model")
+    metrics_port: int = Field(9104, description="/metrics, /digest and /healthz")
+    metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
+    topic_prefix: str = Field("", description="prefix of every topic name (tests)")
+    max_batch: int = Field(2000, ge=1, description="records per Redis transaction at most")
+
+
+def codecs(topics: ProjectorTopics) -> dict[str, Codec]:
+    """Return the decoder of each input topic: every kind its producers write."""
+    return {
+        topics.requests: Codec(
+            PlaceOrder, CancelOrder, CancelAll, AmendOrder, Deposit, Withdraw, SetLeverage
+        ),
+        topics.matcher_events: Codec(*concrete_kinds(MatcherEvent)),
+        topics.wallet_events: Codec(*concrete_kinds(WalletEvent)),
+        topics.positions_events: Codec(*concrete_kinds(PositionEvent)),
+    }
+
+
+class ReadModelLost(Exception):
+    """Redis lost ``projector:ready`` (flushed or restarted empty): rebuild from offset 0."""
+
+
+class RedisReadModel:
+    """The projector's Redis: load what a restart needs, run a flush's commands atomically."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=30, decode_responses=True)
+
+    def load(self, topics: ProjectorTopics, specs: dict[str, SymbolSpec]) -> Projection:
+        """Return the projection Redis holds, or an empty one (after deleting every key the
+        projector owns) when ``projector:ready`` is missing."""
+        if not self.client.exists(keys.READY_KEY):
+            self.delete_owned_keys()
+            self.client.set(keys.READY_KEY, 1)
+            return Projection(topics, specs)
+        offsets = {
+            keys.parse_offsets_field(name): int(value)
+            for name, value in self.client.hgetall(keys.OFFSETS_KEY).items()
+        }
+        held = self.client.hgetall(keys.HELD_KEY)
+        pipe = self.client.pipeline(transaction=False)
+        for order_id in held:
+            pipe.hgetall(keys.order_key(int(order_id)))
+        orders = [
+            Order.from_fields(fields, requested=flag == "1")
+            for fields, flag in zip(pipe.execute(), held.values(), strict=True)
+            if fields
+        ]
+        pipe = self.client.pipeline(transaction=False)
+        for symbol in specs:
+            pipe.hget(keys.book_key(symbol), "update_id")
+        update_ids = {
+            symbol: int(value)
+            for symbol, value in zip(specs, pipe.execute(), strict=True)
+            if value is not None
+        }
+        return Projection.restore(topics, specs, offsets, orders, update_ids)
+
+    def delete_owned_keys(self) -> None:
+        """Delete every key the projector writes (``keys.OWNED_PATTERNS``)."""
+        for pattern in keys.OWNED_PATTERNS:
+            batch: list[str] = []
+            for key in self.client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) == 500:
+                    self.client.delete(*batch)
+                    batch = []
+            if batch:
+                self.client.delete(*batch)
+
+    def write(self, commands: list[Command]) -> None:
+        """Run ``commands`` in one MULTI/EXEC; raise ReadModelLost when Redis was flushed."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.execute_command("EXISTS", keys.READY_KEY)
+        for command in commands:
+            pipe.execute_command(*command)
+        results = pipe.execute()
+        if not results[0]:
+            raise ReadModelLost("projector:ready is gone")
+
+
+class PartitionReader:
+    """A read_committed consumer of every partition of the given topics, each from a given
+    offset. No consumer group: nothing is committed to Kafka."""
+
+    def __init__(
+        self, bootstrap: str, topics: list[str], offsets: dict[tuple[str, int], int]
+    ) -> None:
+        self._client = KafkaConsumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": "gateway-projector",
+                "group.id": f"gateway-projector-{uuid.uuid4().hex}",  # required; never used
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        assignment = []
+        for topic in topics:
+            metadata = self._client.list_topics(topic, timeout=30).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise RuntimeError(f"topic {topic!r} is missing: {metadata and metadata.error}")
+            for partition in sorted(metadata.partitions):
+                offset = offsets.get((topic, partition), 0)
+                start = offset if offset > 0 else OFFSET_BEGINNING
+                assignment.append(KafkaTopicPartition(topic, partition, start))
+        self._client.assign(assignment)
+        self.partitions = [(tp.topic, tp.partition) for tp in assignment]
+
+    def poll(self, max_records: int, timeout: float) -> list[Record]:
+        """Return what is buffered (up to ``max_records``), waiting up to ``timeout`` for a first
+        record when nothing is."""
+        messages = self._client.consume(max_records, timeout=0)
+        if not messages:
+            first = self._client.poll(timeout)
+            messages = [] if first is None else [first, *self._client.consume(max_records - 1, 0)]
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            records.append(
+                Record(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.key(),
+                    message.value(),
+                )
+            )
+        return records
+
+    def lag(self) -> dict[str, int]:
+        """Return, per topic, the records between this reader's position and the end of the
+        log (as of the last fetch: no broker round trip)."""
+        wanted = [KafkaTopicPartition(t, p) for t, p in self.partitions]
+        lag: dict[str, int] = {}
+        for tp in self._client.position(wanted):
+            _, high = self._client.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(high - tp.offset, 0)
+        return lag
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class Projector:
+    """The loop: poll, decode, apply, flush into one MULTI/EXEC; reload on any write failure."""
+
+    def __init__(self, settings: ProjectorSettings, specs: dict[str, SymbolSpec]) -> None:
+        self.settings = settings
+        self.specs = specs
+        self.topics = ProjectorTopics.with_prefix(settings.topic_prefix)
+        self.codecs = codecs(self.topics)
+        self.model = RedisReadModel(settings.redis_url)
+        self.lock = threading.Lock()  # the ops thread reads the projection between turns
+        self.projection: Projection | None = None
+        self._announced = False
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            reader = None
+            try:
+                with self.lock:
+                    self.projection = self.model.load(self.topics, self.specs)
+                RELOADS.inc()
+                reader = PartitionReader(
+                    self.settings.kafka_bootstrap_servers,
+                    self.topics.names(),
+                    self.projection.offsets,
+                )
+                self._announce()
+                self._serve(reader, stop)
+            except (redis.RedisError, ReadModelLost) as error:
+                log.warning("reloading the read model from Redis: %s", error)
+                stop.wait(1.0)
+            finally:
+                if reader is not None:
+                    reader.close()
+
+    def _announce(self) -> None:
+        assert self.projection is not None
+        log.info("projector ready: %s", self.digest_json())
+        if not self._announced:
+            print("projector ready", flush=True)
+            self._announced = True
+
+    def _serve(self, reader: PartitionReader, stop: threading.Event) -> None:
+        projection = self.projection
+        assert projection is not None
+        next_lag = 0.0
+        while not stop.is_set():
+            records = reader.poll(self.settings.max_batch, 0.1)
+            if records:
+                with self.lock:
+                    self._apply(projection, records)
+                    commands = projection.flush()
+                if commands:
+                    started = time.perf_counter()
+                    self.model.write(commands)
+                    WRITE_SECONDS.observe(time.perf_counter() - started)
+                    LAST_WRITE.set(time.time())
+            if time.monotonic() >= next_lag:
+                for topic, behind in reader.lag().items():
+                    LAG.labels(self._logical(topic)).set(behind)
+                next_lag = time.monotonic() + LAG_EVERY_SECONDS
+
+    def _apply(self, projection: Projection, records: list[Record]) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        for record in records:
+            label = self._logical(record.topic)
+            try:
+                message = self.codecs[record.topic].decode(record.value)
+            except DecodeError as error:
+                SKIPPED.labels(label).inc()
+                log.warning(
+                    "skipping malformed %s[%d]@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    error,
+                )
+                message = None
+            else:
+                RECORDS.labels(label).inc()
+            item = Input(record.topic, record.partition, record.offset, message)
+            try:
+                projection.apply(item, now_ms)
+            except Exception:  # a bug must not stop the read model: skip the record, loudly
+                FAILED.labels(label).inc()
+                log.exception(
+                    "could not apply %s[%d]@%d", record.topic, record.partition, record.offset
+                )
+
+    def _logical(self, topic: str) -> str:
+        prefix = self.settings.topic_prefix
+        return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+
+    def digest_json(self, query: dict[str, str] | None = None) -> dict:
+        """The in-memory state's digest and what it covers (``/digest``)."""
+        with self.lock:
+            projection = self.projection
+            if projection is None:
+                raise LookupError("not loaded yet")
+            return {
+                "digest": projection.digest(),
+                "orders_held": len(projection.orders),
+                "offsets": {
+                    keys.offsets_field(t, p): o for (t, p), o in sorted(projection.offsets.items())
+                },
+            }
+
+
+def main() -> None:
+    configure_logging()
+    stop = stop_on_signals()
+    settings = load_settings(ProjectorSettings)
+    projector = Projector(settings, default_symbols())
+    ops = OpsServer(settings.metrics_port, projector.digest_json, host=settings.metrics_host)
+    try:
+        projector.run(stop)
+    finally:
+        ops.close()
+
+
+if __name__ == "__main__":
+    main()
