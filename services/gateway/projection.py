@@ -430,6 +430,10 @@ class Projection:
                 if not queue:
                     del self._waiting[key]
 
+    def waiting(self) -> dict[tuple[str, int], int]:
+        """Return, per partition, how many read records wait for their cause."""
+        return {key: len(queue) for key, queue in self._waiting.items()}
+
     def _advance(self, key: tuple[str, int], offset: int) -> None:
         self.offsets[key] = offset + 1
         self._moved.add(key)

@@ -71,6 +71,12 @@ class ProjectorSettings(KafkaSettings):
     metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
     max_batch: int = Field(2000, ge=1, description="records per Redis transaction at most")
+    max_waiting: int = Field(
+        10_000,
+        ge=1,
+        description="records of a partition waiting for their cause before it is paused (a "
+        "replay may read wallet events faster than the matcher events they follow)",
+    )
 
 
 def codecs(topics: ProjectorTopics) -> dict[str, Codec]:
@@ -178,6 +184,7 @@ class PartitionReader:
                 assignment.append(KafkaTopicPartition(topic, partition, start))
         self._client.assign(assignment)
         self.partitions = [(tp.topic, tp.partition) for tp in assignment]
+        self._paused: set[tuple[str, int]] = set()
 
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Return what is buffered (up to ``max_records``), waiting up to ``timeout`` for a first
@@ -190,9 +197,11 @@ class PartitionReader:
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(error)
+                if error.fatal():
+                    raise KafkaException(error)
+                if error.code() != KafkaError._PARTITION_EOF:  # librdkafka retries these
+                    log.warning("kafka: %s", error)
+                continue
             records.append(
                 Record(
                     message.topic(),
@@ -203,6 +212,18 @@ class PartitionReader:
                 )
             )
         return records
+
+    def pause_only(self, partitions: set[tuple[str, int]]) -> None:
+        """Stop fetching ``partitions`` and resume every other paused one."""
+        if partitions == self._paused:
+            return
+        resume = [KafkaTopicPartition(t, p) for t, p in self._paused - partitions]
+        pause = [KafkaTopicPartition(t, p) for t, p in partitions - self._paused]
+        if resume:
+            self._client.resume(resume)
+        if pause:
+            self._client.pause(pause)
+        self._paused = set(partitions)
 
     def lag(self) -> dict[str, int]:
         """Return, per topic, the records between this reader's position and the end of the
@@ -270,6 +291,9 @@ class Projector:
                 with self.lock:
                     self._apply(projection, records)
                     commands = projection.flush()
+                    waiting = projection.waiting()
+                limit = self.settings.max_waiting
+                reader.pause_only({key for key, n in waiting.items() if n >= limit})
                 if commands:
                     started = time.perf_counter()
                     self.model.write(commands)

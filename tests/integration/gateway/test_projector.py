@@ -94,6 +94,7 @@ class ProjectorProcess:
             "REDIS_URL": redis_url,
             "TOPIC_PREFIX": prefix,
             "METRICS_PORT": str(self.port),
+            "MAX_WAITING": "3",  # pause and resume partitions often
         }
         self.proc: subprocess.Popen | None = None
         self.log = open(f"/tmp/{prefix}projector.log", "ab")  # noqa: SIM115

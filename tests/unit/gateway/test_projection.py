@@ -565,6 +565,7 @@ def test_a_wallet_rejection_read_before_its_request_waits_for_it():
     assert keys.order_key(1) not in ex.redis.data
     assert ex.redis.messages(keys.user_channel(1)) == []  # the account update waits in line
     assert (TOPICS.wallet_events, 0) not in ex.projection.offsets
+    assert ex.projection.waiting() == {(TOPICS.wallet_events, 0): 2}
     ex.request(place(1, 1, BUY, MID, 10))
     ex.flush()
     assert ex.status(1) == ("Rejected", "0", "")
@@ -574,6 +575,7 @@ def test_a_wallet_rejection_read_before_its_request_waits_for_it():
         "account",
     ]
     assert ex.projection.offsets[(TOPICS.wallet_events, 0)] == 2
+    assert ex.projection.waiting() == {}
 
 
 def test_an_account_update_caused_by_a_fill_is_published_after_the_fill():
