@@ -66,7 +66,7 @@ class PlaceOrderBody(Body):
 
 
 class CancelBody(Body):
-    order_id: int | None = Field(None, ge=1)
+    order_id: int | None = Field(None, ge=1, lt=2**63)
     client_order_id: str | None = ClientOrderId
     user_id: int | None = None
     symbol: str | None = Field(None, max_length=32, description="found from the order if absent")
@@ -78,7 +78,7 @@ class CancelAllBody(Body):
 
 
 class AmendBody(Body):
-    order_id: int = Field(ge=1)
+    order_id: int = Field(ge=1, lt=2**63)
     price: str | None = Field(None, pattern=DECIMAL, max_length=40)
     quantity: str | None = Field(None, pattern=DECIMAL, max_length=40)
     user_id: int | None = None

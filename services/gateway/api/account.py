@@ -16,6 +16,8 @@ from services.gateway.state import Gw
 
 router = APIRouter(tags=["account"])
 
+MAX_AMOUNT = 10**10 * 10**8  # 10 billion USDT per request: amounts stay inside 64 bits
+
 
 def _amount(body: AmountBody) -> int:
     try:
@@ -24,6 +26,8 @@ def _amount(body: AmountBody) -> int:
         raise invalid(str(error)) from None
     if amount <= 0:
         raise invalid("amount must be positive.")
+    if amount > MAX_AMOUNT:
+        raise invalid(f"amount above the maximum {format_cash(MAX_AMOUNT)}.")
     return amount
 
 

@@ -18,7 +18,7 @@ from libs.messages import (
     TimeInForce,
     TriggerBy,
 )
-from libs.money import MoneyError, parse_rate
+from libs.money import RATE_ONE, MoneyError, parse_rate
 from libs.symbols import SymbolSpec
 from services.gateway import errors, views
 from services.gateway.auth import Caller, same_user
@@ -36,16 +36,20 @@ from services.gateway.state import Gateway, Gw
 router = APIRouter(tags=["orders"])
 
 DUPLICATE_CLIENT_ORDER_ID = -4015
+MAX_TICKS = 10**15  # far above any real price; keeps every amount inside a 64-bit integer
 LIMIT_PRICED = {"Limit", "StopLimit", "TakeProfitLimit"}
 STOP_PRICED = {"StopMarket", "StopLimit", "TakeProfitMarket", "TakeProfitLimit"}
 OrderId = Annotated[int, Path(ge=1, lt=2**63)]
 
 
-def _parse(what: str, parse, text: str | None):
+def _parse(what: str, parse, text: str | None) -> int:
     try:
-        return parse(text)
+        value = parse(text)
     except MoneyError as error:
         raise invalid(f"{what}: {error}") from None
+    if value > MAX_TICKS:
+        raise invalid(f"{what} is too large.")
+    return value
 
 
 def _leverage(value: int | str | None) -> int | None:
@@ -71,6 +75,10 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
         qty = _parse("quantity", spec.qty_to_lots, body.quantity)
         if qty <= 0:
             raise invalid("quantity must be positive.")
+        if qty > spec.max_qty:
+            raise ApiError(
+                400, -4005, f"quantity above the maximum {spec.lots_to_qty(spec.max_qty)}."
+            )
     price = None
     if kind in LIMIT_PRICED:
         if body.price is None:
@@ -89,8 +97,8 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
             raise ApiError(400, errors.MANDATORY_PARAM, "callback_rate is required (percent).")
         percent = _parse("callback_rate", parse_rate, body.callback_rate)
         callback_rate = percent // 100
-        if percent % 100:
-            raise invalid("callback_rate has too many decimals.")
+        if percent % 100 or percent > 100 * RATE_ONE:
+            raise invalid("callback_rate is a percent from 0 to 100 with at most 6 decimals.")
         if body.activation_price is not None:
             activation_price = _parse(
                 "activation_price", spec.price_to_ticks, body.activation_price
