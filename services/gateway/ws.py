@@ -98,7 +98,10 @@ class Session:
         self.overflowed = False
         self.channels: dict[str, str] = {}  # public name -> Redis channel
         self.user_id: int | None = None
-        self.depth_seen: dict[str, int] = {}  # depth channel -> update id already sent
+        # depth channel -> the snapshot's update id, until the first update after it is sent;
+        # from then on every update goes out and the client checks continuity itself (a
+        # projector rebuilt from scratch restarts the ids: the client sees a gap, resyncs).
+        self.depth_snapshot_id: dict[str, int] = {}
         # Held while a depth snapshot is taken, so no update overtakes the snapshot it follows.
         self.sending = asyncio.Lock()
 
@@ -175,7 +178,7 @@ class Session:
     async def _depth_snapshot(self, name: str, channel: str) -> None:
         spec = self.gw.symbols[name.partition(":")[2]]
         update_id, bids, asks = await self.gw.reads.book(spec.name)
-        self.depth_seen[channel] = update_id
+        self.depth_snapshot_id[channel] = update_id
         data = {
             "update_id": update_id,
             "bids": views.levels(spec, bids),
@@ -186,7 +189,7 @@ class Session:
     async def unsubscribe(self, name: str) -> None:
         channel = self.channels.pop(name, None)
         if channel is not None:
-            self.depth_seen.pop(channel, None)
+            self.depth_snapshot_id.pop(channel, None)
             await self.hub.unsubscribe(channel, self)
 
     async def close(self) -> None:
@@ -211,9 +214,11 @@ class Session:
     def render(self, name: str, channel: str, raw: dict) -> dict | None:
         stream, _, symbol = name.partition(":")
         if stream == "depth":
-            if raw["update_id"] <= self.depth_seen.get(channel, 0):
-                return None  # already folded into the snapshot this client got
-            self.depth_seen[channel] = raw["update_id"]
+            snapshot_id = self.depth_snapshot_id.get(channel)
+            if snapshot_id is not None:
+                if raw["update_id"] <= snapshot_id:
+                    return None  # already folded into the snapshot this client got
+                del self.depth_snapshot_id[channel]
             spec = self.gw.symbols[symbol]
             data = {
                 "first_update_id": raw["first_update_id"],
