@@ -40,7 +40,14 @@ def exchange_topics() -> list[Topic]:
     """Return every topic of the exchange with its partitioning and retention."""
     symbols = len(default_symbols())
     return [
-        Topic("orders.requests", "user", USER_PARTITIONS, "gateway", "wallet", FOREVER),
+        Topic(
+            "orders.requests",
+            "user",
+            USER_PARTITIONS,
+            "gateway",
+            "wallet, gateway projector",
+            FOREVER,
+        ),
         Topic(
             "orders.commands",
             "symbol",
@@ -50,11 +57,30 @@ def exchange_topics() -> list[Topic]:
             FOREVER,
         ),
         Topic(
-            "matcher.events", "symbol", symbols, "matcher", "positions, wallet, gateway", FOREVER
+            "matcher.events",
+            "symbol",
+            symbols,
+            "matcher",
+            "positions, wallet, gateway (replies, projector)",
+            FOREVER,
         ),
         Topic("index.prices", "symbol", symbols, "index feed", "positions", FOREVER),
-        Topic("positions.events", "user", USER_PARTITIONS, "positions", "wallet, gateway", FOREVER),
-        Topic("wallet.events", "user", USER_PARTITIONS, "wallet", "positions, gateway", FOREVER),
+        Topic(
+            "positions.events",
+            "user",
+            USER_PARTITIONS,
+            "positions",
+            "wallet, gateway projector",
+            FOREVER,
+        ),
+        Topic(
+            "wallet.events",
+            "user",
+            USER_PARTITIONS,
+            "wallet",
+            "positions, gateway (replies, projector)",
+            FOREVER,
+        ),
         Topic("matcher.snapshots", "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
         Topic("wallet.snapshots", "partition", 1, "wallet", "wallet (on start)", COMPACTED),
         Topic(
