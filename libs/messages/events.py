@@ -27,13 +27,13 @@ class Cause(msgspec.Struct, frozen=True, array_like=True):
 # --- matcher.events (key = symbol) -------------------------------------------------------
 
 
-class MatcherEvent(Event, frozen=True, kw_only=True):
+class MatcherEvent(Event, frozen=True, gc=False):
     symbol: str
     seq: int
     cmd_offset: int
 
 
-class OrderAccepted(MatcherEvent, frozen=True, kw_only=True):
+class OrderAccepted(MatcherEvent, frozen=True):
     """The order passed the book's filters; it now matches, rests or waits for its trigger."""
 
     order_id: int
@@ -49,7 +49,7 @@ class OrderAccepted(MatcherEvent, frozen=True, kw_only=True):
     client_order_id: str | None = None
 
 
-class OrderRejected(MatcherEvent, frozen=True, kw_only=True):
+class OrderRejected(MatcherEvent, frozen=True):
     """The order, cancel or amend was refused; ``code`` and ``msg`` follow Binance's error codes."""
 
     request_id: str
@@ -59,7 +59,7 @@ class OrderRejected(MatcherEvent, frozen=True, kw_only=True):
     msg: str
 
 
-class OrderFilled(MatcherEvent, frozen=True, kw_only=True):
+class OrderFilled(MatcherEvent, frozen=True):
     """A match between a taker and a resting maker, at the maker's price."""
 
     trade_id: int
@@ -75,7 +75,7 @@ class OrderFilled(MatcherEvent, frozen=True, kw_only=True):
     liquidation: bool = False
 
 
-class OrderCancelled(MatcherEvent, frozen=True, kw_only=True):
+class OrderCancelled(MatcherEvent, frozen=True):
     """An open order was cancelled; ``remaining`` lots will never fill."""
 
     order_id: int
@@ -86,7 +86,7 @@ class OrderCancelled(MatcherEvent, frozen=True, kw_only=True):
     remaining: int
 
 
-class OrderExpired(MatcherEvent, frozen=True, kw_only=True):
+class OrderExpired(MatcherEvent, frozen=True):
     """The book ended an order by rule (IOC, FOK, post-only, STP, reduce-only, band, ...)."""
 
     order_id: int
@@ -96,7 +96,7 @@ class OrderExpired(MatcherEvent, frozen=True, kw_only=True):
     remaining: int
 
 
-class OrderTriggered(MatcherEvent, frozen=True, kw_only=True):
+class OrderTriggered(MatcherEvent, frozen=True):
     """A stop, take-profit or trailing order's trigger fired; it now enters the book."""
 
     order_id: int
@@ -104,7 +104,7 @@ class OrderTriggered(MatcherEvent, frozen=True, kw_only=True):
     trigger_price: int
 
 
-class OrderAmended(MatcherEvent, frozen=True, kw_only=True):
+class OrderAmended(MatcherEvent, frozen=True):
     """An open order's price or quantity changed."""
 
     order_id: int
@@ -115,22 +115,22 @@ class OrderAmended(MatcherEvent, frozen=True, kw_only=True):
     kept_priority: bool
 
 
-class SymbolHalted(MatcherEvent, frozen=True, kw_only=True):
+class SymbolHalted(MatcherEvent, frozen=True):
     reason: str
 
 
-class SymbolResumed(MatcherEvent, frozen=True, kw_only=True):
+class SymbolResumed(MatcherEvent, frozen=True):
     pass
 
 
-class MarkPriceSet(MatcherEvent, frozen=True, kw_only=True):
+class MarkPriceSet(MatcherEvent, frozen=True):
     """The matcher applied a mark-price tick here, between the fills before and after it."""
 
     mark_price: int
     ts: int
 
 
-class BatchCompleted(MatcherEvent, frozen=True, kw_only=True):
+class BatchCompleted(MatcherEvent, frozen=True):
     """The commands from ``first_offset`` to ``cmd_offset`` (inclusive) formed one batch."""
 
     first_offset: int
