@@ -128,38 +128,29 @@ class MatchingCore:
         Commands at or below ``last_offset`` were applied before and are skipped, so a
         replayed batch is a no-op. Offsets inside a batch must increase.
         """
-        out: list[MatcherEvent] = []
-        self._out = out
         if len(batch) == 1:  # the common case at low load: no sorting, no filtering
             offset, cmd = batch[0]
             if offset <= self.last_offset:
-                return out
+                return []
+            self._out = out = []
             trades = self.trade_id
             self._handlers[type(cmd)](offset, cmd)
             if self.trade_id != trades and (self.reduce_only or self.stops):
                 self._after_trades(offset)
-            self.last_offset = offset
-            self.seq = seq = self.seq + 1
-            out.append(
-                BatchCompleted(
-                    symbol=self.symbol, seq=seq, cmd_offset=offset, first_offset=offset, size=1
-                )
-            )
-            return out
+            first = last = offset
+            size = 1
         else:
             fresh = [item for item in batch if item[0] > self.last_offset]
             if not fresh:
-                return out
+                return []
+            self._out = out = []
             for offset, cmd in self._ordered(fresh):
                 self._apply(offset, cmd)
             first, last, size = fresh[0][0], fresh[-1][0], len(fresh)
         self.last_offset = last
         self.seq = seq = self.seq + 1
-        out.append(
-            BatchCompleted(
-                symbol=self.symbol, seq=seq, cmd_offset=last, first_offset=first, size=size
-            )
-        )
+        # positional, in field order: symbol, seq, cmd_offset, first_offset, size
+        out.append(BatchCompleted(self.symbol, seq, last, first, size))
         return out
 
     def depth(self, levels: int) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
@@ -369,25 +360,26 @@ class MatchingCore:
             self.client_ids[(uid, coid)] = oid
         self.seq = seq = self.seq + 1
         side, tif = cmd.side, cmd.tif
-        self._out.append(
+        self._out.append(  # positional, in field order (see OrderAccepted)
             OrderAccepted(
-                symbol=self.symbol,
-                seq=seq,
-                cmd_offset=offset,
-                order_id=oid,
-                user_id=uid,
-                request_id=cmd.request_id,
-                side=side,
-                order_type=LIMIT,
-                tif=tif,
-                qty=qty,
-                price=price,
-                stop_price=cmd.stop_price,
-                client_order_id=coid,
+                self.symbol,
+                seq,
+                offset,
+                oid,
+                uid,
+                cmd.request_id,
+                side,
+                LIMIT,
+                tif,
+                qty,
+                price,
+                cmd.stop_price,
+                False,  # reduce_only
+                coid,
             )
         )
         is_buy = side is BUY
-        order = Order(cmd, is_buy, price, qty, False)
+        order = Order(cmd, oid, uid, is_buy, price, qty, qty)  # positional, in field order
         if tif is GTC:
             opp = self.asks if is_buy else self.bids
             keys = opp.keys
@@ -466,16 +458,16 @@ class MatchingCore:
         is_buy = cmd.side is BUY
         reduce_only = cmd.reduce_only or cmd.close_position
         if kind is LIMIT:
-            order = Order(cmd, is_buy, price, qty, reduce_only)
+            order = Order.of(cmd, is_buy, price, qty, reduce_only)
             self._execute(order, offset, cmd.tif, price)
         elif kind is MARKET:
             qty = cmd.qty
             if cmd.close_position:
                 qty = max(self._reducible(uid, is_buy), 0)
-            order = Order(cmd, is_buy, None, qty, reduce_only)
+            order = Order.of(cmd, is_buy, None, qty, reduce_only)
             self._execute(order, offset, IOC if cmd.tif is not FOK else FOK, None)
         else:
-            order = Order(cmd, is_buy, cmd.price, cmd.qty, reduce_only)
+            order = Order.of(cmd, is_buy, cmd.price, cmd.qty, reduce_only)
             if kind is OrderType.TRAILING_STOP and cmd.activation_price is None:
                 order.activated = True
                 order.extreme = self._reference(cmd.trigger_by)
@@ -568,7 +560,7 @@ class MatchingCore:
                 price=cmd.price,
             )
         )
-        order = Order(cmd, cmd.side == BUY, cmd.price, cmd.qty, False)
+        order = Order.of(cmd, cmd.side == BUY, cmd.price, cmd.qty, False)
         self._execute(order, offset, IOC, cmd.price)
 
     def _cancel(self, offset: int, cmd: CancelOrder) -> None:
@@ -799,22 +791,22 @@ class MatchingCore:
                     positions[muid] = positions.get(muid, 0) + qty
                 trade += 1
                 seq += 1
-                out.append(
+                out.append(  # positional, in field order (see OrderFilled)
                     OrderFilled(
-                        symbol=symbol,
-                        seq=seq,
-                        cmd_offset=offset,
-                        trade_id=trade,
-                        price=price,
-                        qty=qty,
-                        taker_order_id=toid,
-                        taker_user_id=tuid,
-                        taker_side=tside,
-                        taker_remaining=remaining,
-                        maker_order_id=maker.order_id,
-                        maker_user_id=muid,
-                        maker_remaining=maker_left,
-                        liquidation=liquidation,
+                        symbol,
+                        seq,
+                        offset,
+                        trade,
+                        price,
+                        qty,
+                        toid,
+                        tuid,
+                        tside,
+                        remaining,
+                        maker.order_id,
+                        muid,
+                        maker_left,
+                        liquidation,
                     )
                 )
                 if not maker_left:

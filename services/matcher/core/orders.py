@@ -2,51 +2,48 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from libs.messages import LiquidationOrder, PlaceOrder
 
 
-class Order:
+class Order(msgspec.Struct, eq=False, gc=False):
     """An open order (resting, or waiting for its trigger).
 
     ``cmd`` is the command that placed it, kept whole for the fields that never change;
     ``price`` and ``qty`` may change by amend, ``remaining`` and ``filled`` by fills.
+
+    A msgspec struct rather than a plain class because the core makes one per command and
+    building a struct costs less than half as much. ``eq=False``: orders compare by identity.
+    ``gc=False``: an order refers only to its command and plain values, never to a cycle.
+    The hot path builds it positionally, in field order; elsewhere use ``Order.of``.
     """
 
-    __slots__ = (
-        "activated",
-        "cmd",
-        "extreme",
-        "filled",
-        "is_buy",
-        "order_id",
-        "price",
-        "qty",
-        "reduce_only",
-        "remaining",
-        "user_id",
-    )
+    cmd: PlaceOrder | LiquidationOrder
+    order_id: int
+    user_id: int
+    is_buy: bool
+    price: int | None
+    qty: int
+    remaining: int
+    reduce_only: bool = False
+    filled: int = 0
+    # trailing stops only: whether the activation price was reached, and the best
+    # price seen since (highest for a sell, lowest for a buy)
+    activated: bool = False
+    extreme: int | None = None
 
-    def __init__(
-        self,
+    @classmethod
+    def of(
+        cls,
         cmd: PlaceOrder | LiquidationOrder,
         is_buy: bool,
         price: int | None,
         qty: int,
         reduce_only: bool,
-    ) -> None:
-        self.cmd = cmd
-        self.order_id = cmd.order_id
-        self.user_id = cmd.user_id
-        self.is_buy = is_buy
-        self.price = price
-        self.qty = qty
-        self.remaining = qty
-        self.filled = 0
-        self.reduce_only = reduce_only
-        # trailing stops only: whether the activation price was reached, and the best
-        # price seen since (highest for a sell, lowest for a buy)
-        self.activated = False
-        self.extreme: int | None = None
+    ) -> Order:
+        """Return a new, unfilled order for ``cmd``."""
+        return cls(cmd, cmd.order_id, cmd.user_id, is_buy, price, qty, qty, reduce_only)
 
     def __repr__(self) -> str:
         side = "buy" if self.is_buy else "sell"

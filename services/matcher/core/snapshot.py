@@ -63,7 +63,7 @@ def _order_state(o: Order) -> OrderState:
 
 
 def _order(s: OrderState) -> Order:
-    order = Order(s.cmd, s.is_buy, s.price, s.qty, s.reduce_only)
+    order = Order.of(s.cmd, s.is_buy, s.price, s.qty, s.reduce_only)
     order.remaining, order.filled = s.remaining, s.filled
     order.activated, order.extreme = s.activated, s.extreme
     return order
