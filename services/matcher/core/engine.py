@@ -90,7 +90,8 @@ class MatchingCore:
         self.symbol = spec.name
         # the symbol filters, as plain attributes for the hot path
         self._min_qty, self._max_qty = spec.min_qty, spec.max_qty
-        self._min_notional, self._cash_per_tick_lot = spec.min_notional, spec.cash_per_tick_lot
+        # price * qty * cash_per_tick_lot >= min_notional  <=>  price * qty >= _min_price_qty
+        self._min_price_qty = -(-spec.min_notional // spec.cash_per_tick_lot)
         self._max_open = spec.max_open_orders
         self._band_low, self._band_high = 0, 1 << 62  # percent-price band; open until a mark
         self.bids = BookSide(True)
@@ -134,23 +135,27 @@ class MatchingCore:
                 return []
             self._out = out = []
             trades = self.trade_id
-            self._handlers[type(cmd)](offset, cmd)
+            if type(cmd) is PlaceOrder:
+                self._place(offset, cmd)
+            else:
+                self._handlers[type(cmd)](offset, cmd)
             if self.trade_id != trades and (self.reduce_only or self.stops):
                 self._after_trades(offset)
-            first = last = offset
-            size = 1
-        else:
-            fresh = [item for item in batch if item[0] > self.last_offset]
-            if not fresh:
-                return []
-            self._out = out = []
-            for offset, cmd in self._ordered(fresh):
-                self._apply(offset, cmd)
-            first, last, size = fresh[0][0], fresh[-1][0], len(fresh)
+            self.last_offset = offset
+            self.seq = seq = self.seq + 1
+            # positional, in field order: symbol, seq, cmd_offset, first_offset, size
+            out.append(BatchCompleted(self.symbol, seq, offset, offset, 1))
+            return out
+        fresh = [item for item in batch if item[0] > self.last_offset]
+        if not fresh:
+            return []
+        self._out = out = []
+        for offset, cmd in self._ordered(fresh):
+            self._apply(offset, cmd)
+        first, last = fresh[0][0], fresh[-1][0]
         self.last_offset = last
         self.seq = seq = self.seq + 1
-        # positional, in field order: symbol, seq, cmd_offset, first_offset, size
-        out.append(BatchCompleted(self.symbol, seq, last, first, size))
+        out.append(BatchCompleted(self.symbol, seq, last, first, len(fresh)))
         return out
 
     def depth(self, levels: int) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
@@ -333,33 +338,32 @@ class MatchingCore:
     # --- commands ---------------------------------------------------------------------------
 
     def _place(self, offset: int, cmd: PlaceOrder) -> None:
-        """Place an order: a plain limit order that passes every filter takes the short path."""
-        price, qty, uid = cmd.price, cmd.qty, cmd.user_id
-        coid = cmd.client_order_id
+        """Place an order. A plain GTC limit order (no STP, not reduce-only) that passes every
+        filter takes this short path; everything else goes through ``_place_checked``."""
+        price, qty, uid, oid = cmd.price, cmd.qty, cmd.user_id, cmd.order_id
+        side, coid = cmd.side, cmd.client_order_id
+        is_buy = side is BUY
+        ids = self.user_orders.get(uid)
         if not (
             cmd.order_type is LIMIT
-            and type(cmd.side) is Side
-            and type(cmd.tif) is TimeInForce
-            and type(cmd.stp) is SelfTradePrevention
-            and not self.halted
-            and not cmd.reduce_only
-            and not cmd.close_position
+            and cmd.tif is GTC
+            and cmd.stp is STP_NONE
+            and (is_buy or side is SELL)
+            and not (self.halted or cmd.reduce_only or cmd.close_position)
             and price is not None
             and self._band_low <= price <= self._band_high
             and self._min_qty <= qty <= self._max_qty
-            and price * qty * self._cash_per_tick_lot >= self._min_notional
+            and price * qty >= self._min_price_qty
             and cmd.symbol == self.symbol
-            and cmd.order_id not in self.orders
-            and cmd.order_id not in self.stops
-            and len(self.user_orders.get(uid, ())) < self._max_open
+            and oid not in self.orders
+            and oid not in self.stops
+            and (ids is None or len(ids) < self._max_open)
             and (coid is None or (uid, coid) not in self.client_ids)
         ):
             return self._place_checked(offset, cmd)
-        oid = cmd.order_id
         if coid is not None:
             self.client_ids[(uid, coid)] = oid
         self.seq = seq = self.seq + 1
-        side, tif = cmd.side, cmd.tif
         self._out.append(  # positional, in field order (see OrderAccepted)
             OrderAccepted(
                 self.symbol,
@@ -370,7 +374,7 @@ class MatchingCore:
                 cmd.request_id,
                 side,
                 LIMIT,
-                tif,
+                GTC,
                 qty,
                 price,
                 cmd.stop_price,
@@ -378,18 +382,16 @@ class MatchingCore:
                 coid,
             )
         )
-        is_buy = side is BUY
         order = Order(cmd, oid, uid, is_buy, price, qty, qty)  # positional, in field order
-        if tif is GTC:
-            opp = self.asks if is_buy else self.bids
-            keys = opp.keys
-            limit_key = -price if is_buy else price
-            if keys and keys[-1] >= limit_key and self._match(order, opp, limit_key, offset):
-                return  # ended inside the match (self-trade prevention)
-            if order.remaining:
-                self._rest(order)
-            return
-        self._execute(order, offset, tif, price)
+        if is_buy:
+            opp, limit_key = self.asks, -price
+        else:
+            opp, limit_key = self.bids, price
+        keys = opp.keys
+        if keys and keys[-1] >= limit_key:
+            self._match(order, opp, limit_key, offset)  # cannot end it: no STP, not reduce-only
+        if order.remaining:
+            self._rest(order)
 
     def _place_checked(self, offset: int, cmd: PlaceOrder) -> None:
         """Place any order, checking every rule and naming the one it breaks."""
@@ -429,7 +431,7 @@ class MatchingCore:
             and not cmd.reduce_only
             and not cmd.close_position
             and self._min_qty <= qty <= self._max_qty
-            and price * qty * self._cash_per_tick_lot >= self._min_notional
+            and price * qty >= self._min_price_qty
             and len(self.user_orders.get(uid, ())) < self._max_open
         )
         if not plain:
@@ -738,6 +740,7 @@ class MatchingCore:
         stp_on = stp is not STP_NONE
         taker_reduce = taker.reduce_only
         remaining = taker.remaining
+        settled = remaining  # the taker's position is written once, at the end (or before a cap)
         last_fill = 0
         ended = None
         seq, trade = self.seq, self.trade_id  # kept local; synced around the rare calls out
@@ -761,33 +764,35 @@ class MatchingCore:
                         ended = EndReason.STP
                         break
                     continue
-                if maker.reduce_only:
-                    cap = self._reducible(muid, maker.is_buy)
-                    if cap <= 0:
-                        self._drop_maker(level, maker)
-                        self.seq = seq
-                        self._expire(offset, maker, EndReason.REDUCE_ONLY)
-                        seq = self.seq
-                        continue
-                    if qty > cap:
-                        qty = cap
-                if taker_reduce:
-                    cap = self._reducible(tuid, is_buy)
-                    if cap <= 0:
-                        ended = EndReason.REDUCE_ONLY
-                        break
-                    if qty > cap:
-                        qty = cap
+                if maker.reduce_only or taker_reduce:
+                    if settled != remaining:  # the caps read positions: settle the taker's
+                        taken = settled - remaining
+                        positions[tuid] = positions.get(tuid, 0) + (taken if is_buy else -taken)
+                        settled = remaining
+                    if maker.reduce_only:
+                        cap = self._reducible(muid, maker.is_buy)
+                        if cap <= 0:
+                            self._drop_maker(level, maker)
+                            self.seq = seq
+                            self._expire(offset, maker, EndReason.REDUCE_ONLY)
+                            seq = self.seq
+                            continue
+                        if qty > cap:
+                            qty = cap
+                    if taker_reduce:
+                        cap = self._reducible(tuid, is_buy)
+                        if cap <= 0:
+                            ended = EndReason.REDUCE_ONLY
+                            break
+                        if qty > cap:
+                            qty = cap
                 remaining -= qty
                 last_fill = price
                 maker_left = maker.remaining - qty
                 maker.remaining = maker_left
-                maker.filled += qty
                 if is_buy:
-                    positions[tuid] = positions.get(tuid, 0) + qty
                     positions[muid] = positions.get(muid, 0) - qty
                 else:
-                    positions[tuid] = positions.get(tuid, 0) - qty
                     positions[muid] = positions.get(muid, 0) + qty
                 trade += 1
                 seq += 1
@@ -827,7 +832,9 @@ class MatchingCore:
             if ended is not None:
                 break
         self.seq, self.trade_id = seq, trade
-        taker.filled += taker.remaining - remaining
+        if settled != remaining:
+            taken = settled - remaining
+            positions[tuid] = positions.get(tuid, 0) + (taken if is_buy else -taken)
         taker.remaining = remaining
         if last_fill:
             self.last_price = last_fill

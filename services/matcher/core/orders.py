@@ -11,7 +11,8 @@ class Order(msgspec.Struct, eq=False, gc=False):
     """An open order (resting, or waiting for its trigger).
 
     ``cmd`` is the command that placed it, kept whole for the fields that never change;
-    ``price`` and ``qty`` may change by amend, ``remaining`` and ``filled`` by fills.
+    ``price`` and ``qty`` may change by amend, ``remaining`` by fills (and amend);
+    ``filled`` is always ``qty - remaining``.
 
     A msgspec struct rather than a plain class because the core makes one per command and
     building a struct costs less than half as much. ``eq=False``: orders compare by identity.
@@ -27,7 +28,6 @@ class Order(msgspec.Struct, eq=False, gc=False):
     qty: int
     remaining: int
     reduce_only: bool = False
-    filled: int = 0
     # trailing stops only: whether the activation price was reached, and the best
     # price seen since (highest for a sell, lowest for a buy)
     activated: bool = False
@@ -44,6 +44,10 @@ class Order(msgspec.Struct, eq=False, gc=False):
     ) -> Order:
         """Return a new, unfilled order for ``cmd``."""
         return cls(cmd, cmd.order_id, cmd.user_id, is_buy, price, qty, qty, reduce_only)
+
+    @property
+    def filled(self) -> int:
+        return self.qty - self.remaining
 
     def __repr__(self) -> str:
         side = "buy" if self.is_buy else "sell"

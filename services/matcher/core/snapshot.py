@@ -64,7 +64,7 @@ def _order_state(o: Order) -> OrderState:
 
 def _order(s: OrderState) -> Order:
     order = Order.of(s.cmd, s.is_buy, s.price, s.qty, s.reduce_only)
-    order.remaining, order.filled = s.remaining, s.filled
+    order.remaining = s.remaining  # s.filled == s.qty - s.remaining: filled is derived
     order.activated, order.extreme = s.activated, s.extreme
     return order
 
