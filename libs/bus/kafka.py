@@ -178,7 +178,7 @@ class KafkaBus(Bus):
                 return
             reader.assign([KafkaTopicPartition(topic, partition, max(start, low))])
             while True:
-                for message in _fetch(reader, 1000, 1.0):
+                for message in fetch_ready(reader, 1000, 1.0):
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
@@ -196,7 +196,7 @@ def _offsets(partitions: list[KafkaTopicPartition]) -> dict[TopicPartition, int]
     }
 
 
-def _fetch(client: KafkaConsumerClient, max_records: int, timeout: float) -> list[Any]:
+def fetch_ready(client: KafkaConsumerClient, max_records: int, timeout: float) -> list[Any]:
     """Return what is buffered now (up to ``max_records``), or wait up to ``timeout`` for the
     first message and return it with whatever arrived alongside.
 
@@ -324,7 +324,7 @@ class KafkaConsumer(Consumer):
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
         try:
-            messages = _fetch(self._client, max_records, timeout)
+            messages = fetch_ready(self._client, max_records, timeout)
         except KafkaException as error:
             raise BusError(f"consume: {error}") from error
         records = []

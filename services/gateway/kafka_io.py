@@ -18,6 +18,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import Counter, Histogram
 
+from libs.bus.kafka import fetch_ready
 from libs.messages import ANY, DecodeError, Message, encode
 from libs.topics import user_partition
 from services.gateway.replies import Kind, Outcome, ReplyTracker
@@ -154,7 +155,8 @@ class ReplyListener:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            messages = self._consumer.consume(1000, timeout=0.1)
+            # Not consume(1000, 0.1): that waits for 1000 messages or the whole 100 ms.
+            messages = fetch_ready(self._consumer, 1000, 0.1)
             if not messages:
                 continue
             settled: list[tuple[str, Outcome]] = []

@@ -25,6 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
 from libs.bus import Record
+from libs.bus.kafka import fetch_ready
 from libs.messages import (
     AmendOrder,
     CancelAll,
@@ -189,10 +190,7 @@ class PartitionReader:
     def poll(self, max_records: int, timeout: float) -> list[Record]:
         """Return what is buffered (up to ``max_records``), waiting up to ``timeout`` for a first
         record when nothing is."""
-        messages = self._client.consume(max_records, timeout=0)
-        if not messages:
-            first = self._client.poll(timeout)
-            messages = [] if first is None else [first, *self._client.consume(max_records - 1, 0)]
+        messages = fetch_ready(self._client, max_records, timeout)
         records = []
         for message in messages:
             error = message.error()
