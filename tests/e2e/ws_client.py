@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 class WsClient:
     def __init__(self, url: str, channels: list[str], token: str | None = None) -> None:
         query = f"?token={token}" if token else ""
-        self._socket = connect(url.replace("http://", "ws://") + "/ws" + query)
+        self._socket = connect(url.replace("http://", "ws://") + "/ws" + query, legacy=True)
         self.messages: list[dict] = []
         self.books: dict[str, dict[str, dict[str, str]]] = {}  # symbol -> side -> price -> qty
         self.update_ids: dict[str, int] = {}
