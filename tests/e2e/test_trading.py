@@ -60,6 +60,17 @@ def test_two_users_trade_and_see_it_everywhere(stack, trader):
     )
     watcher.wait_for(lambda m: m.get("channel") == "trades:BTC-PERP")
 
+    # The depth the WebSocket client built from snapshot + updates is the REST book exactly.
+    rest_book = eventually(
+        lambda: (
+            (b := alice.api.get("/orderbook/BTC-PERP").json())["asks"] == [["50000.0", "0.006"]]
+            and b
+        )
+    )
+    eventually(lambda: watcher.book("BTC-PERP")["update_id"] == rest_book["update_id"])
+    synced = watcher.book("BTC-PERP")
+    assert (synced["bids"], synced["asks"]) == (rest_book["bids"], rest_book["asks"])
+
     # Cancel the rest: the book is empty, on REST and for the depth watcher.
     cancelled = alice.post("/cancel", {"order_id": rest["order_id"], "user_id": alice.user_id})
     assert cancelled.status_code == 200, cancelled.text
