@@ -11,8 +11,6 @@ from redis.asyncio import Redis
 
 from services.gateway import keys
 
-ORDER_PAGE = 500
-
 
 class ReadModel:
     def __init__(self, redis: Redis) -> None:
