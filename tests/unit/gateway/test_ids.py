@@ -57,5 +57,5 @@ def test_threads_drawing_together_get_distinct_ids():
 
 
 def test_instance_out_of_range_is_refused():
-    with pytest.raises(ValueError, match="0..1023"):
+    with pytest.raises(ValueError, match=r"0\.\.1023"):
         OrderIds(1024)
