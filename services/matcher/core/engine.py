@@ -93,7 +93,9 @@ class MatchingCore:
         # price * qty * cash_per_tick_lot >= min_notional  <=>  price * qty >= _min_price_qty
         self._min_price_qty = -(-spec.min_notional // spec.cash_per_tick_lot)
         self._max_open = spec.max_open_orders
-        self._band_low, self._band_high = 0, 1 << 62  # percent-price band; open until a mark
+        # the percent-price band, for the short path; open until a mark (a price above this
+        # small-int bound, which keeps the comparison cheap, just takes the checked path)
+        self._band_low, self._band_high = 0, (1 << 30) - 1
         self.bids = BookSide(True)
         self.asks = BookSide(False)
         self.orders: dict[int, Order] = {}  # resting in the book
@@ -146,7 +148,8 @@ class MatchingCore:
             # positional, in field order: symbol, seq, cmd_offset, first_offset, size
             out.append(BatchCompleted(self.symbol, seq, offset, offset, 1))
             return out
-        fresh = [item for item in batch if item[0] > self.last_offset]
+        applied = self.last_offset  # a local: a comprehension using self would make it a cell
+        fresh = [item for item in batch if item[0] > applied]
         if not fresh:
             return []
         self._out = out = []
@@ -338,8 +341,9 @@ class MatchingCore:
     # --- commands ---------------------------------------------------------------------------
 
     def _place(self, offset: int, cmd: PlaceOrder) -> None:
-        """Place an order. A plain GTC limit order (no STP, not reduce-only) that passes every
-        filter takes this short path; everything else goes through ``_place_checked``."""
+        """Place an order. A plain order (a GTC limit without STP, reduce-only or
+        close-position) that passes every filter takes this short path; everything else goes
+        through ``_place_checked``, which applies the same rules and names the broken one."""
         price, qty, uid, oid = cmd.price, cmd.qty, cmd.user_id, cmd.order_id
         side, coid = cmd.side, cmd.client_order_id
         is_buy = side is BUY
@@ -382,16 +386,34 @@ class MatchingCore:
                 coid,
             )
         )
-        order = Order(cmd, oid, uid, is_buy, price, qty, qty)  # positional, in field order
         if is_buy:
-            opp, limit_key = self.asks, -price
+            opp, own, limit_key = self.asks, self.bids, -price
         else:
-            opp, limit_key = self.bids, price
+            opp, own, limit_key = self.bids, self.asks, price
         keys = opp.keys
+        remaining = qty
         if keys and keys[-1] >= limit_key:
-            self._match(order, opp, limit_key, offset)  # cannot end it: no STP, not reduce-only
-        if order.remaining:
-            self._rest(order)
+            if self.reduce_only:  # a resting reduce-only maker may cap a fill: the full loop
+                taker = Order(cmd, oid, uid, is_buy, price, qty, qty)
+                self._match(taker, opp, limit_key, offset)  # cannot end it: no STP, no reduce
+                remaining = taker.remaining
+            else:
+                remaining = self._match_plain(opp, limit_key, offset, oid, uid, side, qty)
+            if not remaining:
+                return
+            ids = self.user_orders.get(uid)  # a self-trade may have emptied and dropped it
+        # rest: what _rest does, for an order known to be plain (built only if it rests)
+        order = Order(cmd, oid, uid, is_buy, price, qty, remaining)  # positional, field order
+        level = own.levels.get(price)
+        if level is None:
+            own.add(order)  # a new level: let the side insert its price key
+        else:
+            level.append(order)
+        self.orders[oid] = order
+        if ids is None:
+            self.user_orders[uid] = {oid: None}
+        else:
+            ids[oid] = None
 
     def _place_checked(self, offset: int, cmd: PlaceOrder) -> None:
         """Place any order, checking every rule and naming the one it breaks."""
@@ -842,6 +864,77 @@ class MatchingCore:
             self._expire(offset, taker, ended)
             return True
         return False
+
+    def _match_plain(
+        self, opp: BookSide, limit_key: int, offset: int, oid: int, uid: int, side: Side, qty: int
+    ) -> int:
+        """Fill a plain taker (a limit order without STP or reduce-only) of ``qty`` against
+        ``opp`` down to ``limit_key``; return what is left of it. Only while no reduce-only
+        order rests: this is ``_match`` without the checks such a taker cannot need, and with
+        the taker as plain values (no Order is built for a taker that fills completely).
+        """
+        keys, levels, sign = opp.keys, opp.levels, opp.sign
+        orders, positions, out = self.orders, self.positions, self._out
+        user_orders, symbol = self.user_orders, self.symbol
+        is_buy = side is BUY
+        remaining = qty
+        seq, trade = self.seq, self.trade_id
+        while keys:
+            key = keys[-1]
+            if key < limit_key:
+                break
+            price = key * sign
+            level = levels[price]
+            while level:
+                maker = level[0]
+                muid, maker_left = maker.user_id, maker.remaining
+                fill = remaining if remaining < maker_left else maker_left
+                remaining -= fill
+                maker_left -= fill
+                maker.remaining = maker_left
+                if is_buy:
+                    positions[muid] = positions.get(muid, 0) - fill
+                else:
+                    positions[muid] = positions.get(muid, 0) + fill
+                trade += 1
+                seq += 1
+                out.append(  # positional, in field order (see OrderFilled)
+                    OrderFilled(
+                        symbol,
+                        seq,
+                        offset,
+                        trade,
+                        price,
+                        fill,
+                        oid,
+                        uid,
+                        side,
+                        remaining,
+                        maker.order_id,
+                        muid,
+                        maker_left,
+                        False,
+                    )
+                )
+                if not maker_left:
+                    level.popleft()
+                    mid = maker.order_id
+                    del orders[mid]
+                    ids = user_orders[muid]
+                    del ids[mid]
+                    if not ids:
+                        del user_orders[muid]
+                if not remaining:
+                    break
+            if not level:
+                del levels[price]
+                keys.pop()
+            if not remaining:
+                break
+        self.seq, self.trade_id, self.last_price = seq, trade, price
+        taken = qty - remaining
+        positions[uid] = positions.get(uid, 0) + (taken if is_buy else -taken)
+        return remaining
 
     def _drop_maker(self, level, maker: Order) -> None:
         """Remove the maker at the head of ``level`` (the caller drops the level if empty)."""
