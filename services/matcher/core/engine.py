@@ -141,7 +141,7 @@ class MatchingCore:
                 self._place(offset, cmd)
             else:
                 self._handlers[type(cmd)](offset, cmd)
-            if self.trade_id != trades and (self.reduce_only or self.stops):
+            if (self.reduce_only or self.stops) and self.trade_id != trades:
                 self._after_trades(offset)
             self.last_offset = offset
             self.seq = seq = self.seq + 1
@@ -888,10 +888,14 @@ class MatchingCore:
             while level:
                 maker = level[0]
                 muid, maker_left = maker.user_id, maker.remaining
-                fill = remaining if remaining < maker_left else maker_left
+                if remaining < maker_left:
+                    fill = remaining
+                    maker_left -= fill
+                    maker.remaining = maker_left
+                else:  # the maker fills completely and leaves the book (no store needed)
+                    fill = maker_left
+                    maker_left = 0
                 remaining -= fill
-                maker_left -= fill
-                maker.remaining = maker_left
                 if is_buy:
                     positions[muid] = positions.get(muid, 0) - fill
                 else:
