@@ -344,7 +344,8 @@ class MatchingCore:
         """Place an order. A plain order (a GTC limit without STP, reduce-only or
         close-position) that passes every filter takes this short path; everything else goes
         through ``_place_checked``, which applies the same rules and names the broken one."""
-        price, qty, uid, oid = cmd.price, cmd.qty, cmd.user_id, cmd.order_id
+        price, qty = cmd.price, cmd.qty  # (pairs: a four-way unpack would build a tuple)
+        uid, oid = cmd.user_id, cmd.order_id
         side, coid = cmd.side, cmd.client_order_id
         is_buy = side is BUY
         ids = self.user_orders.get(uid)
