@@ -126,3 +126,42 @@ def test_a_second_gateway_serves_side_by_side_and_rate_limits(stack, trader):
         user.post("/cancel_all", {"symbol": "ETH-PERP"})
     finally:
         second.stop()
+
+
+def test_an_answer_later_than_the_timeout_is_pending_then_readable(stack, trader):
+    """A gateway that gives up at once answers Pending; the order's fate is still readable."""
+    from tests.e2e.stack import Service, free_port
+
+    port = free_port()
+    env = {**stack.services["gateway"].env, "PORT": str(port), "GATEWAY_INSTANCE": "2"}
+    env["REPLY_TIMEOUT_SECONDS"] = "0.001"
+    impatient = Service(
+        "gateway-3", ["-m", "services.gateway"], env, f"http://127.0.0.1:{port}/healthz"
+    )
+    impatient.start()
+    try:
+        user = trader()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            body = {
+                "symbol": "SOL-PERP",
+                "side": "Buy",
+                "order_type": "Limit",
+                "price": "100.00",
+                "quantity": "0.10",
+                "client_order_id": "late-1",
+            }
+            reply = api.post("/place_order", json=body, headers=user.headers)
+        assert reply.status_code == 202 and reply.json()["status"] == "Pending", reply.text
+        order_id = reply.json()["order_id"]
+        deadline = time.monotonic() + 10
+        while (found := user.get(f"/orders/{order_id}")).status_code != 200 or found.json()[
+            "status"
+        ] == "Pending":
+            assert time.monotonic() < deadline, found.text
+            time.sleep(0.1)
+        assert found.json()["status"] == "New"
+        by_client_id = user.get("/orders/client/late-1").json()
+        assert by_client_id["order_id"] == order_id
+        user.post("/cancel_all", {"symbol": "SOL-PERP"})
+    finally:
+        impatient.stop()
