@@ -361,7 +361,7 @@ class MatchingCore:
             and price * qty >= self._min_price_qty
             and cmd.symbol == self.symbol
             and oid not in self.orders
-            and oid not in self.stops
+            and (not self.stops or oid not in self.stops)
             and (ids is None or len(ids) < self._max_open)
             and (coid is None or (uid, coid) not in self.client_ids)
         ):
@@ -402,7 +402,8 @@ class MatchingCore:
                 remaining = self._match_plain(opp, limit_key, offset, oid, uid, side, qty)
             if not remaining:
                 return
-            ids = self.user_orders.get(uid)  # a self-trade may have emptied and dropped it
+            if ids is not None and not ids:  # a self-trade emptied it (and dropped it)
+                ids = None
         # rest: what _rest does, for an order known to be plain (built only if it rests)
         order = Order(cmd, oid, uid, is_buy, price, qty, remaining)  # positional, field order
         level = own.levels.get(price)
