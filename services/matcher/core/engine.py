@@ -85,6 +85,34 @@ def _with_enums(cmd: PlaceOrder) -> PlaceOrder:
 class MatchingCore:
     """Price-time priority order book of one symbol, with its stops, filters and positions."""
 
+    __slots__ = (
+        "_band_high",
+        "_band_low",
+        "_handlers",
+        "_max_open",
+        "_max_qty",
+        "_min_price_qty",
+        "_min_qty",
+        "_out",
+        "asks",
+        "bids",
+        "client_ids",
+        "halt_reason",
+        "halted",
+        "last_offset",
+        "last_price",
+        "mark_price",
+        "orders",
+        "positions",
+        "reduce_only",
+        "seq",
+        "spec",
+        "stops",
+        "symbol",
+        "trade_id",
+        "user_orders",
+    )
+
     def __init__(self, spec: SymbolSpec) -> None:
         self.spec = spec
         self.symbol = spec.name
