@@ -28,6 +28,10 @@ class Cause(msgspec.Struct, frozen=True, array_like=True):
 
 
 class MatcherEvent(Event, frozen=True, gc=False):
+    """An event of one symbol's book. Unlike other messages these may also be built
+    positionally (in field order): the matching core builds several per command and that
+    is a third cheaper. ``gc=False``: they hold only scalars and enum members, no cycles."""
+
     symbol: str
     seq: int
     cmd_offset: int
