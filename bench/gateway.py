@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import statistics
@@ -32,12 +33,29 @@ P99_BUDGET_MS = 50.0
 
 
 class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
+    """One keep-alive HTTP/1.1 connection; reopened when the server has closed it (uvicorn
+    drops connections idle for 5 s, which low rates over many connections reach)."""
 
-    async def post(self, host: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                return await self._exchange(path, token, body)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, path: str, token: str, body: bytes) -> tuple[int, bytes]:
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
@@ -48,6 +66,11 @@ class Connection:
             if name.lower() == b"content-length":
                 length = int(value)
         return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 class Load:
@@ -70,9 +93,10 @@ class Load:
         return token, json.dumps(order).encode()
 
     async def run(self, rate: float, seconds: float) -> dict:
-        free: asyncio.Queue[Connection] = asyncio.Queue()
+        # Last in, first out: at low rates a few warm connections do the work.
+        free: asyncio.LifoQueue[Connection] = asyncio.LifoQueue()
         for _ in range(CONNECTIONS):
-            free.put_nowait(Connection(*await asyncio.open_connection(self.host, int(self.port))))
+            free.put_nowait(Connection(self.host, int(self.port)))
         total = int(rate * seconds)
         latencies: list[float] = []
         statuses: dict[str, int] = {}
@@ -82,7 +106,7 @@ class Load:
         async def one(i: int, due: float) -> None:
             connection = await free.get()
             token, body = self.body(i)
-            status, reply = await connection.post(self.host, "/place_order", token, body)
+            status, reply = await connection.post("/place_order", token, body)
             latencies.append(time.perf_counter() - due)
             kind = json.loads(reply).get("status", str(status)) if status < 500 else str(status)
             statuses[kind] = statuses.get(kind, 0) + 1
@@ -97,7 +121,7 @@ class Load:
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
         while not free.empty():
-            free.get_nowait().writer.close()
+            free.get_nowait().close()
         latencies.sort()
         ms = [x * 1000 for x in latencies]
         return {
@@ -227,6 +251,7 @@ async def measure(url: str, tokens: list[str], probe: CpuProbe) -> tuple[list[di
 
 
 def run() -> str:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per setup request
     stack = Stack(
         os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
     )
