@@ -899,9 +899,10 @@ class MatchingCore:
         self, opp: BookSide, limit_key: int, offset: int, oid: int, uid: int, side: Side, qty: int
     ) -> int:
         """Fill a plain taker (a limit order without STP or reduce-only) of ``qty`` against
-        ``opp`` down to ``limit_key``; return what is left of it. Only while no reduce-only
-        order rests: this is ``_match`` without the checks such a taker cannot need, and with
-        the taker as plain values (no Order is built for a taker that fills completely).
+        ``opp`` down to ``limit_key``, whose best level it crosses; return what is left of it.
+        Only while no reduce-only order rests: this is ``_match`` without the checks such a
+        taker cannot need, and with the taker as plain values (no Order is built for a taker
+        that fills completely).
         """
         keys, levels, sign = opp.keys, opp.levels, opp.sign
         orders, positions, out = self.orders, self.positions, self._out
@@ -909,15 +910,12 @@ class MatchingCore:
         is_buy = side is BUY
         remaining = qty
         seq, trade = self.seq, self.trade_id
-        while keys:
-            key = keys[-1]
-            if key < limit_key:
-                break
-            price = key * sign
+        while True:  # the caller saw the best level cross
+            price = keys[-1] * sign
             level = levels[price]
-            while level:
+            while True:  # levels are never empty
                 maker = level[0]
-                muid, maker_left = maker.user_id, maker.remaining
+                muid, mid, maker_left = maker.user_id, maker.order_id, maker.remaining
                 if remaining < maker_left:
                     fill = remaining
                     maker_left -= fill
@@ -944,26 +942,25 @@ class MatchingCore:
                         uid,
                         side,
                         remaining,
-                        maker.order_id,
+                        mid,
                         muid,
                         maker_left,
-                        False,
                     )
                 )
-                if not maker_left:
-                    level.popleft()
-                    mid = maker.order_id
-                    del orders[mid]
-                    ids = user_orders[muid]
-                    del ids[mid]
-                    if not ids:
-                        del user_orders[muid]
-                if not remaining:
+                if maker_left:  # the taker is done, inside this maker
+                    break
+                level.popleft()
+                del orders[mid]
+                ids = user_orders[muid]
+                del ids[mid]
+                if not ids:
+                    del user_orders[muid]
+                if not remaining or not level:
                     break
             if not level:
                 del levels[price]
                 keys.pop()
-            if not remaining:
+            if not remaining or not keys or keys[-1] < limit_key:
                 break
         self.seq, self.trade_id, self.last_price = seq, trade, price
         taken = qty - remaining
