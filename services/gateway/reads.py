@@ -10,6 +10,8 @@ import json
 from redis.asyncio import Redis
 
 from services.gateway import keys
+from services.positions.read_model import funding_key, mark_key, positions_key
+from services.wallet.read_model import account_key, leverage_key
 
 
 class ReadModel:
@@ -48,13 +50,13 @@ class ReadModel:
 
     async def account(self, user_id: int) -> tuple[dict[str, str], dict[str, str]]:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(f"wallet:account:{user_id}")
-            pipe.hgetall(f"wallet:leverage:{user_id}")
+            pipe.hgetall(account_key(user_id))
+            pipe.hgetall(leverage_key(user_id))
             fields, leverage = await pipe.execute()
         return fields, leverage
 
     async def positions(self, user_id: int) -> dict[str, str]:
-        return await self.redis.hgetall(f"positions:{user_id}")
+        return await self.redis.hgetall(positions_key(user_id))
 
     async def book(self, symbol: str) -> tuple[int, list, list]:
         fields = await self.redis.hgetall(keys.book_key(symbol))
@@ -77,7 +79,7 @@ class ReadModel:
         ]
 
     async def mark(self, symbol: str) -> dict[str, str]:
-        return await self.redis.hgetall(f"mark:{symbol}")
+        return await self.redis.hgetall(mark_key(symbol))
 
     async def funding(self, symbol: str) -> dict[str, str]:
-        return await self.redis.hgetall(f"funding:{symbol}")
+        return await self.redis.hgetall(funding_key(symbol))

@@ -27,6 +27,14 @@ def positions_key(user_id: int) -> str:
     return f"positions:{user_id}"
 
 
+def mark_key(symbol: str) -> str:
+    return f"mark:{symbol}"
+
+
+def funding_key(symbol: str) -> str:
+    return f"funding:{symbol}"
+
+
 def picture(core: PositionsCore, users: list[int]) -> tuple[dict[int, dict], dict[str, tuple]]:
     """Return the users' position hashes and every symbol's (mark, funding) hashes."""
     views = {user: {s: json.dumps(v) for s, v in core.view(user).items()} for user in users}
@@ -60,8 +68,8 @@ class RedisReadModel:
                 if view:
                     pipe.hset(positions_key(user), mapping=view)
             for name, (mark, funding) in markets.items():
-                pipe.hset(f"mark:{name}", mapping=mark)
-                pipe.hset(f"funding:{name}", mapping=funding)
+                pipe.hset(mark_key(name), mapping=mark)
+                pipe.hset(funding_key(name), mapping=funding)
             if full:
                 pipe.set(READY_KEY, 1)
             pipe.execute()
