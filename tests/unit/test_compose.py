@@ -1,22 +1,28 @@
-"""docker-compose.yml stays runnable: its modules exist, its environment matches the settings,
-its infrastructure has healthchecks and its start order waits on conditions.
+"""docker-compose.yml stays runnable: its modules exist, each service's environment is exactly
+what its settings read (nothing unknown, every required value), its infrastructure has
+healthchecks and its start order waits on conditions.
 
-Read statically (no Docker) with a small reader for the YAML subset the file keeps to.
+Read statically (no Docker) with a small reader for the YAML subset the file keeps to. The
+services read their environment only through their settings (libs/settings.py), so no name is
+exempt from the check.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
+import re
 from pathlib import Path
 
 import pytest
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-
-# Read by every service through libs/settings.py and the services' own settings.
-SHARED_SETTINGS = {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL"}
+INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?])?([^}]*)\}")
+OURS = {"libs", "services"}  # the top-level packages of this repository
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 
@@ -109,53 +115,103 @@ def test_the_subset_reader_refuses_what_it_does_not_understand() -> None:
 
 # ---------------------------------------------------------------- what the code reads
 
-
-def settings_names() -> set[str]:
-    """Return the environment names that any Settings class in libs/ or services/ reads."""
-    names = set(SHARED_SETTINGS)
-    for path in [*ROOT.glob("libs/**/*.py"), *ROOT.glob("services/**/*.py")]:
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and _is_settings(node):
-                names |= _fields(node)
-    return names
-
-
-def _is_settings(node: ast.ClassDef) -> bool:
-    for base in node.bases:
-        name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", "")
-        if name.endswith("Settings"):
-            return True
-    return False
+# Each compose service that runs our code -> the settings its entry point loads. A test below
+# derives the same from the code (the load_settings(...) calls of the entry module and of the
+# modules it imports), so a new service or a changed entry point shows up here.
+SETTINGS_OF = {
+    "topics": {"libs.settings:KafkaSettings"},
+    "matcher": {"services.matcher.settings:MatcherSettings"},
+    "wallet": {"services.wallet.settings:WalletSettings"},
+    "positions": {"services.positions.settings:PositionsSettings"},
+    "index-feed": {"libs.settings:KafkaSettings"},
+    "projector": {"services.gateway.projector:ProjectorSettings"},
+    "gateway": {"services.gateway.settings:GatewaySettings"},
+}
 
 
-def _fields(node: ast.ClassDef) -> set[str]:
-    prefix = ""
-    fields: set[str] = set()
-    for stmt in node.body:
-        if isinstance(stmt, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "model_config" for t in stmt.targets
+def entry_file(module: str) -> Path:
+    """Return the file that `python -m module` runs."""
+    path = ROOT.joinpath(*module.split("."))
+    return path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def module_file(module: str) -> Path:
+    """Return the file that `import module` runs (missing when `module` names no module)."""
+    path = ROOT.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def loaded_settings(module: str) -> set[str]:
+    """Return `module:Class` of each settings class that `python -m module` loads: the
+    load_settings(X) calls in its entry file and in the repository modules that file imports."""
+    entry = entry_file(module)
+    files = {entry: module}
+    for node in ast.walk(ast.parse(entry.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in OURS:
+            for imported in [node.module, *(f"{node.module}.{a.name}" for a in node.names)]:
+                files.setdefault(module_file(imported), imported)
+    found: set[str] = set()
+    for path, name in files.items():
+        if path.is_file():
+            found |= _load_settings_calls(path, name)
+    return found
+
+
+def _load_settings_calls(path: Path, module: str) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    where: dict[str, str] = {}  # a name in this file -> `module:name` of its definition
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                where[alias.asname or alias.name] = f"{node.module}:{alias.name}"
+        elif isinstance(node, ast.ClassDef):
+            where[node.name] = f"{module}:{node.name}"
+    calls = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "load_settings"
         ):
-            for call in ast.walk(stmt.value):
-                for kw in getattr(call, "keywords", []):
-                    if kw.arg == "env_prefix" and isinstance(kw.value, ast.Constant):
-                        prefix = str(kw.value.value)
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            if stmt.target.id == "model_config":
-                continue
-            fields.add(stmt.target.id)
-            for call in ast.walk(stmt.value) if stmt.value else []:
-                for kw in getattr(call, "keywords", []):
-                    if kw.arg in {"alias", "validation_alias"} and isinstance(
-                        kw.value, ast.Constant
-                    ):
-                        fields.add(str(kw.value.value))
-    return {(prefix + name).upper() for name in fields}
+            arg = node.args[0]
+            assert isinstance(arg, ast.Name), f"{path}: load_settings of a non-name"
+            calls.add(where[arg.id])
+    return calls
+
+
+def settings_class(qualified: str) -> type[BaseSettings]:
+    module, _, name = qualified.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, BaseSettings), qualified
+    return cls
+
+
+def env_fields(classes: set[str]) -> dict[str, FieldInfo]:
+    """Return the environment names the settings read, upper case, with their fields."""
+    fields: dict[str, FieldInfo] = {}
+    for qualified in classes:
+        cls = settings_class(qualified)
+        assert not cls.model_config.get("case_sensitive"), f"{qualified} is case-sensitive"
+        prefix = cls.model_config.get("env_prefix", "")
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias or info.alias
+            assert alias is None or isinstance(alias, str), f"{qualified}.{name}: {alias!r}"
+            fields[(alias or prefix + name).upper()] = info
+    return fields
+
+
+def interpolate(value: object) -> str:
+    """Resolve compose's `${VAR}`, `${VAR:?message}` and `${VAR:-default}` as a user would."""
+
+    def resolve(match: re.Match[str]) -> str:
+        operator, rest = match.groups()
+        return rest if operator in {":-", "-"} else "s" * 32  # the value the user must supply
+
+    return INTERPOLATION.sub(resolve, str(value))
 
 
 def module_exists(module: str) -> bool:
-    path = ROOT.joinpath(*module.split("."))
-    return (path / "__main__.py").is_file() or path.with_suffix(".py").is_file()
+    return entry_file(module).is_file()
 
 
 # ---------------------------------------------------------------- the checks
@@ -187,16 +243,60 @@ def test_every_python_command_names_a_module_that_exists(services: dict[str, dic
     assert missing == {}, f"compose runs modules that do not exist: {missing}"
 
 
-def test_python_services_are_given_only_environment_the_settings_read(
-    services: dict[str, dict],
+@pytest.fixture(scope="module")
+def python_services(services: dict[str, dict]) -> dict[str, str]:
+    """Return each service built from this repository -> the module its command runs."""
+    modules = {name: _python_module(spec.get("command")) for name, spec in services.items()}
+    built = {name for name, spec in services.items() if "build" in spec}
+    assert {name for name in built if modules[name] is None} == set(), "not `python -m`"
+    return {name: modules[name] for name in sorted(built)}
+
+
+def test_each_python_service_loads_the_settings_this_test_checks_it_against(
+    python_services: dict[str, str],
 ) -> None:
-    known = settings_names()
-    unknown = {
-        name: sorted(set(spec.get("environment") or {}) - known)
-        for name, spec in services.items()
-        if "build" in spec
-    }
-    assert {k: v for k, v in unknown.items() if v} == {}
+    found = {name: loaded_settings(module) for name, module in python_services.items()}
+    assert found == SETTINGS_OF
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS_OF))
+def test_a_service_is_given_only_environment_its_settings_read(
+    services: dict[str, dict], name: str
+) -> None:
+    given = set(services[name].get("environment") or {})
+    unknown = given - set(env_fields(SETTINGS_OF[name]))
+    assert unknown == set(), f"{name} sets names its settings do not read: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS_OF))
+def test_a_service_is_given_every_value_its_settings_require(
+    services: dict[str, dict], name: str
+) -> None:
+    given = set(services[name].get("environment") or {})
+    required = {env for env, info in env_fields(SETTINGS_OF[name]).items() if info.is_required()}
+    missing = required - given
+    assert missing == set(), f"{name} lacks required settings: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS_OF))
+def test_a_services_environment_makes_valid_settings(
+    services: dict[str, dict], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = services[name].get("environment") or {}
+    for qualified in SETTINGS_OF[name]:
+        cls = settings_class(qualified)
+        for env in env_fields({qualified}):
+            monkeypatch.delenv(env, raising=False)
+            monkeypatch.delenv(env.lower(), raising=False)
+        for env, value in environment.items():
+            monkeypatch.setenv(env, interpolate(value))
+        cls()  # raises ValidationError naming what is wrong
+
+
+def test_interpolation_resolves_defaults_and_required_variables() -> None:
+    assert interpolate("${A:-x}/${B-y}") == "x/y"
+    assert interpolate("${SECRET:?set it}") == "s" * 32
+    assert interpolate("plain") == "plain"
 
 
 def test_kafka_postgres_and_redis_have_healthchecks(services: dict[str, dict]) -> None:
