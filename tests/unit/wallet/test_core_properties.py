@@ -17,6 +17,7 @@ from libs.messages import (
     OrderRejected,
     PositionChanged,
     SetLeverage,
+    WithdrawalCompleted,
 )
 from services.wallet.core import WalletCore, digest, dump, load
 from tests.unit.wallet.kit import (
@@ -61,12 +62,16 @@ class Flow:
         self.ex.mark(PRICE)
         self.next_oid = 1
         self.ended: set[int] = set()
+        # our own tally of the money that crossed the boundary, not the ledger's counters
+        self.deposited = 0
+        self.withdrawn = 0
 
     def run(self, operation: tuple) -> None:
         ex, w = self.ex, self.ex.wallet
         kind, *args = operation
         out: list = []
         if kind == "deposit":
+            self.deposited += args[1] * USDT
             out = ex.request(deposit(args[0], args[1] * USDT))
         elif kind == "withdraw":
             out = ex.request(withdraw(args[0], args[1] * USDT))
@@ -110,7 +115,9 @@ class Flow:
                 self.ended.add(message.order_id)
             if isinstance(message, OrderRejected) and message.request_id == f"p{message.order_id}":
                 self.ended.add(message.order_id)
-        self.check(out)
+            if isinstance(message, WithdrawalCompleted):
+                self.withdrawn += message.amount
+        self.check(kind, out)
 
     def oid(self) -> int:
         self.next_oid += 1
@@ -136,14 +143,17 @@ class Flow:
             seq=0, cause=CAUSE, user_id=user, symbol=SYMBOL, amount=amount, rate=0, funding_time=0
         )
 
-    def check(self, out: list) -> None:
+    def check(self, step: str, out: list) -> None:
         w = self.ex.wallet
         for message in out:
             if isinstance(message, LedgerPosted):
                 assert sum(leg.amount for leg in message.legs) == 0
+                if any(leg.kind is LedgerAccountKind.OUTSIDE for leg in message.legs):
+                    assert step in ("deposit", "withdraw"), message  # only they cross it
         ledger = w.ledger
-        assert ledger.total_inside() == ledger.deposits - ledger.withdrawals
-        assert ledger.balance(LedgerAccountKind.OUTSIDE) == ledger.withdrawals - ledger.deposits
+        assert ledger.total_inside() == self.deposited - self.withdrawn
+        assert ledger.balance(LedgerAccountKind.OUTSIDE) == self.withdrawn - self.deposited
+        assert (ledger.deposits, ledger.withdrawals) == (self.deposited, self.withdrawn)
         for (kind, owner), value in ledger.balances.items():
             if kind in (LedgerAccountKind.USER, LedgerAccountKind.FEES):
                 assert value >= 0, (kind, owner, value)
