@@ -258,7 +258,7 @@ class Supervisor:
     def bring_up(self, entry: Entry) -> None:
         child = self.spawn(entry)
         deadline = time.monotonic() + entry.ready_timeout
-        log = self.stack.path(entry.name, "log").relative_to(ROOT)
+        log = _shown(self.stack.path(entry.name, "log"))
         while not self.stopping:
             code = child.proc.poll()
             if entry.oneshot and code is not None:
@@ -369,9 +369,7 @@ def cmd_up(stack: Stack, args: argparse.Namespace) -> int:
             start_new_session=True,
         )
     deadline = time.monotonic() + args.timeout
-    print(
-        f"supervisor started (pid {proc.pid}); waiting for the stack (log: {log.relative_to(ROOT)})"
-    )
+    print(f"supervisor started (pid {proc.pid}); waiting for the stack (log: {_shown(log)})")
     while True:
         status = _read_state(state)
         if status.get("status") == "ready":
@@ -421,7 +419,7 @@ def cmd_status(stack: Stack, _args: argparse.Namespace) -> int:
     for entry in stack.entries:
         pid = read_live_pid(stack.path(entry.name, "pid"))
         where = "oneshot" if entry.oneshot else (f"pid {pid}" if pid else "down")
-        log = stack.path(entry.name, "log").relative_to(ROOT)
+        log = _shown(stack.path(entry.name, "log"))
         print(f"  {entry.name:<12} {where:<11} {entry.address:<24} {log}")
     for key, value in stack.env.items():
         print(f"  {key}={value}")
@@ -439,6 +437,11 @@ def _read_state(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _shown(path: Path) -> Path:
+    """Return `path` relative to the repository when inside it (a run_dir may be elsewhere)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def _alive(pid: int) -> bool:
