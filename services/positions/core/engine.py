@@ -213,6 +213,15 @@ class PositionsCore:
             position.liq = price
             self.markets[symbol].risk.add(position.size > 0, price, account.user)
 
+    def _file_multi(self, account: Account) -> None:
+        """File the account in ``Market.multi`` of its symbols if it holds more than one."""
+        several = len(account.positions) > 1
+        for symbol, market in self.markets.items():
+            if several and symbol in account.positions:
+                market.multi.add(account.user)
+            else:
+                market.multi.discard(account.user)
+
     def _account_risk(self, account: Account) -> None:
         upnl, initial, maintenance = self.risk(account)
         self._user_event(
@@ -230,7 +239,8 @@ class PositionsCore:
         market = self.markets[symbol]
         account = self.account(user)
         position = account.positions.get(symbol)
-        if position is None:
+        opened = position is None
+        if opened:
             position = account.positions[symbol] = Position()
         if position.liq != NOT_INDEXED:
             market.risk.remove(position.size > 0, position.liq, user)
@@ -261,6 +271,8 @@ class PositionsCore:
         else:
             del account.positions[symbol]
             market.holders.pop(user, None)
+        if opened or not position.size:
+            self._file_multi(account)
         self.dirty.add(user)
         self._user_event(
             user,
@@ -360,17 +372,21 @@ class PositionsCore:
                 self._reindex(account)
 
     def _check(self, symbol: str, market: Market, seq: int) -> None:
-        """Check the accounts whose liquidation price the mark reached; liquidate the bust."""
+        """Check the accounts whose liquidation price the mark reached, and every account that
+        also holds another symbol (its prices here are stale); liquidate the bust."""
+        at_risk = set(market.risk.at_risk(market.mark))
         counter = 0
-        for user in sorted(set(market.risk.at_risk(market.mark))):
+        for user in sorted(at_risk | market.multi):
             account = self.accounts[user]
             if account.liquidating or account.balance is None:
                 continue
             upnl, _, maintenance = self.risk(account)
             if maintenance > 0 and maintenance >= account.balance + upnl:
                 counter = self._liquidate(account, symbol, seq, counter)
-            else:
+            elif user in at_risk:
                 self._reindex(account)  # its price was stale (other marks, balance moved)
+            else:
+                continue  # a multi-symbol account still safe: nothing to say on every tick
             self._account_risk(account)
 
     def _liquidate(self, account: Account, symbol: str, seq: int, counter: int) -> int:
@@ -722,6 +738,7 @@ class PositionsCore:
                 position = Position(size, entry, fees)
                 account.positions[symbol] = position
                 core.markets[symbol].holders[user] = position
+            core._file_multi(account)
         for user in sorted(core.accounts):
             account = core.accounts[user]
             if not account.liquidating:

@@ -98,6 +98,9 @@ class Market:
     premium_sum: int = 0  # sum of k * premium_k over this interval
     premium_samples: int = 0
     holders: dict[int, Position] = field(default_factory=dict)  # user -> open position
+    # holders with a position in another symbol too: their liquidation prices here go stale
+    # when those marks move, so every tick of this symbol checks them exactly
+    multi: set[int] = field(default_factory=set)
     liquidations: dict[int, Liquidation] = field(default_factory=dict)  # by order id
     risk: RiskIndex = field(default_factory=RiskIndex)
     book: TopOfBook = field(default_factory=TopOfBook)  # resting orders, for the mid price

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from libs.messages import (
+    AccountRisk,
     AutoDeleveraged,
     CancelAll,
     LiquidationOrder,
@@ -231,3 +232,37 @@ def test_a_bust_short_is_bought_back_and_deleveraged_against_the_most_profitable
     ]
     assert adl == [(5, lots("0.5")), (6, lots("0.5"))]  # 5 is more leveraged
     assert "BTC-PERP" not in feed.core.accounts[1].positions
+
+
+def test_a_two_symbol_account_is_liquidated_when_the_other_symbols_mark_moves():
+    feed = Feed()
+    feed.insurance("1000")
+    feed.fill(1, 2, "50000", "1")  # user 1 long 1 BTC and 10 ETH on 3000 USDT
+    feed.fill(1, 2, "3000", "10", symbol="ETH-PERP")
+    feed.balance(1, "3000")
+    feed.balance(2, "1000000")
+    feed.mark("50000", 1)
+    feed.mark("3000", 1, symbol="ETH-PERP")
+    # ETH falls to 2740: equity 3000 - 2600 = 400 > MM 200 + 137, short of ETH's liquidation
+    # price (2733.7 with BTC at 50000); BTC's indexed one (47339.4) assumed ETH at 3000
+    assert not messages(feed.mark("2740", 2, symbol="ETH-PERP"), LiquidationTriggered)
+    btc_indexed = feed.core.accounts[1].positions["BTC-PERP"].liq
+    assert btc_indexed == ticks("47339.4")
+    # BTC moves 200 down, far above that stale price: equity 200 < MM 199.2 + 137
+    out = feed.mark("49800", 2)
+    assert ticks("49800") > btc_indexed
+    triggers = {t.symbol: t.size for t in messages(out, LiquidationTriggered)}
+    assert triggers == {"BTC-PERP": lots("1"), "ETH-PERP": lots("10", SPECS["ETH-PERP"])}
+    assert {o.symbol for o in messages(out, LiquidationOrder)} == {"BTC-PERP", "ETH-PERP"}
+
+
+def test_a_safe_two_symbol_account_is_checked_on_each_tick_without_a_word():
+    feed = Feed()
+    feed.fill(1, 2, "50000", "1")
+    feed.fill(1, 2, "3000", "10", symbol="ETH-PERP")
+    feed.balance(1, "30000")
+    assert feed.core.markets["BTC-PERP"].multi == {1, 2}
+    assert feed.core.markets["SOL-PERP"].multi == set()
+    assert messages(feed.mark("49000", 1), AccountRisk) == []
+    feed.fill(2, 1, "3000", "10", symbol="ETH-PERP")  # both close ETH: one symbol again
+    assert feed.core.markets["BTC-PERP"].multi == set()

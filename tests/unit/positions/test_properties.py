@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from libs.messages import FundingPaid, PositionChanged
+from libs.messages import FundingPaid, LiquidationTriggered, PositionChanged
 from services.positions.core import PositionsCore
 from services.positions.core import formulas as f
-from tests.unit.positions.kit import BTC, NS, SPECS, Feed
+from tests.unit.positions.kit import BTC, NS, SPECS, Feed, messages, usdt
 
 fills = st.lists(
     st.tuples(
@@ -110,3 +110,53 @@ def test_a_snapshot_cut_anywhere_continues_like_an_uninterrupted_run(trades, cut
         return outputs, feed.core.digest()
 
     assert run(cut) == run(None)
+
+
+SYMBOL_PRICES = {"BTC-PERP": 500_000, "ETH-PERP": 300_000, "SOL-PERP": 15_000}  # ticks
+LOT_SCALE = {"BTC-PERP": 1, "ETH-PERP": 16, "SOL-PERP": 33}  # ~50 USDT of each per unit
+symbols = st.sampled_from(sorted(SYMBOL_PRICES))
+
+
+def bust_and_unattended(core: PositionsCore, held: set[str]) -> list[int]:
+    """Return the users holding one of ``held`` at ratio >= 100% with no liquidation started."""
+    bust = []
+    for account in core.accounts.values():
+        if account.balance is None or account.liquidating or not held & account.positions.keys():
+            continue
+        upnl, _, maintenance = core.risk(account)
+        if maintenance > 0 and maintenance >= account.balance + upnl:
+            bust.append(account.user)
+    return bust
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(5, 100), min_size=6, max_size=6),  # balances, USDT
+    st.lists(
+        st.tuples(st.integers(1, 6), st.integers(1, 5), symbols, st.integers(1, 10)),
+        min_size=2,
+        max_size=20,
+    ),
+    st.lists(st.tuples(symbols, st.integers(-300, 300)), min_size=1, max_size=30),  # bp moves
+)
+def test_after_any_sequence_of_marks_no_account_is_bust_without_a_liquidation(
+    balances, trades, moves
+):
+    feed = Feed(funding_interval_seconds=20)
+    for user, cash in enumerate(balances, start=1):
+        feed.balance(user, usdt(str(cash)))
+    for symbol, price in SYMBOL_PRICES.items():
+        feed.mark(price, 1, symbol=symbol)
+    for buyer, offset, symbol, units in trades:
+        seller = (buyer + offset - 1) % 6 + 1
+        feed.fill(buyer, seller, SYMBOL_PRICES[symbol], units * LOT_SCALE[symbol], symbol=symbol)
+    marks = dict(SYMBOL_PRICES)
+    for i, (symbol, bp) in enumerate(moves):  # a random walk of the three marks
+        marks[symbol] = marks[symbol] * (10_000 + bp) // 10_000
+        feed.mark(marks[symbol], (i + 2) * NS, symbol)
+        # every account holding the symbol just ticked is safe or being liquidated
+        assert bust_and_unattended(feed.core, {symbol}) == []
+    for symbol, price in marks.items():  # one more tick of each: nobody is left
+        feed.mark(price, (len(moves) + 3) * NS, symbol=symbol)
+    assert bust_and_unattended(feed.core, set(SYMBOL_PRICES)) == []
+    event(f"liquidations: {len(messages(feed.out, LiquidationTriggered)) > 0}")
