@@ -340,18 +340,24 @@ class PositionsCore:
         self._check(symbol, market, event.seq)
 
     def _funding(self, symbol: str, market: Market, ts: int) -> None:
+        """Pay every funding time the mark at ``ts`` reached, each at the crossing mark.
+
+        The first is paid at the interval's average premium; the ones missed after it had no
+        samples (no mark arrived), so they are paid at the rate of an empty interval.
+        """
         interval = self.interval_ns(market.spec)
         if not market.next_funding:
             market.next_funding = (ts // interval + 1) * interval
             return
-        if ts < market.next_funding:
-            return
-        premium = f.average_premium(market.premium_sum, market.premium_samples)
-        rate = f.funding_rate(market.spec, premium)
-        funding_time = market.next_funding
-        market.last_rate = rate
-        market.premium_sum = market.premium_samples = 0
-        market.next_funding = (ts // interval + 1) * interval
+        while ts >= market.next_funding:
+            premium = f.average_premium(market.premium_sum, market.premium_samples)
+            market.last_rate = f.funding_rate(market.spec, premium)
+            market.premium_sum = market.premium_samples = 0
+            self._pay_funding(symbol, market, market.next_funding)
+            market.next_funding += interval
+
+    def _pay_funding(self, symbol: str, market: Market, funding_time: int) -> None:
+        rate = market.last_rate
         self._market_event(symbol, FundingRateSet, rate=rate, funding_time=funding_time)
         sizes = {user: position.size for user, position in market.holders.items()}
         payments = f.funding_payments(market.spec, rate, market.mark, sizes)

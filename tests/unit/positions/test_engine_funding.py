@@ -81,3 +81,28 @@ def test_the_last_rate_drifts_the_first_mark_price_candidate():
     # other two are the index, so the median is the index
     (tick,) = messages(feed.index("50000", 15 * NS), MarkPriceTick)
     assert tick.mark_price == ticks("50000")
+
+
+def test_a_mark_after_several_missed_funding_times_pays_each_of_them_once():
+    feed = Feed(funding_interval_seconds=10)
+    feed.fill(1, 2, "50000", "1")
+    feed.index("49950", 1 * NS)
+    feed.mark("50000", 1 * NS)  # the clock starts: next funding at 10 s
+    feed.index("49950", 5 * NS)
+    feed.mark("50000", 5 * NS)  # premium 0.100100% twice: rate 0.050100%
+    out = feed.mark("51000", 35 * NS)  # nothing for 30 s: 10, 20 and 30 s were missed
+    rates = [(r.funding_time // NS, r.rate) for r in messages(out, FundingRateSet)]
+    # the first at the interval's premium; the others had no samples: the interest rate
+    assert rates == [(10, 50_100), (20, 10_000), (30, 10_000)]
+    paid = [(m.funding_time // NS, m.user_id, m.amount) for m in messages(out, FundingPaid)]
+    # each at the mark that reached them, 51000: 25.551, then 5.1 twice
+    assert paid == [
+        (10, 1, -usdt("25.551")),
+        (10, 2, usdt("25.551")),
+        (20, 1, -usdt("5.1")),
+        (20, 2, usdt("5.1")),
+        (30, 1, -usdt("5.1")),
+        (30, 2, usdt("5.1")),
+    ]
+    assert feed.core.markets["BTC-PERP"].next_funding == 40 * NS
+    assert not messages(feed.mark("51000", 39 * NS), FundingRateSet)
