@@ -352,7 +352,8 @@ class MatchingCore:
         if price is not None and self.mark_price is not None:
             low, high = self._band(spec.price_band)
             if not low <= price <= high:
-                return reasons.PERCENT_PRICE, f"Limit price outside [{low}, {high}] (PERCENT_PRICE)"
+                band = f"[{spec.ticks_to_price(low)}, {spec.ticks_to_price(high)}]"
+                return reasons.PERCENT_PRICE, f"Limit price outside {band} (PERCENT_PRICE)"
         if (
             notional_price is not None
             and not exempt

@@ -138,7 +138,10 @@ def test_an_order_below_min_notional_is_rejected_with_4164():
 def test_a_limit_price_outside_the_band_around_mark_is_rejected_with_4131():
     h = Harness()
     h.send(mark(MID))
-    assert code(h.send(place(1, 1, BUY, MID * 95 // 100 - 1, 10))) == [reasons.PERCENT_PRICE]
+    [rejected] = h.send(place(1, 1, BUY, MID * 95 // 100 - 1, 10))
+    assert code([rejected]) == [reasons.PERCENT_PRICE]
+    # the band in prices, as the client writes them, not in ticks
+    assert rejected.msg == "Limit price outside [47500.0, 52500.0] (PERCENT_PRICE)"
     assert kinds(h.send(place(2, 1, BUY, MID * 95 // 100, 10))) == ["OrderAccepted"]
 
 
