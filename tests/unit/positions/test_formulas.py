@@ -1,6 +1,15 @@
-"""Every formula on a worked example. Binance's published formulas (liquidation price:
-"How to Calculate Liquidation Price of USDⓈ-M Futures Contracts"; funding: "Introduction to
-Binance Futures Funding Rates"; mark: "What Is the Mark Price") with hand-computed numbers."""
+"""Every formula on a worked example.
+
+The formulas are Binance's: liquidation price, "How to Calculate Liquidation Price of USDⓈ-M
+Futures Contracts" (LIQUIDATION_FAQ below); funding, "Introduction to Binance Futures Funding
+Rates"; mark, "What Are Mark Price and Price Index in USDⓈ-Margined Futures"
+(https://www.binance.com/en/support/faq/
+what-are-mark-price-and-price-index-in-usd%E2%93%A2-margined-futures-360033525071). The only
+numbers those pages publish, as far as we could find, are the liquidation page's maintenance
+bracket examples, reproduced exactly below; we found no worked liquidation price, funding rate
+or mark price with Binance's numbers, so those examples are hand-computed (each shows its
+arithmetic).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,11 @@ from services.positions.core import formulas as f
 from tests.unit.positions.kit import BTC, lots, ticks, usdt
 
 PCT = RATE_ONE // 100  # 1% in rate units
+LIQUIDATION_FAQ = (
+    "https://www.binance.com/en/support/faq/"
+    "how-to-calculate-liquidation-price-of-usd%E2%93%A2-m-futures-contracts-"
+    "b3c689c1f50a44cabb3a84e663b81d93"
+)
 
 
 def test_unrealised_pnl_is_side_times_mark_value_minus_entry():
@@ -22,6 +36,19 @@ def test_maintenance_margin_uses_the_bracket_with_its_cumulative_amount():
     # 60,000 USDT is in the 50k-250k bracket: 0.5% - cum (50,000 * (0.5% - 0.4%) = 50)
     assert BTC.maintenance_margin(usdt("60000")) == usdt("250")
     assert BTC.maintenance_margin(usdt("40000")) == usdt("160")
+
+
+def test_the_btc_brackets_reproduce_binances_published_maintenance_examples():
+    """LIQUIDATION_FAQ: a BTCUSDT position of 264,000 USDT has a maintenance margin rate of 1%;
+    one of 500,000 USDT a maintenance amount of 1,300 USDT, which is
+    250,000 * (1% - 0.5%) + 50 (the level below's amount)."""
+    assert BTC.bracket_for(usdt("264000")).mmr == 1 * PCT
+    assert BTC.bracket_for(usdt("500000")).cum == usdt("1300")
+    below = BTC.bracket_for(usdt("250000"))
+    assert (below.mmr, below.cum) == (PCT // 2, usdt("50"))
+    assert usdt("250000") * (1 * PCT - below.mmr) // RATE_ONE + below.cum == usdt("1300")
+    # the page's MM = notional * MMR - maintenance amount: 500,000 * 1% - 1,300
+    assert BTC.maintenance_margin(usdt("500000")) == usdt("3700")
 
 
 def test_margin_ratio_is_maintenance_over_equity():
