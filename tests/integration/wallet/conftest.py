@@ -18,7 +18,7 @@ import pytest
 
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
-from libs.messages import ANY, encode
+from libs.messages import ANY, Cause, Message, encode
 from libs.topics import exchange_topics, user_partition
 from services.wallet.topics import WalletTopics
 from tests.integration.positions.conftest import MatcherProcess
@@ -169,13 +169,16 @@ class Stack:
     def flush(self) -> None:
         self.producer.flush()
 
-    def wallet_events(self) -> list:
-        topic = self.topics.events
+    def records(self, topic: str) -> list[tuple[Cause, Message]]:
+        """Every committed record of a topic, decoded, with its place (partition, then offset)."""
         return [
-            ANY.decode(r.value)
+            (Cause(topic, p, r.offset), ANY.decode(r.value))
             for p in sorted(self.bus.end_offsets(topic))
             for r in self.bus.replay(topic, p)
         ]
+
+    def wallet_events(self) -> list:
+        return [message for _, message in self.records(self.topics.events)]
 
     def quiet(self, timeout: float = 90) -> dict:
         """Wait until the wallet has applied every input and the pump has nothing left."""

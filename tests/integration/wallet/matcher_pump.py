@@ -1,4 +1,4 @@
-"""A stand-in for the matcher service in the wallet's tests (swap for the real one when it lands).
+"""An in-test matcher: the integration tests run with it and with the real matcher service.
 
 ``MatcherPump`` reads ``orders.commands`` from any ``libs.bus.Bus``, applies each poll's
 commands to one ``services.matcher.core.MatchingCore`` per symbol (one batch per partition and
