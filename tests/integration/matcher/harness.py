@@ -37,6 +37,7 @@ class MatcherRun:
 
     bootstrap: str
     max_batch: int = 256
+    max_poll: int = 2_048
     snapshot_every: int = 5_000
     name: str = field(default_factory=lambda: f"m-{uuid.uuid4().hex[:10]}")
     symbols: str | None = "BTC-PERP"  # None: the consumer group assigns the symbols
@@ -67,6 +68,7 @@ class MatcherRun:
             "MATCHER_SYMBOLS": self.symbols or "",
             "METRICS_PORT": str(self.port),
             "MATCHER_MAX_BATCH": str(self.max_batch),
+            "MATCHER_MAX_POLL": str(self.max_poll),
             "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
             "MATCHER_RING_BYTES": str(1 << 22),
             "MATCHER_OUT_RING_BYTES": str(1 << 24),
