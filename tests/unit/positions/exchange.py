@@ -88,3 +88,24 @@ class Exchange:
 
     def insurance(self) -> int:
         return self.wallet.ledger.balance(LedgerAccountKind.INSURANCE)
+
+    def money_made(self, deposited: int) -> int:
+        """Return what the users gained (balances - ``deposited``), plus what the FEES, INSURANCE
+        and FUNDING accounts hold, plus the open positions' uPnL at the position engine's marks:
+        zero when money is conserved (the wallet's PNL clearing account is left out, so the
+        position engine's PnL must account for it)."""
+        ledger = self.wallet.ledger
+        users = {owner for kind, owner in ledger.balances if kind is LedgerAccountKind.USER}
+        held = sum(
+            ledger.balance(kind)
+            for kind in (
+                LedgerAccountKind.FEES,
+                LedgerAccountKind.INSURANCE,
+                LedgerAccountKind.FUNDING,
+            )
+        )
+        core = self.positions
+        unrealised = sum(
+            core.upnl(name, p) for a in core.accounts.values() for name, p in a.positions.items()
+        )
+        return sum(map(self.balance, users)) - deposited + held + unrealised

@@ -139,7 +139,7 @@ def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
     ),
     st.lists(st.integers(-25, 25), min_size=1, max_size=10),
 )
-def test_whatever_the_flow_nobody_ends_negative_and_positions_net_to_zero(orders, moves):
+def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_net_to_zero(orders, moves):
     x = Exchange()
     users = [10, 11, 12, 13, 14, 15]
     for user in users:
@@ -158,6 +158,7 @@ def test_whatever_the_flow_nobody_ends_negative_and_positions_net_to_zero(orders
     for user in [*users, MAKER]:
         assert x.balance(user) >= 0, f"user {user}: {x.balance(user)}"
     assert x.insurance() >= 0
+    assert x.money_made(usdt("3000") * len(users) + usdt("10000000")) == 0
     sizes = [p.size for m in x.positions.markets.values() for p in m.holders.values()]
     assert sum(sizes) == 0
     # the engine's positions are the wallet's
