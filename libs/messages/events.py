@@ -145,7 +145,12 @@ class BatchCompleted(MatcherEvent, frozen=True):
 
 
 class IndexPriceTick(Event, frozen=True, kw_only=True):
-    """The index (spot reference) price of a symbol at time ``ts`` (ns since epoch)."""
+    """The index (spot reference) price of a symbol at time ``ts`` (ns since epoch).
+
+    An input from outside the exchange, so no ``cause`` (no input record) and no ``seq``: a
+    tick is identified per symbol by its ``ts``, which only grows (the position engine drops
+    one at or before the last it applied).
+    """
 
     symbol: str
     price: int
