@@ -222,8 +222,8 @@ class KafkaProducer(Producer):
             "queue.buffering.max.messages": 1_000_000,
             "compression.type": "lz4",  # cheap in C; snapshots shrink about 10x
             # Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS until its
-            # markers are written (a few ms); the next AddOffsetsToTxn retries at this pace.
-            "retry.backoff.ms": 1,
+            # markers are written; the default 100 ms backoff made every transaction ~100 ms.
+            "retry.backoff.ms": 5,
             "retry.backoff.max.ms": 200,
             "message.max.bytes": SNAPSHOT_MAX_BYTES + 1024 * 1024,
         } | config
@@ -231,7 +231,6 @@ class KafkaProducer(Producer):
             settings["transactional.id"] = transactional_id
             settings.setdefault("transaction.timeout.ms", 60000)
         self._delivery_errors: list[KafkaError] = []
-        self._held: list[Outgoing] | None = None  # a transaction's messages, until commit
         self._client = KafkaProducerClient(settings)
         if self._transactional:
             try:
@@ -244,12 +243,6 @@ class KafkaProducer(Producer):
             self._delivery_errors.append(error)
 
     def produce(self, message: Outgoing) -> None:
-        if self._held is not None:
-            self._held.append(message)
-            return
-        self._send(message)
-
-    def _send(self, message: Outgoing) -> None:
         kwargs: dict[str, Any] = {"value": message.value, "key": message.key}
         if message.partition is not None:
             kwargs["partition"] = message.partition
@@ -277,19 +270,9 @@ class KafkaProducer(Producer):
             self._client.begin_transaction()
         except KafkaException as error:
             raise _translate(error, "begin transaction") from error
-        self._held = []
 
     def commit(self, offsets: dict[TopicPartition, int], consumer: Consumer) -> None:
-        """Send the offsets, then the held messages, then commit.
-
-        Offsets go first for latency. Until the coordinator has written the previous
-        transaction's markers it answers CONCURRENT_TRANSACTIONS: librdkafka retries
-        AddOffsetsToTxn after ``retry.backoff.ms`` but AddPartitionsToTxn (the first
-        produce's) only after a fixed 20 ms (rdkafka_txnmgr.c). Once AddOffsetsToTxn is
-        through, the transaction is open at the coordinator and AddPartitionsToTxn passes.
-        """
         assert isinstance(consumer, KafkaConsumer)
-        held, self._held = self._held or [], None
         try:
             if offsets:
                 self._client.send_offsets_to_transaction(
@@ -297,14 +280,11 @@ class KafkaProducer(Producer):
                     consumer.group_metadata(),
                     30,
                 )
-            for message in held:
-                self._send(message)
             self._client.commit_transaction(60)
         except KafkaException as error:
             raise _translate(error, "commit transaction") from error
 
     def abort(self) -> None:
-        self._held = None
         try:
             self._client.abort_transaction(30)
         except KafkaException as error:
