@@ -2,14 +2,18 @@
 
 Each module in ``SECTIONS`` exposes ``run() -> str`` returning a Markdown section. The
 Kafka sections need ``KAFKA_BOOTSTRAP_SERVERS`` (``make bench`` starts a broker).
+
+Every section runs in a process of its own, so that what one section leaves behind (a large
+heap for the collector to walk, client threads still polling) cannot skew the latencies the
+next one measures in-process.
 """
 
 from __future__ import annotations
 
 import datetime
-import importlib
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,6 +51,17 @@ def machine() -> str:
     )
 
 
+def run_alone(name: str) -> str:
+    """Return ``name.run()`` computed in a fresh interpreter (its stderr passes through)."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {name}; print({name}.run(), end='')"],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 def main(argv: list[str]) -> int:
     wanted = [f"bench.{name}" for name in argv] or SECTIONS
     parts = [
@@ -61,7 +76,7 @@ def main(argv: list[str]) -> int:
     ]
     for name in wanted:
         print(f"bench: running {name}", file=sys.stderr, flush=True)
-        section = importlib.import_module(name).run()
+        section = run_alone(name)
         print(section, flush=True)
         parts += [section.rstrip(), ""]
     if argv:
