@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Trader
-from tests.e2e.stack import ROOT, Stack
+from tests.e2e.stack import Stack
+from tests.processes import ROOT
 
 VICTIMS = ["wallet", "matcher", "projector", "positions", "gateway"]
 SYMBOL = "ETH-PERP"

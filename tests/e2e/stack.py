@@ -8,78 +8,14 @@ broker, Postgres and Redis of `make test` with nothing else.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from pathlib import Path
 
 import psycopg2
 import redis
 
 from libs.bus.kafka import KafkaBus
 from libs.topics import exchange_topics
-
-ROOT = Path(__file__).resolve().parents[2]
-LOG_DIR = ROOT / ".run" / "e2e"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """One service process: started, waited for (an HTTP URL answers), stopped or killed."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready_url: str) -> None:
-        self.name, self.argv, self.env, self.ready_url = name, argv, env, ready_url
-        self.proc: subprocess.Popen | None = None
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{env.get('TOPIC_PREFIX', '')}{name}.log"
-
-    def start(self, timeout: float = 90) -> None:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, *self.argv], cwd=ROOT, env=self.env, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=2):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready after {timeout} s: {self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(15)
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+from tests.processes import ServiceProcess, free_port
 
 
 class Stack:
@@ -105,13 +41,15 @@ class Stack:
             "STALL_SECONDS": "60",
         }
 
-        def service(name: str, module: str, ready_path: str = "/metrics", **env: str) -> Service:
+        def service(name: str, module: str, **env: str) -> ServiceProcess:
             port = free_port()
-            return Service(
+            return ServiceProcess(
                 name,
-                ["-m", module],
-                {**common, "METRICS_PORT": str(port), "PORT": str(port), **env},
-                f"http://127.0.0.1:{port}{ready_path}",
+                module,
+                {**common, "METRICS_PORT": str(port), **env},
+                port=port,
+                ready_url=f"http://127.0.0.1:{port}/metrics",
+                log_name=f"{p}{name}",
             )
 
         self.services = {
@@ -139,17 +77,15 @@ class Stack:
             ),
             "projector": service("projector", "services.gateway.projector"),
         }
-        self.services["gateway"] = Service(
-            "gateway",
-            ["-m", "services.gateway"],
+        self.services["gateway"] = gateway(
+            self.gateway_port,
             {
                 **common,
-                "PORT": str(self.gateway_port),
                 "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
                 "IP_RATE_PER_MINUTE": "1000000",
                 "USER_RATE_PER_SECOND": "100000",
             },
-            f"{self.url}/healthz",
+            name=f"{p}gateway",
         )
 
     def start(self) -> None:
@@ -165,6 +101,18 @@ class Stack:
         assert not dead, f"services died: {dead}: " + " | ".join(
             self.services[n].tail(10) for n in dead
         )
+
+
+def gateway(port: int, env: dict[str, str], name: str) -> ServiceProcess:
+    """A gateway on ``port``, ready when ``/healthz`` answers."""
+    return ServiceProcess(
+        "gateway",
+        "services.gateway",
+        {**env, "PORT": str(port)},
+        port=port,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log_name=name,
+    )
 
 
 def _fresh_database(database_url: str, name: str) -> str:

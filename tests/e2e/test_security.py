@@ -7,6 +7,8 @@ import time
 import httpx
 
 from services.gateway.security import TokenIssuer, sign
+from tests.e2e.stack import gateway
+from tests.processes import free_port
 
 
 def test_requests_without_a_valid_token_are_401(stack, api):
@@ -90,14 +92,10 @@ def test_signup_validates_and_refuses_duplicates(api):
 
 def test_a_second_gateway_serves_side_by_side_and_rate_limits(stack, trader):
     """Two gateways share users and the log; the per-user limit is shared through Redis."""
-    from tests.e2e.stack import Service, free_port
-
     port = free_port()
-    env = {**stack.services["gateway"].env, "PORT": str(port), "GATEWAY_INSTANCE": "1"}
+    env = {**stack.services["gateway"].env, "GATEWAY_INSTANCE": "1"}
     env["USER_RATE_PER_SECOND"] = "5"
-    second = Service(
-        "gateway-2", ["-m", "services.gateway"], env, f"http://127.0.0.1:{port}/healthz"
-    )
+    second = gateway(port, env, name=f"{stack.prefix}gateway-2")
     second.start()
     try:
         user = trader()
@@ -130,14 +128,10 @@ def test_a_second_gateway_serves_side_by_side_and_rate_limits(stack, trader):
 
 def test_an_answer_later_than_the_timeout_is_pending_then_readable(stack, trader):
     """A gateway that gives up at once answers Pending; the order's fate is still readable."""
-    from tests.e2e.stack import Service, free_port
-
     port = free_port()
-    env = {**stack.services["gateway"].env, "PORT": str(port), "GATEWAY_INSTANCE": "2"}
+    env = {**stack.services["gateway"].env, "GATEWAY_INSTANCE": "2"}
     env["REPLY_TIMEOUT_SECONDS"] = "0.001"
-    impatient = Service(
-        "gateway-3", ["-m", "services.gateway"], env, f"http://127.0.0.1:{port}/healthz"
-    )
+    impatient = gateway(port, env, name=f"{stack.prefix}gateway-3")
     impatient.start()
     try:
         user = trader()

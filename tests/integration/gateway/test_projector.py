@@ -6,17 +6,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer as KafkaProducer
@@ -47,20 +41,14 @@ from services.gateway import keys
 from services.gateway.projection import Input, ProjectorTopics
 from services.gateway.projector import RedisReadModel
 from services.matcher.core import MatchingCore
+from tests.processes import ServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[3]
 SPEC = default_symbols()["BTC-PERP"]
 SYMBOL = SPEC.name
 MID = 500_000
 PARTITIONS = {"requests": 2, "matcher_events": 3, "wallet_events": 2, "positions_events": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -83,54 +71,26 @@ def store(redis_url: str) -> Iterator[RedisReadModel]:
     model.client.close()
 
 
-class ProjectorProcess:
+class ProjectorProcess(ServiceProcess):
     """``python -m services.gateway.projector`` on the test's topics: start, kill -9, stop."""
 
     def __init__(self, bootstrap: str, redis_url: str, prefix: str) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "REDIS_URL": redis_url,
-            "TOPIC_PREFIX": prefix,
-            "METRICS_PORT": str(self.port),
-            "MAX_WAITING": "3",  # pause and resume partitions often
-        }
-        self.proc: subprocess.Popen | None = None
-        self.log = open(f"/tmp/{prefix}projector.log", "ab")  # noqa: SIM115
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.gateway.projector"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
+        port = free_port()
+        super().__init__(
+            "projector",
+            "services.gateway.projector",
+            {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "REDIS_URL": redis_url,
+                "TOPIC_PREFIX": prefix,
+                "METRICS_PORT": str(port),
+                "MAX_WAITING": "3",  # pause and resume partitions often
+            },
+            port=port,
+            ready_line=b"projector ready",
+            log_name=f"{prefix}projector",
         )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if b"projector ready" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                raise RuntimeError(f"projector exited with {self.proc.returncode}")
-        raise RuntimeError("projector did not become ready")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-        self.log.close()
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            return r.read().decode()
 
 
 @pytest.fixture

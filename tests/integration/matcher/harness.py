@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,9 @@ from libs.messages import ANY, BatchCompleted, encode
 from libs.symbols import SymbolSpec, default_symbols, get_symbol
 from libs.topics import COMPACTED
 from services.matcher.core import MatchingCore
+from tests.processes import LOG_DIR, ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[3]
 BTC = get_symbol("BTC-PERP")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -86,10 +79,9 @@ class MatcherRun:
         producer.flush()
 
     def start(self) -> subprocess.Popen:
-        log_dir = ROOT / ".run" / "test-logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
         # the child keeps its own copy of the log file's descriptor
-        with open(log_dir / f"{self.name}-{self.instance}.log", "ab") as log:
+        with open(LOG_DIR / f"{self.name}-{self.instance}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.matcher"],
                 cwd=ROOT,

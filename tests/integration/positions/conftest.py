@@ -3,17 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -34,121 +27,63 @@ from libs.symbols import get_symbol
 from libs.topics import exchange_topics, symbol_partition, user_partition
 from services.positions.topics import PositionsTopics
 from tests.integration.wallet.matcher_pump import MatcherPump
+from tests.processes import ServiceProcess, free_port
 
-ROOT = Path(__file__).resolve().parents[3]
 SYMBOL = "BTC-PERP"
 SPEC = get_symbol(SYMBOL)
 NS = 1_000_000_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class EngineProcess:
+class EngineProcess(ServiceProcess):
     """``python -m services.positions`` on a private topic set."""
 
     def __init__(self, bootstrap: str, redis_url: str, prefix: str, **env: object) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "REDIS_URL": redis_url,
-            "TOPIC_PREFIX": prefix,
-            "METRICS_PORT": str(self.port),
-            "POSITIONS_GROUP_ID": f"{prefix}positions",
-            "POSITIONS_TRANSACTIONAL_ID": f"{prefix}positions-0",
-            **{k.upper(): str(v) for k, v in env.items()},
-        }
-        self.proc: subprocess.Popen | None = None
-        self.log = open(f"/tmp/{prefix}positions.log", "ab")  # noqa: SIM115
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.positions"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
+        port = free_port()
+        super().__init__(
+            "positions",
+            "services.positions",
+            {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "REDIS_URL": redis_url,
+                "TOPIC_PREFIX": prefix,
+                "METRICS_PORT": str(port),
+                "POSITIONS_GROUP_ID": f"{prefix}positions",
+                "POSITIONS_TRANSACTIONAL_ID": f"{prefix}positions-0",
+                **{k.upper(): str(v) for k, v in env.items()},
+            },
+            port=port,
+            ready_line=b"positions ready",
+            log_name=f"{prefix}positions",
         )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if b"positions ready" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                raise RuntimeError(f"positions exited with {self.proc.returncode}")
-        raise RuntimeError("positions did not become ready")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-            return r.read().decode()
-
-    def digest(self) -> dict:
-        return json.loads(self.get("/digest"))
-
-    def rebuild(self) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "services.positions", "rebuild"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-class MatcherProcess:
-    """``python -m services.matcher`` (core inline) owning every symbol of the private topics."""
+class MatcherProcess(ServiceProcess):
+    """``python -m services.matcher`` (core inline) owning every symbol of the private topics;
+    started when made."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "COMMANDS_TOPIC": f"{prefix}orders.commands",
-            "EVENTS_TOPIC": f"{prefix}matcher.events",
-            "SNAPSHOTS_TOPIC": f"{prefix}matcher.snapshots",
-            "MATCHER_INSTANCE": f"{prefix}matcher-0",
-            "MATCHER_GROUP_ID": f"{prefix}matcher",
-            "MATCHER_SYMBOLS": "BTC-PERP,ETH-PERP,SOL-PERP",
-            "METRICS_PORT": str(free_port()),
-            "MATCHER_INLINE": "true",
-        }
-        self.log = open(f"/tmp/{prefix}matcher.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.matcher"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
+        port = free_port()
+        super().__init__(
+            "matcher",
+            "services.matcher",
+            {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "COMMANDS_TOPIC": f"{prefix}orders.commands",
+                "EVENTS_TOPIC": f"{prefix}matcher.events",
+                "SNAPSHOTS_TOPIC": f"{prefix}matcher.snapshots",
+                "MATCHER_INSTANCE": f"{prefix}matcher-0",
+                "MATCHER_GROUP_ID": f"{prefix}matcher",
+                "MATCHER_SYMBOLS": "BTC-PERP,ETH-PERP,SOL-PERP",
+                "METRICS_PORT": str(port),
+                "MATCHER_INLINE": "true",
+            },
+            port=port,
+            ready_url=f"http://127.0.0.1:{port}/metrics",
+            log_name=f"{prefix}matcher",
         )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.start()
 
 
 class Stack:

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,90 +16,32 @@ from libs.topics import exchange_topics, user_partition
 from services.wallet.topics import WalletTopics
 from tests.integration.positions.conftest import MatcherProcess
 from tests.integration.wallet.matcher_pump import MatcherPump
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.processes import ServiceProcess, free_port
 
 
-class WalletProcess:
+class WalletProcess(ServiceProcess):
     """``python -m services.wallet`` on a private topic set; start, kill -9, restart."""
 
     def __init__(self, bootstrap: str, redis_url: str, prefix: str, snapshot_every: int) -> None:
-        self.port = free_port()
+        port = free_port()
+        super().__init__(
+            "wallet",
+            "services.wallet",
+            {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "REDIS_URL": redis_url,
+                "TOPIC_PREFIX": prefix,
+                "METRICS_PORT": str(port),
+                "SNAPSHOT_EVERY": str(snapshot_every),
+                "WALLET_GROUP_ID": f"{prefix}wallet",
+                "WALLET_TRANSACTIONAL_ID": f"{prefix}wallet-0",
+            },
+            port=port,
+            ready_line=b"wallet ready",
+            log_name=f"{prefix}wallet",
+        )
         self.prefix = prefix
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "REDIS_URL": redis_url,
-            "TOPIC_PREFIX": prefix,
-            "METRICS_PORT": str(self.port),
-            "SNAPSHOT_EVERY": str(snapshot_every),
-            "WALLET_GROUP_ID": f"{prefix}wallet",
-            "WALLET_TRANSACTIONAL_ID": f"{prefix}wallet-0",
-        }
-        self.proc: subprocess.Popen | None = None
-        self.log = open(f"/tmp/{prefix}wallet.log", "ab")  # noqa: SIM115
-
-    def start(self, timeout: float = 60) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.wallet"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if b"wallet ready" in line:
-                return
-            if not line and self.proc.poll() is not None:
-                raise RuntimeError(f"wallet exited with {self.proc.returncode}")
-        raise RuntimeError("wallet did not become ready")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def get(self, path: str) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-            return r.read().decode()
-
-    def digest(self) -> dict:
-        return json.loads(self.get("/digest"))
-
-    def rebuild(self) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "services.wallet", "rebuild"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    def metric(self, name: str, labels: str = "") -> float:
-        for line in self.get("/metrics").splitlines():
-            if line.startswith(f"{name}{labels} "):
-                return float(line.split()[-1])
-        return 0.0
 
 
 class ServiceMatcher:
