@@ -203,8 +203,8 @@ def run() -> str:
             ),
             "",
             "A command that arrives during a turn waits for that turn's commit, then rides the "
-            "next turn's transaction: its latency is one to two of these transactions plus the "
-            "matching and the hops through the rings.",
+            "next turn's transaction, so no command's latency can be below this floor; under "
+            "load the turns carry more and take longer.",
             "",
             f"Against the issue's targets: saturation {burst:,.0f} commands/s "
             f"({_verdict(burst >= 40_000)} >= 40,000); p99 {p99:.2f} ms at "
