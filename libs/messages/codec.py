@@ -3,15 +3,20 @@ docs/BENCHMARKS.md). JSON of the same structs is available for tools and logs.""
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
-from typing import Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 import msgspec
 
 from libs.messages import commands, events
 from libs.messages.base import Message
 
+if TYPE_CHECKING:
+    from libs.bus import Record
+
 M = TypeVar("M", bound=Message)
+log = logging.getLogger(__name__)
 
 
 class DecodeError(ValueError):
@@ -80,6 +85,21 @@ class Codec(Generic[M]):
             return self._decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             raise DecodeError(str(error)) from None
+
+    def decode_input(self, record: Record) -> M | None:
+        """Decode a consumed record; a malformed one is logged and gives None, for the caller
+        to count and skip (a consumer never stops or guesses on bad input)."""
+        try:
+            return self.decode(record.value)
+        except DecodeError as error:
+            log.warning(
+                "skipping malformed %s[%d]@%d: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
+            )
+            return None
 
     def decode_json(self, data: bytes | str) -> M:
         try:

@@ -31,7 +31,6 @@ from libs.messages import (
     CancelAll,
     CancelOrder,
     Codec,
-    DecodeError,
     Deposit,
     MatcherEvent,
     PlaceOrder,
@@ -306,20 +305,8 @@ class Projector:
         now_ms = time.time_ns() // 1_000_000
         for record in records:
             label = self._logical(record.topic)
-            try:
-                message = self.codecs[record.topic].decode(record.value)
-            except DecodeError as error:
-                SKIPPED.labels(label).inc()
-                log.warning(
-                    "skipping malformed %s[%d]@%d: %s",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    error,
-                )
-                message = None
-            else:
-                RECORDS.labels(label).inc()
+            message = self.codecs[record.topic].decode_input(record)
+            (SKIPPED if message is None else RECORDS).labels(label).inc()
             item = Input(record.topic, record.partition, record.offset, message)
             try:
                 projection.apply(item, now_ms)

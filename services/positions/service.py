@@ -18,7 +18,6 @@ from libs.bus.snapshots import offsets_key
 from libs.messages import (
     Cause,
     Codec,
-    DecodeError,
     IndexPriceTick,
     LiquidationTriggered,
     MatcherEvent,
@@ -71,6 +70,11 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         basis_window: int = 60,
     ) -> None:
         self.topics = topics
+        self._codecs = {
+            topics.matcher_events: MATCHER_CODEC,
+            topics.wallet_events: WALLET_CODEC,
+            topics.index_prices: INDEX_CODEC,
+        }
         self.specs = specs or default_symbols()
         self.options = {
             "funding_interval_seconds": funding_interval_seconds,
@@ -91,22 +95,9 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
 
     def apply_record(self, record: Record) -> list[Out]:
         topics, label = self.topics, self.topics.logical(record.topic)
-        try:
-            if record.topic == topics.matcher_events:
-                message = MATCHER_CODEC.decode(record.value)
-            elif record.topic == topics.wallet_events:
-                message = WALLET_CODEC.decode(record.value)
-            else:
-                message = INDEX_CODEC.decode(record.value)
-        except DecodeError as error:
+        message = self._codecs[record.topic].decode_input(record)
+        if message is None:
             MALFORMED.labels(label).inc()
-            log.warning(
-                "skipping malformed %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                error,
-            )
             return []
         INPUTS.labels(label).inc()
         cause = Cause(label, record.partition, record.offset)

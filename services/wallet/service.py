@@ -21,7 +21,6 @@ from libs.messages import (
     CancelOrder,
     Cause,
     Codec,
-    DecodeError,
     Deposit,
     MatcherEvent,
     Message,
@@ -92,17 +91,9 @@ class WalletService(JournaledHandler[WalletCore, Message]):
 
     def apply_record(self, record: Record) -> list[Message]:
         label = self.topics.logical(record.topic)
-        try:
-            message = self._codecs[record.topic].decode(record.value)
-        except DecodeError as error:
+        message = self._codecs[record.topic].decode_input(record)
+        if message is None:
             MALFORMED.labels(label).inc()
-            log.warning(
-                "skipping malformed %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                error,
-            )
             return []
         INPUTS.labels(label).inc()
         try:

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from libs.bus import Record
 from libs.messages import (
     ALL_MESSAGES,
     ANY,
@@ -67,6 +68,19 @@ def test_garbage_bytes_raise_decode_error_and_nothing_else(data):
 def test_tombstones_are_a_decode_error():
     with pytest.raises(DecodeError, match="empty"):
         ANY.decode(None)
+
+
+def test_decode_input_logs_a_malformed_record_and_gives_none(caplog):
+    fill = msgspec.convert(_example_fields(OrderFilled), OrderFilled)
+    good = Record("matcher.events", 2, 41, b"BTC-PERP", encode(fill))
+    assert ANY.decode_input(good) == fill
+    with caplog.at_level("WARNING"):
+        assert ANY.decode_input(Record("matcher.events", 2, 42, None, b"\xc1")) is None
+        assert ANY.decode_input(Record("matcher.events", 2, 43, None, None)) is None
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "skipping malformed matcher.events[2]@42",
+        "skipping malformed matcher.events[2]@43",
+    ]
 
 
 def test_ledger_entries_carry_their_legs():
