@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from confluent_kafka import Producer as KafkaProducer
@@ -176,6 +177,15 @@ def run_step(venue: Venue, rng: random.Random, ids: list[int], users: list[int])
         user, roll = rng.choice(users), rng.random()
         oid = ids[-1] + 1
         side = rng.choice([Side.BUY, Side.SELL])
+        place = partial(
+            PlaceOrder,
+            request_id=f"r{oid}",
+            order_id=oid,
+            user_id=user,
+            symbol=SYMBOL,
+            side=side,
+            ts=oid * 1000,
+        )
         if roll < 0.55:
             ids.append(oid)
             tif = rng.choice(
@@ -183,48 +193,25 @@ def run_step(venue: Venue, rng: random.Random, ids: list[int], users: list[int])
             )
             coid = f"c{oid}" if rng.random() < 0.3 else None
             commands.append(
-                PlaceOrder(
-                    request_id=f"r{oid}",
-                    order_id=oid,
-                    user_id=user,
-                    symbol=SYMBOL,
-                    side=side,
+                place(
                     order_type=OrderType.LIMIT,
                     qty=rng.randint(3, 20),
                     price=MID + rng.randint(-5, 5),
                     tif=tif,
                     client_order_id=coid,
-                    ts=oid * 1000,
                 )
             )
         elif roll < 0.65:
             ids.append(oid)
-            commands.append(
-                PlaceOrder(
-                    request_id=f"r{oid}",
-                    order_id=oid,
-                    user_id=user,
-                    symbol=SYMBOL,
-                    side=side,
-                    order_type=OrderType.MARKET,
-                    qty=rng.randint(3, 20),
-                    ts=oid * 1000,
-                )
-            )
+            commands.append(place(order_type=OrderType.MARKET, qty=rng.randint(3, 20)))
         elif roll < 0.72:
             ids.append(oid)
             commands.append(
-                PlaceOrder(
-                    request_id=f"r{oid}",
-                    order_id=oid,
-                    user_id=user,
-                    symbol=SYMBOL,
-                    side=side,
+                place(
                     order_type=OrderType.STOP_LIMIT,
                     qty=rng.randint(3, 20),
                     price=MID + rng.randint(-5, 5),
                     stop_price=MID + (8 if side is Side.BUY else -8),
-                    ts=oid * 1000,
                 )
             )
         elif roll < 0.82:
