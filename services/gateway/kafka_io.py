@@ -9,6 +9,7 @@ and keeps the ones it is waiting for, so gateways can be added or removed freely
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -75,10 +76,8 @@ class RequestProducer:
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(error: KafkaError | None, _message: object) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, delivered, error)
-            except RuntimeError:  # the event loop is closed (shutting down): nobody waits
-                pass
 
         try:
             self._producer.produce(

@@ -209,6 +209,11 @@ async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONRespo
         on_lost = partial(gw.placements.lost, caller, coid, command.order_id)
     outcome = await gw.ask(caller, command, Kind.PLACE, on_lost)
     if outcome is None:
+        if coid is not None:  # unanswered: the read model may know an original by now
+            stored = _mine(gw, caller, await gw.reads.order_by_client_id(caller, coid))
+            if stored is not None and int(stored["order_id"]) != command.order_id:
+                gw.placements.original(caller, coid, int(stored["order_id"]))
+                return _stored_reply(gw, stored)
         return _pending(spec, command.order_id, command)
     if outcome.status != "Rejected":
         return _reply(spec, outcome, client_order_id=coid)
