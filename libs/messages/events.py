@@ -268,6 +268,7 @@ class OrderRequestRejected(WalletEvent, frozen=True, kw_only=True):
     order_id: int | None
     code: int
     msg: str
+    original_order_id: int | None = None  # -4015: the order holding the client order id
 
 
 class AccountUpdated(WalletEvent, frozen=True, kw_only=True):

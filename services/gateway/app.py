@@ -72,7 +72,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
         limiter = RateLimiter(redis)
         prefix = settings.topic_prefix
-        requests = RequestProducer(settings.kafka_bootstrap_servers, f"{prefix}orders.requests")
+        requests = RequestProducer(
+            settings.kafka_bootstrap_servers,
+            f"{prefix}orders.requests",
+            settings.delivery_timeout_seconds,
+        )
         replies = ReplyListener(
             settings.kafka_bootstrap_servers, [f"{prefix}wallet.events", f"{prefix}matcher.events"]
         )

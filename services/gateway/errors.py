@@ -3,7 +3,8 @@
 Codes follow Binance USDⓈ-M where one exists (the engines' rejections already do); the
 gateway's own: -1002 unauthorized, -1003 too many requests, -1021 stale timestamp,
 -1022 bad signature, -1102 missing parameter, -1130 invalid parameter, -2013 no such order,
--4000 forbidden, -4090 conflict, -1007 engine timeout, -1000 unexpected (a 5xx: a bug).
+-4000 forbidden, -4090 conflict, -1000 unexpected (a 5xx: a bug), and -1001 with a 503 when
+the request did not reach the log (safe to retry).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ log = logging.getLogger("services.gateway")
 
 UNAUTHORIZED = -1002
 TOO_MANY_REQUESTS = -1003
-TIMEOUT = -1007
+DISCONNECTED = -1001
+DISCONNECTED_MSG = "Internal error; unable to process your request. Please try again."
 STALE_TIMESTAMP = -1021
 BAD_SIGNATURE = -1022
 MANDATORY_PARAM = -1102

@@ -9,13 +9,14 @@ and keeps the ones it is waiting for, so gateways can be added or removed freely
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Histogram
 
 from libs.bus.kafka import fetch_ready
@@ -27,6 +28,7 @@ log = logging.getLogger("services.gateway")
 
 MALFORMED = Counter("gateway_malformed_total", "Undecodable records skipped", ["topic"])
 TIMEOUTS = Counter("gateway_reply_timeouts_total", "Requests answered Pending", ["kind"])
+LOST = Counter("gateway_requests_lost_total", "Requests the log did not take (after a 503 or 202)")
 _BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1)
 PRODUCED = Histogram(
     "gateway_produce_seconds", "From produce to the broker's acknowledgement", buckets=_BUCKETS
@@ -40,9 +42,9 @@ ANSWERED = Histogram(
 
 
 class RequestProducer:
-    """Produce to ``orders.requests`` (key = user) and await the broker's acknowledgement."""
+    """Produce to ``orders.requests`` (key = user); the broker's acknowledgement is a future."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, delivery_timeout: float = 30.0) -> None:
         self.topic = topic
         self._producer = Producer(
             {
@@ -53,6 +55,9 @@ class RequestProducer:
                 "linger.ms": 1,
                 "compression.type": "lz4",
                 "retry.backoff.ms": 5,
+                # A request the broker has not taken by then is dropped, never written later:
+                # a 202 means "in the log within this time, or never" (docs/API.md).
+                "message.timeout.ms": int(delivery_timeout * 1000),
             }
         )
         self._stop = threading.Event()
@@ -63,22 +68,29 @@ class RequestProducer:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    async def send(self, user_id: int, message: Message) -> None:
-        """Return once the request is durably in the log; raise ``ConnectionError`` if not."""
+    def produce(self, user_id: int, message: Message) -> asyncio.Future[None]:
+        """Queue the request and return at once a future of the broker's acknowledgement; it
+        fails with ``ConnectionError`` if the log does not take the request. Raise
+        ``ConnectionError`` now when the producer cannot even queue it (its queue is full)."""
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(error: KafkaError | None, _message: object) -> None:
-            loop.call_soon_threadsafe(_resolve, delivered, error)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, delivered, error)
 
-        self._producer.produce(
-            self.topic,
-            value=encode(message),
-            key=str(user_id).encode(),
-            partition=user_partition(user_id),
-            on_delivery=on_delivery,
-        )
-        await delivered
+        try:
+            self._producer.produce(
+                self.topic,
+                value=encode(message),
+                key=str(user_id).encode(),
+                partition=user_partition(user_id),
+                on_delivery=on_delivery,
+            )
+        except (BufferError, KafkaException) as error:
+            LOST.inc()
+            raise ConnectionError(f"orders.requests: {error}") from None
+        return delivered
 
     def close(self) -> None:
         self._stop.set()
@@ -91,8 +103,11 @@ def _resolve(future: asyncio.Future[None], error: KafkaError | None) -> None:
         return
     if error is None:
         future.set_result(None)
-    else:
-        future.set_exception(ConnectionError(f"orders.requests: {error}"))
+        return
+    LOST.inc()
+    log.warning("a request did not reach orders.requests: %s", error)
+    future.set_exception(ConnectionError(f"orders.requests: {error}"))
+    future.exception()  # read: nobody may be waiting any more (the caller had its 202)
 
 
 class ReplyListener:
@@ -129,9 +144,17 @@ class ReplyListener:
         self._thread.start()
 
     async def ask(
-        self, request_id: str, kind: Kind, send: Callable[[], asyncio.Future], timeout: float
+        self,
+        request_id: str,
+        kind: Kind,
+        produce: Callable[[], asyncio.Future[None]],
+        timeout: float,
     ) -> Outcome | None:
-        """Register, run ``send``, and wait up to ``timeout`` for the answer (None: timed out)."""
+        """Register, ``produce`` the request, and wait for its answer; all within ``timeout``.
+
+        Return None when the time is up (the request may still be in flight to the broker, or
+        in the log unanswered); raise ``ConnectionError`` when the log did not take it.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         with self._lock:  # registered before sending, so the answer cannot come first
@@ -139,10 +162,13 @@ class ReplyListener:
             self._futures[request_id] = (loop, future)
         try:
             started = time.perf_counter()
-            await send()
+            deadline = loop.time() + timeout
+            delivered = produce()
+            # shield: the request stays queued after our wait ends (it is the producer's now)
+            await asyncio.wait_for(asyncio.shield(delivered), timeout)
             sent = time.perf_counter()
             PRODUCED.observe(sent - started)
-            outcome = await asyncio.wait_for(future, timeout)
+            outcome = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
             ANSWERED.labels(kind.value).observe(time.perf_counter() - sent)
             return outcome
         except TimeoutError:

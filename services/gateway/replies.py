@@ -56,7 +56,7 @@ class Outcome:
     code: int | None = None
     msg: str | None = None
     reason: str | None = None
-    event: Message | None = None  # the settling event, for deposit/withdraw/leverage/amend
+    event: Message | None = None  # the settling event (deposit/withdraw/leverage/amend, rejection)
     cancelled: list[OrderCancelled] = field(default_factory=list)
 
     @property
@@ -115,6 +115,7 @@ class ReplyTracker:
         if kind is OrderRejected or kind is OrderRequestRejected:
             outcome = waiting.outcome or Outcome("Rejected", order_id=event.order_id)
             outcome.status, outcome.code, outcome.msg = "Rejected", event.code, event.msg
+            outcome.event = event  # a -4015 names the original order
             return self._settle(request_id, outcome)
         if waiting.kind is Kind.PLACE and kind is OrderAccepted:
             outcome = Outcome("New", event.order_id, event.symbol, event.qty)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from libs.settings import KafkaSettings
 
@@ -19,6 +19,17 @@ class GatewaySettings(KafkaSettings):
     )
     faucet_enabled: bool = Field(True, description="POST /deposit credits cash (dev only)")
     reply_timeout_seconds: float = Field(2.0, gt=0, description="wait for an engine's answer")
+    delivery_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request the broker has not taken by then is dropped"
+    )
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
     user_rate_per_second: int = Field(50, ge=1, description="requests per user per second")
     ip_rate_per_minute: int = Field(3000, ge=1, description="requests per client IP per minute")
+
+    @model_validator(mode="after")
+    def _a_202_outlives_its_reply(self) -> GatewaySettings:
+        # A request still undelivered at the reply timeout is answered 202 (in flight): its
+        # delivery must be able to outlast that, or a 503 could follow for one in the log.
+        if self.delivery_timeout_seconds <= self.reply_timeout_seconds:
+            raise ValueError("DELIVERY_TIMEOUT_SECONDS must exceed REPLY_TIMEOUT_SECONDS")
+        return self

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,9 +20,12 @@ from services.gateway.ids import OrderIds
 from services.gateway.kafka_io import ReplyListener, RequestProducer
 from services.gateway.reads import ReadModel
 from services.gateway.replies import Kind, Outcome
+from services.gateway.retries import RecentPlacements
 from services.gateway.security import TokenIssuer
 from services.gateway.settings import GatewaySettings
 from services.gateway.users import UserStore
+
+log = logging.getLogger("services.gateway")
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Gateway:
     reads: ReadModel
     users: UserStore
     tokens: TokenIssuer
+    placements: RecentPlacements = field(default_factory=RecentPlacements)
 
     def symbol(self, name: str) -> SymbolSpec:
         spec = self.symbols.get(name)
@@ -47,21 +54,52 @@ class Gateway:
     def now_ns() -> int:
         return time.time_ns()
 
-    async def send(self, user_id: int, message: Message) -> None:
-        """Put a request in the log; 503 when the broker does not take it."""
+    async def send(self, user_id: int, message: Message) -> bool:
+        """Put a request in the log without waiting for an answer: True once the broker has
+        it, False if it is still in flight at the reply timeout; 503 if the log did not take it."""
         try:
-            await self.requests.send(user_id, message)
-        except (ConnectionError, BufferError) as error:
-            raise ApiError(503, errors.TIMEOUT, f"The exchange is unavailable: {error}") from None
+            delivered = self.requests.produce(user_id, message)
+            await asyncio.wait_for(asyncio.shield(delivered), self.settings.reply_timeout_seconds)
+        except TimeoutError:
+            return False
+        except ConnectionError as error:
+            raise _unavailable(error) from None
+        return True
 
-    async def ask(self, user_id: int, message: Message, kind: Kind) -> Outcome | None:
-        """Send a request and wait for the engines' answer; None after the reply timeout."""
-        return await self.replies.ask(
-            message.request_id,
-            kind,
-            lambda: self.send(user_id, message),
-            self.settings.reply_timeout_seconds,
-        )
+    async def ask(
+        self,
+        user_id: int,
+        message: Message,
+        kind: Kind,
+        on_lost: Callable[[], None] | None = None,
+    ) -> Outcome | None:
+        """Send a request and wait for the engines' answer, all within the reply timeout:
+        None when it is still in flight or unanswered then (the caller answers 202), 503 when
+        the log did not take it. ``on_lost`` runs whenever the log is known not to have it,
+        also after the reply."""
+
+        def produce() -> asyncio.Future[None]:
+            try:
+                delivered = self.requests.produce(user_id, message)
+            except ConnectionError:
+                if on_lost is not None:
+                    on_lost()
+                raise
+            if on_lost is not None:
+                delivered.add_done_callback(lambda done: done.exception() and on_lost())
+            return delivered
+
+        try:
+            return await self.replies.ask(
+                message.request_id, kind, produce, self.settings.reply_timeout_seconds
+            )
+        except ConnectionError as error:
+            raise _unavailable(error) from None
+
+
+def _unavailable(error: ConnectionError) -> ApiError:
+    log.warning("answered 503: %s", error)
+    return ApiError(503, errors.DISCONNECTED, errors.DISCONNECTED_MSG)
 
 
 def gateway(request: Request) -> Gateway:

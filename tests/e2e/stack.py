@@ -21,11 +21,13 @@ from tests.processes import ServiceProcess, free_port
 class Stack:
     """Matcher, wallet, positions, the gateway projector and a gateway on private topics."""
 
-    def __init__(self, bootstrap: str, database_url: str, redis_url: str) -> None:
+    def __init__(
+        self, bootstrap: str, database_url: str, redis_url: str, redis_db: int = 9
+    ) -> None:
         self.prefix = f"e2e{uuid.uuid4().hex[:8]}."
         self.bootstrap = bootstrap
         self.database_url = _fresh_database(database_url, self.prefix.rstrip(".").lower())
-        self.redis_url = _fresh_redis_db(redis_url)
+        self.redis_url = _fresh_redis_db(redis_url, redis_db)
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
         bus = KafkaBus(bootstrap)
@@ -126,9 +128,9 @@ def _fresh_database(database_url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-def _fresh_redis_db(redis_url: str) -> str:
-    """Use Redis database 9 (flushed) so user ids from a fresh Postgres never meet old keys."""
+def _fresh_redis_db(redis_url: str, db: int) -> str:
+    """Use Redis database ``db`` (flushed) so user ids from a fresh Postgres never meet old keys."""
     base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
-    url = f"{base}/9"
+    url = f"{base}/{db}"
     redis.Redis.from_url(url).flushdb()
     return url

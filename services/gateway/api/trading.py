@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -36,6 +38,7 @@ from services.gateway.state import Gateway, Gw
 router = APIRouter(tags=["orders"])
 
 DUPLICATE_CLIENT_ORDER_ID = -4015
+ORIGINAL_IN_MSG = re.compile(r"original order_id=(\d+)")
 MAX_TICKS = 10**15  # far above any real price; keeps every amount inside a 64-bit integer
 LIMIT_PRICED = {"Limit", "StopLimit", "TakeProfitLimit"}
 STOP_PRICED = {"StopMarket", "StopLimit", "TakeProfitMarket", "TakeProfitLimit"}
@@ -141,31 +144,88 @@ def _reply(spec: SymbolSpec, outcome: Outcome, status_code: int = 200, **extra) 
     return JSONResponse(body.model_dump(exclude_none=True), status_code)
 
 
-def _stored_reply(spec: SymbolSpec, fields: dict[str, str]) -> JSONResponse:
-    view = views.order(spec, fields)
-    keep = ("order_id", "status", "filled", "remaining", "symbol", "client_order_id", "reason")
-    return JSONResponse({k: view[k] for k in keep if view[k] is not None})
+def _pending(spec: SymbolSpec, order_id: int, command: PlaceOrder) -> JSONResponse:
+    pending = Outcome("Pending", order_id, spec.name, command.qty)
+    return _reply(spec, pending, 202, client_order_id=command.client_order_id)
+
+
+def _stored_reply(gw: Gateway, fields: dict[str, str]) -> JSONResponse:
+    """The order as the read model holds it, with the status code its first reply had."""
+    view = views.order(gw.symbols[fields["symbol"]], fields)
+    keep = ("order_id", "status", "filled", "remaining", "symbol", "client_order_id")
+    keep += ("reason", "code", "msg")
+    status_code = {"Pending": 202, "Rejected": 400}.get(view["status"], 200)
+    return JSONResponse({k: view[k] for k in keep if view[k] is not None}, status_code)
+
+
+def _mine(gw: Gateway, caller: int, fields: dict[str, str] | None) -> dict[str, str] | None:
+    if fields is None or int(fields.get("user_id", -1)) != caller:
+        return None
+    return fields if fields.get("symbol") in gw.symbols else None
+
+
+async def _retried(
+    gw: Gateway, caller: int, spec: SymbolSpec, command: PlaceOrder
+) -> JSONResponse | None:
+    """Answer a retry of a client order id from what this gateway knows without asking: the
+    read model, else its own recent placements (the original may still be on its way)."""
+    coid = command.client_order_id
+    assert coid is not None
+    stored = _mine(gw, caller, await gw.reads.order_by_client_id(caller, coid))
+    if stored is not None:
+        return _stored_reply(gw, stored)
+    original = gw.placements.get(caller, coid)
+    if original is not None:
+        return _pending(spec, original, command)
+    return None
+
+
+def _original_id(outcome: Outcome) -> int | None:
+    """The order holding the client order id of a -4015: the wallet names it in a field, the
+    matcher (a second line of defence) only in its message."""
+    if outcome.code != DUPLICATE_CLIENT_ORDER_ID:
+        return None
+    original = getattr(outcome.event, "original_order_id", None)
+    if original is None:
+        found = ORIGINAL_IN_MSG.search(outcome.msg or "")
+        original = int(found.group(1)) if found else None
+    return original
 
 
 @router.post("/place_order", response_model=OrderReply)
 async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONResponse:
-    """Place an order; the reply tells what matching did to it (or Pending after 2 s)."""
+    """Place an order; the reply tells what matching did to it (or Pending after 2 s). A retry
+    with a client order id used before answers the original order, never a new one."""
     same_user(caller, body.user_id)
     spec = gw.symbol(body.symbol)
     command = to_command(body, spec, caller, gw)
-    outcome = await gw.ask(caller, command, Kind.PLACE)
-    coid = {"client_order_id": command.client_order_id}
+    coid = command.client_order_id
+    on_lost = None
+    if coid is not None:
+        known = await _retried(gw, caller, spec, command)
+        if known is not None:
+            return known
+        gw.placements.add(caller, coid, command.order_id)  # no await until it is produced
+        on_lost = partial(gw.placements.lost, caller, coid, command.order_id)
+    outcome = await gw.ask(caller, command, Kind.PLACE, on_lost)
     if outcome is None:
-        pending = Outcome("Pending", command.order_id, spec.name, command.qty)
-        return _reply(spec, pending, 202, **coid)
+        if coid is not None:  # unanswered: the read model may know an original by now
+            stored = _mine(gw, caller, await gw.reads.order_by_client_id(caller, coid))
+            if stored is not None and int(stored["order_id"]) != command.order_id:
+                gw.placements.original(caller, coid, int(stored["order_id"]))
+                return _stored_reply(gw, stored)
+        return _pending(spec, command.order_id, command)
     if outcome.status != "Rejected":
-        return _reply(spec, outcome, **coid)
-    if outcome.code == DUPLICATE_CLIENT_ORDER_ID and outcome.order_id is not None:
-        original = await gw.reads.order(outcome.order_id)  # a retry: the original's state
-        if original is not None and int(original["user_id"]) == caller:
-            return _stored_reply(spec, original)
+        return _reply(spec, outcome, client_order_id=coid)
+    original = _original_id(outcome)
+    if coid is not None and original is not None:  # a retry: the original, Pending if unread
+        gw.placements.original(caller, coid, original)
+        stored = _mine(gw, caller, await gw.reads.order(original))
+        if stored is not None:
+            return _stored_reply(gw, stored)
+        return _pending(spec, original, command)
     outcome.order_id, outcome.qty = command.order_id, command.qty
-    return _reply(spec, outcome, 400, **coid)
+    return _reply(spec, outcome, 400, client_order_id=coid)
 
 
 async def _owned_order(gw: Gateway, caller: int, order_id: int | None, coid: str | None):
@@ -215,7 +275,8 @@ async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONRespons
     )
     open_here = [o for o in await gw.reads.orders(caller, True, 1000) if o["symbol"] == spec.name]
     if not open_here:  # nothing to wait for: the matcher answers a no-op with silence
-        await gw.send(caller, command)
+        if not await gw.send(caller, command):
+            return JSONResponse({"symbol": spec.name, "status": "Pending", "cancelled": []}, 202)
         return JSONResponse({"symbol": spec.name, "status": "Done", "cancelled": []})
     outcome = await gw.ask(caller, command, Kind.CANCEL_ALL)
     if outcome is None:

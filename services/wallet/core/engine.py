@@ -88,6 +88,9 @@ class WalletCore:
         self.last_prices: dict[str, int] = {}  # symbol -> last fill price
         self.matcher_seq: dict[str, int] = {}  # symbol -> last matcher event seq applied
         self.event_seq: dict[int, int] = {}  # wallet.events partition -> last seq produced
+        # (user, client order id) -> the order id of the first PlaceOrder that used it, for ever:
+        # a retry is answered with that order, whatever the balance is now (docs/WALLET.md)
+        self.client_ids: dict[tuple[int, str], int] = {}
         self._out: list[Message] = []
         self._touched: dict[int, None] = {}
         self._cause = Cause("", 0, 0)
@@ -253,6 +256,11 @@ class WalletCore:
         return ceil_div(notional, leverage) + spec.fee(notional, maker=False)
 
     def _place(self, cmd: PlaceOrder) -> None:
+        coid = cmd.client_order_id
+        if coid is not None:
+            original = self.client_ids.setdefault((cmd.user_id, coid), cmd.order_id)
+            if original != cmd.order_id:
+                return self._duplicate(cmd, original)
         spec = self._spec(cmd.symbol)
         if cmd.qty <= 0 and not cmd.close_position:
             raise Rejected(reasons.INVALID_PARAM, "Quantity must be positive.")
@@ -285,6 +293,22 @@ class WalletCore:
         )
         self._touched[cmd.user_id] = None
         self._out.append(cmd)
+
+    def _duplicate(self, cmd: PlaceOrder, original: int) -> None:
+        """Answer a retry with the order that holds its client id: no check, no hold, no
+        forwarding (the matcher's own -4015 stays a second line of defence)."""
+        self._emit(
+            OrderRequestRejected(
+                seq=0,
+                cause=self._cause,
+                request_id=cmd.request_id,
+                user_id=cmd.user_id,
+                order_id=cmd.order_id,
+                code=reasons.DUPLICATE_CLIENT_ORDER_ID,
+                msg=f"Duplicate client order id; original order_id={original}",
+                original_order_id=original,
+            )
+        )
 
     def _amend(self, cmd: AmendOrder) -> None:
         spec = self._spec(cmd.symbol)

@@ -8,6 +8,7 @@ MARGIN_INSUFFICIENT = -2019  # the order's hold exceeds the available balance
 INVALID_LEVERAGE = -4028  # leverage outside 1..the symbol's maximum
 MAX_POSITION_AT_LEVERAGE = -2027  # the open position exceeds the bracket of that leverage
 BALANCE_INSUFFICIENT = -4050  # withdrawal above what positions and orders leave free
+DUPLICATE_CLIENT_ORDER_ID = -4015  # the user's client order id is taken: the msg names the order
 
 MESSAGES = {
     INVALID_SYMBOL: "Invalid symbol.",

@@ -10,7 +10,8 @@ from libs.messages import LedgerAccountKind
 from services.wallet.core.engine import WalletCore
 from services.wallet.core.holds import Hold
 
-VERSION = 1
+VERSION = 2
+READABLE = frozenset((1, 2))  # version 1 had no client ids: they load as none known
 
 
 class HoldState(msgspec.Struct, array_like=True, frozen=True):
@@ -40,6 +41,7 @@ class WalletState(msgspec.Struct, array_like=True, frozen=True):
     last_prices: list[tuple[str, int]]
     matcher_seq: list[tuple[str, int]]
     event_seq: list[tuple[int, int]]
+    client_ids: list[tuple[int, str, int]] = []  # (user, client order id, order id), sorted
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -78,6 +80,7 @@ def state_of(core: WalletCore) -> WalletState:
         last_prices=sorted(core.last_prices.items()),
         matcher_seq=sorted(core.matcher_seq.items()),
         event_seq=sorted(core.event_seq.items()),
+        client_ids=sorted((u, c, o) for (u, c), o in core.client_ids.items()),
     )
 
 
@@ -89,8 +92,8 @@ def dump(core: WalletCore) -> bytes:
 def load(data: bytes, core: WalletCore | None = None) -> WalletCore:
     """Return a core holding the state ``dump`` captured."""
     s = _decoder.decode(data)
-    if s.version != VERSION:
-        raise ValueError(f"wallet snapshot version {s.version}, expected {VERSION}")
+    if s.version not in READABLE:
+        raise ValueError(f"wallet snapshot version {s.version}, expected one of {sorted(READABLE)}")
     core = core if core is not None else WalletCore()
     ledger, holds = core.ledger, core.holds
     ledger.entry_id, ledger.deposits, ledger.withdrawals = s.entry_id, s.deposits, s.withdrawals
@@ -108,6 +111,7 @@ def load(data: bytes, core: WalletCore | None = None) -> WalletCore:
     core.last_prices = dict(s.last_prices)
     core.matcher_seq = dict(s.matcher_seq)
     core.event_seq = dict(s.event_seq)
+    core.client_ids = {(u, c): o for u, c, o in s.client_ids}
     return core
 
 

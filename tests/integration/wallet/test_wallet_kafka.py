@@ -13,6 +13,8 @@ from libs.messages import (
     FundingPaid,
     LedgerPosted,
     OrderRequestRejected,
+    PlaceOrder,
+    Withdraw,
     encode,
 )
 from libs.topics import symbol_partition
@@ -70,6 +72,31 @@ def test_an_order_beyond_available_margin_is_rejected_with_its_reason(stack: Sta
         "Margin is insufficient.",
     )
     assert not list(stack.bus.replay(stack.topics.commands, symbol_partition(SYMBOL)))
+
+
+def test_a_retried_client_order_id_is_answered_with_the_original_also_after_a_restart(
+    stack: Stack,
+) -> None:
+    stack.wallet.start()
+    stack.send(Deposit(request_id="d1", user_id=3, amount=3000 * USDT))
+    stack.send(place(1, 3, BUY, PRICE, LOT, client_order_id="x"))  # holds 2,525
+    stack.send(Withdraw(request_id="w1", user_id=3, amount=475 * USDT))  # nothing left free
+    stack.flush()
+    stack.quiet()
+    stack.wallet.kill()
+    stack.wallet.start()  # the client id map comes back with the rest of the state
+    stack.send(place(2, 3, BUY, PRICE, LOT, client_order_id="x"))
+    stack.flush()
+    stack.quiet()
+    [answer] = [e for e in stack.wallet_events() if isinstance(e, OrderRequestRejected)]
+    assert (answer.request_id, answer.code, answer.order_id, answer.original_order_id) == (
+        "p2",
+        -4015,
+        2,
+        1,
+    )
+    commands = [m for _, m in stack.records(stack.topics.commands) if isinstance(m, PlaceOrder)]
+    assert [m.order_id for m in commands] == [1]  # the retry never reached the matcher
 
 
 def test_malformed_input_on_each_topic_is_skipped_and_counted(stack: Stack) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from libs.messages import (
     AccountUpdated,
     Cause,
@@ -18,7 +20,7 @@ from libs.messages import (
     SetLeverage,
     WithdrawalCompleted,
 )
-from services.wallet.core import WalletCore, digest, dump, load
+from services.wallet.core import WalletCore, digest, dump, load, snapshot
 from tests.unit.wallet.kit import (
     BUY,
     LOT,
@@ -272,3 +274,44 @@ def test_snapshot_restores_an_equal_state() -> None:
     restored = load(dump(ex.wallet), WalletCore())
     assert digest(restored) == digest(ex.wallet)
     assert restored.available(1) == ex.wallet.available(1)
+
+
+def test_a_retry_of_a_known_client_order_id_answers_the_original_whatever_the_balance() -> None:
+    ex = Exchange()
+    ex.request(deposit(1, 3000 * USDT))
+    assert of(PlaceOrder, ex.request(place(1, 1, BUY, PRICE, LOT, client_order_id="x")))
+    ex.request(withdraw(1, ex.wallet.withdrawable(1)))  # nothing left for a second order
+    held = ex.wallet.holds.of_user(1)
+    out = ex.request(place(2, 1, BUY, PRICE, LOT, client_order_id="x"))
+    [answer] = out  # no margin check, no hold, nothing forwarded, no account update
+    assert isinstance(answer, OrderRequestRejected)
+    assert (answer.code, answer.original_order_id, answer.order_id) == (-4015, 1, 2)
+    assert answer.msg == "Duplicate client order id; original order_id=1"
+    assert ex.wallet.holds.of_user(1) == held and 2 not in ex.wallet.holds.by_order
+
+
+def test_the_first_order_with_a_client_id_keeps_it_even_when_it_was_refused() -> None:
+    ex = Exchange()
+    [refused] = of(OrderRequestRejected, ex.request(place(1, 1, BUY, PRICE, client_order_id="y")))
+    assert refused.code == -2019
+    ex.request(deposit(1, 10_000 * USDT))
+    [retry] = of(OrderRequestRejected, ex.request(place(2, 1, BUY, PRICE, client_order_id="y")))
+    assert (retry.code, retry.original_order_id) == (-4015, 1)
+    # another user's "y", and this user's other ids, are theirs
+    ex.request(deposit(2, 10_000 * USDT))
+    assert of(PlaceOrder, ex.request(place(3, 2, BUY, PRICE, client_order_id="y")))
+    assert of(PlaceOrder, ex.request(place(4, 1, BUY, PRICE, client_order_id="z")))
+    assert ex.wallet.client_ids == {(1, "y"): 1, (2, "y"): 3, (1, "z"): 4}
+
+
+def test_the_snapshot_keeps_the_client_ids_and_reads_a_version_1_snapshot() -> None:
+    ex = Exchange()
+    ex.request(deposit(1, 10_000 * USDT))
+    ex.request(place(1, 1, BUY, PRICE, LOT, client_order_id="x"))
+    restored = load(dump(ex.wallet), WalletCore())
+    assert restored.client_ids == {(1, "x"): 1} and digest(restored) == digest(ex.wallet)
+    [retry] = restored.apply(CAUSE, place(2, 1, BUY, PRICE, LOT, client_order_id="x"))
+    assert retry.original_order_id == 1
+    state = snapshot.state_of(ex.wallet)
+    old = msgspec.msgpack.encode([1, *msgspec.structs.astuple(state)[1:-1]])  # no client ids
+    assert load(old, WalletCore()).client_ids == {}

@@ -15,6 +15,8 @@ from libs.messages import (
     OrderCancelled,
     OrderExpired,
     OrderRejected,
+    OrderRequestRejected,
+    PlaceOrder,
     PositionChanged,
     SetLeverage,
     WithdrawalCompleted,
@@ -36,12 +38,15 @@ from tests.unit.wallet.kit import (
 
 USERS = st.integers(1, 4)
 CAUSE = Cause("positions.events", 0, 0)
+COIDS = st.sampled_from([None, None, "a", "b"])  # client order ids, so retries happen
 
 op = st.one_of(
     st.tuples(st.just("deposit"), USERS, st.integers(1, 100_000)),
     st.tuples(st.just("withdraw"), USERS, st.integers(1, 20_000)),
-    st.tuples(st.just("limit"), USERS, st.booleans(), st.integers(-20, 20), st.integers(1, 1000)),
-    st.tuples(st.just("market"), USERS, st.booleans(), st.integers(1, 1000)),
+    st.tuples(
+        st.just("limit"), USERS, st.booleans(), st.integers(-20, 20), st.integers(1, 1000), COIDS
+    ),
+    st.tuples(st.just("market"), USERS, st.booleans(), st.integers(1, 1000), COIDS),
     st.tuples(st.just("cancel"), USERS, st.integers(0, 30)),
     st.tuples(
         st.just("amend"), USERS, st.integers(0, 30), st.integers(-20, 20), st.integers(1, 1000)
@@ -62,6 +67,7 @@ class Flow:
         self.ex.mark(PRICE)
         self.next_oid = 1
         self.ended: set[int] = set()
+        self.client_ids: dict[tuple[int, str | None], int] = {}
         # our own tally of the money that crossed the boundary, not the ledger's counters
         self.deposited = 0
         self.withdrawn = 0
@@ -76,13 +82,21 @@ class Flow:
         elif kind == "withdraw":
             out = ex.request(withdraw(args[0], args[1] * USDT))
         elif kind == "limit":
-            user, buy, offset, qty = args
-            out = ex.request(
-                place(self.oid(), user, BUY if buy else SELL, PRICE + offset * 100, qty)
+            user, buy, offset, qty, coid = args
+            order = place(
+                self.oid(),
+                user,
+                BUY if buy else SELL,
+                PRICE + offset * 100,
+                qty,
+                client_order_id=coid,
             )
+            out = self.place(order)
         elif kind == "market":
-            user, buy, qty = args
-            out = ex.request(place(self.oid(), user, BUY if buy else SELL, None, qty))
+            user, buy, qty, coid = args
+            out = self.place(
+                place(self.oid(), user, BUY if buy else SELL, None, qty, client_order_id=coid)
+            )
         elif kind == "cancel":
             out = ex.request(cancel(args[1], args[0]))
         elif kind == "amend":
@@ -118,6 +132,26 @@ class Flow:
             if isinstance(message, WithdrawalCompleted):
                 self.withdrawn += message.amount
         self.check(kind, out)
+
+    def place(self, order: PlaceOrder) -> list:
+        """Place; a client id used before is answered with its first order, and only that."""
+        key = (order.user_id, order.client_order_id)
+        original = self.client_ids.get(key) if order.client_order_id else None
+        holds = self.ex.wallet.holds.of_user(order.user_id)
+        out = self.ex.request(order)
+        if original is None:
+            if order.client_order_id:
+                self.client_ids[key] = order.order_id
+            return out
+        [answer] = out
+        assert isinstance(answer, OrderRequestRejected)
+        assert (answer.code, answer.order_id, answer.original_order_id) == (
+            -4015,
+            order.order_id,
+            original,
+        )
+        assert self.ex.wallet.holds.of_user(order.user_id) == holds
+        return out
 
     def oid(self) -> int:
         self.next_oid += 1
