@@ -19,7 +19,6 @@ from libs.messages import (
     AmendOrder,
     CancelAll,
     CancelOrder,
-    Cause,
     Codec,
     Deposit,
     MatcherEvent,
@@ -32,7 +31,7 @@ from libs.messages import (
     concrete_kinds,
     encode,
 )
-from libs.topics import symbol_partition, user_partition
+from libs.topics import cause_of, symbol_partition, user_partition
 from services.wallet.core import WalletCore, digest, dump, load
 from services.wallet.core.engine import _user_of
 from services.wallet.topics import WalletTopics
@@ -97,9 +96,8 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             return []
         INPUTS.labels(label).inc()
         try:
-            messages = self.core.apply(
-                Cause(record.topic, record.partition, record.offset), message
-            )
+            cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
+            messages = self.core.apply(cause, message)
         except Exception:  # deterministic, so a replay skips it the same way
             FAILED.labels(label).inc()
             log.exception(
