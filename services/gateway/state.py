@@ -55,13 +55,17 @@ class Gateway:
             raise ApiError(503, errors.TIMEOUT, f"The exchange is unavailable: {error}") from None
 
     async def ask(self, user_id: int, message: Message, kind: Kind) -> Outcome | None:
-        """Send a request and wait for the engines' answer; None after the reply timeout."""
-        return await self.replies.ask(
+        """Send a request and wait for the engines' answer; None after the reply timeout.
+        The user's next reads reflect at least the answer."""
+        outcome = await self.replies.ask(
             message.request_id,
             kind,
             lambda: self.send(user_id, message),
             self.settings.reply_timeout_seconds,
         )
+        if outcome is not None:
+            self.reads.saw(user_id, outcome.seen)
+        return outcome
 
 
 def gateway(request: Request) -> Gateway:
