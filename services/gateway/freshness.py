@@ -2,12 +2,13 @@
 
 Each reply comes from one record of the log (its answer: ``BatchCompleted`` for a place, the
 ``OrderCancelled``, the wallet's ``AccountUpdated``, ...). The three writers of the read model
-publish in Redis how far they have applied the log, in the transaction that writes what they
-applied: the projector (orders, fills) its ``projector:offsets``, the position engine
-(positions) ``positions:applied``, the wallet (accounts) ``wallet:applied``. After a reply, the
-user's reads of a writer's keys wait until that writer has applied the answer, and, for the
-wallet after a fill, the position engine's ``PositionChanged`` for the fill, which settles the
-position's margin and realised PnL. See docs/READ-MODEL.md ("Read-your-writes").
+publish in Redis how far they have applied the log, with the write of what they applied: the
+projector (orders, fills) its ``projector:offsets``, the position engine (positions)
+``positions:applied``, the wallet (accounts) ``wallet:applied`` and, per account, the cause of
+the user's last position event. After a reply, the user's reads of a writer's keys wait until
+that writer has applied the answer, and, for the wallet after a fill, the ``PositionChanged``
+the position engine derived from it (the position's margin and realised PnL). See
+docs/READ-MODEL.md ("Read-your-writes").
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class ReplyPositions:
     def __init__(self) -> None:
         self._fills: dict[tuple[str, int], dict[int, int]] = {}
 
-    def seen(self, topic: str, partition: int, offset: int, event: Message, order_id: int | None):
+    def seen(
+        self, topic: str, partition: int, offset: int, event: Message, order_id: int | None
+    ) -> Seen:
         """Return the ``Seen`` of a reply that ``event`` (at this place) settles."""
         fills = self._fills.get((topic, partition), {})
         fill = fills.get(order_id) if order_id is not None else None
@@ -131,14 +134,14 @@ class Outstanding:
         """Forget ``done`` (what a read waited for, found or given up on); keep what a reply
         given meanwhile raised."""
         noted = self._users.get(user_id)
-        fields = noted.get(writer) if noted else None
-        if not fields:
+        if noted is None or writer not in noted:
             return
+        fields = noted[writer]
         for place, value in done.items():
             if fields.get(place, value + 1) <= value:
                 del fields[place]
         if not fields:
-            del noted[writer]  # type: ignore[union-attr]
+            del noted[writer]
             if not noted:
                 del self._users[user_id]
 
