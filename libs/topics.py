@@ -10,6 +10,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
+from libs.messages import Cause
 from libs.symbols import default_symbols
 
 USER_PARTITIONS = 8
@@ -97,6 +98,25 @@ def symbol_partition(symbol: str) -> int:
 def user_partition(user_id: int, partitions: int = USER_PARTITIONS) -> int:
     """Return the partition of a user in the user-keyed topics."""
     return user_id % partitions
+
+
+def logical_topic(topic: str, prefix: str) -> str:
+    """Return the name ``topic`` has in the table above: without the deployment's prefix."""
+    return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+
+
+def physical_topic(name: str, prefix: str) -> str:
+    """Return the topic a deployment with ``prefix`` reads for the table's ``name``."""
+    return f"{prefix}{name}"
+
+
+def cause_of(topic: str, partition: int, offset: int, prefix: str) -> Cause:
+    """Return the ``cause`` naming a consumed record of ``topic`` (as the broker names it).
+
+    The one convention for ``Cause.topic``: the logical name (``matcher.events``), never the
+    prefixed one, because the prefix is a deployment detail: a replay under another prefix
+    gives the same events and digests. Readers map it back with ``physical_topic``."""
+    return Cause(logical_topic(topic, prefix), partition, offset)
 
 
 def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 30.0) -> list[str]:

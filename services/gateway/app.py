@@ -16,6 +16,7 @@ from services.gateway import errors
 from services.gateway.api import account, market, trading, users
 from services.gateway.auth import Authenticator, limit_ip
 from services.gateway.db import migrate
+from services.gateway.freshness import Outstanding
 from services.gateway.ids import OrderIds
 from services.gateway.kafka_io import ReplyListener, RequestProducer
 from services.gateway.limits import RateLimiter
@@ -90,7 +91,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             ids=OrderIds(settings.gateway_instance),
             requests=requests,
             replies=replies,
-            reads=ReadModel(redis),
+            reads=ReadModel(redis, Outstanding(prefix), settings.read_wait_seconds),
             users=store,
             tokens=tokens,
         )

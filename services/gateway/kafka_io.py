@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram
 from libs.bus.kafka import fetch_ready
 from libs.messages import ANY, DecodeError, Message, encode
 from libs.topics import user_partition
+from services.gateway.freshness import ReplyPositions
 from services.gateway.replies import Kind, Outcome, ReplyTracker
 
 log = logging.getLogger("services.gateway")
@@ -115,6 +116,7 @@ class ReplyListener:
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
         self._tracker = ReplyTracker()
+        self._positions = ReplyPositions()
         self._lock = threading.Lock()
         self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Outcome]]] = {}
         self._consumer = Consumer(
@@ -198,7 +200,12 @@ class ReplyListener:
                         MALFORMED.labels(message.topic()).inc()
                         log.warning("skipped a malformed record on %s: %s", message.topic(), error)
                         continue
-                    settled += self._tracker.apply(event)
+                    place = (message.topic(), message.partition(), message.offset())
+                    answered = self._tracker.apply(event)
+                    for _, outcome in answered:
+                        outcome.seen = self._positions.seen(*place, event, outcome.order_id)
+                    self._positions.observe(*place, event)
+                    settled += answered
                 waiters = [(self._futures.get(rid), outcome) for rid, outcome in settled]
             for waiter, outcome in waiters:
                 if waiter is not None:

@@ -15,7 +15,8 @@ Ordering rules that make the result the same whatever order the topics are read 
   ``book:{symbol}`` snapshot is uncrossed. A partition's offset moves past a batch only once
   the batch is applied.
 - A wallet or position event waits (with the rest of its partition, in order) until the
-  record that caused it (its ``cause``, when on a topic the projector reads) is applied. So a
+  record that caused it (its ``cause``, a logical topic name mapped to the topic read here by
+  ``ProjectorTopics.prefix``, when on a topic the projector reads) is applied. So a
   wallet rejection always finds the pending order it refuses and is told apart from a refused
   amend or cancel, and a user's stream shows a fill before the balance and position it moved.
 - Matcher events may come before their ``PlaceOrder`` (the topics are read independently):
@@ -60,6 +61,7 @@ from libs.messages import (
     Side,
 )
 from libs.symbols import SymbolSpec
+from libs.topics import logical_topic, physical_topic
 from services.gateway import keys
 
 PENDING = "Pending"
@@ -122,19 +124,25 @@ def _json(value: object) -> bytes:
 
 @dataclass(frozen=True)
 class ProjectorTopics:
-    """The four topics the projector reads (tests use their own names)."""
+    """The four topics the projector reads (tests use their own names), and the prefix that
+    maps an event's ``cause`` (a logical topic name) to one of them."""
 
     requests: str = "orders.requests"
     matcher_events: str = "matcher.events"
     wallet_events: str = "wallet.events"
     positions_events: str = "positions.events"
+    prefix: str = ""
 
     @classmethod
     def with_prefix(cls, prefix: str) -> ProjectorTopics:
-        return cls(*(f"{prefix}{name}" for name in (cls().names())))
+        return cls(*(physical_topic(name, prefix) for name in (cls().names())), prefix=prefix)
 
     def names(self) -> list[str]:
         return [self.requests, self.matcher_events, self.wallet_events, self.positions_events]
+
+    def logical(self, topic: str) -> str:
+        """Return the topic's name without the prefix (for metric labels)."""
+        return logical_topic(topic, self.prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,9 +420,12 @@ class Projection:
         """Whether the record that caused a wallet or position event is applied (or is on a
         topic the projector does not read, such as ``index.prices``)."""
         cause = getattr(message, "cause", None)
-        if cause is None or cause.topic not in self._inputs:
+        if cause is None:
             return True
-        return self.offsets.get((cause.topic, cause.partition), 0) > cause.offset
+        topic = physical_topic(cause.topic, self.topics.prefix)
+        if topic not in self._inputs:
+            return True
+        return self.offsets.get((topic, cause.partition), 0) > cause.offset
 
     def _release_waiting(self) -> None:
         """Apply the waiting events whose causes are now applied, until none is (one released

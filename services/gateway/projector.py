@@ -317,8 +317,7 @@ class Projector:
                 )
 
     def _logical(self, topic: str) -> str:
-        prefix = self.settings.topic_prefix
-        return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+        return self.topics.logical(topic)
 
     def digest_json(self, query: dict[str, str] | None = None) -> dict:
         """The in-memory state's digest and what it covers (``/digest``)."""

@@ -1,32 +1,101 @@
 """Reads of the Redis read model (written by the engines and the gateway projector).
 
-See docs/READ-MODEL.md for who writes which key. Nothing here writes.
+See docs/READ-MODEL.md for who writes which key. Nothing here writes. A user's reads first
+wait (bounded) until the writer of what they read has applied the user's last reply
+(``freshness.py``); users with no reply outstanding pay nothing for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
+from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
 from services.gateway import keys
+from services.gateway.freshness import Outstanding, Seen, Writer, covered
 from services.positions.read_model import funding_key, mark_key, positions_key
 from services.wallet.read_model import account_key, leverage_key
 
+WAITED = Histogram(
+    "gateway_read_wait_seconds",
+    "Time a read waited for the read model to cover the user's last reply",
+    ["writer"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2),
+)
+GAVE_UP = Counter(
+    "gateway_read_wait_timeouts_total",
+    "Reads answered with what the read model had after waiting the whole bound",
+    ["writer"],
+)
+FIRST_POLL_SECONDS = 0.0005
+LAST_POLL_SECONDS = 0.01
+
 
 class ReadModel:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self, redis: Redis, outstanding: Outstanding | None = None, wait_seconds: float = 2.0
+    ) -> None:
         self.redis = redis
+        self.outstanding = outstanding if outstanding is not None else Outstanding()
+        self.wait_seconds = wait_seconds
 
-    async def order(self, order_id: int) -> dict[str, str] | None:
+    def saw(self, user_id: int, seen: Seen | None) -> None:
+        """Note a reply given to the user: their next reads reflect at least what it said."""
+        if seen is not None:
+            self.outstanding.saw(user_id, seen)
+
+    async def caught_up(self, user_id: int, writer: Writer) -> None:
+        """Return once ``writer`` has applied the user's replies (at once when none is
+        outstanding), or after ``wait_seconds``: then the read shows what there is."""
+        need = self.outstanding.of(user_id, writer)
+        if need is None:
+            return
+        by_key: dict[str, list[str]] = {}
+        for key, field in need:
+            by_key.setdefault(key, []).append(field)
+        started = time.monotonic()
+        pause = FIRST_POLL_SECONDS
+        while True:
+            done = covered(need, await self._watermarks(by_key))
+            waited = time.monotonic() - started
+            if done or waited >= self.wait_seconds:
+                if not done:
+                    GAVE_UP.labels(writer.value).inc()
+                WAITED.labels(writer.value).observe(waited)
+                self.outstanding.settle(user_id, writer, need)
+                return
+            await asyncio.sleep(min(pause, self.wait_seconds - waited))
+            pause = min(pause * 2, LAST_POLL_SECONDS)
+
+    async def _watermarks(self, by_key: dict[str, list[str]]) -> dict[tuple[str, str], str | None]:
+        """Read the watermark fields (one round trip)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, fields in by_key.items():
+                pipe.hmget(key, fields)
+            found = await pipe.execute()
+        return {
+            (key, field): value
+            for (key, fields), got in zip(by_key.items(), found, strict=True)
+            for field, value in zip(fields, got, strict=True)
+        }
+
+    async def order(self, order_id: int, user_id: int | None = None) -> dict[str, str] | None:
+        """Return an order; ``user_id``: the reader, whose last reply it must reflect."""
+        if user_id is not None:
+            await self.caught_up(user_id, Writer.PROJECTOR)
         fields = await self.redis.hgetall(keys.order_key(order_id))
         return fields or None
 
     async def order_by_client_id(self, user_id: int, client_order_id: str) -> dict[str, str] | None:
+        await self.caught_up(user_id, Writer.PROJECTOR)
         order_id = await self.redis.get(keys.client_order_key(user_id, client_order_id))
         return await self.order(int(order_id)) if order_id else None
 
     async def orders(self, user_id: int, open_only: bool, limit: int) -> list[dict[str, str]]:
+        await self.caught_up(user_id, Writer.PROJECTOR)
         if open_only:
             ids = sorted(
                 (int(i) for i in await self.redis.smembers(keys.open_orders_key(user_id))),
@@ -46,9 +115,11 @@ class ReadModel:
         return [fields for fields in found if fields]
 
     async def open_order_ids(self, user_id: int) -> set[int]:
+        await self.caught_up(user_id, Writer.PROJECTOR)
         return {int(i) for i in await self.redis.smembers(keys.open_orders_key(user_id))}
 
     async def account(self, user_id: int) -> tuple[dict[str, str], dict[str, str]]:
+        await self.caught_up(user_id, Writer.WALLET)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(account_key(user_id))
             pipe.hgetall(leverage_key(user_id))
@@ -56,6 +127,7 @@ class ReadModel:
         return fields, leverage
 
     async def positions(self, user_id: int) -> dict[str, str]:
+        await self.caught_up(user_id, Writer.POSITIONS)
         return await self.redis.hgetall(positions_key(user_id))
 
     async def book(self, symbol: str) -> tuple[int, list, list]:
@@ -74,6 +146,7 @@ class ReadModel:
         ]
 
     async def fills(self, user_id: int, limit: int) -> list[dict]:
+        await self.caught_up(user_id, Writer.PROJECTOR)
         return [
             json.loads(f) for f in await self.redis.lrange(keys.fills_key(user_id), 0, limit - 1)
         ]

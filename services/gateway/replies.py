@@ -32,6 +32,7 @@ from libs.messages import (
     OrderRequestRejected,
     WithdrawalCompleted,
 )
+from services.gateway.freshness import Seen
 
 
 class Kind(StrEnum):
@@ -58,6 +59,7 @@ class Outcome:
     reason: str | None = None
     event: Message | None = None  # the settling event (deposit/withdraw/leverage/amend, rejection)
     cancelled: list[OrderCancelled] = field(default_factory=list)
+    seen: Seen | None = None  # where the answer is in the log (read-your-writes)
 
     @property
     def remaining(self) -> int:

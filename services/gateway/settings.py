@@ -22,6 +22,9 @@ class GatewaySettings(KafkaSettings):
     delivery_timeout_seconds: float = Field(
         30.0, gt=0, description="a request the broker has not taken by then is dropped"
     )
+    read_wait_seconds: float = Field(
+        2.0, ge=0, description="a read after a reply waits this long at most for the read model"
+    )
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
     user_rate_per_second: int = Field(50, ge=1, description="requests per user per second")
     ip_rate_per_minute: int = Field(3000, ge=1, description="requests per client IP per minute")

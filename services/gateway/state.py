@@ -90,11 +90,14 @@ class Gateway:
             return delivered
 
         try:
-            return await self.replies.ask(
+            outcome = await self.replies.ask(
                 message.request_id, kind, produce, self.settings.reply_timeout_seconds
             )
         except ConnectionError as error:
             raise _unavailable(error) from None
+        if outcome is not None:  # the user's next reads reflect at least the answer
+            self.reads.saw(user_id, outcome.seen)
+        return outcome
 
 
 def _unavailable(error: ConnectionError) -> ApiError:

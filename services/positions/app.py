@@ -8,6 +8,7 @@ import threading
 
 from libs.bus import TransactionalLoop
 from libs.bus.kafka import KafkaBus
+from libs.bus.snapshots import offsets_key
 from libs.ops import OpsServer, configure_logging, stop_on_signals
 from services.positions.read_model import RedisReadModel, picture
 from services.positions.service import PositionsService
@@ -45,7 +46,8 @@ def publish(service: PositionsService, model: RedisReadModel | None) -> None:
     with service.lock:
         full = users is None
         views, markets = picture(service.core, sorted(service.core.accounts) if full else users)
-    if not model.write(views, markets, full=full):
+        applied = {offsets_key(t, p): o for (t, p), o in service.applied.items() if o}
+    if not model.write(views, markets, full=full, applied=applied):
         service.full_publish = True
 
 

@@ -7,6 +7,8 @@
 - ``funding:{symbol}``: hash of ``rate`` (the last rate, 1e-8) and ``next_funding_time`` (ns).
 - ``positions:ready``: set once the full picture is written; when it is missing (Redis
   restarted or flushed) the next publish writes every user again.
+- ``positions:applied``: hash ``topic:partition`` -> the next input offset the keys above
+  reflect, in the same MULTI/EXEC (the gateway's read-your-writes waits on it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from services.positions.core import PositionsCore
 log = logging.getLogger(__name__)
 
 READY_KEY = "positions:ready"
+APPLIED_KEY = "positions:applied"
 
 
 def positions_key(user_id: int) -> str:
@@ -59,8 +62,16 @@ class RedisReadModel:
         except redis.RedisError:
             return True
 
-    def write(self, views: dict[int, dict], markets: dict[str, tuple], *, full: bool) -> bool:
-        """Write in one MULTI/EXEC (a reader never sees a half-replaced hash)."""
+    def write(
+        self,
+        views: dict[int, dict],
+        markets: dict[str, tuple],
+        *,
+        full: bool,
+        applied: dict[str, int] | None = None,
+    ) -> bool:
+        """Write in one MULTI/EXEC (a reader never sees a half-replaced hash), with the
+        ``applied`` input offsets the state reflects."""
         try:
             pipe = self.client.pipeline(transaction=True)
             for user, view in views.items():
@@ -72,6 +83,8 @@ class RedisReadModel:
                 pipe.hset(funding_key(name), mapping=funding)
             if full:
                 pipe.set(READY_KEY, 1)
+            if applied:
+                pipe.hset(APPLIED_KEY, mapping=applied)
             pipe.execute()
             return True
         except redis.RedisError as error:

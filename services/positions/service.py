@@ -16,7 +16,6 @@ from prometheus_client import Counter, Gauge
 from libs.bus import Bus, JournaledHandler, Outgoing, Record
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
-    Cause,
     Codec,
     IndexPriceTick,
     LiquidationTriggered,
@@ -26,6 +25,7 @@ from libs.messages import (
     encode,
 )
 from libs.symbols import SymbolSpec, default_symbols
+from libs.topics import cause_of
 from services.positions.core import Out, PositionsCore
 from services.positions.topics import PositionsTopics
 
@@ -100,7 +100,7 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
             MALFORMED.labels(label).inc()
             return []
         INPUTS.labels(label).inc()
-        cause = Cause(label, record.partition, record.offset)
+        cause = cause_of(record.topic, record.partition, record.offset, topics.prefix)
         try:
             if record.topic == topics.matcher_events:
                 return self.core.apply_matcher(message, cause)  # type: ignore[arg-type]

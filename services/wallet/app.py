@@ -31,18 +31,24 @@ def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
 
 
 def publish(service: WalletService, model: RedisReadModel | None) -> None:
-    """Write what changed since the last publish (everything after a reload or a lost Redis)."""
+    """Write what changed since the last publish (everything after a reload or a lost Redis)
+    and the input offsets it reflects."""
     if model is None:
         return
     if model.lost():
         service.full_publish = True
     users = service.take_dirty()
-    if users == []:
-        return
     with service.lock:
+        applied = service.applied_offsets()
+        if users == [] and applied == service.published_offsets:
+            return
         full = users is None
-        pictures = picture(service.core, service.core.users() if full else users)
-    if not model.write(pictures, full=full):
+        shown = service.core.users() if full else users
+        pictures = picture(service.core, shown)
+        caused = {user: dict(service.caused[user]) for user in shown if user in service.caused}
+    if model.write(pictures, full=full, applied=applied, caused=caused):
+        service.published_offsets = applied
+    else:
         service.full_publish = True
 
 

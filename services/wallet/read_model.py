@@ -5,6 +5,10 @@
 - ``wallet:leverage:{user}``: hash of symbol -> leverage in force (the default where unset).
 - ``wallet:ready``: set once the full picture is written; when it is missing (Redis restarted
   or flushed) the next publish writes every user again.
+- ``wallet:applied``: hash ``topic:partition`` -> the next input offset the hashes above
+  reflect, written after them in each publish; and, in ``wallet:account:{user}``,
+  ``caused:{topic}:{partition}`` -> the offset after the cause of the user's last position
+  event applied (the gateway's read-your-writes waits on both, see docs/READ-MODEL.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from services.wallet.core import WalletCore
 log = logging.getLogger(__name__)
 
 READY_KEY = "wallet:ready"
+APPLIED_KEY = "wallet:applied"
 
 
 def account_key(user_id: int) -> str:
@@ -26,6 +31,12 @@ def account_key(user_id: int) -> str:
 
 def leverage_key(user_id: int) -> str:
     return f"wallet:leverage:{user_id}"
+
+
+def caused_field(topic: str, partition: int) -> str:
+    """Return the account hash's field of the user's last position event caused by a record
+    of this (logical) topic and partition."""
+    return f"caused:{topic}:{partition}"
 
 
 def picture(core: WalletCore, users: list[int]) -> dict[int, tuple[dict, dict]]:
@@ -59,15 +70,28 @@ class RedisReadModel:
         except redis.RedisError:
             return True
 
-    def write(self, pictures: dict[int, tuple[dict, dict]], *, full: bool) -> bool:
-        """Write the users' hashes in one pipeline; return False when Redis did not take them."""
+    def write(
+        self,
+        pictures: dict[int, tuple[dict, dict]],
+        *,
+        full: bool,
+        applied: dict[str, int] | None = None,
+        caused: dict[int, dict[tuple[str, int], int]] | None = None,
+    ) -> bool:
+        """Write the users' hashes (with their ``caused`` fields), then the ``applied`` offsets
+        they reflect, in one pipeline; return False when Redis did not take them. Redis runs a
+        pipeline in order, so a reader that sees the offsets sees the hashes."""
+        caused = caused or {}
         try:
             pipe = self.client.pipeline(transaction=False)
             for user, (account, leverage) in pictures.items():
-                pipe.hset(account_key(user), mapping=account)
+                fields = {caused_field(*place): o for place, o in caused.get(user, {}).items()}
+                pipe.hset(account_key(user), mapping={**account, **fields})
                 pipe.hset(leverage_key(user), mapping=leverage)
             if full:
                 pipe.set(READY_KEY, 1)
+            if applied:
+                pipe.hset(APPLIED_KEY, mapping=applied)
             pipe.execute()
             return True
         except redis.RedisError as error:

@@ -13,13 +13,12 @@ import logging
 
 from prometheus_client import Counter
 
-from libs.bus import Bus, JournaledHandler, Outgoing, Record
+from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
     AmendOrder,
     CancelAll,
     CancelOrder,
-    Cause,
     Codec,
     Deposit,
     MatcherEvent,
@@ -32,7 +31,7 @@ from libs.messages import (
     concrete_kinds,
     encode,
 )
-from libs.topics import symbol_partition, user_partition
+from libs.topics import cause_of, symbol_partition, user_partition
 from services.wallet.core import WalletCore, digest, dump, load
 from services.wallet.core.engine import _user_of
 from services.wallet.topics import WalletTopics
@@ -76,6 +75,10 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             topics.position_events: POSITION_CODEC,
         }
         self.dirty: set[int] = set()  # users whose read model changed since the last publish
+        # user -> (cause topic, partition) -> the offset after the cause of the user's last
+        # position event applied: with the applied offsets, what the read model reflects
+        self.caused: dict[int, dict[tuple[str, int], int]] = {}
+        self.published_offsets: dict[str, int] = {}  # the applied offsets last written
         super().__init__(bus, topics.inputs(), topics.snapshots, snapshot_every=snapshot_every)
 
     # --- the journal's hooks -----------------------------------------------------------------
@@ -96,10 +99,11 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             MALFORMED.labels(label).inc()
             return []
         INPUTS.labels(label).inc()
+        if isinstance(message, PositionEvent):
+            self._caused(message)
         try:
-            messages = self.core.apply(
-                Cause(record.topic, record.partition, record.offset), message
-            )
+            cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
+            messages = self.core.apply(cause, message)
         except Exception:  # deterministic, so a replay skips it the same way
             FAILED.labels(label).inc()
             log.exception(
@@ -128,6 +132,19 @@ class WalletService(JournaledHandler[WalletCore, Message]):
     def after_replay(self) -> None:
         self.dirty.clear()
 
+    def rewind(self, committed: dict[TopicPartition, int]) -> None:
+        self.caused = {}  # the replayed turns fill it again; Redis keeps older values
+        super().rewind(committed)
+
+    def _caused(self, event: PositionEvent) -> None:
+        user = getattr(event, "user_id", None)
+        if user is None:
+            return
+        place = (event.cause.topic, event.cause.partition)
+        mine = self.caused.setdefault(user, {})
+        mine[place] = max(mine.get(place, 0), event.cause.offset + 1)
+        self.dirty.add(user)
+
     # --- views -------------------------------------------------------------------------------
 
     def digest_json(self, query: dict[str, str] | None = None) -> dict:
@@ -140,6 +157,10 @@ class WalletService(JournaledHandler[WalletCore, Message]):
                 "open_holds": len(self.core.holds.by_order),
                 "offsets": {offsets_key(t, p): o for (t, p), o in self.applied.items() if o},
             }
+
+    def applied_offsets(self) -> dict[str, int]:
+        """Return ``topic:partition`` -> the next input offset the state reflects."""
+        return {offsets_key(t, p): o for (t, p), o in self.applied.items() if o}
 
     def take_dirty(self) -> list[int] | None:
         """Return the users to write to the read model (None: every user), and forget them."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from libs.bus import TopicPartition
 from libs.symbols import default_symbols
-from libs.topics import USER_PARTITIONS
+from libs.topics import USER_PARTITIONS, logical_topic
 
 
 @dataclass(frozen=True)
@@ -48,5 +48,5 @@ class WalletTopics:
         )
 
     def logical(self, topic: str) -> str:
-        """Return the topic's name without the prefix (for metric labels and causes)."""
-        return topic[len(self.prefix) :] if topic.startswith(self.prefix) else topic
+        """Return the topic's name without the prefix (for metric labels)."""
+        return logical_topic(topic, self.prefix)

@@ -231,7 +231,7 @@ async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONRespo
 async def _owned_order(gw: Gateway, caller: int, order_id: int | None, coid: str | None):
     """Return the caller's order from the read model, or raise 404 (also for others' orders)."""
     if order_id is not None:
-        fields = await gw.reads.order(order_id)
+        fields = await gw.reads.order(order_id, caller)
     elif coid is not None:
         fields = await gw.reads.order_by_client_id(caller, coid)
     else:

@@ -38,6 +38,7 @@ from libs.messages import (
     encode,
 )
 from libs.symbols import default_symbols
+from libs.topics import cause_of
 from services.gateway import keys
 from services.gateway.projection import Input, ProjectorTopics
 from services.gateway.projector import RedisReadModel
@@ -119,11 +120,15 @@ class Venue:
         self.command_offset = 0
         self.seq = 0
 
+    def cause(self, topic: str, partition: int, offset: int) -> Cause:
+        """The cause an engine writes for this record: its logical topic name."""
+        return cause_of(topic, partition, offset, self.topics.prefix)
+
     def _plain(self, topic: str, partition: int, value: bytes) -> Cause:
         self.plain.produce(Outgoing(topic, value, partition=partition))
         offset = self.ends[(topic, partition)]
         self.ends[(topic, partition)] += 1
-        return Cause(topic, partition, offset)
+        return self.cause(topic, partition, offset)
 
     def request(self, command: Message) -> Cause:
         user = command.user_id  # type: ignore[attr-defined]
@@ -271,7 +276,9 @@ def run_step(venue: Venue, rng: random.Random, ids: list[int], users: list[int])
         else:
             forwarded.append(command)
     events = venue.batch(forwarded)
-    origin = Cause(venue.topics.matcher_events, 0, venue.ends[(venue.topics.matcher_events, 0)] - 2)
+    origin = venue.cause(
+        venue.topics.matcher_events, 0, venue.ends[(venue.topics.matcher_events, 0)] - 2
+    )
     for event in events:
         if isinstance(event, OrderFilled):
             venue.positions(
@@ -384,7 +391,7 @@ def test_the_projector_writes_orders_book_trades_fills_and_publishes_every_chang
         venue.request(command)
         venue.flush()
         venue.batch([command])
-    origin = Cause(venue.topics.matcher_events, 0, 3)
+    origin = venue.cause(venue.topics.matcher_events, 0, 3)
     venue.wallet(
         AccountUpdated(seq=1, cause=origin, user_id=taker, balance=50, holds=0, available=40)
     )
@@ -460,6 +467,76 @@ def test_the_projector_writes_orders_book_trades_fills_and_publishes_every_chang
     assert received[keys.mark_channel(SYMBOL)] == [
         {"type": "mark", "mark": MID, "index": MID - 2, "ts": 9}
     ]
+
+
+def test_under_a_topic_prefix_a_position_event_is_held_back_until_its_fill_is_applied(
+    kafka_bootstrap, prefix, store, projector
+):
+    # The position engine names the fill by its logical topic; the projector reads prefixed
+    # topics and must still find it.
+    venue = Venue(kafka_bootstrap, prefix)
+    maker, taker = (random.randrange(10**9, 2 * 10**9) for _ in range(2))
+    pubsub = store.client.pubsub()
+    pubsub.subscribe(keys.user_channel(taker))
+    projector.start()
+    sell = PlaceOrder(
+        request_id="r1",
+        order_id=1,
+        user_id=maker,
+        symbol=SYMBOL,
+        side=Side.SELL,
+        order_type=OrderType.LIMIT,
+        qty=10,
+        price=MID,
+    )
+    buy = PlaceOrder(
+        request_id="r2",
+        order_id=2,
+        user_id=taker,
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        qty=4,
+        price=MID,
+    )
+    venue.request(sell)
+    venue.flush()
+    venue.batch([sell])
+    venue.request(buy)
+    first = venue.ends[(venue.topics.matcher_events, 0)]  # the buy's batch: accepted, filled, ...
+    fill = venue.cause(venue.topics.matcher_events, 0, first + 1)
+    assert fill.topic == "matcher.events" != venue.topics.matcher_events
+    venue.positions(
+        PositionChanged(
+            seq=1,
+            cause=fill,
+            user_id=taker,
+            symbol=SYMBOL,
+            trade_id=1,
+            size=4,
+            entry_notional=SPEC.notional(MID, 4),
+            realised_pnl=0,
+            fee=1,
+        ),
+        0,
+    )
+    venue.flush()
+    positions = keys.offsets_field(venue.topics.positions_events, 0)
+    matcher = keys.offsets_field(venue.topics.matcher_events, 0)
+    wait_covered(store, {k: v for k, v in venue.covered().items() if k != positions})
+    time.sleep(1.0)  # time enough to apply it, were it not held back
+    assert store.client.hget(keys.OFFSETS_KEY, positions) is None
+    assert isinstance(venue.batch([buy])[1], OrderFilled)
+    venue.flush()
+    wait_covered(store, venue.covered())
+    assert int(store.client.hget(keys.OFFSETS_KEY, matcher)) == fill.offset + 2
+
+    kinds = []
+    while (message := pubsub.get_message(timeout=1.0)) is not None:
+        if message["type"] == "message":
+            kinds.append(json.loads(message["data"])["type"])
+    pubsub.close()
+    assert kinds == ["order", "order", "fill", "order", "position"]
 
 
 def test_the_order_history_keeps_the_newest_1000_closed_orders_and_every_open_one(store):

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from libs.messages import ANY, Cause, FundingPaid, PositionChanged
+from libs.messages import ANY, FundingPaid, PositionChanged
 from libs.symbols import default_symbols
+from libs.topics import cause_of
 from services.positions.core import PositionsCore
 from tests.integration.positions.conftest import NS, SYMBOL, Stack
 
@@ -49,7 +50,8 @@ def reference(stack: Stack) -> tuple[PositionsCore, list]:
         for p in sorted(stack.bus.end_offsets(topic)):
             for r in stack.bus.replay(topic, p):
                 message = ANY.decode(r.value)
-                out += [o.message for o in apply(message, Cause(topic, p, r.offset))]
+                cause = cause_of(topic, p, r.offset, stack.prefix)
+                out += [o.message for o in apply(message, cause)]
     return core, out
 
 

@@ -12,7 +12,7 @@ import pytest
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, Cause, Message, encode
-from libs.topics import exchange_topics, user_partition
+from libs.topics import cause_of, exchange_topics, user_partition
 from services.wallet.topics import WalletTopics
 from tests.integration.positions.conftest import MatcherProcess
 from tests.integration.wallet.matcher_pump import MatcherPump
@@ -107,7 +107,7 @@ class Stack:
     def records(self, topic: str) -> list[tuple[Cause, Message]]:
         """Every committed record of a topic, decoded, with its place (partition, then offset)."""
         return [
-            (Cause(topic, p, r.offset), ANY.decode(r.value))
+            (cause_of(topic, p, r.offset, self.prefix), ANY.decode(r.value))
             for p in sorted(self.bus.end_offsets(topic))
             for r in self.bus.replay(topic, p)
         ]

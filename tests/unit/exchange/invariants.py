@@ -86,7 +86,10 @@ def user_commands_in_log_order(net: Network, symbol: str) -> list[str]:
                 last_answered[cmd.user_id] = max(before, event.cmd_offset)
             if kind is OrderRejected and event.code == UNKNOWN_ORDER and type(cmd) is CancelOrder:
                 target = cmd.order_id
-                if placed_at.get(target, event.cmd_offset) < event.cmd_offset and target not in ended:
+                if (
+                    placed_at.get(target, event.cmd_offset) < event.cmd_offset
+                    and target not in ended
+                ):
                     wrong.append(f"{symbol}@{event.cmd_offset}: cancel of open order {target}")
         if kind is OrderAccepted:
             open_orders[event.order_id] = event.user_id
@@ -120,18 +123,16 @@ def reduce_only_never_grows(net: Network, symbol: str) -> list[str]:
     wrong = []
     for event in net.matcher_events(symbol):
         moves = position_changes(event)
-        orders = (
-            (event.taker_order_id, event.maker_order_id) if type(event) is OrderFilled else ()
-        )
+        orders = (event.taker_order_id, event.maker_order_id) if type(event) is OrderFilled else ()
         for i, (user, delta) in enumerate(moves):
             before = held.get(user, 0)
             after = held[user] = before + delta
-            if i < len(orders) and orders[i] in reducing:
-                if before == 0 or abs(after) > abs(before) or before * after < 0:
-                    wrong.append(
-                        f"{symbol}: reducing order {orders[i]} of user {user} took the position "
-                        f"from {before} to {after}"
-                    )
+            grew = before == 0 or abs(after) > abs(before) or before * after < 0
+            if i < len(orders) and orders[i] in reducing and grew:
+                wrong.append(
+                    f"{symbol}: reducing order {orders[i]} of user {user} took the position "
+                    f"from {before} to {after}"
+                )
     return wrong
 
 
@@ -145,7 +146,9 @@ def positions_agree(net: Network) -> list[str]:
         for user in sorted(users):
             matcher = book.positions.get(user, 0)
             account = net.positions.accounts.get(user)
-            engine = account.positions[symbol].size if account and symbol in account.positions else 0
+            engine = (
+                account.positions[symbol].size if account and symbol in account.positions else 0
+            )
             wallet = net.wallet.positions.get(user, {}).get(symbol, (0, 0))[0]
             if not matcher == engine == wallet:
                 wrong.append(
@@ -155,7 +158,9 @@ def positions_agree(net: Network) -> list[str]:
         for event in net.matcher_events(symbol):
             for user, delta in position_changes(event):
                 replayed[user] = replayed.get(user, 0) + delta
-        if {u: s for u, s in replayed.items() if s} != {u: s for u, s in book.positions.items() if s}:
+        if {u: s for u, s in replayed.items() if s} != {
+            u: s for u, s in book.positions.items() if s
+        }:
             wrong.append(f"{symbol}: the matcher's positions are not the sum of its events")
     return wrong
 

@@ -58,7 +58,9 @@ class Network:
         self.wallet = WalletCore()
         self.specs = self.wallet.symbols
         self.books = {name: MatchingCore(spec) for name, spec in self.specs.items()}
-        self.positions = PositionsCore(self.specs, funding_interval_seconds=funding_interval_seconds)
+        self.positions = PositionsCore(
+            self.specs, funding_interval_seconds=funding_interval_seconds
+        )
         self.logs: dict[tuple[str, int], list[Message]] = {}
         self.consumers = [Consumer("wallet", (REQUESTS, MATCHER, POSITIONS))]
         self.consumers += [
@@ -81,7 +83,9 @@ class Network:
         self.append(REQUESTS, user_partition(message.user_id), message)  # type: ignore[attr-defined]
 
     def index(self, symbol: str, price: int, ts: int) -> None:
-        self.append(INDEX, symbol_partition(symbol), IndexPriceTick(symbol=symbol, price=price, ts=ts))
+        self.append(
+            INDEX, symbol_partition(symbol), IndexPriceTick(symbol=symbol, price=price, ts=ts)
+        )
 
     def _route(self, messages: list[Message]) -> None:
         for m in messages:
@@ -104,9 +108,7 @@ class Network:
 
     # -- consuming ---------------------------------------------------------------------------
     def _pending(self, consumer: Consumer) -> list[tuple[str, int]]:
-        return [
-            tp for tp, read in consumer.read.items() if read < len(self.logs.get(tp, ()))
-        ]
+        return [tp for tp, read in consumer.read.items() if read < len(self.logs.get(tp, ()))]
 
     def settle(self, max_moves: int = 200_000) -> None:
         """Deliver everything produced, in a random schedule, until nothing is left to read."""

@@ -65,9 +65,13 @@ actions = st.one_of(
     place,
     st.tuples(st.just("cancel"), trader, st.integers(0, 40)),  # the k-th newest own order
     st.tuples(st.just("cancel_all"), trader),
-    st.tuples(st.just("amend"), trader, st.integers(0, 40), st.integers(-40, 40), st.integers(1, 400)),
+    st.tuples(
+        st.just("amend"), trader, st.integers(0, 40), st.integers(-40, 40), st.integers(1, 400)
+    ),
     st.tuples(st.just("move"), st.integers(-500, 500), st.booleans()),  # bp; maker requotes?
-    st.tuples(st.just("funding"),),  # a funding time passes
+    st.tuples(
+        st.just("funding"),
+    ),  # a funding time passes
     st.tuples(st.just("withdraw"), trader, st.integers(1, 300)),
 )
 seeds = st.integers(0, 2**32).map(random.Random)  # the schedule: who reads next, batch cuts
@@ -185,9 +189,7 @@ def open_exchange(rng: random.Random) -> tuple[Network, Market]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(bursts, seeds)
-def test_whatever_the_flow_schedule_and_batch_cuts_every_rule_holds_after_every_step(
-    steps, rng
-):
+def test_whatever_the_flow_schedule_and_batch_cuts_every_rule_holds_after_every_step(steps, rng):
     net, market = open_exchange(rng)
     for burst in steps:
         for action in burst:
@@ -200,9 +202,7 @@ def test_whatever_the_flow_schedule_and_batch_cuts_every_rule_holds_after_every_
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bursts, seeds, seeds)
-def test_cutting_the_same_command_log_into_other_batches_keeps_every_users_order(
-    steps, rng, cuts
-):
+def test_cutting_the_same_command_log_into_other_batches_keeps_every_users_order(steps, rng, cuts):
     net, market = open_exchange(rng)
     for burst in steps:
         for action in burst:

@@ -16,6 +16,7 @@ from libs.messages import (
     LiquidationTriggered,
     MarkPriceUpdated,
     Message,
+    OrderFilled,
     OrderRequestRejected,
     OrderType,
     PlaceOrder,
@@ -24,6 +25,7 @@ from libs.messages import (
     TimeInForce,
     TriggerBy,
 )
+from libs.topics import cause_of
 from services.gateway import keys
 from services.gateway.projection import Input, Order, Projection, ProjectorTopics
 from services.matcher.core import MatchingCore
@@ -202,7 +204,8 @@ def restore_from(redis: FakeRedis) -> Projection:
 
 
 def cause(item: Input) -> Cause:
-    return Cause(item.topic, item.partition, item.offset)
+    """The cause an engine writes for a record it consumed (a logical topic name)."""
+    return cause_of(item.topic, item.partition, item.offset, TOPICS.prefix)
 
 
 # --- placing, accepting, resting -------------------------------------------------------------
@@ -549,7 +552,7 @@ def test_a_wallet_rejection_read_before_its_request_waits_for_it():
     ex = Exchange()
     rejection = OrderRequestRejected(
         seq=1,
-        cause=Cause(TOPICS.requests, 1, 0),
+        cause=Cause("orders.requests", 1, 0),
         request_id="r1",
         user_id=1,
         order_id=1,
@@ -583,7 +586,7 @@ def test_an_account_update_caused_by_a_fill_is_published_after_the_fill():
     ex.send(place(1, 1, SELL, MID, 10))
     events = ex.core.process_batch([(1, place(2, 2, BUY, MID, 4))])
     first = ex.next_offset[(TOPICS.matcher_events, 0)]
-    fill = Cause(TOPICS.matcher_events, 0, first + 2)  # accepted, filled, batch completed
+    fill = Cause("matcher.events", 0, first + 2)  # accepted, filled, batch completed
     ex.record(
         TOPICS.wallet_events,
         AccountUpdated(seq=1, cause=fill, user_id=2, balance=5, holds=0, available=5),
@@ -607,6 +610,41 @@ def test_an_account_update_caused_by_a_fill_is_published_after_the_fill():
     ex.flush()
     kinds = [m["type"] for m in ex.redis.messages(keys.user_channel(2))]
     assert kinds == ["order", "fill", "order", "account", "position"]
+
+
+def test_under_a_topic_prefix_a_position_event_waits_until_its_fill_is_applied():
+    # The engines name a cause by its logical topic (libs.topics.cause_of), while the
+    # projector reads the prefixed topics: the position event must still wait.
+    ex = Exchange()
+    assert TOPICS.prefix and TOPICS.matcher_events != "matcher.events"
+    ex.send(place(1, 1, SELL, MID, 10))
+    events = ex.core.process_batch([(1, place(2, 2, BUY, MID, 4))])
+    fill_offset = ex.next_offset[(TOPICS.matcher_events, 0)] + 1  # accepted, filled, completed
+    assert isinstance(events[1], OrderFilled)
+    changed = PositionChanged(
+        seq=1,
+        cause=cause_of(TOPICS.matcher_events, 0, fill_offset, TOPICS.prefix),
+        user_id=2,
+        symbol=SYMBOL,
+        trade_id=events[1].trade_id,
+        size=4,
+        entry_notional=1,
+        realised_pnl=0,
+        fee=1,
+    )
+    assert changed.cause.topic == "matcher.events"
+    ex.record(TOPICS.positions_events, changed)
+    ex.flush()
+    assert ex.redis.messages(keys.user_channel(2)) == []
+    assert ex.projection.waiting() == {(TOPICS.positions_events, 0): 1}
+    assert (TOPICS.positions_events, 0) not in ex.projection.offsets
+    for event in events:
+        ex.record(TOPICS.matcher_events, event)
+    ex.flush()
+    kinds = [m["type"] for m in ex.redis.messages(keys.user_channel(2))]
+    assert kinds == ["order", "fill", "order", "position"]
+    assert ex.projection.waiting() == {}
+    assert ex.projection.offsets[(TOPICS.positions_events, 0)] == 1
 
 
 def test_a_wallet_rejection_of_an_amend_leaves_the_open_order_alone():
@@ -728,7 +766,7 @@ def test_a_malformed_record_is_skipped_and_its_offset_passed():
 
 def test_wallet_and_position_events_become_user_and_mark_messages():
     ex = Exchange()
-    origin = Cause("matcher.events", 0, 0)
+    origin = Cause("index.prices", 0, 0)  # not read by the projector: nothing to wait for
     for topic, event in [
         (
             TOPICS.wallet_events,
