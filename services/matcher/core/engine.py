@@ -58,9 +58,14 @@ NO_LIMIT = -(1 << 62)  # a limit key every level crosses: a market order without
 FENCES = (MarkPriceTick, HaltSymbol, ResumeSymbol)
 """Commands that are applied exactly where they stand in the log, splitting a batch in two."""
 
+SYSTEM = (LiquidationOrder,)
+"""The position engine's commands on a bankrupt position: first in a batch, outside any
+user's own order (docs/MATCHING.md, Batches)."""
+
 
 def batch_class(cmd: MatcherCommand) -> int:
-    """Return a command's priority inside a batch: lower goes first."""
+    """Return a command's own priority inside a batch: lower goes first. A user's command may
+    go later than this, never earlier: after that user's earlier commands (``_ordered``)."""
     kind = type(cmd)
     if kind is PlaceOrder:
         return 2 if cmd.order_type is MARKET else 3
@@ -220,15 +225,40 @@ class MatchingCore:
 
     @staticmethod
     def _ordered(batch):
-        segment: list[tuple[int, MatcherCommand]] = []
+        """Yield a batch's commands in the order they apply: fences where they stand; between
+        two fences the system's commands, then by class (cancels, markets, the rest), in log
+        order inside a class, except that a user's command never goes before that user's
+        earlier one: it takes the class of the user's previous command when that is later.
+        So each user's commands keep their log order (a cancel never overtakes the place it
+        names) and the classes order the users' flows against each other."""
+        buckets: tuple[list, list, list, list] = ([], [], [], [])
+        latest: dict[int, int] = {}  # user -> the class their last command went in
         for item in batch:
-            if isinstance(item[1], FENCES):
-                yield from sorted(segment, key=lambda it: batch_class(it[1]))
-                segment = []
+            cmd = item[1]
+            kind = type(cmd)
+            if kind is PlaceOrder:
+                rank = 2 if cmd.order_type is MARKET else 3
+            elif kind in FENCES:
+                for bucket in buckets:
+                    yield from bucket
+                    bucket.clear()
+                latest.clear()
                 yield item
+                continue
+            elif kind in SYSTEM:
+                buckets[0].append(item)
+                continue
             else:
-                segment.append(item)
-        yield from sorted(segment, key=lambda it: batch_class(it[1]))
+                rank = 1
+            user = cmd.user_id
+            before = latest.get(user, 0)
+            if before > rank:
+                rank = before
+            else:
+                latest[user] = rank
+            buckets[rank].append(item)
+        for bucket in buckets:
+            yield from bucket
 
     def _apply(self, offset: int, cmd: MatcherCommand) -> None:
         trades = self.trade_id
