@@ -13,6 +13,9 @@ from libs.messages import (
     BatchCompleted,
     CancelAll,
     CancelOrder,
+    Deleverage,
+    Deleveraged,
+    DeleverageMatch,
     EndReason,
     HaltSymbol,
     LiquidationOrder,
@@ -58,7 +61,7 @@ NO_LIMIT = -(1 << 62)  # a limit key every level crosses: a market order without
 FENCES = (MarkPriceTick, HaltSymbol, ResumeSymbol)
 """Commands that are applied exactly where they stand in the log, splitting a batch in two."""
 
-SYSTEM = (LiquidationOrder,)
+SYSTEM = (LiquidationOrder, Deleverage)
 """The position engine's commands on a bankrupt position: first in a batch, outside any
 user's own order (docs/MATCHING.md, Batches)."""
 
@@ -69,7 +72,7 @@ def batch_class(cmd: MatcherCommand) -> int:
     kind = type(cmd)
     if kind is PlaceOrder:
         return 2 if cmd.order_type is MARKET else 3
-    if kind is LiquidationOrder:
+    if kind is LiquidationOrder or kind is Deleverage:
         return 0
     return 1  # cancel, cancel-all, amend
 
@@ -151,6 +154,7 @@ class MatchingCore:
             CancelAll: self._cancel_all,
             AmendOrder: self._amend,
             LiquidationOrder: self._liquidate,
+            Deleverage: self._deleverage,
             MarkPriceTick: self._mark,
             HaltSymbol: self._halt,
             ResumeSymbol: self._resume,
@@ -645,8 +649,56 @@ class MatchingCore:
                 price=cmd.price,
             )
         )
-        order = Order.of(cmd, cmd.side == BUY, cmd.price, cmd.qty, False)
+        # reduce-only: it closes what the book's positions hold when it runs, never more (the
+        # position engine's view of the size can lag, e.g. behind a Deleverage in flight)
+        order = Order.of(cmd, cmd.side == BUY, cmd.price, cmd.qty, True)
         self._execute(order, offset, IOC, cmd.price)
+
+    def _deleverage(self, offset: int, cmd: Deleverage) -> None:
+        """Close the bankrupt position against the ranked counterparties; one Deleveraged.
+
+        Not a trade on the book: the last trade price (the stops' reference) stays. The trade
+        ids it takes make the step after every command expire the resting reduce-only orders
+        that no longer reduce. Applies while halted too: it is the end of a liquidation.
+        """
+        positions = self.positions
+        bust, closes_long = cmd.user_id, cmd.side == SELL
+        left = 0
+        if cmd.symbol == self.symbol and cmd.price > 0 and (closes_long or cmd.side == BUY):
+            held = positions.get(bust, 0)
+            left = min(cmd.qty, held if closes_long else -held)  # <= 0: nothing to close
+        matches = []
+        for user in cmd.counterparties:
+            if left <= 0:
+                break
+            if user == bust:
+                continue
+            held = positions.get(user, 0)
+            take = min(left, -held if closes_long else held)
+            if take <= 0:
+                continue  # flat or on the same side by now
+            positions[user] = held + take if closes_long else held - take
+            self.trade_id += 1
+            matches.append(DeleverageMatch(self.trade_id, user, take))
+            left -= take
+        qty = sum(match.qty for match in matches)
+        if qty:
+            held = positions.get(bust, 0)
+            positions[bust] = held - qty if closes_long else held + qty
+        self.seq += 1
+        self._out.append(
+            Deleveraged(
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                liquidation_id=cmd.liquidation_id,
+                user_id=bust,
+                side=SELL if closes_long else BUY,
+                price=cmd.price,
+                qty=qty,
+                matches=tuple(matches),
+            )
+        )
 
     def _cancel(self, offset: int, cmd: CancelOrder) -> None:
         uid, oid = cmd.user_id, cmd.order_id
