@@ -190,7 +190,9 @@ def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
     ),
     st.lists(st.integers(-25, 25), min_size=1, max_size=10),
 )
-def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_net_to_zero(orders, moves):
+def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_agree_and_net_to_zero(
+    orders, moves
+):
     x = Exchange()
     users = [10, 11, 12, 13, 14, 15]
     for user in users:
@@ -212,7 +214,10 @@ def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_net_to_z
     assert x.money_made(usdt("3000") * len(users) + usdt("10000000")) == 0
     sizes = [p.size for m in x.positions.markets.values() for p in m.holders.values()]
     assert sum(sizes) == 0
-    # the engine's positions are the wallet's
+    # the engine's positions are the wallet's, and the book's (what reduce-only decides on)
     for user, account in x.positions.accounts.items():
         mine = {s: (p.size, p.entry) for s, p in account.positions.items()}
         assert mine == x.wallet.positions.get(user, {})
+    for name, book in x.books.items():
+        engine = {u: p.size for u, p in x.positions.markets[name].holders.items()}
+        assert {u: p for u, p in book.positions.items() if p} == engine
