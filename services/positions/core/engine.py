@@ -4,8 +4,8 @@ Pure: no Kafka, no clock, no randomness. Time is the ``ts`` of the mark-price ti
 matcher echoes (``MarkPriceSet``); ids of liquidation orders derive from the matcher ``seq`` of
 the event that caused them. Positions change only by what the matcher reports (fills and
 deleverages), so the engine and the book agree on every position at every point of the
-symbol's event stream. ``apply_*`` return ``Out`` records naming the
-topic and partition each message belongs to; the service produces them.
+symbol's event stream. ``apply_*`` return ``Out`` records naming the topic and partition each
+message belongs to; the service produces them.
 """
 
 from __future__ import annotations
