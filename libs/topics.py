@@ -53,7 +53,7 @@ def exchange_topics() -> list[Topic]:
             "orders.commands",
             "symbol",
             symbols,
-            "wallet, positions (liquidations, mark ticks), admin CLI",
+            "wallet, positions (liquidations, deleverages, mark ticks), admin CLI",
             "matcher",
             FOREVER,
         ),

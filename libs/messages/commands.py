@@ -2,8 +2,8 @@
 
 ``orders.requests`` (key = user) carries what clients ask for, from the gateway to the wallet.
 ``orders.commands`` (one partition per symbol) carries what the matcher must do, from the
-wallet (accepted orders, cancels, amends), the position engine (liquidations, mark-price
-ticks) and operators (halt, resume).
+wallet (accepted orders, cancels, amends), the position engine (liquidations, deleverages,
+mark-price ticks) and operators (halt, resume).
 """
 
 from __future__ import annotations
@@ -112,6 +112,27 @@ class LiquidationOrder(Command, frozen=True, kw_only=True):
     ts: int = 0
 
 
+class Deleverage(Command, frozen=True, kw_only=True):
+    """Close what a liquidation order left of a bankrupt position against opposite positions
+    (auto-deleveraging), at ``price``, the bankruptcy price. Highest batch priority.
+
+    The matcher walks ``counterparties`` (the position engine's ADL ranking, first closed
+    first) and takes from each the smaller of what is left and its opposite position in the
+    book's positions at that point, never more than ``user_id``'s own position; it answers
+    with exactly one ``Deleveraged``. ``side`` is the side the bankrupt position is closed
+    with (sell closes a long), as in ``LiquidationOrder``.
+    """
+
+    liquidation_id: int  # the LiquidationOrder whose remainder this closes
+    user_id: int
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    counterparties: tuple[int, ...]
+    ts: int = 0
+
+
 class MarkPriceTick(Command, frozen=True, kw_only=True):
     """The mark price moved: arms price bands and triggers mark-price stops in the matcher."""
 
@@ -144,6 +165,7 @@ MatcherCommand = (
     | CancelAll
     | AmendOrder
     | LiquidationOrder
+    | Deleverage
     | MarkPriceTick
     | HaltSymbol
     | ResumeSymbol

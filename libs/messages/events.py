@@ -136,6 +136,28 @@ class MarkPriceSet(MatcherEvent, frozen=True):
     ts: int
 
 
+class DeleverageMatch(msgspec.Struct, frozen=True, array_like=True):
+    """One counterparty's part of a ``Deleveraged``: ``qty`` lots at the event's price."""
+
+    trade_id: int  # from the book's trade counter, like a fill's
+    user_id: int
+    qty: int
+
+
+class Deleveraged(MatcherEvent, frozen=True):
+    """A ``Deleverage`` applied: ``user_id``'s position closed by ``qty`` lots at ``price``
+    with the ``side`` it is closed with, each counterparty in ``matches`` taking the other
+    side of its part. Exactly one per command; ``qty`` (the sum of the parts) is below the
+    command's when positions moved since it was sent, 0 when none could be closed."""
+
+    liquidation_id: int
+    user_id: int
+    side: Side
+    price: int
+    qty: int
+    matches: tuple[DeleverageMatch, ...] = ()
+
+
 class BatchCompleted(MatcherEvent, frozen=True):
     """The commands from ``first_offset`` to ``cmd_offset`` (inclusive) formed one batch."""
 

@@ -4,8 +4,9 @@
     bits 21..12  gateway instance (10 bits: 1024 gateways)
     bits 11..0   sequence inside the millisecond (4096 ids per ms per gateway)
 
-Ids stay below 2**61: bits 61 and 62 belong to the position engine's liquidation orders and
-ADL trades (services/positions/core/engine.py), so the two never collide.
+Ids stay below 2**61: bit 62 belongs to the position engine's liquidation orders
+(services/positions/core/engine.py), so the two never collide; bit 61 is kept free. (Trade ids,
+ADL trades' included, come from each book's trade counter: another space.)
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ from libs.messages import (
     BatchCompleted,
     CancelAll,
     CancelOrder,
+    Deleverage,
+    Deleveraged,
+    DeleverageMatch,
     EndReason,
     HaltSymbol,
     LiquidationOrder,
@@ -58,13 +61,18 @@ NO_LIMIT = -(1 << 62)  # a limit key every level crosses: a market order without
 FENCES = (MarkPriceTick, HaltSymbol, ResumeSymbol)
 """Commands that are applied exactly where they stand in the log, splitting a batch in two."""
 
+SYSTEM = (LiquidationOrder, Deleverage)
+"""The position engine's commands on a bankrupt position: first in a batch, outside any
+user's own order (docs/MATCHING.md, Batches)."""
+
 
 def batch_class(cmd: MatcherCommand) -> int:
-    """Return a command's priority inside a batch: lower goes first."""
+    """Return a command's own priority inside a batch: lower goes first. A user's command may
+    go later than this, never earlier: after that user's earlier commands (``_ordered``)."""
     kind = type(cmd)
     if kind is PlaceOrder:
         return 2 if cmd.order_type is MARKET else 3
-    if kind is LiquidationOrder:
+    if kind is LiquidationOrder or kind is Deleverage:
         return 0
     return 1  # cancel, cancel-all, amend
 
@@ -146,6 +154,7 @@ class MatchingCore:
             CancelAll: self._cancel_all,
             AmendOrder: self._amend,
             LiquidationOrder: self._liquidate,
+            Deleverage: self._deleverage,
             MarkPriceTick: self._mark,
             HaltSymbol: self._halt,
             ResumeSymbol: self._resume,
@@ -220,15 +229,40 @@ class MatchingCore:
 
     @staticmethod
     def _ordered(batch):
-        segment: list[tuple[int, MatcherCommand]] = []
+        """Yield a batch's commands in the order they apply: fences where they stand; between
+        two fences the system's commands, then by class (cancels, markets, the rest), in log
+        order inside a class, except that a user's command never goes before that user's
+        earlier one: it takes the class of the user's previous command when that is later.
+        So each user's commands keep their log order (a cancel never overtakes the place it
+        names) and the classes order the users' flows against each other."""
+        buckets: tuple[list, list, list, list] = ([], [], [], [])
+        latest: dict[int, int] = {}  # user -> the class their last command went in
         for item in batch:
-            if isinstance(item[1], FENCES):
-                yield from sorted(segment, key=lambda it: batch_class(it[1]))
-                segment = []
+            cmd = item[1]
+            kind = type(cmd)
+            if kind is PlaceOrder:
+                rank = 2 if cmd.order_type is MARKET else 3
+            elif kind in FENCES:
+                for bucket in buckets:
+                    yield from bucket
+                    bucket.clear()
+                latest.clear()
                 yield item
+                continue
+            elif kind in SYSTEM:
+                buckets[0].append(item)
+                continue
             else:
-                segment.append(item)
-        yield from sorted(segment, key=lambda it: batch_class(it[1]))
+                rank = 1
+            user = cmd.user_id
+            before = latest.get(user, 0)
+            if before > rank:
+                rank = before
+            else:
+                latest[user] = rank
+            buckets[rank].append(item)
+        for bucket in buckets:
+            yield from bucket
 
     def _apply(self, offset: int, cmd: MatcherCommand) -> None:
         trades = self.trade_id
@@ -615,8 +649,56 @@ class MatchingCore:
                 price=cmd.price,
             )
         )
-        order = Order.of(cmd, cmd.side == BUY, cmd.price, cmd.qty, False)
+        # reduce-only: it closes what the book's positions hold when it runs, never more (the
+        # position engine's view of the size can lag, e.g. behind a Deleverage in flight)
+        order = Order.of(cmd, cmd.side == BUY, cmd.price, cmd.qty, True)
         self._execute(order, offset, IOC, cmd.price)
+
+    def _deleverage(self, offset: int, cmd: Deleverage) -> None:
+        """Close the bankrupt position against the ranked counterparties; one Deleveraged.
+
+        Not a trade on the book: the last trade price (the stops' reference) stays. The trade
+        ids it takes make the step after every command expire the resting reduce-only orders
+        that no longer reduce. Applies while halted too: it is the end of a liquidation.
+        """
+        positions = self.positions
+        bust, closes_long = cmd.user_id, cmd.side == SELL
+        left = 0
+        if cmd.symbol == self.symbol and cmd.price > 0 and (closes_long or cmd.side == BUY):
+            held = positions.get(bust, 0)
+            left = min(cmd.qty, held if closes_long else -held)  # <= 0: nothing to close
+        matches = []
+        for user in cmd.counterparties:
+            if left <= 0:
+                break
+            if user == bust:
+                continue
+            held = positions.get(user, 0)
+            take = min(left, -held if closes_long else held)
+            if take <= 0:
+                continue  # flat or on the same side by now
+            positions[user] = held + take if closes_long else held - take
+            self.trade_id += 1
+            matches.append(DeleverageMatch(self.trade_id, user, take))
+            left -= take
+        qty = sum(match.qty for match in matches)
+        if qty:
+            held = positions.get(bust, 0)
+            positions[bust] = held - qty if closes_long else held + qty
+        self.seq += 1
+        self._out.append(
+            Deleveraged(
+                symbol=self.symbol,
+                seq=self.seq,
+                cmd_offset=offset,
+                liquidation_id=cmd.liquidation_id,
+                user_id=bust,
+                side=SELL if closes_long else BUY,
+                price=cmd.price,
+                qty=qty,
+                matches=tuple(matches),
+            )
+        )
 
     def _cancel(self, offset: int, cmd: CancelOrder) -> None:
         uid, oid = cmd.user_id, cmd.order_id

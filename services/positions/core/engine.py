@@ -1,9 +1,11 @@
 """The position engine's core: matcher, wallet and index events in, events and commands out.
 
 Pure: no Kafka, no clock, no randomness. Time is the ``ts`` of the mark-price ticks the
-matcher echoes (``MarkPriceSet``); ids of liquidation orders and ADL trades derive from the
-matcher ``seq`` of the event that caused them. ``apply_*`` return ``Out`` records naming the
-topic and partition each message belongs to; the service produces them.
+matcher echoes (``MarkPriceSet``); ids of liquidation orders derive from the matcher ``seq`` of
+the event that caused them. Positions change only by what the matcher reports (fills and
+deleverages), so the engine and the book agree on every position at every point of the
+symbol's event stream. ``apply_*`` return ``Out`` records naming the topic and partition each
+message belongs to; the service produces them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from libs.messages import (
     AutoDeleveraged,
     CancelAll,
     Cause,
+    Deleverage,
+    Deleveraged,
     FundingPaid,
     FundingRateSet,
     IndexPriceTick,
@@ -59,6 +63,8 @@ COMMANDS = "orders.commands"
 NS = 1_000_000_000
 DEFAULT_LEVERAGE = 20
 PENDING_INDEX_LIMIT = 4096
+ADL_COUNTERPARTIES = 256
+"""At most this many ranked counterparties in one ``Deleverage`` (a command stays small)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +83,6 @@ def liquidation_id(symbol_index: int, seq: int, k: int) -> int:
     Bit 62 set keeps it clear of gateway ids; symbol, seq and k make it unique and replayable.
     """
     return (1 << 62) | (symbol_index << 54) | (seq << 20) | k
-
-
-def adl_trade_id(symbol_index: int, seq: int, k: int) -> int:
-    """Return the trade id of the k-th ADL match caused by matcher event ``seq`` (bit 61)."""
-    return (1 << 61) | (symbol_index << 54) | (seq << 20) | k
 
 
 class PositionsCore:
@@ -305,7 +306,7 @@ class PositionsCore:
             liquidation.fees += taker_fee
             liquidation.remaining -= event.qty
             if event.taker_remaining == 0 or liquidation.remaining <= 0:
-                self._finish_liquidation(symbol, liquidation, event.seq)
+                self._finish_liquidation(symbol, liquidation)
         for user in dict.fromkeys((event.taker_user_id, event.maker_user_id)):
             account = self.accounts[user]
             if not account.liquidating:
@@ -470,10 +471,11 @@ class PositionsCore:
             )
         return counter
 
-    def _finish_liquidation(self, symbol: str, liquidation: Liquidation, seq: int) -> None:
-        market = self.markets[symbol]
-        market.liquidations.pop(liquidation.order_id, None)
-        self.insurance_reserved -= liquidation.reserve
+    def _finish_liquidation(self, symbol: str, liquidation: Liquidation) -> None:
+        """The liquidation order ended: send what is left of the position to be deleveraged
+        (the book's ``Deleveraged`` then settles it), or settle now."""
+        if liquidation.adl:
+            return  # already deleveraging
         account = self.account(liquidation.user)
         position = account.positions.get(symbol)
         if (
@@ -482,16 +484,30 @@ class PositionsCore:
             and f.sign(position.size) == liquidation.side
         ):
             qty = min(liquidation.remaining, abs(position.size))
-            self._deleverage(
-                symbol,
-                account.user,
-                liquidation.side,
-                liquidation.bankruptcy,
-                qty,
-                market.spec.index,
-                seq,
-                0,
-            )
+            counterparties = self._adl_counterparties(symbol, liquidation.side, account.user, qty)
+            if counterparties:
+                liquidation.adl = qty
+                self._command(
+                    symbol,
+                    Deleverage(
+                        liquidation_id=liquidation.order_id,
+                        user_id=account.user,
+                        symbol=symbol,
+                        side=Side.SELL if liquidation.side > 0 else Side.BUY,
+                        qty=qty,
+                        price=liquidation.bankruptcy,
+                        counterparties=counterparties,
+                        ts=self.markets[symbol].mark_ts,
+                    ),
+                )
+                return
+        self._settle(symbol, liquidation)
+
+    def _settle(self, symbol: str, liquidation: Liquidation) -> None:
+        """End a liquidation: book its insurance delta, let the account be checked again."""
+        self.markets[symbol].liquidations.pop(liquidation.order_id, None)
+        self.insurance_reserved -= liquidation.reserve
+        account = self.account(liquidation.user)
         self._user_event(
             account.user,
             LiquidationSettled,
@@ -501,6 +517,19 @@ class PositionsCore:
         account.liquidating = max(0, account.liquidating - 1)
         if not account.liquidating:
             self._reindex(account)
+
+    def _adl_counterparties(self, symbol: str, side: int, bust: int, qty: int) -> tuple[int, ...]:
+        """Return the head of the ADL ranking whose positions cover ``qty`` twice over (they
+        may shrink before the book applies the command), at most ``ADL_COUNTERPARTIES``."""
+        holders = self.markets[symbol].holders
+        chosen: list[int] = []
+        covered = 0
+        for user in self.adl_ranking(symbol, side, bust):
+            if covered >= 2 * qty or len(chosen) == ADL_COUNTERPARTIES:
+                break
+            chosen.append(user)
+            covered += abs(holders[user].size)
+        return tuple(chosen)
 
     def adl_ranking(self, symbol: str, side: int, exclude: int) -> list[int]:
         """Return the opposite positions to a bust ``side``, most deleveraged first.
@@ -526,39 +555,30 @@ class PositionsCore:
         scored.sort()
         return [user for _, user in scored]
 
-    def _deleverage(
-        self,
-        symbol: str,
-        bust: int,
-        side: int,
-        price: int,
-        qty: int,
-        symbol_index: int,
-        seq: int,
-        counter: int,
-    ) -> int:
-        """Close ``qty`` of the bust position against the ranked opposite ones at ``price``."""
-        for user in self.adl_ranking(symbol, side, bust):
-            if qty <= 0:
-                break
-            position = self.markets[symbol].holders[user]
-            take = min(qty, abs(position.size))
-            trade_id = adl_trade_id(symbol_index, seq, counter)
-            counter += 1
-            self._fill(user, symbol, side * take, price, 0, trade_id)
-            self._fill(bust, symbol, -side * take, price, 0, trade_id)
+    def _on_deleveraged(self, event: Deleveraged) -> None:
+        """Apply what the book deleveraged, like fee-free fills at the bankruptcy price, then
+        settle the liquidation it ends."""
+        symbol, bust = event.symbol, event.user_id
+        for match in event.matches:
+            user, qty = match.user_id, match.qty
+            delta = qty if event.side == Side.BUY else -qty  # the bust's: its closing side
+            self._fill(user, symbol, -delta, event.price, 0, match.trade_id)
+            self._fill(bust, symbol, delta, event.price, 0, match.trade_id)
             for mine, theirs in ((user, bust), (bust, user)):
                 self._user_event(
                     mine,
                     AutoDeleveraged,
                     symbol=symbol,
-                    qty=take,
-                    price=price,
+                    qty=qty,
+                    price=event.price,
                     counterparty_user_id=theirs,
                 )
             self._reindex(self.accounts[user])
-            qty -= take
-        return counter
+        liquidation = self.markets[symbol].liquidations.get(event.liquidation_id)
+        if liquidation is not None and liquidation.adl:
+            self._settle(symbol, liquidation)
+        elif event.matches and not self.accounts[bust].liquidating:
+            self._reindex(self.accounts[bust])
 
     # -- inputs ------------------------------------------------------------------------------
     def apply_matcher(self, event: MatcherEvent, cause: Cause) -> list[Out]:
@@ -574,10 +594,12 @@ class PositionsCore:
             self._on_fill(event)
         elif kind is MarkPriceSet:
             self._on_mark(event)
+        elif kind is Deleveraged:
+            self._on_deleveraged(event)
         elif kind is OrderExpired or kind is OrderRejected:
             liquidation = market.liquidations.get(event.order_id or 0)
             if liquidation is not None:
-                self._finish_liquidation(event.symbol, liquidation, event.seq)
+                self._finish_liquidation(event.symbol, liquidation)
         return self._take()
 
     def apply_wallet(self, event: WalletEvent, cause: Cause) -> list[Out]:
@@ -690,6 +712,7 @@ class PositionsCore:
                             o.surplus,
                             o.fees,
                             o.reserve,
+                            o.adl,
                         ]
                         for _, o in sorted(m.liquidations.items())
                     ],

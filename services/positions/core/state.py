@@ -33,7 +33,8 @@ class Account:
 
 @dataclass(slots=True)
 class Liquidation:
-    """A liquidation order in flight: what it closes, at which bound, and what it did so far."""
+    """A liquidation in flight: what its order closes, at which bound, what it did so far, and
+    what it sent to be deleveraged (it ends when the book's ``Deleveraged`` comes back)."""
 
     order_id: int
     user: int
@@ -44,6 +45,7 @@ class Liquidation:
     surplus: int = 0  # cash closed better than the bankruptcy price
     fees: int = 0  # taker fees charged on its fills
     reserve: int = 0  # insurance set aside for its fee (0: bounded to pay its own fee)
+    adl: int = 0  # lots sent to the book to deleverage once the order ended (0: not yet)
 
 
 class RiskIndex:

@@ -1,7 +1,8 @@
 """Liquidation end to end on Kafka with the wallet and position engine processes and a matcher
 (the in-test pump, and the real matcher service): a mark move drives a 20x long to liquidation
 (orders cancelled, position closed through the book and by ADL, insurance accounting right,
-nobody's balance negative)."""
+nobody's balance negative); the short the ADL closed is flat in the book too, so its
+close-position and reduce-only buys are refused and never open a long."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import pytest
 
 from libs.messages import (
     AutoDeleveraged,
+    Deleveraged,
     LedgerAccountKind,
     LedgerPosted,
     LiquidationSettled,
     LiquidationTriggered,
     OrderCancelled,
     OrderFilled,
+    OrderRejected,
+    OrderType,
+    PlaceOrder,
     PositionChanged,
+    Side,
 )
 from libs.money import parse_cash
 from tests.integration.positions.conftest import NS, SPEC, Stack
@@ -34,6 +40,7 @@ def test_a_mark_drop_liquidates_a_20x_long_end_to_end(make_stack, kafka_bootstra
     stack.engine.start()
     try:
         run(stack, x)
+        close_after_adl(stack, x)
     finally:
         x.wallet.stop()
 
@@ -105,3 +112,54 @@ def run(stack: Stack, x: Exchange) -> None:
     balances = x.balances()
     assert all(balance >= 0 for balance in balances.values()), balances
     assert balances[LONG] >= 0
+
+
+def close_after_adl(stack: Stack, x: Exchange) -> None:
+    """The short the ADL closed sends a close-position buy and a reduce-only buy: the book
+    knows it is flat, so both are refused (-2022) and nothing fills."""
+    short = [e for e in stack.events(PositionChanged) if e.user_id == SHORT]
+    assert short[-1].size == 0
+    before = len(stack.matcher_events())
+    x.next_id += 1
+    close = x.next_id
+    x.request(
+        PlaceOrder(
+            request_id=f"p{close}",
+            order_id=close,
+            user_id=SHORT,
+            symbol=SPEC.name,
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            qty=0,
+            close_position=True,
+        )
+    )
+    stack.wait_for(lambda: x.seen(close), what="the close-position order at the matcher")
+    x.next_id += 1
+    reduce = x.next_id
+    x.request(
+        PlaceOrder(
+            request_id=f"p{reduce}",
+            order_id=reduce,
+            user_id=SHORT,
+            symbol=SPEC.name,
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            qty=SPEC.qty_to_lots("0.4"),
+            price=SPEC.price_to_ticks("47250"),
+            reduce_only=True,
+        )
+    )
+    stack.wait_for(lambda: x.seen(reduce), what="the reduce-only order at the matcher")
+    after = stack.matcher_events()[before:]
+    refused = [(e.order_id, e.code) for e in after if type(e) is OrderRejected]
+    assert refused == [(close, -2022), (reduce, -2022)]
+    assert not [
+        e for e in after if type(e) is OrderFilled and SHORT in (e.taker_user_id, e.maker_user_id)
+    ]
+    stack.quiet()
+    assert [e for e in stack.events(PositionChanged) if e.user_id == SHORT][-1].size == 0
+    # the book did the deleveraging, and said so once
+    (adl,) = [e for e in stack.matcher_events() if type(e) is Deleveraged]
+    assert adl.user_id == LONG and adl.qty == SPEC.qty_to_lots("0.6")
+    assert (SHORT, SPEC.qty_to_lots("0.5")) in [(m.user_id, m.qty) for m in adl.matches]

@@ -450,8 +450,8 @@ def test_an_amend_that_loses_priority_and_crosses_fills_as_a_taker():
 
 def test_a_refused_cancel_of_a_pending_order_does_not_touch_it():
     ex = Exchange()
-    # a batch runs cancels before places: the cancel meets no order (-2011) and is refused
-    ex.send(place(1, 1, BUY, MID, 4), cancel(1, 1))
+    # the cancel is ahead of its place in the log: it meets no order (-2011) and is refused
+    ex.send(cancel(1, 1), place(1, 1, BUY, MID, 4))
     assert ex.status(1) == ("New", "0", "")
 
 
@@ -504,6 +504,7 @@ def test_a_trailing_stop_on_mark_fires_and_fills():
 
 def test_a_liquidation_order_has_a_record_from_its_acceptance_alone():
     ex = Exchange()
+    ex.send(place(8, 6, SELL, MID + 100, 10), place(9, 5, BUY, MID + 100, 10))  # 5 long 10
     ex.send(place(1, 2, BUY, MID, 3))
     ex.send(liquidation(LIQUIDATION_ID, 5, SELL, MID - 100, 10))
     fields = ex.order(LIQUIDATION_ID)

@@ -12,6 +12,7 @@ from libs.messages import (
     Cause,
     Codec,
     DecodeError,
+    DeleverageMatch,
     LedgerAccountKind,
     LedgerLeg,
     LedgerPosted,
@@ -130,6 +131,8 @@ def _example(annotation, name):
         return ["matcher.events", 1, 99]
     if annotation is LedgerLeg:
         return ["user", 7, 100]
+    if annotation is DeleverageMatch:
+        return [12, 7, 3]
     raise AssertionError(f"no example for {annotation!r}")
 
 

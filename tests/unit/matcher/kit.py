@@ -6,6 +6,7 @@ from libs.messages import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    Deleverage,
     LiquidationOrder,
     MarkPriceTick,
     OrderFilled,
@@ -63,6 +64,18 @@ def liquidation(oid, user, side, price, qty):
         side=side,
         qty=qty,
         price=price,
+    )
+
+
+def deleverage(user, side, price, qty, counterparties, liquidation_id=99):
+    return Deleverage(
+        liquidation_id=liquidation_id,
+        user_id=user,
+        symbol=SYMBOL,
+        side=side,
+        qty=qty,
+        price=price,
+        counterparties=tuple(counterparties),
     )
 
 

@@ -163,16 +163,31 @@ def test_a_halted_symbol_rejects_orders_but_accepts_cancels_until_resumed():
 
 def test_a_liquidation_fills_no_worse_than_its_price_and_is_flagged():
     h = Harness()
+    h.send(place(10, 3, SELL, MID, 10), place(11, 2, BUY, MID, 10))  # user 2 long 10
     h.send(place(1, 1, BUY, MID, 5), place(2, 1, BUY, MID - 10, 5))
     events = h.send(liquidation(3, 2, SELL, MID - 5, 8))
     assert h.fills(events) == [(3, 1, MID, 5)]
     assert all(e.liquidation for e in events if type(e).__name__ == "OrderFilled")
     assert [e.reason for e in events if type(e).__name__ == "OrderExpired"] == [EndReason.IOC]
-    assert h.core.positions[2] == -5
+    assert h.core.positions[2] == 5
+
+
+def test_a_liquidation_closes_at_most_the_position_the_book_holds_never_opens_one():
+    h = Harness()
+    h.send(place(10, 3, SELL, MID, 3), place(11, 2, BUY, MID, 3))  # user 2 long 3
+    h.send(place(1, 1, BUY, MID, 10))
+    events = h.send(liquidation(3, 2, SELL, MID - 5, 8))  # the engine thought 8
+    assert h.fills(events) == [(3, 1, MID, 3)]
+    (expired,) = [e for e in events if type(e).__name__ == "OrderExpired"]
+    assert (expired.reason, expired.remaining) == (EndReason.REDUCE_ONLY, 5)
+    assert h.core.positions[2] == 0
+    events = h.send(liquidation(4, 2, SELL, MID - 5, 8))  # flat: nothing to close
+    assert h.fills(events) == [] and h.core.positions[2] == 0
 
 
 def test_a_batch_runs_liquidations_then_cancels_then_markets_then_limits():
     h = Harness()
+    h.send(place(8, 4, SELL, MID + 50, 5), place(9, 5, BUY, MID + 50, 5))  # user 4 short 5
     h.send(place(1, 1, SELL, MID, 5))
     events = h.send(
         place(2, 2, BUY, MID, 5),  # limit: last
@@ -181,7 +196,7 @@ def test_a_batch_runs_liquidations_then_cancels_then_markets_then_limits():
         liquidation(4, 4, BUY, MID, 5),  # liquidation: first, takes order 1
     )
     offsets = list(dict.fromkeys(e.cmd_offset for e in events))
-    assert offsets == [4, 3, 2, 1]  # liquidation, cancel, market, limit
+    assert offsets == [6, 5, 4, 3]  # liquidation, cancel, market, limit
     assert h.fills(events) == [(4, 1, MID, 5)]
 
 

@@ -14,6 +14,7 @@ from tests.unit.matcher.kit import (
     amend,
     cancel,
     cancel_all,
+    deleverage,
     liquidation,
     mark,
     place,
@@ -90,6 +91,7 @@ RICH_OPS = st.one_of(
     st.tuples(st.just("trail"), USERS, st.booleans(), st.integers(10_000, 2_000_000)),
     st.tuples(st.just("amend"), USERS, st.integers(0, 60), PRICES, QTYS),
     st.tuples(st.just("liq"), USERS, st.booleans(), PRICES, QTYS),
+    st.tuples(st.just("adl"), USERS, st.booleans(), PRICES, QTYS, st.lists(USERS, max_size=4)),
 )
 
 
@@ -119,6 +121,9 @@ def rich_command(op, oid):
     if kind == "liq":
         _, user, is_buy, price, qty = op
         return liquidation(oid, user, BUY if is_buy else SELL, price, qty)
+    if kind == "adl":
+        _, user, is_buy, price, qty, counterparties = op
+        return deleverage(user, BUY if is_buy else SELL, price, qty, counterparties, oid)
     _, user, is_buy, price, qty, stp = op
     side = BUY if is_buy else SELL
     if kind == "stop":
@@ -150,9 +155,10 @@ def test_snapshot_restore_and_continue_equals_an_uninterrupted_run(flow, data):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(RICH_OPS, max_size=40), st.integers(1, 8))
-def test_invariants_hold_and_seq_is_gapless_for_any_batching(flow, size):
+def test_invariants_hold_positions_net_to_zero_and_seq_is_gapless_for_any_batching(flow, size):
     h = Harness()
     commands = [rich_command(op, oid) for oid, op in enumerate(flow, 1)]
     for i in range(0, len(commands), size):
         h.send(*commands[i : i + size])
+        assert sum(h.core.positions.values()) == 0  # fills and deleverages move lots, not make
     assert [e.seq for e in h.events] == list(range(1, len(h.events) + 1))

@@ -5,6 +5,9 @@ from __future__ import annotations
 from libs.messages import (
     AccountUpdated,
     Cause,
+    Deleverage,
+    Deleveraged,
+    DeleverageMatch,
     IndexPriceTick,
     LedgerAccountKind,
     LedgerLeg,
@@ -141,6 +144,39 @@ class Feed:
                 reason=EndReason.IOC,
                 filled=0,
                 remaining=remaining,
+            )
+        )
+
+    def deleveraged(self, command: Deleverage, parts: list[tuple[int, int]] | None = None) -> list:
+        """Answer ``command`` as the book does: by default against the engine's own positions
+        (the book's, with nothing in between), else closing the (user, qty) ``parts``."""
+        if parts is None:
+            parts = []
+            positions = self.core.markets[command.symbol].holders
+            bust = positions.get(command.user_id)
+            closes_long = command.side == Side.SELL
+            left = min(command.qty, max(0, (bust.size if closes_long else -bust.size)))
+            for user in command.counterparties:
+                held = positions[user].size if user in positions else 0
+                take = min(left, -held if closes_long else held)
+                if take > 0 and user != command.user_id:
+                    parts.append((user, take))
+                    left -= take
+        matches = []
+        for user, qty in parts:
+            self.trade += 1
+            matches.append(DeleverageMatch(self.trade, user, qty))
+        return self.matcher(
+            Deleveraged(
+                symbol=command.symbol,
+                seq=self._next(command.symbol),
+                cmd_offset=0,
+                liquidation_id=command.liquidation_id,
+                user_id=command.user_id,
+                side=command.side,
+                price=command.price,
+                qty=sum(qty for _, qty in parts),
+                matches=tuple(matches),
             )
         )
 

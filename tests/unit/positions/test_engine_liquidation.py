@@ -6,6 +6,7 @@ from libs.messages import (
     AccountRisk,
     AutoDeleveraged,
     CancelAll,
+    Deleverage,
     LiquidationOrder,
     LiquidationSettled,
     LiquidationTriggered,
@@ -87,8 +88,16 @@ def test_the_unfilled_remainder_is_auto_deleveraged_against_the_ranked_shorts():
         taker_remaining=lots("0.6"),
     )
     out = feed.expired(order.order_id, 1, lots("0.6"))
-    adl = messages(out, AutoDeleveraged)
+    # the book closes the rest: the engine asks it to, and settles when it answers
+    (command,) = messages(out, Deleverage)
+    assert not messages(out, AutoDeleveraged) and not messages(out, LiquidationSettled)
+    assert (command.liquidation_id, command.user_id, command.side) == (order.order_id, 1, Side.SELL)
+    assert (command.qty, command.price) == (lots("0.6"), ticks("49000"))
     # user 4 (thin margin: leverage 9.8) ranks before user 2 (0.24), same PnL% (2%)
+    assert command.counterparties == (4, 2)
+    assert [o.partition for o in out if o.message is command] == [0]  # BTC-PERP's partition
+    out = feed.deleveraged(command)
+    adl = messages(out, AutoDeleveraged)
     assert [(m.user_id, m.counterparty_user_id, m.qty) for m in adl] == [
         (4, 1, lots("0.5")),
         (1, 4, lots("0.5")),
@@ -123,7 +132,8 @@ def test_an_empty_insurance_fund_bounds_the_order_so_its_fills_pay_their_own_fee
 def test_with_an_empty_fund_what_the_book_cannot_absorb_is_deleveraged_at_bankruptcy():
     feed = leveraged_long(insurance=None)
     (order,) = messages(feed.mark("49000", 1), LiquidationOrder)
-    out = feed.expired(order.order_id, 1, lots("1"))
+    (command,) = messages(feed.expired(order.order_id, 1, lots("1")), Deleverage)
+    out = feed.deleveraged(command)
     adl = messages(out, AutoDeleveraged)
     assert [(m.user_id, m.qty, m.price) for m in adl if m.counterparty_user_id == 1] == [
         (4, lots("0.5"), ticks("49000")),
@@ -161,6 +171,9 @@ def test_a_rejected_liquidation_order_deleverages_everything():
             msg="halted",
         )
     )
+    (command,) = messages(out, Deleverage)
+    assert command.qty == lots("1")
+    out = feed.deleveraged(command)
     assert sum(m.qty for m in messages(out, AutoDeleveraged) if m.user_id == 1) == lots("1")
 
 
@@ -226,7 +239,9 @@ def test_a_bust_short_is_bought_back_and_deleveraged_against_the_most_profitable
     feed.balance(6, "50000")
     (order,) = messages(feed.mark("50800", 1), LiquidationOrder)  # equity 200 < MM 203.2
     assert (order.side, order.price) == (Side.BUY, ticks("51000"))  # BP = 50800 + 200
-    out = feed.expired(order.order_id, 1, lots("1"))
+    (command,) = messages(feed.expired(order.order_id, 1, lots("1")), Deleverage)
+    assert (command.side, command.counterparties) == (Side.BUY, (5, 6))
+    out = feed.deleveraged(command)
     adl = [
         (m.user_id, m.qty) for m in messages(out, AutoDeleveraged) if m.counterparty_user_id == 1
     ]
@@ -266,3 +281,100 @@ def test_a_safe_two_symbol_account_is_checked_on_each_tick_without_a_word():
     assert messages(feed.mark("49000", 1), AccountRisk) == []
     feed.fill(2, 1, "3000", "10", symbol="ETH-PERP")  # both close ETH: one symbol again
     assert feed.core.markets["BTC-PERP"].multi == set()
+
+
+# --- deleveraging goes through the book -----------------------------------------------------
+
+
+def deleveraging() -> tuple[Feed, Deleverage]:
+    """User 1's liquidation order expired unfilled: the engine asked the book to deleverage."""
+    feed = leveraged_long()
+    (order,) = messages(feed.mark("49000", 1), LiquidationOrder)
+    (command,) = messages(feed.expired(order.order_id, 1, lots("1")), Deleverage)
+    return feed, command
+
+
+def test_the_engine_changes_no_position_until_the_book_deleverages():
+    feed, command = deleveraging()
+    assert feed.core.accounts[1].positions["BTC-PERP"].size == lots("1")  # the book decides
+    assert feed.core.accounts[1].liquidating == 1
+    # a tick meanwhile does not liquidate the account again
+    out = feed.mark("48500", 2)
+    assert not messages(out, LiquidationTriggered) and not messages(out, LiquidationOrder)
+    out = feed.deleveraged(command)
+    assert len(messages(out, LiquidationSettled)) == 1
+    assert "BTC-PERP" not in feed.core.accounts[1].positions
+    assert feed.core.accounts[1].liquidating == 0
+    assert not feed.core.markets["BTC-PERP"].liquidations
+
+
+def test_what_the_book_could_not_deleverage_stays_and_the_next_tick_liquidates_it():
+    feed, command = deleveraging()
+    out = feed.deleveraged(command, [(4, lots("0.5"))])  # user 2 closed its short meanwhile
+    assert len(messages(out, LiquidationSettled)) == 1
+    assert feed.core.accounts[1].positions["BTC-PERP"].size == lots("0.5")
+    (trigger,) = messages(feed.mark("48990", 2), LiquidationTriggered)
+    assert (trigger.user_id, trigger.size) == (1, lots("0.5"))
+
+
+def test_a_deleveraged_the_engine_did_not_ask_for_still_moves_the_positions():
+    feed = Feed()
+    feed.fill(1, 2, "50000", "1")
+    command = Deleverage(
+        liquidation_id=12345,
+        user_id=1,
+        symbol="BTC-PERP",
+        side=Side.SELL,
+        qty=lots("0.5"),
+        price=ticks("49000"),
+        counterparties=(2,),
+    )
+    out = feed.deleveraged(command)
+    assert feed.core.accounts[1].positions["BTC-PERP"].size == lots("0.5")
+    assert feed.core.accounts[2].positions["BTC-PERP"].size == -lots("0.5")
+    assert len(messages(out, AutoDeleveraged)) == 2 and not messages(out, LiquidationSettled)
+
+
+def test_a_snapshot_while_deleveraging_continues_like_an_uninterrupted_run():
+    from services.positions.core import PositionsCore
+
+    feed, command = deleveraging()
+    restored = PositionsCore.restore(SPECS, feed.core.snapshot())
+    assert restored.digest() == feed.core.digest()
+    assert restored.markets["BTC-PERP"].liquidations[command.liquidation_id].adl == lots("1")
+    twin = Feed(restored)
+    twin.seq, twin.trade, twin.offset = dict(feed.seq), feed.trade, feed.offset
+    assert [o.message for o in twin.deleveraged(command)] == [
+        o.message for o in feed.deleveraged(command)
+    ]
+    assert twin.core.digest() == feed.core.digest()
+
+
+def test_the_counterparties_cover_the_quantity_twice_over_and_stay_few():
+    feed = Feed()
+    feed.insurance("1000")
+    for user in range(10, 20):
+        feed.fill(1, user, "50000", "0.1")  # user 1 long 1 BTC against ten 0.1 shorts
+        feed.balance(user, "1000")
+    feed.balance(1, "1000")
+    order = messages(feed.mark("49000", 1), LiquidationOrder)[0]
+    feed.fill(
+        3,
+        1,
+        "49000",
+        "0.8",
+        taker="sell",
+        liquidation=True,
+        taker_order_id=order.order_id,
+        taker_remaining=lots("0.2"),
+    )
+    (command,) = messages(feed.expired(order.order_id, 1, lots("0.2")), Deleverage)
+    assert command.counterparties == (10, 11, 12, 13)  # 0.4 = twice 0.2; ties: smaller id
+
+    many = Feed()
+    for user in range(10, 310):
+        many.fill(1, user, "50000", "0.01")  # 300 shorts of 0.01
+    many.balance(1, "150")
+    order = messages(many.mark("49000", 1), LiquidationOrder)[0]
+    (command,) = messages(many.expired(order.order_id, 1, lots("3")), Deleverage)
+    assert len(command.counterparties) == 256

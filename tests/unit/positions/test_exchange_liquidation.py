@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from libs.messages import (
     AutoDeleveraged,
     CancelOrder,
+    Deleveraged,
     Deposit,
     LiquidationSettled,
     LiquidationTriggered,
     OrderCancelled,
     OrderFilled,
+    OrderRejected,
     OrderType,
     PlaceOrder,
     SetLeverage,
@@ -116,6 +118,55 @@ def test_a_falling_mark_liquidates_the_long_through_the_book_and_deleverages_the
     assert sum(sizes) == 0
 
 
+def test_a_short_closed_to_flat_by_adl_cannot_open_a_long_with_close_position():
+    x, _ = setup()
+    requote(x, "47600", "47700")
+    x.index(SYMBOL, ticks("47650"), 2)
+    requote(x, "47150", "47250")
+    x.index(SYMBOL, ticks("47200"), 3)  # user 1 bust; ADL closes user 2's whole 0.5 short
+    adl = [(e.user_id, e.qty) for e in x.events(AutoDeleveraged) if e.counterparty_user_id == LONG]
+    assert adl == [(SHORT2, lots("0.5")), (MAKER, lots("0.1"))]
+    assert SYMBOL not in x.positions.accounts[SHORT2].positions
+    book = x.books[SYMBOL]
+    assert book.user_orders.get(MAKER)  # the maker's 0.4 ask a close-position buy would take
+    # the bot closes "its" short: the book knows it is flat
+    before = len(x.log)
+    oid = next(_ids)
+    x.request(
+        PlaceOrder(
+            request_id=f"p{oid}",
+            order_id=oid,
+            user_id=SHORT2,
+            symbol=SYMBOL,
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            qty=0,
+            close_position=True,
+        )
+    )
+    reduce_only = place(x, SHORT2, "buy", "47250", "0.4", reduce_only=True)
+    rejected = [e for e in x.events(OrderRejected) if e.order_id in (oid, reduce_only)]
+    assert [e.code for e in rejected] == [-2022, -2022]
+    assert not [
+        e
+        for e in x.log[before:]
+        if type(e) is OrderFilled and SHORT2 in (e.taker_user_id, e.maker_user_id)
+    ]
+    assert book.positions.get(SHORT2, 0) == 0
+    assert SYMBOL not in x.positions.accounts[SHORT2].positions
+    assert not x.wallet.positions.get(SHORT2)
+    # the book did the deleveraging, and said so once
+    (event,) = x.events(Deleveraged)
+    assert [(m.user_id, m.qty) for m in event.matches] == adl
+    # the book and the engine agree on every position
+    engine = {
+        u: a.positions[SYMBOL].size
+        for u, a in x.positions.accounts.items()
+        if SYMBOL in a.positions
+    }
+    assert {u: p for u, p in book.positions.items() if p} == engine
+
+
 def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
     x, _ = setup()
     requote(x, "47150", "47250", qty="0.001")  # nearly no book: ADL takes almost everything
@@ -139,7 +190,9 @@ def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
     ),
     st.lists(st.integers(-25, 25), min_size=1, max_size=10),
 )
-def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_net_to_zero(orders, moves):
+def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_agree_and_net_to_zero(
+    orders, moves
+):
     x = Exchange()
     users = [10, 11, 12, 13, 14, 15]
     for user in users:
@@ -161,7 +214,10 @@ def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_net_to_z
     assert x.money_made(usdt("3000") * len(users) + usdt("10000000")) == 0
     sizes = [p.size for m in x.positions.markets.values() for p in m.holders.values()]
     assert sum(sizes) == 0
-    # the engine's positions are the wallet's
+    # the engine's positions are the wallet's, and the book's (what reduce-only decides on)
     for user, account in x.positions.accounts.items():
         mine = {s: (p.size, p.entry) for s, p in account.positions.items()}
         assert mine == x.wallet.positions.get(user, {})
+    for name, book in x.books.items():
+        engine = {u: p.size for u, p in x.positions.markets[name].holders.items()}
+        assert {u: p for u, p in book.positions.items() if p} == engine
