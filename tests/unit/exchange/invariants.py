@@ -11,6 +11,7 @@ from libs.messages import (
     BatchCompleted,
     CancelAll,
     CancelOrder,
+    Deleveraged,
     Deposit,
     LedgerAccountKind,
     LedgerPosted,
@@ -38,10 +39,12 @@ def position_changes(event) -> list[tuple[int, int]]:
     if type(event) is OrderFilled:
         taker = event.qty if event.taker_side is Side.BUY else -event.qty
         return [(event.taker_user_id, taker), (event.maker_user_id, -taker)]
-    bust = getattr(event, "bust_user_id", None)  # a deleveraging match, if the matcher has one
-    if bust is not None:
-        closed = event.qty if event.bust_side is Side.BUY else -event.qty
-        return [(bust, -closed), (event.counterparty_user_id, closed)]
+    if type(event) is Deleveraged:  # the bust position closed against each counterparty
+        sign = 1 if event.side is Side.BUY else -1
+        moves = []
+        for match in event.matches:
+            moves += [(event.user_id, sign * match.qty), (match.user_id, -sign * match.qty)]
+        return moves
     return []
 
 

@@ -34,7 +34,7 @@ from tests.unit.exchange import invariants
 from tests.unit.exchange.network import Network
 
 SYMBOL = "BTC-PERP"
-MAKER = 100
+MAKER, TAPE = 100, 200  # the market maker; a taker that prints a trade at each new level
 TRADERS = (1, 2, 3, 4)
 NS = 1_000_000_000
 FUNDING_SECONDS = 10
@@ -57,23 +57,24 @@ place = st.tuples(
     st.sampled_from([Side.BUY, Side.SELL]),
     place_kinds,
     st.integers(-60, 60),  # price offset from the index, in basis points
-    st.integers(1, 400),  # lots of 0.001 BTC
+    st.sampled_from([3, 10, 40, 100, 250, 400]),  # lots of 0.001 BTC
     st.sampled_from(["", "", "", "reduce", "close"]),
 )
-actions = st.one_of(
-    place,
-    place,
-    st.tuples(st.just("cancel"), trader, st.integers(0, 40)),  # the k-th newest own order
-    st.tuples(st.just("cancel_all"), trader),
-    st.tuples(
+by_kind = {
+    "place": place,
+    "cancel": st.tuples(st.just("cancel"), trader, st.integers(0, 40)),  # k-th newest own order
+    "cancel_all": st.tuples(st.just("cancel_all"), trader),
+    "amend": st.tuples(
         st.just("amend"), trader, st.integers(0, 40), st.integers(-40, 40), st.integers(1, 400)
     ),
-    st.tuples(st.just("move"), st.integers(-500, 500), st.booleans()),  # bp; maker requotes?
-    st.tuples(
-        st.just("funding"),
-    ),  # a funding time passes
-    st.tuples(st.just("withdraw"), trader, st.integers(1, 300)),
-)
+    "move": st.tuples(  # the index moves (basis points); does the maker requote?
+        st.just("move"), st.sampled_from([-400, -200, -80, -20, 20, 80, 200, 400]), st.booleans()
+    ),
+    "funding": st.tuples(st.just("funding")),  # a funding time passes
+    "withdraw": st.tuples(st.just("withdraw"), trader, st.integers(1, 100)),
+}
+weights = ["place"] * 6 + ["cancel"] * 2 + ["cancel_all", "amend", "move", "move", "funding"]
+actions = st.sampled_from([*weights, "withdraw"]).flatmap(by_kind.__getitem__)
 seeds = st.integers(0, 2**32).map(random.Random)  # the schedule: who reads next, batch cuts
 bursts = st.lists(st.lists(actions, min_size=1, max_size=6), min_size=1, max_size=14)
 
@@ -85,7 +86,7 @@ class Market:
         self.net = net
         self.spec = net.specs[SYMBOL]
         self.ids = iter(range(1, 1 << 40))
-        self.sent: dict[int, list[int]] = {user: [] for user in (*TRADERS, MAKER)}
+        self.sent: dict[int, list[int]] = {user: [] for user in (*TRADERS, MAKER, TAPE)}
         self.index_price = START
         self.ts = NS
 
@@ -157,8 +158,10 @@ class Market:
             bp, requote = args
             self.index_price = self.index_price * (10_000 + bp) // 10_000
             self.ts += NS
-            if requote:
+            if requote:  # and a trade there, so that the last price follows (the mark uses it)
                 self.quote()
+                side = Side.SELL if bp < 0 else Side.BUY
+                self.send_place(TAPE, side, OrderType.MARKET, TimeInForce.IOC, 0, 3, "")
             self.tick()
         elif kind == "funding":
             self.ts += FUNDING_SECONDS * NS
@@ -173,7 +176,7 @@ class Market:
 def open_exchange(rng: random.Random) -> tuple[Network, Market]:
     net = Network(rng, funding_interval_seconds=FUNDING_SECONDS)
     market = Market(net)
-    for user, usdt in ((MAKER, "10000000"), *((u, "600") for u in TRADERS)):
+    for user, usdt in ((MAKER, "10000000"), (TAPE, "100000"), *((u, "600") for u in TRADERS)):
         net.request(Deposit(request_id=f"d{user}", user_id=user, amount=parse_cash(usdt)))
     for user in TRADERS:
         net.request(SetLeverage(request_id=f"l{user}", user_id=user, symbol=SYMBOL, leverage=50))
@@ -184,7 +187,7 @@ def open_exchange(rng: random.Random) -> tuple[Network, Market]:
 
 
 @settings(
-    max_examples=120,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
