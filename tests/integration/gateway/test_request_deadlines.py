@@ -21,6 +21,7 @@ from libs.topics import exchange_topics, user_partition
 from services.gateway.errors import ApiError
 from services.gateway.ids import OrderIds
 from services.gateway.kafka_io import ReplyListener, RequestProducer
+from services.gateway.reads import ReadModel
 from services.gateway.replies import Kind
 from services.gateway.state import Gateway
 from tests.processes import free_port
@@ -60,7 +61,7 @@ def run(scenario, bootstrap: str, prefix: str, requests: RequestProducer) -> Non
         ids=OrderIds(0),
         requests=requests,
         replies=replies,
-        reads=None,  # type: ignore[arg-type]
+        reads=ReadModel(None),  # type: ignore[arg-type]  # notes replies; never read here
         users=None,  # type: ignore[arg-type]
         tokens=None,  # type: ignore[arg-type]
     )
