@@ -8,6 +8,7 @@ MARGIN_INSUFFICIENT = -2019  # the order's hold exceeds the available balance
 INVALID_LEVERAGE = -4028  # leverage outside 1..the symbol's maximum
 MAX_POSITION_AT_LEVERAGE = -2027  # the open position exceeds the bracket of that leverage
 BALANCE_INSUFFICIENT = -4050  # withdrawal above what positions and orders leave free
+BALANCE_LIMIT = -4095  # a deposit past the balance or exchange bound (libs.money; not Binance's)
 
 MESSAGES = {
     INVALID_SYMBOL: "Invalid symbol.",
@@ -18,6 +19,7 @@ MESSAGES = {
     INVALID_LEVERAGE: "Leverage is not valid.",
     MAX_POSITION_AT_LEVERAGE: "Exceeded the maximum allowable position at current leverage.",
     BALANCE_INSUFFICIENT: "Balance is insufficient.",
+    BALANCE_LIMIT: "Deposit refused: it would pass a balance limit.",
 }
 INVALID_ORDER_TYPE = -1116  # a liquidation order sent as a request
 MESSAGES[INVALID_ORDER_TYPE] = "Invalid orderType."

@@ -10,7 +10,7 @@ from libs.messages import LedgerAccountKind
 from services.wallet.core.engine import WalletCore
 from services.wallet.core.holds import Hold
 
-VERSION = 1
+VERSION = 2  # 2: no lifetime totals (deposits, withdrawals, reserved, released)
 
 
 class HoldState(msgspec.Struct, array_like=True, frozen=True):
@@ -28,12 +28,8 @@ class HoldState(msgspec.Struct, array_like=True, frozen=True):
 class WalletState(msgspec.Struct, array_like=True, frozen=True):
     version: int
     entry_id: int
-    deposits: int
-    withdrawals: int
     balances: list[tuple[str, int, int]]  # (kind, owner, amount), sorted, zeros left out
     holds: list[HoldState]  # sorted by order id
-    reserved: int
-    released: int
     leverage: list[tuple[int, str, int]]  # (user, symbol, leverage), sorted
     positions: list[tuple[int, str, int, int]]  # (user, symbol, size, entry notional), sorted
     marks: list[tuple[str, int]]
@@ -43,7 +39,6 @@ class WalletState(msgspec.Struct, array_like=True, frozen=True):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(WalletState)
 
 
 def state_of(core: WalletCore) -> WalletState:
@@ -51,8 +46,6 @@ def state_of(core: WalletCore) -> WalletState:
     return WalletState(
         version=VERSION,
         entry_id=ledger.entry_id,
-        deposits=ledger.deposits,
-        withdrawals=ledger.withdrawals,
         balances=sorted((str(k), o, v) for (k, o), v in ledger.balances.items() if v),
         holds=[
             HoldState(
@@ -68,8 +61,6 @@ def state_of(core: WalletCore) -> WalletState:
             )
             for _, h in sorted(holds.by_order.items())
         ],
-        reserved=holds.reserved,
-        released=holds.released,
         leverage=sorted((u, s, v) for u, m in core.leverage.items() for s, v in m.items()),
         positions=sorted(
             (u, s, size, entry) for u, m in core.positions.items() for s, (size, entry) in m.items()
@@ -88,18 +79,20 @@ def dump(core: WalletCore) -> bytes:
 
 def load(data: bytes, core: WalletCore | None = None) -> WalletCore:
     """Return a core holding the state ``dump`` captured."""
-    s = _decoder.decode(data)
+    raw = msgspec.msgpack.decode(data)
+    if raw and raw[0] == 1:  # version 1 also held the lifetime totals: drop them
+        raw = [VERSION, raw[1], *raw[4:6], *raw[8:]]
+    s = msgspec.convert(raw, WalletState)
     if s.version != VERSION:
         raise ValueError(f"wallet snapshot version {s.version}, expected {VERSION}")
     core = core if core is not None else WalletCore()
     ledger, holds = core.ledger, core.holds
-    ledger.entry_id, ledger.deposits, ledger.withdrawals = s.entry_id, s.deposits, s.withdrawals
+    ledger.entry_id = s.entry_id
     ledger.balances = {(LedgerAccountKind(k), o): v for k, o, v in s.balances}
     for h in s.holds:
         holds.by_order[h.order_id] = Hold(*msgspec.structs.astuple(h))
         holds.by_user[h.user_id] = holds.by_user.get(h.user_id, 0) + h.amount
     holds.by_user = {u: v for u, v in holds.by_user.items() if v}
-    holds.reserved, holds.released = s.reserved, s.released
     for u, sym, lev in s.leverage:
         core.leverage.setdefault(u, {})[sym] = lev
     for u, sym, size, entry in s.positions:

@@ -109,7 +109,7 @@ def test_partial_fills_release_holds_proportionally_and_the_cancel_the_rest() ->
     assert ex.wallet.balance(1) == 20_000 * USDT - 2 * 10 * USDT
     assert ex.wallet.balance(2) == 10_000 * USDT - 2 * 25 * USDT
     assert ex.wallet.ledger.balance(FEES) == 70 * USDT
-    assert ex.wallet.holds.reserved == ex.wallet.holds.released
+    assert ex.wallet.holds.by_user == {}
 
 
 def test_each_fill_posts_one_fee_entry_per_side() -> None:
@@ -248,7 +248,7 @@ def test_an_amend_that_raises_the_notional_is_checked_and_rehold() -> None:
     ex.request(amend(1, 1, qty=LOT // 2))
     assert ex.wallet.holds.of_user(1) == 2525 * USDT // 2
     ex.request(cancel(1, 1))
-    assert ex.wallet.holds.of_user(1) == 0 and ex.wallet.holds.reserved == ex.wallet.holds.released
+    assert ex.wallet.holds.of_user(1) == 0 and ex.wallet.holds.by_user == {}
 
 
 def test_a_matcher_rejection_releases_the_whole_hold() -> None:
@@ -258,7 +258,7 @@ def test_a_matcher_rejection_releases_the_whole_hold() -> None:
     out = ex.request(place(1, 1, BUY, PRICE + PRICE // 10, LOT))  # outside the 5% band
     assert of(OrderRejected, out)[0].code == -4131
     assert ex.wallet.holds.of_user(1) == 0 and ex.wallet.holds.by_order == {}
-    assert ex.wallet.holds.reserved == ex.wallet.holds.released > 0
+    assert ex.wallet.holds.by_user == {}
 
 
 def test_snapshot_restores_an_equal_state() -> None:
