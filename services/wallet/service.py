@@ -96,16 +96,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             MALFORMED.labels(label).inc()
             return []
         INPUTS.labels(label).inc()
-        try:
-            messages = self.core.apply(
-                Cause(record.topic, record.partition, record.offset), message
-            )
-        except Exception:  # deterministic, so a replay skips it the same way
-            FAILED.labels(label).inc()
-            log.exception(
-                "could not apply %s[%d]@%d", record.topic, record.partition, record.offset
-            )
-            return []
+        messages = self.core.apply(Cause(record.topic, record.partition, record.offset), message)
         for m in messages:
             if isinstance(m, WalletEvent):
                 self.dirty.add(_user_of(m))
@@ -127,6 +118,9 @@ class WalletService(JournaledHandler[WalletCore, Message]):
 
     def after_replay(self) -> None:
         self.dirty.clear()
+
+    def count_failure(self, record: Record) -> None:
+        FAILED.labels(self.topics.logical(record.topic)).inc()
 
     # --- views -------------------------------------------------------------------------------
 
