@@ -17,9 +17,9 @@ A command that does not decode is skipped (and counted): it is the same bytes on
 replay, so skipping it is deterministic too.
 
 A batch whose apply raises is undone: the host rebuilds the book from the state it last
-loaded or snapshotted plus the batches applied since (kept in memory until the next
-snapshot), then applies the batch's commands one at a time, each its own batch, and skips
-(and reports) any that raises again, its offset still read. The one-command batches are what
+loaded or snapshotted plus the batch frames applied since (kept until the next snapshot),
+then applies the batch's commands one at a time, each its own batch, and skips (and reports)
+any that raises again, its offset still read. The one-command batches are what
 ``BatchCompleted`` records, and a skipped command is in no recorded batch, so a replay, which
 applies such a command alone, fails on it the same way and skips it too. Events are encoded
 inside that guard even when not emitted, so a replay meets the same failures.
@@ -47,7 +47,6 @@ COMMANDS = Codec(*MatcherCommand.__args__)
 log = logging.getLogger("matcher.core")
 
 Batch = list[tuple[int, MatcherCommand]]
-Kept = tuple[tuple[int, bytes], ...]  # a batch as wire bytes: the GC does not track these
 
 
 class CoreHost:
@@ -56,15 +55,16 @@ class CoreHost:
     def __init__(self, specs: dict[str, SymbolSpec]) -> None:
         self.specs = specs
         self.cores: dict[str, MatchingCore] = {}
-        # per symbol: the state last loaded or snapshotted (None: empty) and what came since,
-        # batches applied and offsets only read (malformed or skipped commands)
+        # per symbol: the state last loaded or snapshotted (None: empty) and what came since:
+        # the BATCH frames applied (kept as they came: no copy, nothing for the GC to track)
+        # and offsets only read (malformed or skipped commands)
         self._base: dict[str, bytes | None] = {}
-        self._since: dict[str, list[Kept | int]] = {}
+        self._since: dict[str, list[bytes | int]] = {}
 
     def handle(self, frame: bytes) -> bytes:
         kind, symbol, *rest = unpack(frame)
         if kind == BATCH:
-            return self._batch(symbol, *rest)
+            return self._batch(symbol, *rest, frame)
         if kind == LOAD:
             (state,) = rest
             spec = self.specs[symbol]
@@ -86,7 +86,7 @@ class CoreHost:
             return pack([DIGEST, symbol, core.digest(), core.last_offset])
         raise ValueError(f"unknown frame kind {kind!r}")
 
-    def _batch(self, symbol: str, items: list, emit: bool) -> bytes:
+    def _batch(self, symbol: str, items: list, emit: bool, frame: bytes) -> bytes:
         core = self.cores[symbol]
         batch: Batch = []
         malformed = 0
@@ -105,7 +105,7 @@ class CoreHost:
                 events = core.process_batch(batch)
                 step_ns = time.perf_counter_ns() - started
                 payload = [encode(event) for event in events]
-                self._since[symbol].append(tuple((o, d) for o, d in items))
+                self._since[symbol].append(frame)
             except Exception:
                 log.exception(
                     "%s: a batch at offsets %d-%d raised", symbol, batch[0][0], batch[-1][0]
@@ -148,7 +148,7 @@ class CoreHost:
                 self._since[symbol].append(item[0])
                 failed.append(item[0])
                 continue
-            self._since[symbol].append(((item[0], wire[item[0]]),))
+            self._since[symbol].append(pack([BATCH, symbol, [[item[0], wire[item[0]]]], False]))
             payload += encoded
         return payload
 
@@ -163,7 +163,7 @@ class CoreHost:
                 core.last_offset = kept
                 continue
             batch = []
-            for offset, data in kept:
+            for offset, data in unpack(kept)[2]:
                 with contextlib.suppress(DecodeError):  # malformed: skipped again
                     batch.append((offset, decode(data)))
             core.process_batch(batch)

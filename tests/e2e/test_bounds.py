@@ -10,6 +10,8 @@ import time
 from urllib.parse import urlparse
 
 import httpx
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.e2e.test_trading import eventually
 
@@ -112,3 +114,16 @@ def test_a_chunked_body_without_length_gets_413_while_it_is_still_being_sent(sta
     assert answer == (413, {"code": -1413, "msg": "Request body larger than 65536 bytes."})
     assert sent < TEN_MB // 4
     assert httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_websocket_message_over_the_limit_closes_the_socket_with_1009(stack):
+    with connect(stack.url.replace("http://", "ws://") + "/ws") as ws:
+        ws.send(json.dumps({"op": "ping"}))
+        assert json.loads(ws.recv(timeout=10)) == {"op": "pong"}
+        ws.send(json.dumps({"op": "ping", "pad": " " * 70_000}))
+        try:
+            ws.recv(timeout=10)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 1009
+        else:
+            raise AssertionError("the socket stayed open")
