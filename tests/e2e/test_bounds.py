@@ -127,3 +127,15 @@ def test_a_websocket_message_over_the_limit_closes_the_socket_with_1009(stack):
             assert closed.rcvd is not None and closed.rcvd.code == 1009
         else:
             raise AssertionError("the socket stayed open")
+
+
+def test_a_price_whose_largest_order_would_pass_the_notional_bound_is_refused(stack, trader):
+    user = trader()
+    body = {"symbol": "BTC-PERP", "side": "Sell", "order_type": "Limit", "quantity": "0.001"}
+    above = user.post("/place_order", {**body, "price": "10000000.1", "reduce_only": True})
+    assert above.status_code == 400
+    assert above.json() == {"code": -4002, "msg": "price above the maximum 10000000.0."}
+    stop = {**body, "order_type": "StopMarket", "stop_price": "20000000.0"}
+    assert user.post("/place_order", stop).json()["code"] == -4002
+    at = user.post("/place_order", {**body, "price": "10000000.0", "reduce_only": True})
+    assert at.status_code in (200, 400) and at.json().get("code") != -4002
