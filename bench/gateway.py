@@ -205,7 +205,7 @@ def signup(url: str) -> list[str]:
             api.post("/signup", json=credentials).raise_for_status()
             token = api.post("/signin", json=credentials).json()["token"]
             headers = {"Authorization": f"Bearer {token}"}
-            deposit = {"asset": "USDT", "amount": "100000000"}
+            deposit = {"asset": "USDT", "amount": "1000000"}  # x 2 * PAIRS: inside MAX_INSIDE
             api.post("/deposit", json=deposit, headers=headers).raise_for_status()
             tokens.append(token)
     return tokens

@@ -56,7 +56,7 @@ def record_inputs(n: int = REQUESTS, seed: int = SEED) -> list[tuple[Cause, obje
         return wallet.apply(cause, message)
 
     for user in range(1, USERS + 1):
-        apply(Deposit(request_id="", user_id=user, amount=1_000_000 * CASH_ONE), "orders.requests")
+        apply(Deposit(request_id="", user_id=user, amount=100_000 * CASH_ONE), "orders.requests")
     for oid in range(1, n - USERS + 1):
         mid += rng.choice((-1, 0, 1))
         user = rng.randint(1, USERS)
@@ -121,7 +121,7 @@ def through_kafka(bootstrap: str, n: int = KAFKA_REQUESTS) -> str:
     producer = bus.producer()
     users = 64
     for user in range(users):
-        deposit = Deposit(request_id="", user_id=user, amount=10**9 * CASH_ONE)
+        deposit = Deposit(request_id="", user_id=user, amount=10**6 * CASH_ONE)
         producer.produce(Outgoing(topics.requests, encode(deposit), None, user_partition(user)))
     for oid in range(1, n - users + 1):
         user = oid % users

@@ -137,3 +137,31 @@ def mul_div_floor(a: int, b: int, divisor: int) -> int:
 def mul_div_ceil(a: int, b: int, divisor: int) -> int:
     """Return ceil(a * b / divisor) exactly."""
     return -((-a * b) // divisor)
+
+
+# --- bounds ---------------------------------------------------------------------------------
+# Every amount on the log is encoded as a signed 64-bit MessagePack integer, and the cores sum
+# amounts into balances, holds, notionals and PnL. These bounds keep every such value well
+# inside 2**63 (9.2e18 units, 92 billion USDT); docs/WALLET.md ("Bounds") derives them.
+
+INT64_MAX = 2**63 - 1
+
+MAX_TRANSFER = 10**6 * CASH_ONE
+"""The largest single deposit or withdrawal: 1 million USDT."""
+
+MAX_BALANCE = 10**7 * CASH_ONE
+"""The largest balance a deposit may take a user's account to: 10 million USDT."""
+
+MAX_INSIDE = 10**8 * CASH_ONE
+"""The most money the exchange may hold (deposits - withdrawals, the OUTSIDE account's
+balance negated): 100 million USDT. At the maximum leverage of 125, a position of all of it
+has a notional of 1.25e18 units, a seventh of the 64-bit range."""
+
+MAX_NOTIONAL = 10**10 * CASH_ONE
+"""The largest notional (price x quantity) of one order, and so of one fill: 10 billion
+USDT. With a symbol's ``max_qty`` it sets the symbol's highest accepted price."""
+
+LEDGER_LIMIT = 2**62
+"""No ledger account may pass +-LEDGER_LIMIT (4.6e18 units): the sum or difference of any
+two balances still fits 64 bits. Reaching it means a bound above failed; the ledger refuses
+the entry rather than write a number no consumer could read."""

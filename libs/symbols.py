@@ -14,6 +14,7 @@ from pathlib import Path
 
 from libs.money import (
     CASH_SCALE,
+    MAX_NOTIONAL,
     RATE_ONE,
     Grid,
     MoneyError,
@@ -75,6 +76,11 @@ class SymbolSpec:
 
     def ticks_to_price(self, ticks: int) -> str:
         return self.prices.format(ticks)
+
+    @property
+    def max_price(self) -> int:
+        """Return the highest accepted price in ticks: max_qty at it is ``MAX_NOTIONAL``."""
+        return MAX_NOTIONAL // (self.max_qty * self.cash_per_tick_lot)
 
     def qty_to_lots(self, text: str) -> int:
         """Return a quantity string as lots; reject values off the lot grid."""
@@ -167,6 +173,8 @@ def _spec(index: int, raw: dict) -> SymbolSpec:
     )
     if not 0 < spec.min_qty <= spec.max_qty:
         raise SymbolError(f"{name}: need 0 < min_qty <= max_qty")
+    if spec.max_price < 1:
+        raise SymbolError(f"{name}: max_qty at one tick is already above the largest notional")
     return spec
 
 

@@ -8,6 +8,12 @@ partition it advanced). A turn applies its records in one canonical order (the o
 input partitions, then offset). Rewinding loads the latest snapshot and re-applies exactly those
 turns in that order, so the state after a crash is bit for bit the state whose outputs were
 committed.
+
+An input the core cannot apply (its ``apply_record`` or ``outgoing`` raises) is logged, counted
+and skipped, atomically: the state goes back to what it was before that input (the base state
+of the latest snapshot plus the inputs applied since, kept in memory), and the input is
+recorded in the turn log as skipped, so a rewind or rebuild skips it too without trying again.
+Nothing of the service's own I/O runs inside that guard: Kafka errors still stop the turn.
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ class Tally(Protocol):
 
 
 class TurnLog(msgspec.Struct, array_like=True):
-    """The turns applied since snapshot number ``base``: per turn, (input index, end offset)."""
+    """The turns applied since snapshot number ``base``: per turn, (input index, end offset);
+    and the inputs skipped since then because the core could not apply them."""
 
     base: int
     turns: list[list[tuple[int, int]]]
+    skipped: list[tuple[int, int]] = []  # (input index, offset)
 
 
 _turns_encoder = msgspec.msgpack.Encoder()
@@ -79,6 +87,12 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.applied: dict[TopicPartition, int] = {tp: 0 for tp in inputs}
         self.snapshot_no = 0
         self.turns: list[list[tuple[int, int]]] = []
+        self.skipped: list[tuple[int, int]] = []  # (input index, offset) since the snapshot
+        self._skip: set[tuple[int, int]] = set()
+        # what the state is rebuilt from when an input fails: the snapshot's state (None: an
+        # empty core) and every record applied since, in order (at most a snapshot's worth)
+        self._base: bytes | None = None
+        self._since_base: list[Record] = []
         self.since_snapshot = 0
         self.full_publish = True  # after a (re)load: write every user to the read model
 
@@ -100,8 +114,9 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
     def apply_record(self, record: Record) -> list[Produced]:
         """Decode ``record``, apply it to ``self.core`` and return what the core produced.
 
-        Skip (and count) what cannot be decoded or applied; this must be deterministic, as a
-        replay applies the same records again."""
+        Skip (and count) what cannot be decoded; this must be deterministic, as a replay
+        applies the same records again. An exception is left to the journal, which undoes
+        whatever the core did for this record and skips it (see ``count_failure``)."""
 
     @abstractmethod
     def outgoing(self, produced: list[Produced]) -> list[Outgoing]:
@@ -109,6 +124,9 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
 
     def after_replay(self) -> None:
         """Clear what the replayed turns marked (a reload publishes everything anyway)."""
+
+    def count_failure(self, record: Record) -> None:
+        """Count an input the core could not apply (the journal has logged and skipped it)."""
 
     # --- the loop's handler interface -------------------------------------------------------
 
@@ -154,13 +172,39 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         ends: dict[int, int] = {}
         for record in records:
             tp = (record.topic, record.partition)
-            ends[self._rank[tp]] = record.offset + 1
+            index = self._rank[tp]
+            ends[index] = record.offset + 1
             self.applied[tp] = record.offset + 1
-            produced = self.apply_record(record)
-            if produce:
-                out += self.outgoing(produced)
+            if (index, record.offset) in self._skip:
+                continue  # it failed when it first came: skipped the same way again
+            try:
+                produced = self.apply_record(record)
+                # encoding is part of applying: an event no consumer could read fails here
+                messages = self.outgoing(produced) if produce else []
+            except Exception:
+                self._skip_failed(record, index)
+                continue
+            self._since_base.append(record)
+            out += messages
         self.turns.append(sorted(ends.items()))
         return out
+
+    def _skip_failed(self, record: Record, index: int) -> None:
+        """Log and count ``record``, put the state back to before it, and skip it for good."""
+        log.exception(
+            "could not apply %s[%d]@%d: skipped, state restored to before it",
+            record.topic,
+            record.partition,
+            record.offset,
+        )
+        self.count_failure(record)
+        self.core = self.new_core() if self._base is None else self.load_core(self._base)
+        for earlier in self._since_base:  # each applied cleanly before, so it does again
+            self.apply_record(earlier)
+        self.after_replay()
+        self.full_publish = True
+        self.skipped.append((index, record.offset))
+        self._skip.add((index, record.offset))
 
     # --- snapshots and the turn log ---------------------------------------------------------
 
@@ -174,21 +218,24 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 key=self.turns_key,
                 offsets=self._offsets(),
                 seq=self.snapshot_no,
-                state=_turns_encoder.encode(TurnLog(self.snapshot_no, self.turns)),
+                state=_turns_encoder.encode(TurnLog(self.snapshot_no, self.turns, self.skipped)),
             ),
         )
 
     def _snapshot(self) -> list[Outgoing]:
         self.snapshot_no += 1
         self.turns = []
+        self._set_skipped([])
         self.since_snapshot = 0
         if self.snapshots_made is not None:
             self.snapshots_made.inc()
+        state = self.dump_core(self.core)
+        self._base, self._since_base = state, []
         snapshot = Snapshot(
             key=self.snapshot_key,
             offsets=self._offsets(),
             seq=self.snapshot_no,
-            state=self.dump_core(self.core),
+            state=state,
         )
         return [snapshot_message(self.snapshots_topic, snapshot), self._turns_message()]
 
@@ -199,8 +246,10 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.core = self.new_core()
         self.applied = {tp: 0 for tp in self.inputs}
         self.snapshot_no = 0
+        self._base, self._since_base = None, []
         if snapshot is not None:
             self.core = self.load_core(snapshot.state)
+            self._base = snapshot.state
             self.snapshot_no = snapshot.seq
             for key, off in snapshot.offsets.items():
                 topic, _, partition = key.rpartition(":")
@@ -208,15 +257,21 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                     self.applied[(topic, int(partition))] = off
         self.turns = []
         turns: list[list[tuple[int, int]]] = []
+        skipped: list[tuple[int, int]] = []
         if turn_log is not None:
             recorded = _turns_decoder.decode(turn_log.state)
             if recorded.base == self.snapshot_no:
-                turns = recorded.turns
+                turns, skipped = recorded.turns, [tuple(s) for s in recorded.skipped]
+        self._set_skipped(skipped)
         self._replay(turns)
         self.since_snapshot = sum(
             off - (snapshot.offsets.get(offsets_key(*tp), 0) if snapshot else 0)
             for tp, off in self.applied.items()
         )
+
+    def _set_skipped(self, skipped: list[tuple[int, int]]) -> None:
+        self.skipped = list(skipped)
+        self._skip = set(skipped)
 
     def _replay(self, turns: list[list[tuple[int, int]]]) -> None:
         """Re-apply ``turns`` from the current offsets, each turn exactly as it was recorded."""

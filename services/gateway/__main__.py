@@ -30,6 +30,7 @@ def main() -> None:
         http="httptools",
         access_log=False,
         log_level="warning",
+        ws_max_size=settings.max_body_bytes,  # a bigger WebSocket message closes it (1009)
     )
 
 

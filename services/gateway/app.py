@@ -15,6 +15,7 @@ from libs.symbols import default_symbols
 from services.gateway import errors
 from services.gateway.api import account, market, trading, users
 from services.gateway.auth import Authenticator, limit_ip
+from services.gateway.body_limit import BodyLimit
 from services.gateway.db import migrate
 from services.gateway.freshness import Outstanding
 from services.gateway.ids import OrderIds
@@ -116,7 +117,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(ws_router)
 
-    app.add_middleware(Measured)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Measured)  # added last: outermost, so it counts the 413s too
 
     @app.get("/metrics", include_in_schema=False, dependencies=[])
     async def metrics() -> Response:

@@ -3,8 +3,8 @@
 Codes follow Binance USDⓈ-M where one exists (the engines' rejections already do); the
 gateway's own: -1002 unauthorized, -1003 too many requests, -1021 stale timestamp,
 -1022 bad signature, -1102 missing parameter, -1130 invalid parameter, -2013 no such order,
--4000 forbidden, -4090 conflict, -1000 unexpected (a 5xx: a bug), and -1001 with a 503 when
-the request did not reach the log (safe to retry).
+-4000 forbidden, -4090 conflict, -1413 body too large (413), -1000 unexpected (a 5xx: a bug),
+and -1001 with a 503 when the request did not reach the log (safe to retry).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ INVALID_PARAM = -1130
 NO_SUCH_ORDER = -2013
 FORBIDDEN = -4000
 CONFLICT = -4090
+PAYLOAD_TOO_LARGE = -1413
 
 
 class ApiError(Exception):

@@ -28,6 +28,9 @@ class GatewaySettings(KafkaSettings):
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
     user_rate_per_second: int = Field(50, ge=1, description="requests per user per second")
     ip_rate_per_minute: int = Field(3000, ge=1, description="requests per client IP per minute")
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="larger request bodies (and WebSocket messages) get 413"
+    )
 
     @model_validator(mode="after")
     def _a_202_outlives_its_reply(self) -> GatewaySettings:

@@ -36,6 +36,12 @@ class MatcherMetrics:
             ["symbol"],
             registry=registry,
         )
+        self.failed = Counter(
+            "matcher_failed",
+            "commands the core could not apply (undone and skipped)",
+            ["symbol"],
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "matcher_batch_size",
             "commands per core step",
@@ -113,7 +119,7 @@ class MatcherService:
         outgoing: list[Outgoing] = []
         metrics = self.metrics
         for reply in self.link.call(frames):
-            _, symbol, events, _last_offset, _seq, step_ns, malformed = unpack(reply)
+            _, symbol, events, _last_offset, _seq, step_ns, malformed, failed = unpack(reply)
             partition = self._partition(symbol)
             key = self._keys[symbol]
             topic = self.events_topic
@@ -123,6 +129,15 @@ class MatcherService:
             if malformed:
                 metrics.malformed.labels(symbol).inc(malformed)
                 log.warning("%s: skipped %d malformed command(s)", symbol, malformed)
+            if failed:
+                metrics.failed.labels(symbol).inc(len(failed))
+                log.error(
+                    "%s: skipped command(s) the core could not apply: %s[%d]@%s",
+                    symbol,
+                    self.commands_topic,
+                    partition,
+                    failed,
+                )
         for partition, items in by_partition.items():
             symbol = self.symbols[partition]
             metrics.commands.labels(symbol).inc(len(items))
@@ -205,7 +220,7 @@ class MatcherService:
         replayed = 0
         for start in range(0, len(frames), 64):
             for reply in self.link.call(frames[start : start + 64]):
-                _, _, _, last_offset, seq, _, _ = unpack(reply)
+                _, _, _, last_offset, seq, *_ = unpack(reply)
             replayed += min(64, len(frames) - start)
         return last_offset, seq, replayed
 

@@ -101,18 +101,11 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
             return []
         INPUTS.labels(label).inc()
         cause = cause_of(record.topic, record.partition, record.offset, topics.prefix)
-        try:
-            if record.topic == topics.matcher_events:
-                return self.core.apply_matcher(message, cause)  # type: ignore[arg-type]
-            if record.topic == topics.wallet_events:
-                return self.core.apply_wallet(message, cause)  # type: ignore[arg-type]
-            return self.core.apply_index(message, cause)  # type: ignore[arg-type]
-        except Exception:  # deterministic, so a replay skips it the same way
-            FAILED.labels(label).inc()
-            log.exception(
-                "could not apply %s[%d]@%d", record.topic, record.partition, record.offset
-            )
-            return []
+        if record.topic == topics.matcher_events:
+            return self.core.apply_matcher(message, cause)  # type: ignore[arg-type]
+        if record.topic == topics.wallet_events:
+            return self.core.apply_wallet(message, cause)  # type: ignore[arg-type]
+        return self.core.apply_index(message, cause)  # type: ignore[arg-type]
 
     def outgoing(self, produced: list[Out]) -> list[Outgoing]:
         out = []
@@ -126,6 +119,9 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
 
     def after_replay(self) -> None:
         self.core.dirty.clear()
+
+    def count_failure(self, record: Record) -> None:
+        FAILED.labels(self.topics.logical(record.topic)).inc()
 
     # --- views -------------------------------------------------------------------------------
 

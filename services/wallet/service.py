@@ -101,15 +101,8 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         INPUTS.labels(label).inc()
         if isinstance(message, PositionEvent):
             self._caused(message)
-        try:
-            cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
-            messages = self.core.apply(cause, message)
-        except Exception:  # deterministic, so a replay skips it the same way
-            FAILED.labels(label).inc()
-            log.exception(
-                "could not apply %s[%d]@%d", record.topic, record.partition, record.offset
-            )
-            return []
+        cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
+        messages = self.core.apply(cause, message)
         for m in messages:
             if isinstance(m, WalletEvent):
                 self.dirty.add(_user_of(m))
@@ -144,6 +137,9 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         mine = self.caused.setdefault(user, {})
         mine[place] = max(mine.get(place, 0), event.cause.offset + 1)
         self.dirty.add(user)
+
+    def count_failure(self, record: Record) -> None:
+        FAILED.labels(self.topics.logical(record.topic)).inc()
 
     # --- views -------------------------------------------------------------------------------
 

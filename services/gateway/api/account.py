@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from libs.messages import Deposit, SetLeverage, Withdraw
-from libs.money import MoneyError, format_cash, parse_cash
+from libs.money import MAX_TRANSFER, MoneyError, format_cash, parse_cash
 from services.gateway import errors, views
 from services.gateway.auth import Caller, same_user
 from services.gateway.errors import ApiError, invalid
@@ -16,8 +16,6 @@ from services.gateway.state import Gw
 
 router = APIRouter(tags=["account"])
 
-MAX_AMOUNT = 10**10 * 10**8  # 10 billion USDT per request: amounts stay inside 64 bits
-
 
 def _amount(body: AmountBody) -> int:
     try:
@@ -26,8 +24,8 @@ def _amount(body: AmountBody) -> int:
         raise invalid(str(error)) from None
     if amount <= 0:
         raise invalid("amount must be positive.")
-    if amount > MAX_AMOUNT:
-        raise invalid(f"amount above the maximum {format_cash(MAX_AMOUNT)}.")
+    if amount > MAX_TRANSFER:  # the wallet checks it too, and the balance limits
+        raise invalid(f"amount above the maximum {format_cash(MAX_TRANSFER)}.")
     return amount
 
 

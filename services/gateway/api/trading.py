@@ -39,7 +39,7 @@ router = APIRouter(tags=["orders"])
 
 DUPLICATE_CLIENT_ORDER_ID = -4015
 ORIGINAL_IN_MSG = re.compile(r"original order_id=(\d+)")
-MAX_TICKS = 10**15  # far above any real price; keeps every amount inside a 64-bit integer
+MAX_TICKS = 10**15  # bounds the other numbers; prices have the symbol's own (spec.max_price)
 LIMIT_PRICED = {"Limit", "StopLimit", "TakeProfitLimit"}
 STOP_PRICED = {"StopMarket", "StopLimit", "TakeProfitMarket", "TakeProfitLimit"}
 OrderId = Annotated[int, Path(ge=1, lt=2**63)]
@@ -52,6 +52,16 @@ def _parse(what: str, parse, text: str | None) -> int:
         raise invalid(f"{what}: {error}") from None
     if value > MAX_TICKS:
         raise invalid(f"{what} is too large.")
+    return value
+
+
+def _price(what: str, spec: SymbolSpec, text: str | None) -> int:
+    """Parse a price; above ``spec.max_price`` an order could pass ``libs.money.MAX_NOTIONAL``."""
+    value = _parse(what, spec.price_to_ticks, text)
+    if value > spec.max_price:
+        raise ApiError(
+            400, -4002, f"{what} above the maximum {spec.ticks_to_price(spec.max_price)}."
+        )
     return value
 
 
@@ -86,14 +96,14 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
     if kind in LIMIT_PRICED:
         if body.price is None:
             raise ApiError(400, errors.MANDATORY_PARAM, f"price is required for {kind} orders.")
-        price = _parse("price", spec.price_to_ticks, body.price)
+        price = _price("price", spec, body.price)
         if price <= 0:
             raise invalid("price must be positive.")
     stop_price = None
     if kind in STOP_PRICED:
         if body.stop_price is None:
             raise ApiError(400, errors.MANDATORY_PARAM, f"stop_price is required for {kind}.")
-        stop_price = _parse("stop_price", spec.price_to_ticks, body.stop_price)
+        stop_price = _price("stop_price", spec, body.stop_price)
     callback_rate = activation_price = None
     if kind == "TrailingStop":
         if body.callback_rate is None:
@@ -103,9 +113,7 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
         if percent % 100 or percent > 100 * RATE_ONE:
             raise invalid("callback_rate is a percent from 0 to 100 with at most 6 decimals.")
         if body.activation_price is not None:
-            activation_price = _parse(
-                "activation_price", spec.price_to_ticks, body.activation_price
-            )
+            activation_price = _price("activation_price", spec, body.activation_price)
     return PlaceOrder(
         request_id=gw.request_id(),
         order_id=gw.ids.next(),
@@ -302,7 +310,7 @@ async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
         raise ApiError(400, errors.MANDATORY_PARAM, "Send price and/or quantity.")
     fields = await _owned_order(gw, caller, body.order_id, None)
     spec = gw.symbol(fields["symbol"])
-    price = None if body.price is None else _parse("price", spec.price_to_ticks, body.price)
+    price = None if body.price is None else _price("price", spec, body.price)
     qty = None if body.quantity is None else _parse("quantity", spec.qty_to_lots, body.quantity)
     command = AmendOrder(
         request_id=gw.request_id(),

@@ -40,7 +40,7 @@ from libs.messages import (
     Withdraw,
     WithdrawalCompleted,
 )
-from libs.money import RATE_ONE
+from libs.money import MAX_BALANCE, MAX_INSIDE, MAX_TRANSFER, RATE_ONE, format_cash
 from libs.symbols import SymbolSpec, default_symbols
 from libs.topics import user_partition
 from services.wallet.core import reasons
@@ -331,13 +331,22 @@ class WalletCore:
         self._out.append(cmd)
 
     def _deposit(self, cmd: Deposit) -> None:
-        if cmd.amount <= 0:
-            raise Rejected(reasons.INVALID_PARAM, "Amount must be positive.")
+        _check_transfer(cmd.amount)
+        if self.balance(cmd.user_id) + cmd.amount > MAX_BALANCE:
+            raise Rejected(
+                reasons.BALANCE_LIMIT,
+                f"Deposit refused: the balance would pass {format_cash(MAX_BALANCE)} USDT.",
+            )
+        if -self.ledger.balance(OUTSIDE) + cmd.amount > MAX_INSIDE:
+            raise Rejected(
+                reasons.BALANCE_LIMIT,
+                "Deposit refused: the exchange would hold more than "
+                f"{format_cash(MAX_INSIDE)} USDT.",
+            )
         self._post(f"deposit {cmd.request_id}", transfer(OUTSIDE, 0, USER, cmd.user_id, cmd.amount))
 
     def _withdraw(self, cmd: Withdraw) -> None:
-        if cmd.amount <= 0:
-            raise Rejected(reasons.INVALID_PARAM, "Amount must be positive.")
+        _check_transfer(cmd.amount)
         if cmd.amount > self.withdrawable(cmd.user_id):
             raise Rejected(reasons.BALANCE_INSUFFICIENT)
         self._post(
@@ -485,6 +494,16 @@ class WalletCore:
         self._post(
             f"liquidation {event.symbol}",
             transfer(USER, event.user_id, INSURANCE, 0, event.insurance_delta),
+        )
+
+
+def _check_transfer(amount: int) -> None:
+    """Refuse a deposit or withdrawal amount outside 1 unit..MAX_TRANSFER."""
+    if amount <= 0:
+        raise Rejected(reasons.INVALID_PARAM, "Amount must be positive.")
+    if amount > MAX_TRANSFER:
+        raise Rejected(
+            reasons.INVALID_PARAM, f"Amount above the maximum {format_cash(MAX_TRANSFER)} USDT."
         )
 
 

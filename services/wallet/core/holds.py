@@ -23,13 +23,11 @@ class Hold:
 class Holds:
     """Every open order's hold, indexed by order id, with per-user totals."""
 
-    __slots__ = ("by_order", "by_user", "released", "reserved")
+    __slots__ = ("by_order", "by_user")
 
     def __init__(self) -> None:
         self.by_order: dict[int, Hold] = {}
-        self.by_user: dict[int, int] = {}
-        self.reserved = 0  # cumulative: every cash unit ever reserved ...
-        self.released = 0  # ... and released; equal when no order is open
+        self.by_user: dict[int, int] = {}  # no lifetime totals: they would grow without bound
 
     def of_user(self, user_id: int) -> int:
         return self.by_user.get(user_id, 0)
@@ -50,10 +48,6 @@ class Holds:
         del self.by_order[hold.order_id]
 
     def _move(self, user_id: int, delta: int) -> None:
-        if delta > 0:
-            self.reserved += delta
-        else:
-            self.released -= delta
         total = self.by_user.get(user_id, 0) + delta
         if total:
             self.by_user[user_id] = total

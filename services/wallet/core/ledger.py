@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from libs.messages import LedgerAccountKind, LedgerLeg
+from libs.money import LEDGER_LIMIT
 
 USER = LedgerAccountKind.USER
 FEES = LedgerAccountKind.FEES
@@ -16,19 +17,21 @@ Account = tuple[LedgerAccountKind, int]
 
 
 class LedgerError(ValueError):
-    """An entry that does not balance, or has no legs."""
+    """An entry that does not balance, has no legs, or would take an account past the limit."""
 
 
 class Ledger:
-    """Balances of every account plus the entry counter and the flows in and out."""
+    """Balances of every account plus the entry counter.
 
-    __slots__ = ("balances", "deposits", "entry_id", "withdrawals")
+    No lifetime totals of the flows in and out: they grow without bound. What crossed the
+    boundary, net, is the OUTSIDE account's balance.
+    """
+
+    __slots__ = ("balances", "entry_id")
 
     def __init__(self) -> None:
         self.balances: dict[Account, int] = {}
         self.entry_id = 0
-        self.deposits = 0
-        self.withdrawals = 0
 
     def balance(self, kind: LedgerAccountKind, owner: int = 0) -> int:
         return self.balances.get((kind, owner), 0)
@@ -40,14 +43,14 @@ class Ledger:
         if not legs:
             raise LedgerError("an entry needs legs")
         balances = self.balances
+        after = {}
         for leg in legs:
             key = (leg.kind, leg.owner)
-            balances[key] = balances.get(key, 0) + leg.amount
-            if leg.kind is OUTSIDE:
-                if leg.amount < 0:
-                    self.deposits -= leg.amount
-                else:
-                    self.withdrawals += leg.amount
+            after[key] = after.get(key, balances.get(key, 0)) + leg.amount
+        for (kind, owner), value in after.items():  # checked before anything changes
+            if not -LEDGER_LIMIT <= value <= LEDGER_LIMIT:
+                raise LedgerError(f"entry takes {kind}:{owner} past the ledger limit: {legs}")
+        balances.update(after)
         self.entry_id += 1
         return self.entry_id
 

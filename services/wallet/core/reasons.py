@@ -9,6 +9,7 @@ INVALID_LEVERAGE = -4028  # leverage outside 1..the symbol's maximum
 MAX_POSITION_AT_LEVERAGE = -2027  # the open position exceeds the bracket of that leverage
 BALANCE_INSUFFICIENT = -4050  # withdrawal above what positions and orders leave free
 DUPLICATE_CLIENT_ORDER_ID = -4015  # the user's client order id is taken: the msg names the order
+BALANCE_LIMIT = -4095  # a deposit past the balance or exchange bound (libs.money; not Binance's)
 
 MESSAGES = {
     INVALID_SYMBOL: "Invalid symbol.",
@@ -19,6 +20,7 @@ MESSAGES = {
     INVALID_LEVERAGE: "Leverage is not valid.",
     MAX_POSITION_AT_LEVERAGE: "Exceeded the maximum allowable position at current leverage.",
     BALANCE_INSUFFICIENT: "Balance is insufficient.",
+    BALANCE_LIMIT: "Deposit refused: it would pass a balance limit.",
 }
 INVALID_ORDER_TYPE = -1116  # a liquidation order sent as a request
 MESSAGES[INVALID_ORDER_TYPE] = "Invalid orderType."

@@ -10,8 +10,9 @@ from libs.messages import LedgerAccountKind
 from services.wallet.core.engine import WalletCore
 from services.wallet.core.holds import Hold
 
-VERSION = 2
-READABLE = frozenset((1, 2))  # version 1 had no client ids: they load as none known
+VERSION = 3
+"""3: no lifetime totals (they grow without bound); 2 added the client ids (1 had none); both
+older versions also held deposits, withdrawals, reserved and released, dropped on load."""
 
 
 class HoldState(msgspec.Struct, array_like=True, frozen=True):
@@ -29,12 +30,8 @@ class HoldState(msgspec.Struct, array_like=True, frozen=True):
 class WalletState(msgspec.Struct, array_like=True, frozen=True):
     version: int
     entry_id: int
-    deposits: int
-    withdrawals: int
     balances: list[tuple[str, int, int]]  # (kind, owner, amount), sorted, zeros left out
     holds: list[HoldState]  # sorted by order id
-    reserved: int
-    released: int
     leverage: list[tuple[int, str, int]]  # (user, symbol, leverage), sorted
     positions: list[tuple[int, str, int, int]]  # (user, symbol, size, entry notional), sorted
     marks: list[tuple[str, int]]
@@ -45,7 +42,6 @@ class WalletState(msgspec.Struct, array_like=True, frozen=True):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(WalletState)
 
 
 def state_of(core: WalletCore) -> WalletState:
@@ -53,8 +49,6 @@ def state_of(core: WalletCore) -> WalletState:
     return WalletState(
         version=VERSION,
         entry_id=ledger.entry_id,
-        deposits=ledger.deposits,
-        withdrawals=ledger.withdrawals,
         balances=sorted((str(k), o, v) for (k, o), v in ledger.balances.items() if v),
         holds=[
             HoldState(
@@ -70,8 +64,6 @@ def state_of(core: WalletCore) -> WalletState:
             )
             for _, h in sorted(holds.by_order.items())
         ],
-        reserved=holds.reserved,
-        released=holds.released,
         leverage=sorted((u, s, v) for u, m in core.leverage.items() for s, v in m.items()),
         positions=sorted(
             (u, s, size, entry) for u, m in core.positions.items() for s, (size, entry) in m.items()
@@ -91,18 +83,20 @@ def dump(core: WalletCore) -> bytes:
 
 def load(data: bytes, core: WalletCore | None = None) -> WalletCore:
     """Return a core holding the state ``dump`` captured."""
-    s = _decoder.decode(data)
-    if s.version not in READABLE:
-        raise ValueError(f"wallet snapshot version {s.version}, expected one of {sorted(READABLE)}")
+    raw = msgspec.msgpack.decode(data)
+    if raw and raw[0] in (1, 2):  # the lifetime totals were at 2:4 and 6:8: drop them
+        raw = [VERSION, raw[1], *raw[4:6], *raw[8:]]
+    s = msgspec.convert(raw, WalletState)
+    if s.version != VERSION:
+        raise ValueError(f"wallet snapshot version {s.version}, expected {VERSION}")
     core = core if core is not None else WalletCore()
     ledger, holds = core.ledger, core.holds
-    ledger.entry_id, ledger.deposits, ledger.withdrawals = s.entry_id, s.deposits, s.withdrawals
+    ledger.entry_id = s.entry_id
     ledger.balances = {(LedgerAccountKind(k), o): v for k, o, v in s.balances}
     for h in s.holds:
         holds.by_order[h.order_id] = Hold(*msgspec.structs.astuple(h))
         holds.by_user[h.user_id] = holds.by_user.get(h.user_id, 0) + h.amount
     holds.by_user = {u: v for u, v in holds.by_user.items() if v}
-    holds.reserved, holds.released = s.reserved, s.released
     for u, sym, lev in s.leverage:
         core.leverage.setdefault(u, {})[sym] = lev
     for u, sym, size, entry in s.positions:

@@ -187,7 +187,6 @@ class Flow:
         ledger = w.ledger
         assert ledger.total_inside() == self.deposited - self.withdrawn
         assert ledger.balance(LedgerAccountKind.OUTSIDE) == self.withdrawn - self.deposited
-        assert (ledger.deposits, ledger.withdrawals) == (self.deposited, self.withdrawn)
         for (kind, owner), value in ledger.balances.items():
             if kind in (LedgerAccountKind.USER, LedgerAccountKind.FEES):
                 assert value >= 0, (kind, owner, value)
@@ -198,14 +197,12 @@ class Flow:
             per_user[h.user_id] = per_user.get(h.user_id, 0) + h.amount
         assert per_user == {u: v for u, v in w.holds.by_user.items()}
         assert not self.ended & set(w.holds.by_order)  # an ended order holds nothing
-        assert w.holds.reserved - w.holds.released == sum(per_user.values())
 
     def close_everything(self) -> None:
         for user in range(1, 5):
             self.ex.request(CancelAll(request_id="ca", user_id=user, symbol=SYMBOL))
         w = self.ex.wallet
         assert w.holds.by_order == {} and w.holds.by_user == {}
-        assert w.holds.reserved == w.holds.released
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
