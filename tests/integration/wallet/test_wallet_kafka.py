@@ -54,7 +54,7 @@ def test_deposit_place_partial_fills_cancel_leaves_right_balances_and_no_holds(
     # Redis lost: the wallet writes its whole picture again
     r.delete("wallet:ready", "wallet:account:1", "wallet:account:2")
     deadline = time.monotonic() + 10
-    while not r.exists("wallet:account:2") and time.monotonic() < deadline:
+    while not r.exists("wallet:ready") and time.monotonic() < deadline:  # set after the rest
         time.sleep(0.1)
     assert r.hgetall("wallet:account:1") == one and r.hgetall("wallet:account:2") == two
 
