@@ -76,7 +76,7 @@ by_kind = {
 weights = ["place"] * 6 + ["cancel"] * 2 + ["cancel_all", "amend", "move", "move", "funding"]
 actions = st.sampled_from([*weights, "withdraw"]).flatmap(by_kind.__getitem__)
 seeds = st.integers(0, 2**32).map(random.Random)  # the schedule: who reads next, batch cuts
-bursts = st.lists(st.lists(actions, min_size=1, max_size=6), min_size=1, max_size=14)
+bursts = st.lists(st.lists(actions, min_size=1, max_size=6), min_size=4, max_size=14)
 
 
 class Market:
