@@ -45,7 +45,8 @@ def publish(service: WalletService, model: RedisReadModel | None) -> None:
         full = users is None
         shown = service.core.users() if full else users
         pictures = picture(service.core, shown)
-        caused = {user: dict(service.caused[user]) for user in shown if user in service.caused}
+        known = service.core.caused
+        caused = {user: dict(known[user]) for user in shown if user in known}
     if model.write(pictures, full=full, applied=applied, caused=caused):
         service.published_offsets = applied
     else:

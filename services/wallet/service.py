@@ -13,7 +13,7 @@ import logging
 
 from prometheus_client import Counter
 
-from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
+from libs.bus import Bus, JournaledHandler, Outgoing, Record
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
     AmendOrder,
@@ -75,9 +75,6 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             topics.position_events: POSITION_CODEC,
         }
         self.dirty: set[int] = set()  # users whose read model changed since the last publish
-        # user -> (cause topic, partition) -> the offset after the cause of the user's last
-        # position event applied: with the applied offsets, what the read model reflects
-        self.caused: dict[int, dict[tuple[str, int], int]] = {}
         self.published_offsets: dict[str, int] = {}  # the applied offsets last written
         super().__init__(bus, topics.inputs(), topics.snapshots, snapshot_every=snapshot_every)
 
@@ -99,8 +96,9 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             MALFORMED.labels(label).inc()
             return []
         INPUTS.labels(label).inc()
-        if isinstance(message, PositionEvent):
-            self._caused(message)
+        user = getattr(message, "user_id", None)
+        if isinstance(message, PositionEvent) and user is not None:
+            self.dirty.add(user)  # its caused fields move (WalletCore.caused)
         cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
         messages = self.core.apply(cause, message)
         for m in messages:
@@ -124,19 +122,6 @@ class WalletService(JournaledHandler[WalletCore, Message]):
 
     def after_replay(self) -> None:
         self.dirty.clear()
-
-    def rewind(self, committed: dict[TopicPartition, int]) -> None:
-        self.caused = {}  # the replayed turns fill it again; Redis keeps older values
-        super().rewind(committed)
-
-    def _caused(self, event: PositionEvent) -> None:
-        user = getattr(event, "user_id", None)
-        if user is None:
-            return
-        place = (event.cause.topic, event.cause.partition)
-        mine = self.caused.setdefault(user, {})
-        mine[place] = max(mine.get(place, 0), event.cause.offset + 1)
-        self.dirty.add(user)
 
     def count_failure(self, record: Record) -> None:
         FAILED.labels(self.topics.logical(record.topic)).inc()

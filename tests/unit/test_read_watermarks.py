@@ -12,6 +12,7 @@ from services.positions import app as positions_app
 from services.positions.service import PositionsService
 from services.positions.topics import PositionsTopics
 from services.wallet import app as wallet_app
+from services.wallet.core import digest, dump, load
 from services.wallet.service import WalletService
 from services.wallet.topics import WalletTopics
 
@@ -100,9 +101,19 @@ def test_a_rewind_keeps_only_the_position_causes_of_committed_turns():
     service.handle(
         [Record(topics.position_events, q, 1, b"k", encode(position_changed(2, later)))]
     )  # applied, never committed
-    assert service.caused[USER] == {("matcher.events", 0): 31}
+    assert service.core.caused[USER] == {("matcher.events", 0): 31}
     service.rewind(loop.consumer.committed())
-    assert service.caused[USER] == {("matcher.events", 0): 18}
+    assert service.core.caused[USER] == {("matcher.events", 0): 18}
+
+
+def test_the_position_causes_survive_a_snapshot_and_a_rewind():
+    bus, service, loop = wallet()
+    topics, q = service.topics, user_partition(USER)
+    produce(bus, topics.position_events, position_changed(1, FILL), q)
+    drain(loop)
+    restored = load(dump(service.core))  # what a rewind after a later snapshot starts from
+    assert restored.caused[USER] == {("matcher.events", 0): 18}
+    assert digest(restored) == digest(service.core)
 
 
 def test_the_position_engine_writes_its_applied_offsets_with_its_read_model():

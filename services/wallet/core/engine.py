@@ -34,6 +34,7 @@ from libs.messages import (
     OrderType,
     PlaceOrder,
     PositionChanged,
+    PositionEvent,
     SetLeverage,
     Side,
     WalletEvent,
@@ -91,6 +92,10 @@ class WalletCore:
         # (user, client order id) -> the order id of the first PlaceOrder that used it, for ever:
         # a retry is answered with that order, whatever the balance is now (docs/WALLET.md)
         self.client_ids: dict[tuple[int, str], int] = {}
+        # user -> (cause topic, partition) -> the offset after the cause of the last position
+        # event of the user applied: how far the account reflects the position engine, for
+        # read-your-writes (docs/READ-MODEL.md); state, so a rewind or restart keeps it
+        self.caused: dict[int, dict[tuple[str, int], int]] = {}
         self._out: list[Message] = []
         self._touched: dict[int, None] = {}
         self._cause = Cause("", 0, 0)
@@ -159,6 +164,8 @@ class WalletCore:
         self._out = out = []
         self._touched = {}
         self._cause = cause
+        if isinstance(message, PositionEvent):
+            self._note_cause(message)
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return out
@@ -176,6 +183,13 @@ class WalletCore:
                 )
             )
         return out
+
+    def _note_cause(self, event: PositionEvent) -> None:
+        user = getattr(event, "user_id", None)
+        if user is not None:
+            mine = self.caused.setdefault(user, {})
+            place = (event.cause.topic, event.cause.partition)
+            mine[place] = max(mine.get(place, 0), event.cause.offset + 1)
 
     def _emit(self, event: WalletEvent) -> None:
         partition = user_partition(_user_of(event))

@@ -11,7 +11,8 @@ from services.wallet.core.engine import WalletCore
 from services.wallet.core.holds import Hold
 
 VERSION = 3
-"""3: no lifetime totals (they grow without bound); 2 added the client ids (1 had none); both
+"""3: no lifetime totals (they grow without bound), and the position causes per user; 2 added
+the client ids (1 had none); both
 older versions also held deposits, withdrawals, reserved and released, dropped on load."""
 
 
@@ -39,6 +40,7 @@ class WalletState(msgspec.Struct, array_like=True, frozen=True):
     matcher_seq: list[tuple[str, int]]
     event_seq: list[tuple[int, int]]
     client_ids: list[tuple[int, str, int]] = []  # (user, client order id, order id), sorted
+    caused: list[tuple[int, str, int, int]] = []  # (user, topic, partition, offset), sorted
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -73,6 +75,7 @@ def state_of(core: WalletCore) -> WalletState:
         matcher_seq=sorted(core.matcher_seq.items()),
         event_seq=sorted(core.event_seq.items()),
         client_ids=sorted((u, c, o) for (u, c), o in core.client_ids.items()),
+        caused=sorted((u, t, p, o) for u, m in core.caused.items() for (t, p), o in m.items()),
     )
 
 
@@ -106,6 +109,8 @@ def load(data: bytes, core: WalletCore | None = None) -> WalletCore:
     core.matcher_seq = dict(s.matcher_seq)
     core.event_seq = dict(s.event_seq)
     core.client_ids = {(u, c): o for u, c, o in s.client_ids}
+    for u, topic, partition, offset in s.caused:
+        core.caused.setdefault(u, {})[(topic, partition)] = offset
     return core
 
 

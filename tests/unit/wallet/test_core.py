@@ -314,6 +314,6 @@ def test_the_snapshot_keeps_the_client_ids_and_reads_a_version_1_snapshot() -> N
     assert retry.original_order_id == 1
     state = snapshot.state_of(ex.wallet)
     fields = msgspec.structs.astuple(state)
-    # version 1: lifetime totals after entry_id and after holds, and no client ids
-    old = msgspec.msgpack.encode([1, fields[1], 0, 0, *fields[2:4], 0, 0, *fields[4:-1]])
+    # version 1: lifetime totals after entry_id and after holds, no client ids, no causes
+    old = msgspec.msgpack.encode([1, fields[1], 0, 0, *fields[2:4], 0, 0, *fields[4:-2]])
     assert load(old, WalletCore()).client_ids == {}
