@@ -74,9 +74,9 @@ class InvalidToken(Exception):
     """The session token is not one this gateway issued, or it has expired."""
 
 
-VERIFIED_TOKENS = 100_000
-"""Verified tokens remembered per issuer (about 300 bytes each): more than the sessions of
-the users active at once on one gateway."""
+VERIFIED_TOKENS = 10_000
+"""Verified tokens remembered per issuer (about 350 bytes each, so a few MB): the sessions of
+the users active on one gateway; past that the oldest are checked in full again."""
 
 
 class TokenIssuer:
