@@ -3,7 +3,10 @@
 Signed requests (bots) follow Binance: header ``X-API-KEY``; query parameters ``timestamp``
 (ms), optional ``recvWindow`` (ms, default 5000) and ``signature``, the hex HMAC-SHA256 with
 the key's secret of the query string without ``signature`` followed by the raw body.
-Both paths also count the caller against the per-user rate limit.
+Both paths also count the caller against the per-user rate limit. A request whose route
+names a caller and that carries a session token counts its per-IP limit with the per-user one,
+in one Redis round trip, once the token is checked (``limit_ip`` leaves it to ``caller``); the
+answers are the same as counting the IP first: a 429 for the IP before a 401 for the token.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from services.gateway import errors
 from services.gateway.errors import ApiError, unauthorized
-from services.gateway.limits import RateLimiter
+from services.gateway.limits import Limit, RateLimiter
 from services.gateway.security import (
     BadRecvWindow,
     InvalidToken,
@@ -45,14 +49,23 @@ class Authenticator:
         self.user_rate_per_second = user_rate_per_second
 
     async def caller(self, request: Request) -> int:
+        ip: Limit | None = request.scope.pop(_IP_LIMIT, None)  # left by limit_ip
         header = request.headers.get("authorization")
-        if header is not None:
-            user_id = self._bearer(header)
-        elif (key := request.headers.get("x-api-key")) is not None:
-            user_id = await self._signed(request, key)
-        else:
-            raise unauthorized("Send Authorization: Bearer <token>, or X-API-KEY with a signature.")
-        wait = await self.limiter.hit(f"user:{user_id}", self.user_rate_per_second, 1)
+        try:
+            if header is not None:
+                user_id = self._bearer(header)
+            elif (key := request.headers.get("x-api-key")) is not None:
+                user_id = await self._signed(request, key)
+            else:
+                raise unauthorized(
+                    "Send Authorization: Bearer <token>, or X-API-KEY with a signature."
+                )
+        except ApiError:
+            if ip is not None and (wait := await self.limiter.hit(*ip)) is not None:
+                raise too_many(wait) from None
+            raise
+        user = (f"user:{user_id}", self.user_rate_per_second, 1)
+        wait = await self.limiter.hit_all(*((ip, user) if ip is not None else (user,)))
         if wait is not None:
             raise too_many(wait)
         return user_id
@@ -119,13 +132,44 @@ async def current_user(
     return await request.app.state.auth.caller(request)
 
 
+_IP_LIMIT = "gateway.ip_limit"  # in the ASGI scope: the per-IP hit ``caller`` still owes
+
+
 async def limit_ip(connection: HTTPConnection) -> None:
-    """Count every request (and WebSocket connection) against its client IP's budget."""
+    """Count every request (and WebSocket connection) against its client IP's budget.
+
+    A session-token request to a route that names its caller leaves the count to
+    ``Authenticator.caller``, which does it with the per-user one in a single round trip
+    (before anything else when the token is refused). Signed requests are counted here,
+    before their API key is looked up in Postgres."""
     state = connection.app.state
     host = connection.client.host if connection.client else "unknown"
-    wait = await state.limiter.hit(f"ip:{host}", state.settings.ip_rate_per_minute, 60)
+    limit = (f"ip:{host}", state.settings.ip_rate_per_minute, 60)
+    if "authorization" in connection.headers and _names_caller(connection.scope.get("route")):
+        connection.scope[_IP_LIMIT] = limit
+        return
+    wait = await state.limiter.hit(*limit)
     if wait is not None:
         raise too_many(wait)
+
+
+# id(route) -> (the route, whether it depends on current_user); the route is kept so that its
+# id cannot be reused (routes are not hashable)
+_NAMES_CALLER: dict[int, tuple[object, bool]] = {}
+
+
+def _names_caller(route: object) -> bool:
+    known = _NAMES_CALLER.get(id(route))
+    if known is not None and known[0] is route:
+        return known[1]
+    dependant = getattr(route, "dependant", None)
+    names = dependant is not None and _depends_on(dependant, current_user)
+    _NAMES_CALLER[id(route)] = (route, names)
+    return names
+
+
+def _depends_on(dependant: Dependant, call: object) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 Caller = Annotated[int, Depends(current_user)]

@@ -5,6 +5,8 @@ Passwords are hashed with argon2id (argon2-cffi's RFC 9106 low-memory profile).
 Sessions are HS256 JWTs carrying ``sub`` (the user id as a string), ``iat``, ``exp`` and
 ``aud`` = ``TOKEN_AUDIENCE``; the audience keeps any other JWT signed with the same secret from
 passing as a session. Expiry is checked against the issuer's injected clock, with no leeway.
+A token that verified is remembered (the exact string, with its user and expiry) so that the
+next requests with it skip the signature check; its expiry is still checked on every request.
 
 Bots sign requests the way Binance's USD-M futures API does:
 
@@ -72,11 +74,20 @@ class InvalidToken(Exception):
     """The session token is not one this gateway issued, or it has expired."""
 
 
+VERIFIED_TOKENS = 10_000
+"""Verified tokens remembered per issuer (about 350 bytes each, so a few MB): the sessions of
+the users active on one gateway; past that the oldest are checked in full again."""
+
+
 class TokenIssuer:
     """Issue and verify session tokens (HS256 JWTs) that live ``ttl_seconds``."""
 
     def __init__(
-        self, secret: str, ttl_seconds: int, clock: Callable[[], float] = time.time
+        self,
+        secret: str,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+        remembered: int = VERIFIED_TOKENS,
     ) -> None:
         size = len(secret.encode())
         if size < MIN_TOKEN_SECRET_BYTES:
@@ -89,6 +100,10 @@ class TokenIssuer:
         self._secret = secret
         self._ttl = ttl_seconds
         self._clock = clock
+        self._remembered = remembered
+        # token -> (user id, exp), oldest first. Only tokens whose signature matched get in,
+        # so the same string is the same signed claims: nothing to check again but the time.
+        self._verified: dict[str, tuple[int, int]] = {}
 
     def issue(self, user_id: int) -> str:
         """Return a token for ``user_id``, valid from now for the configured ttl."""
@@ -98,6 +113,21 @@ class TokenIssuer:
 
     def verify(self, token: str) -> int:
         """Return the user id the token was issued for, or raise ``InvalidToken`` saying why."""
+        known = self._verified.get(token)
+        if known is not None:
+            user_id, exp = known
+            if self._clock() >= exp:
+                del self._verified[token]
+                raise InvalidToken("token has expired")
+            return user_id
+        user_id, exp = self._check(token)
+        self._verified[token] = (user_id, exp)
+        if len(self._verified) > self._remembered:
+            del self._verified[next(iter(self._verified))]
+        return user_id
+
+    def _check(self, token: str) -> tuple[int, int]:
+        """The full check: signature, audience, claims, expiry; the user id and expiry."""
         try:
             claims = jwt.decode(
                 token,
@@ -128,7 +158,7 @@ class TokenIssuer:
         sub = claims["sub"]
         if not isinstance(sub, str) or not _USER_ID.fullmatch(sub):
             raise InvalidToken("token subject is not a user id")
-        return int(sub)
+        return int(sub), exp
 
 
 class StaleRequest(Exception):

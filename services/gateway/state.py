@@ -105,7 +105,8 @@ def _unavailable(error: ConnectionError) -> ApiError:
     return ApiError(503, errors.DISCONNECTED, errors.DISCONNECTED_MSG)
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
+    # async: FastAPI runs a plain-def dependency on a worker thread, a thread hop per request
     return request.app.state.gateway
 
 

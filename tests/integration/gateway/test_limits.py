@@ -88,3 +88,34 @@ def test_a_limit_or_window_below_one_is_refused(redis_url: str, limit: int, wind
             await limiter.hit(new_bucket(), limit, window)
 
     with_limiter(redis_url, scenario)
+
+
+def test_hits_on_several_buckets_count_in_turn_and_stop_at_the_first_refusal(
+    redis_url: str,
+) -> None:
+    async def scenario(limiter: RateLimiter, client: Redis) -> None:
+        ip, user = new_bucket(), new_bucket()
+        assert await limiter.hit_all((ip, 2, 60), (user, 1, 1)) is None
+        wait = await limiter.hit_all((ip, 2, 60), (user, 1, 1))  # the user's window is full
+        assert wait == 1.0
+        wait = await limiter.hit_all((ip, 2, 60), (user, 1, 1))  # now the IP's is full
+        assert wait is not None and 1 < wait <= 60
+        counts = [await client.get(f"ratelimit:{b}") for b in (f"{ip}:60", f"{user}:1")]
+        assert counts == [b"3", b"2"]  # the user was not counted once the IP refused
+        assert 0 < await client.pttl(f"ratelimit:{user}:1") <= 1000
+
+    with_limiter(redis_url, scenario)
+
+
+def test_several_buckets_share_their_budgets_with_single_hits(redis_url: str) -> None:
+    """A user's budget is one, whether another gateway counts it alone or with an IP."""
+
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        ip, user = new_bucket(), new_bucket()
+        results = await asyncio.gather(
+            *(limiter.hit_all((ip, 1000, 60), (user, 30, 10)) for _ in range(25)),
+            *(limiter.hit(user, 30, 10) for _ in range(25)),
+        )
+        assert sum(r is None for r in results) == 30
+
+    with_limiter(redis_url, scenario)

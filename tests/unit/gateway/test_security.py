@@ -130,6 +130,84 @@ def test_an_unsigned_token_is_refused() -> None:
         TokenIssuer(SECRET, 60, clock=Clock(T0)).verify(token)
 
 
+def counting_decode(monkeypatch) -> list[str]:
+    """Count PyJWT's full checks (signature included) from here on."""
+    calls: list[str] = []
+    decode = jwt.decode
+
+    def counted(token, *args, **kwargs):
+        calls.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return calls
+
+
+def test_a_verified_token_is_not_checked_again(monkeypatch) -> None:
+    issuer = TokenIssuer(SECRET, 60, clock=Clock(T0))
+    token = issuer.issue(7)
+    calls = counting_decode(monkeypatch)
+    assert [issuer.verify(token) for _ in range(5)] == [7] * 5
+    assert calls == [token]
+
+
+def test_a_remembered_token_still_expires_and_stays_expired(monkeypatch) -> None:
+    clock = Clock(T0)
+    issuer = TokenIssuer(SECRET, 60, clock=clock)
+    token = issuer.issue(7)
+    assert issuer.verify(token) == 7
+    clock.now = T0 + 60
+    for _ in range(2):  # the second time from the full check: the token was forgotten
+        with pytest.raises(InvalidToken, match="expired"):
+            issuer.verify(token)
+
+
+def test_a_refused_token_is_checked_in_full_every_time(monkeypatch) -> None:
+    token = TokenIssuer(OTHER_SECRET, 60, clock=Clock(T0)).issue(7)
+    issuer = TokenIssuer(SECRET, 60, clock=Clock(T0))
+    calls = counting_decode(monkeypatch)
+    for _ in range(3):
+        with pytest.raises(InvalidToken, match="signature"):
+            issuer.verify(token)
+    assert len(calls) == 3
+
+
+def test_the_remembered_tokens_are_bounded_oldest_forgotten_first(monkeypatch) -> None:
+    issuer = TokenIssuer(SECRET, 60, clock=Clock(T0), remembered=2)
+    first, second, third = (issuer.issue(n) for n in (1, 2, 3))
+    for token in (first, second, third):
+        issuer.verify(token)
+    calls = counting_decode(monkeypatch)
+    assert (issuer.verify(third), issuer.verify(second), issuer.verify(first)) == (3, 2, 1)
+    assert calls == [first]
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 130), st.booleans()), min_size=1, max_size=40
+    ),
+    remembered=st.integers(0, 3),
+)
+def test_remembering_never_changes_an_answer(steps, remembered) -> None:
+    """Tokens of four users issued at different times, some tampered, verified as the clock
+    moves forward: an issuer that remembers answers exactly as one that checks in full."""
+    clock = Clock(T0)
+    remembering = TokenIssuer(SECRET, 60, clock=clock, remembered=remembered)
+    full = TokenIssuer(SECRET, 60, clock=clock, remembered=0)
+    tokens = [TokenIssuer(SECRET, 60, clock=Clock(T0 + 20 * n)).issue(n + 1) for n in range(4)]
+
+    def answer(issuer: TokenIssuer, token: str):
+        try:
+            return issuer.verify(token)
+        except InvalidToken as error:
+            return str(error)
+
+    for which, advance, tampered in steps:
+        clock.now = min(clock.now + advance, T0 + 200)
+        token = tokens[which] + ("x" if tampered else "")
+        assert answer(remembering, token) == answer(full, token)
+
+
 def test_a_secret_shorter_than_32_bytes_is_refused() -> None:
     with pytest.raises(ValueError, match="31 bytes"):
         TokenIssuer("x" * 31, 60)
