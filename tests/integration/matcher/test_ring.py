@@ -91,7 +91,8 @@ def _push_later(ring: Ring, delays: list[float]) -> None:
 
 def test_an_idle_consumer_sleeps_on_the_doorbell_and_still_wakes_at_once(monkeypatch):
     """An idle matcher core must not wake every SAFETY_WAIT (it did: 200 wake-ups a second);
-    a record pushed by the other process after a long idle wait still arrives at once."""
+    a record pushed by the other process after a long idle wait still arrives at once (a missed
+    doorbell would leave it for IDLE_WAIT, a second; the bound leaves room for a loaded box)."""
     blocks = []
     block = ring_module._block
     monkeypatch.setattr(ring_module, "_block", lambda fd, t: (blocks.append(t), block(fd, t)))
@@ -105,7 +106,7 @@ def test_an_idle_consumer_sleeps_on_the_doorbell_and_still_wakes_at_once(monkeyp
         for _ in delays:
             [record] = ring.pop_batch(10, timeout=5)
             late = time.monotonic() - struct.unpack("<d", record)[0]
-            assert late < 0.05, f"the record waited {late * 1000:.0f} ms after its push"
+            assert late < 0.5, f"the record waited {late * 1000:.0f} ms after its push"
         producer.join(5)
     finally:
         ring.close()
