@@ -19,7 +19,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Histogram
 
-from libs.bus.kafka import fetch_ready
+from libs.bus.kafka import FETCH_WAIT_MS, fetch_ready
 from libs.messages import ANY, DecodeError, Message, encode
 from libs.topics import user_partition
 from services.gateway.freshness import ReplyPositions
@@ -125,7 +125,7 @@ class ReplyListener:
                 "group.id": f"gateway-replies-{uuid.uuid4().hex}",  # never commits
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
+                "fetch.wait.max.ms": FETCH_WAIT_MS,  # long-poll: answers still come at once
                 "client.id": "gateway-replies",
             }
         )

@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
 from libs.bus import Record
-from libs.bus.kafka import fetch_ready
+from libs.bus.kafka import FETCH_WAIT_MS, fetch_ready
 from libs.messages import (
     AmendOrder,
     CancelAll,
@@ -170,7 +170,7 @@ class PartitionReader:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
             }
         )
         assignment = []

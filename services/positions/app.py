@@ -37,11 +37,10 @@ def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
 
 
 def publish(service: PositionsService, model: RedisReadModel | None) -> None:
-    """Write what changed since the last publish (everything after a reload or a lost Redis)."""
+    """Write what changed since the last publish (everything after a reload or a lost Redis:
+    the write itself finds that out)."""
     if model is None:
         return
-    if model.lost():
-        service.full_publish = True
     users = service.take_dirty()
     with service.lock:
         full = users is None

@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         ticks = itertools.islice(ticks, args.count)
     producer = KafkaBus(settings.kafka_bootstrap_servers, client_id="index-feed").producer()
     try:
-        count = publish(producer, ticks, flush_every=1 if args.source == "sim" else 100)
+        # sim: one flush per round (a tick of every symbol), so a round reaches the broker in
+        # one request and the engines take it in one turn, not one transaction per symbol
+        rounds = len(specs) if args.source == "sim" else 100
+        count = publish(producer, ticks, flush_every=rounds)
     except KeyboardInterrupt:
         count = -1
     finally:

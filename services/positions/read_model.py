@@ -55,13 +55,6 @@ class RedisReadModel:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5)
 
-    def lost(self) -> bool:
-        """True when the full picture must be written again (Redis empty or unreachable)."""
-        try:
-            return not self.client.exists(READY_KEY)
-        except redis.RedisError:
-            return True
-
     def write(
         self,
         views: dict[int, dict],
@@ -71,9 +64,13 @@ class RedisReadModel:
         applied: dict[str, int] | None = None,
     ) -> bool:
         """Write in one MULTI/EXEC (a reader never sees a half-replaced hash), with the
-        ``applied`` input offsets the state reflects."""
+        ``applied`` input offsets the state reflects; return False when Redis did not take it,
+        or when a partial write finds ``positions:ready`` gone (everything must be written
+        again)."""
         try:
             pipe = self.client.pipeline(transaction=True)
+            if not full:  # in the same round trip: has Redis lost the picture?
+                pipe.exists(READY_KEY)
             for user, view in views.items():
                 pipe.delete(positions_key(user))
                 if view:
@@ -85,8 +82,8 @@ class RedisReadModel:
                 pipe.set(READY_KEY, 1)
             if applied:
                 pipe.hset(APPLIED_KEY, mapping=applied)
-            pipe.execute()
-            return True
+            results = pipe.execute()
         except redis.RedisError as error:
             log.warning("redis write failed (will rewrite everything): %s", error)
             return False
+        return full or bool(results[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from libs.bus import TransactionalLoop
 from libs.bus.kafka import KafkaBus
@@ -14,6 +15,8 @@ from services.wallet.settings import WalletSettings
 from services.wallet.topics import WalletTopics
 
 log = logging.getLogger("services.wallet")
+
+LOOK_EVERY_SECONDS = 1.0  # how often an idle wallet asks Redis whether it lost the picture
 
 
 def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
@@ -30,18 +33,23 @@ def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
     return bus, service
 
 
-def publish(service: WalletService, model: RedisReadModel | None) -> None:
+def publish(service: WalletService, model: RedisReadModel | None, *, look: bool = True) -> None:
     """Write what changed since the last publish (everything after a reload or a lost Redis)
-    and the input offsets it reflects."""
+    and the input offsets it reflects. A write finds out itself whether Redis lost the picture;
+    with nothing to write, Redis is asked only when ``look`` (the loop asks about once a second,
+    not on every idle turn)."""
     if model is None:
         return
-    if model.lost():
-        service.full_publish = True
     users = service.take_dirty()
     with service.lock:
-        applied = service.applied_offsets()
-        if users == [] and applied == service.published_offsets:
+        idle = users == [] and service.applied_offsets() == service.published_offsets
+    if idle:
+        if not (look and model.lost()):
             return
+        service.full_publish = True
+        users = service.take_dirty()
+    with service.lock:
+        applied = service.applied_offsets()
         full = users is None
         shown = service.core.users() if full else users
         pictures = picture(service.core, shown)
@@ -69,10 +77,15 @@ def run(settings: WalletSettings, stop: threading.Event) -> None:
     model = RedisReadModel(settings.redis_url) if settings.redis_url else None
     log.info("wallet ready: %s", service.digest_json())
     print("wallet ready", flush=True)
+    next_look = 0.0
     try:
         while not stop.is_set():
             loop.run_once()
-            publish(service, model)
+            now = time.monotonic()
+            look = now >= next_look
+            if look:
+                next_look = now + LOOK_EVERY_SECONDS
+            publish(service, model, look=look)
     finally:
         ops.close()
         loop.close()

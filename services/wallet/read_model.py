@@ -79,11 +79,14 @@ class RedisReadModel:
         caused: dict[int, dict[tuple[str, int], int]] | None = None,
     ) -> bool:
         """Write the users' hashes (with their ``caused`` fields), then the ``applied`` offsets
-        they reflect, in one pipeline; return False when Redis did not take them. Redis runs a
-        pipeline in order, so a reader that sees the offsets sees the hashes."""
+        they reflect, in one pipeline; return False when Redis did not take them, or when a
+        partial write finds ``wallet:ready`` gone (then everything must be written again).
+        Redis runs a pipeline in order, so a reader that sees the offsets sees the hashes."""
         caused = caused or {}
         try:
             pipe = self.client.pipeline(transaction=False)
+            if not full:  # in the same round trip: has Redis lost the picture?
+                pipe.exists(READY_KEY)
             for user, (account, leverage) in pictures.items():
                 fields = {caused_field(*place): o for place, o in caused.get(user, {}).items()}
                 pipe.hset(account_key(user), mapping={**account, **fields})
@@ -92,8 +95,8 @@ class RedisReadModel:
                 pipe.set(READY_KEY, 1)
             if applied:
                 pipe.hset(APPLIED_KEY, mapping=applied)
-            pipe.execute()
-            return True
+            results = pipe.execute()
         except redis.RedisError as error:
             log.warning("redis write failed (will rewrite everything): %s", error)
             return False
+        return full or bool(results[0])

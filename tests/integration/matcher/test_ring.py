@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import multiprocessing
 import struct
+import time
 
 import pytest
 
+from services.matcher import ring as ring_module
 from services.matcher.ring import Ring
 
 FORK = multiprocessing.get_context("fork")
@@ -77,6 +79,35 @@ def test_a_pop_on_an_empty_ring_times_out_with_nothing():
     ring = Ring(1 << 8)
     try:
         assert ring.pop_batch(10, timeout=0.05) == []
+    finally:
+        ring.close()
+
+
+def _push_later(ring: Ring, delays: list[float]) -> None:
+    for delay in delays:
+        time.sleep(delay)
+        ring.push(struct.pack("<d", time.monotonic()))
+
+
+def test_an_idle_consumer_sleeps_on_the_doorbell_and_still_wakes_at_once(monkeypatch):
+    """An idle matcher core must not wake every SAFETY_WAIT (it did: 200 wake-ups a second);
+    a record pushed by the other process after a long idle wait still arrives at once (a missed
+    doorbell would leave it for IDLE_WAIT, a second; the bound leaves room for a loaded box)."""
+    blocks = []
+    block = ring_module._block
+    monkeypatch.setattr(ring_module, "_block", lambda fd, t: (blocks.append(t), block(fd, t)))
+    ring = Ring(1 << 8)
+    try:
+        assert ring.pop_batch(10, timeout=0.5) == []
+        assert len(blocks) <= 3, f"{len(blocks)} wake-ups in 0.5 s of idling"
+        delays = [0.3, 0.01, 0.002, 0.5]
+        producer = FORK.Process(target=_push_later, args=(ring, delays))
+        producer.start()
+        for _ in delays:
+            [record] = ring.pop_batch(10, timeout=5)
+            late = time.monotonic() - struct.unpack("<d", record)[0]
+            assert late < 0.5, f"the record waited {late * 1000:.0f} ms after its push"
+        producer.join(5)
     finally:
         ring.close()
 
