@@ -2,10 +2,11 @@
 
 A process's ``utime + stime`` (every thread of it) is read at both ends of a step; the
 difference over the orders of the step is its CPU per order, over the seconds of an idle
-spell its share of one core. Services count with their children (the matcher's pinned core,
-Postgres's backends), found again at every read. The broker, Redis and Postgres are found by
-the port they listen on (else by the pid files scripts/supervise.py writes); a process that
-cannot be found is reported as unknown, never guessed.
+spell its share of one core. Processes count with their children (the matcher's pinned core,
+Postgres's backends), found again at every read, but for children named on their own (the
+load client started the services). The broker, Redis and Postgres are found by the port they
+listen on (else by the pid files scripts/supervise.py writes); a process that cannot be
+found is reported as unknown, never guessed.
 """
 
 from __future__ import annotations
@@ -98,10 +99,12 @@ def find_infra(env: Mapping[str, str]) -> dict[str, int | None]:
 
 
 class CpuProbe:
-    """CPU seconds used so far by each named process (with its children); None: unknown."""
+    """CPU seconds used so far by each named process with its children (but for children
+    named on their own: the load client started the services); None: unknown."""
 
     def __init__(self, pids: Mapping[str, int | None]) -> None:
         self.pids = dict(pids)
+        self.named = {pid for pid in self.pids.values() if pid is not None}
 
     @classmethod
     def of_stack(cls, stack: Stack, extra: Mapping[str, int] | None = None) -> CpuProbe:
@@ -121,7 +124,8 @@ class CpuProbe:
         own = cpu_seconds(pid)
         if own is None:
             return None
-        return own + sum(cpu_seconds(c) or 0.0 for c in children(pid))
+        mine = [c for c in children(pid) if c not in self.named]
+        return own + sum(cpu_seconds(c) or 0.0 for c in mine)
 
 
 # --- the arithmetic (pure) ---------------------------------------------------------------

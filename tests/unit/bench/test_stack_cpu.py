@@ -46,16 +46,19 @@ def test_the_table_puts_the_largest_first_and_says_what_is_unknown():
     assert table({"a": 1.0}, "x")[-1] == "| total | 1.00 |"
 
 
-def test_a_process_is_read_with_its_children_and_an_unknown_one_as_none():
+def test_a_process_counts_its_children_but_not_those_named_on_their_own():
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        probe = CpuProbe({"me": os.getpid(), "nobody": None})
-        first = probe.read()
-        while cpu_seconds(child.pid) in (None, 0.0):
-            pass  # the child has spent a clock tick
-        second = probe.read()
-        assert first["nobody"] is None and second["nobody"] is None
-        assert second["me"] >= first["me"] + (cpu_seconds(child.pid) or 0) * 0.5
+        with_child = CpuProbe({"me": os.getpid(), "nobody": None})
+        apart = CpuProbe({"me": os.getpid(), "child": child.pid})
+        while (cpu_seconds(child.pid) or 0.0) < 0.2:
+            pass  # the child spins
+        mine, child_time = cpu_seconds(os.getpid()), cpu_seconds(child.pid)
+        together, separate = with_child.read(), apart.read()
+        assert together["nobody"] is None
+        assert together["me"] >= mine + child_time
+        assert mine <= separate["me"] < mine + child_time
+        assert separate["child"] >= child_time
     finally:
         child.kill()
         child.wait()
