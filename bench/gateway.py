@@ -85,7 +85,7 @@ def run() -> str:
     stack = start_stack()
     try:
         # 1,000,000 USDT x 2 * PAIRS users: inside MAX_INSIDE
-        tokens = asyncio.run(signup(stack.url, 2 * PAIRS, deposit="1000000"))
+        tokens = asyncio.run(signup(stack, 2 * PAIRS, deposit="1000000"))
         import uvloop
 
         required, search = uvloop.run(measure(stack.url, tokens, CpuProbe.of_stack(stack)))

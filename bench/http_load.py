@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,10 @@ from typing import Protocol
 import httpx
 
 from bench.stack_cpu import CpuProbe, ms_per_order
+from services.gateway.security import TokenIssuer
 from tests.e2e.stack import Stack
+
+TOKEN_TTL_SECONDS = 3600  # a bench run is minutes long
 
 
 class Connection:
@@ -184,24 +188,35 @@ def start_stack() -> Stack:
     return stack
 
 
-async def signup(url: str, users: int, deposit: str, concurrency: int = 4) -> list[str]:
+async def signup(stack: Stack, users: int, deposit: str, concurrency: int = 4) -> list[str]:
     """Sign up ``users`` users, each with a ``deposit`` of USDT; return their tokens in order.
-    A few at a time: each waits on password hashing and on its deposit's way through Kafka."""
+    The tokens are issued here with the stack's secret, as its gateway would at sign-in, to
+    spare a second password hash per user; a few users at a time, since each waits on its
+    password hash and on its deposit's way through Kafka."""
+    started = time.perf_counter()
+    tokens = TokenIssuer(stack.services["gateway"].env["JWT_SECRET"], TOKEN_TTL_SECONDS)
     gate = asyncio.Semaphore(concurrency)
     stamp = time.time_ns()
 
     async def one(api: httpx.AsyncClient, n: int) -> str:
         async with gate:
             credentials = {"email": f"bench{n}-{stamp}@example.com", "password": "x" * 12}
-            (await api.post("/signup", json=credentials)).raise_for_status()
-            token = (await api.post("/signin", json=credentials)).json()["token"]
+            user = (await api.post("/signup", json=credentials)).raise_for_status().json()
+            token = tokens.issue(user["user_id"])
             headers = {"Authorization": f"Bearer {token}"}
             body = {"asset": "USDT", "amount": deposit}
             (await api.post("/deposit", json=body, headers=headers)).raise_for_status()
             return token
 
-    async with httpx.AsyncClient(base_url=url, timeout=30) as api:
-        return list(await asyncio.gather(*(one(api, n) for n in range(users))))
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as api:
+        found = list(await asyncio.gather(*(one(api, n) for n in range(users))))
+    log(f"signed up {users} users in {time.perf_counter() - started:.0f} s")
+    return found
+
+
+def log(line: str) -> None:
+    """Progress on stderr (python -m bench passes it through; the section is stdout)."""
+    print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -242,5 +257,9 @@ async def step(
     after, cpu_after = scrape(url), probe.read()
     result["breakdown"] = {k: mean_ms(before, after, k) for k in ("http", "produce", "answer")}
     result["cpu"] = ms_per_order(cpu_before, cpu_after, result["sent"])
+    log(
+        f"{rate:,.0f}/s offered: achieved {result['achieved']:,.0f}/s, p50 {result['p50']:.1f} "
+        f"ms, p99 {result['p99']:.1f} ms"
+    )
     await asyncio.sleep(settle)
     return result

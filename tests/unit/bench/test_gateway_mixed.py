@@ -158,3 +158,8 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
     assert "| redis | unknown (process not found) |" in section
     assert "| 100 | 100 | 90.0 | 450.0 | 450.0 | 450.0 | 0 | 0 | 3.00 | unknown |" in section
     assert "p50 **3.00 ms**" in section
+    assert "Broker CPU per order at 200 orders/s: 5.00 ms (misses <= 1 ms)." in section
+    # process by process at the highest passing rate and at CPU_RATE, not elsewhere
+    assert section.count("CPU per order at 25 orders/s") == 1
+    assert section.count(f"CPU per order at {CPU_RATE} orders/s") == 1
+    assert "CPU per order at 50 orders/s" not in section
