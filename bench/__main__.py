@@ -26,6 +26,7 @@ SECTIONS = [
     "bench.wallet",
     "bench.positions",
     "bench.gateway",
+    "bench.gateway_mixed",
 ]
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 

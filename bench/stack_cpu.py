@@ -1,0 +1,171 @@
+"""Which process of the stack spends the CPU: each one's CPU time from /proc, before and after.
+
+A process's ``utime + stime`` (every thread of it) is read at both ends of a step; the
+difference over the orders of the step is its CPU per order, over the seconds of an idle
+spell its share of one core. Processes count with their children (the matcher's pinned core,
+Postgres's backends), found again at every read, but for children named on their own (the
+load client started the services). The broker, Redis and Postgres are found by the port they
+listen on (else by the pid files scripts/supervise.py writes); a process that cannot be
+found is reported as unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.e2e.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+PID_DIRS = (ROOT / ".run" / "test", ROOT / ".run")  # make test / make bench, then make up
+INFRA = {"kafka broker": "kafka", "redis": "redis", "postgres": "postgres"}  # -> pid file
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds the process has used so far (user + system, all threads); None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The live children of every thread of ``pid``."""
+    found: list[int] = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(c) for c in path.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def listening_pid(port: int) -> int | None:
+    """The process holding a listening TCP socket on ``port``, if this user may see it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(fd_dir.parent.name)
+        except OSError:
+            continue
+    return None
+
+
+def pid_file(name: str) -> int | None:
+    """The live pid of ``name`` in the first supervise pid file that names a running process."""
+    for directory in PID_DIRS:
+        try:
+            pid = int((directory / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if cpu_seconds(pid) is not None:
+            return pid
+    return None
+
+
+def infra_ports(env: Mapping[str, str]) -> dict[str, int | None]:
+    """The port of the broker, Redis and Postgres from the environment the stack uses."""
+    broker = env.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",")[0]
+    ports: dict[str, int | None] = {
+        "kafka broker": int(broker.rsplit(":", 1)[1]) if ":" in broker else None
+    }
+    for name, variable in (("redis", "REDIS_URL"), ("postgres", "DATABASE_URL")):
+        ports[name] = urlsplit(env[variable]).port if env.get(variable) else None
+    return ports
+
+
+def find_infra(env: Mapping[str, str]) -> dict[str, int | None]:
+    """The pid of the broker, Redis and Postgres: the listener on their port, else a pid file."""
+    found = {}
+    for name, port in infra_ports(env).items():
+        found[name] = (listening_pid(port) if port else None) or pid_file(INFRA[name])
+    return found
+
+
+class CpuProbe:
+    """CPU seconds used so far by each named process with its children (but for children
+    named on their own: the load client started the services); None: unknown."""
+
+    def __init__(self, pids: Mapping[str, int | None]) -> None:
+        self.pids = dict(pids)
+        self.named = {pid for pid in self.pids.values() if pid is not None}
+
+    @classmethod
+    def of_stack(cls, stack: Stack, extra: Mapping[str, int] | None = None) -> CpuProbe:
+        """Every service of ``stack``, the infrastructure, this process (the load client) and
+        ``extra``."""
+        pids: dict[str, int | None] = {n: s.proc.pid for n, s in stack.services.items()}
+        pids |= find_infra(os.environ)
+        pids["load client"] = os.getpid()
+        return cls(pids | dict(extra or {}))
+
+    def read(self) -> dict[str, float | None]:
+        return {name: self._tree(pid) for name, pid in self.pids.items()}
+
+    def _tree(self, pid: int | None) -> float | None:
+        if pid is None:
+            return None
+        own = cpu_seconds(pid)
+        if own is None:
+            return None
+        mine = [c for c in children(pid) if c not in self.named]
+        return own + sum(cpu_seconds(c) or 0.0 for c in mine)
+
+
+# --- the arithmetic (pure) ---------------------------------------------------------------
+
+
+def spent(
+    before: Mapping[str, float | None], after: Mapping[str, float | None], per: float, scale: float
+) -> dict[str, float | None]:
+    """Each process's CPU seconds between two reads, times ``scale``, divided by ``per``;
+    None for a process unknown (or gone) at either read, or when ``per`` is not positive."""
+    result: dict[str, float | None] = {}
+    for name, end in after.items():
+        start = before.get(name)
+        known = start is not None and end is not None and per > 0
+        result[name] = scale * (end - start) / per if known else None
+    return result
+
+
+def ms_per_order(before, after, orders: int) -> dict[str, float | None]:
+    """CPU milliseconds each process spent per order between two reads."""
+    return spent(before, after, orders, 1000.0)
+
+
+def percent_of_core(before, after, seconds: float) -> dict[str, float | None]:
+    """Each process's CPU between two reads as a percentage of one core over ``seconds``."""
+    return spent(before, after, seconds, 100.0)
+
+
+def total(values: Mapping[str, float | None]) -> float:
+    """The sum of the known values."""
+    return sum(v for v in values.values() if v is not None)
+
+
+def table(values: Mapping[str, float | None], unit: str, digits: int = 2) -> list[str]:
+    """A Markdown table of ``values`` (largest first, unknown last) with a total row."""
+    known = sorted(((n, v) for n, v in values.items() if v is not None), key=lambda x: -x[1])
+    unknown = sorted(n for n, v in values.items() if v is None)
+    rows = [f"| process | {unit} |", "| --- | ---: |"]
+    rows += [f"| {name} | {value:.{digits}f} |" for name, value in known]
+    rows += [f"| {name} | unknown (process not found) |" for name in unknown]
+    label = "total" if not unknown else "total of the known"
+    rows.append(f"| {label} | {total(values):.{digits}f} |")
+    return rows

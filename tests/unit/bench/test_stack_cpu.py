@@ -1,0 +1,82 @@
+"""The CPU attribution of the benches (bench/stack_cpu.py): the arithmetic, and finding pids."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from bench.stack_cpu import (
+    CpuProbe,
+    cpu_seconds,
+    infra_ports,
+    listening_pid,
+    ms_per_order,
+    percent_of_core,
+    table,
+    total,
+)
+
+
+def test_cpu_per_order_and_share_of_a_core_come_from_the_difference_of_two_reads():
+    before = {"gateway": 10.0, "kafka broker": 100.0, "redis": None, "gone": 1.0}
+    after = {"gateway": 10.4, "kafka broker": 100.8, "redis": None, "gone": None}
+    per_order = ms_per_order(before, after, orders=100)
+    assert abs(per_order["gateway"] - 4.0) < 1e-9
+    assert abs(per_order["kafka broker"] - 8.0) < 1e-9
+    assert per_order["redis"] is None and per_order["gone"] is None
+    assert abs(total(per_order) - 12.0) < 1e-9
+    share = percent_of_core(before, after, seconds=10)
+    assert abs(share["kafka broker"] - 8.0) < 1e-9 and abs(share["gateway"] - 4.0) < 1e-9
+    assert ms_per_order(before, after, orders=0)["gateway"] is None  # nothing to divide by
+    assert ms_per_order({}, {"new": 1.0}, orders=5)["new"] is None
+
+
+def test_the_table_puts_the_largest_first_and_says_what_is_unknown():
+    rows = table({"wallet": 1.5, "kafka broker": 7.25, "redis": None}, "CPU ms per order")
+    assert rows == [
+        "| process | CPU ms per order |",
+        "| --- | ---: |",
+        "| kafka broker | 7.25 |",
+        "| wallet | 1.50 |",
+        "| redis | unknown (process not found) |",
+        "| total of the known | 8.75 |",
+    ]
+    assert table({"a": 1.0}, "x")[-1] == "| total | 1.00 |"
+
+
+def test_a_process_counts_its_children_but_not_those_named_on_their_own():
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with_child = CpuProbe({"me": os.getpid(), "nobody": None})
+        apart = CpuProbe({"me": os.getpid(), "child": child.pid})
+        while (cpu_seconds(child.pid) or 0.0) < 0.2:
+            pass  # the child spins
+        mine, child_time = cpu_seconds(os.getpid()), cpu_seconds(child.pid)
+        together, separate = with_child.read(), apart.read()
+        assert together["nobody"] is None
+        assert together["me"] >= mine + child_time
+        assert mine <= separate["me"] < mine + child_time
+        assert separate["child"] >= child_time
+    finally:
+        child.kill()
+        child.wait()
+    assert cpu_seconds(child.pid) is None
+
+
+def test_the_listener_of_a_port_is_found():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert listening_pid(server.getsockname()[1]) == os.getpid()
+
+
+def test_the_infrastructure_ports_come_from_the_environment():
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092,127.0.0.1:19093",
+        "REDIS_URL": "redis://127.0.0.1:16379/0",
+        "DATABASE_URL": "postgresql://exchange:exchange@127.0.0.1:15432/exchange",
+    }
+    assert infra_ports(env) == {"kafka broker": 19092, "redis": 16379, "postgres": 15432}
+    assert infra_ports({}) == {"kafka broker": None, "redis": None, "postgres": None}
