@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 from bench.stack_cpu import (
     CpuProbe,
@@ -46,23 +48,34 @@ def test_the_table_puts_the_largest_first_and_says_what_is_unknown():
     assert table({"a": 1.0}, "x")[-1] == "| total | 1.00 |"
 
 
+SPAWNER = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
 def test_a_process_counts_its_children_but_not_those_named_on_their_own():
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # a parent of its own: this test process may have other children still running
+    parent = subprocess.Popen([sys.executable, "-c", SPAWNER], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())  # type: ignore[union-attr]
     try:
-        with_child = CpuProbe({"me": os.getpid(), "nobody": None})
-        apart = CpuProbe({"me": os.getpid(), "child": child.pid})
-        while (cpu_seconds(child.pid) or 0.0) < 0.2:
-            pass  # the child spins
-        mine, child_time = cpu_seconds(os.getpid()), cpu_seconds(child.pid)
+        with_child = CpuProbe({"parent": parent.pid, "nobody": None})
+        apart = CpuProbe({"parent": parent.pid, "child": child})
+        while (cpu_seconds(child) or 0.0) < 0.2:
+            time.sleep(0.01)  # the child spins
+        own, child_time = cpu_seconds(parent.pid), cpu_seconds(child)
         together, separate = with_child.read(), apart.read()
         assert together["nobody"] is None
-        assert together["me"] >= mine + child_time
-        assert mine <= separate["me"] < mine + child_time
+        assert together["parent"] >= own + child_time
+        assert own <= separate["parent"] < own + child_time  # the parent sleeps
         assert separate["child"] >= child_time
     finally:
-        child.kill()
-        child.wait()
-    assert cpu_seconds(child.pid) is None
+        os.kill(child, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+    assert cpu_seconds(parent.pid) is None
 
 
 def test_the_listener_of_a_port_is_found():
