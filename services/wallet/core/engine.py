@@ -207,7 +207,7 @@ class WalletCore:
                 self._touched[leg.owner] = None
         self._emit(LedgerPosted(seq=0, cause=self._cause, entry_id=entry_id, memo=memo, legs=legs))
 
-    def _reject(self, request, error: Rejected) -> None:
+    def _reject(self, request, error: Rejected, original_order_id: int | None = None) -> None:
         self._emit(
             OrderRequestRejected(
                 seq=0,
@@ -217,6 +217,7 @@ class WalletCore:
                 order_id=getattr(request, "order_id", None),
                 code=error.code,
                 msg=error.msg,
+                original_order_id=original_order_id,
             )
         )
 
@@ -311,18 +312,8 @@ class WalletCore:
     def _duplicate(self, cmd: PlaceOrder, original: int) -> None:
         """Answer a retry with the order that holds its client id: no check, no hold, no
         forwarding (the matcher's own -4015 stays a second line of defence)."""
-        self._emit(
-            OrderRequestRejected(
-                seq=0,
-                cause=self._cause,
-                request_id=cmd.request_id,
-                user_id=cmd.user_id,
-                order_id=cmd.order_id,
-                code=reasons.DUPLICATE_CLIENT_ORDER_ID,
-                msg=f"Duplicate client order id; original order_id={original}",
-                original_order_id=original,
-            )
-        )
+        msg = f"Duplicate client order id; original order_id={original}"
+        self._reject(cmd, Rejected(reasons.DUPLICATE_CLIENT_ORDER_ID, msg), original)
 
     def _amend(self, cmd: AmendOrder) -> None:
         spec = self._spec(cmd.symbol)
