@@ -85,7 +85,18 @@ def exchange_topics() -> list[Topic]:
         Topic("matcher.snapshots", "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
         Topic("wallet.snapshots", "partition", 1, "wallet", "wallet (on start)", COMPACTED),
         Topic(
+            "wallet.journal", "none", 1, "wallet (a record per turn)", "wallet (on start)", FOREVER
+        ),
+        Topic(
             "positions.snapshots", "partition", 1, "positions", "positions (on start)", COMPACTED
+        ),
+        Topic(
+            "positions.journal",
+            "none",
+            1,
+            "positions (a record per turn)",
+            "positions (on start)",
+            FOREVER,
         ),
     ]
 

@@ -1,9 +1,13 @@
 """The bus interface: what every service needs from Kafka, and nothing more.
 
-Two implementations keep the same contract (``tests/contract/test_bus_contract.py``):
+Two implementations keep the same contract (``tests/integration/bus/test_bus_contract.py``):
 ``libs.bus.kafka`` over confluent-kafka, and ``libs.bus.memory`` for unit tests.
-Consumers read committed data only; offsets are committed by the transactional
-producer together with the outputs they produced, never by the consumer itself.
+
+Consumers read everything the log holds (read_uncommitted): a record is a fact once it is in
+the log, whatever becomes of the transaction it was written in. Transactions serve to fence a
+zombie producer (a newer producer with the same transactional id makes every later write of
+the older one fail) and to commit input offsets for observers; they are not on the way of a
+record to its consumers (docs/adr/0001-exactly-once-on-the-order-path.md).
 """
 
 from __future__ import annotations
@@ -24,16 +28,22 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    source: bytes | None = None  # the ``src`` header: which producer wrote it (see Outgoing)
+    headers: tuple[tuple[str, bytes], ...] = ()  # every other header
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to produce. ``partition`` None lets the key choose it."""
+    """One message to produce. ``partition`` None lets the key choose it. ``source`` names the
+    state machine that wrote it (sent as the ``src`` header), so a recovering instance can
+    count which of its outputs are already in a partition that others write to as well."""
 
     topic: str
     value: bytes | None
     key: bytes | None = None
     partition: int | None = None
+    source: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()  # more headers (the matcher's batch cuts)
 
 
 class BusError(Exception):
@@ -61,7 +71,7 @@ def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
 
 
 class Consumer(ABC):
-    """A read_committed consumer in a group, with manual offset control."""
+    """A consumer in a group (read_uncommitted), with manual offset control."""
 
     @abstractmethod
     def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
@@ -93,7 +103,8 @@ class Producer(ABC):
 
     @abstractmethod
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until every produced message is acknowledged."""
+        """Wait until every produced message is acknowledged (durable in the log): raise
+        ``BusError`` (or a subclass) if any of them failed."""
 
     @abstractmethod
     def begin(self) -> None:
@@ -152,4 +163,4 @@ class Bus(ABC):
 
     @abstractmethod
     def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
-        """Yield the committed records of a partition from ``start`` to its current end."""
+        """Yield the records of a partition from ``start`` to its current end."""

@@ -1,32 +1,38 @@
-"""A handler for ``TransactionalLoop`` that records its turns, so a rewind repeats them exactly.
+"""A handler for ``JournalLoop`` that journals its turns, so a restart repeats them exactly.
 
 Inputs from several topics interleave differently from run to run, and a service's state can
 depend on that interleaving (the wallet's pre-trade check, the position engine's margin checks).
-So the handler records it: every transaction also writes, to the snapshot topic under the turns
-key, the list of turns since the latest snapshot (for each turn, the end offset of every input
-partition it advanced). A turn applies its records in one canonical order (the order of the
-input partitions, then offset). Rewinding loads the latest snapshot and re-applies exactly those
-turns in that order, so the state after a crash is bit for bit the state whose outputs were
-committed.
+So every turn appends one small record to the service's journal (a one-partition topic): for
+each input partition the turn advanced, its end offset, and the inputs the turn skipped. A turn
+applies its records in one canonical order (the order of the input partitions, then offset).
+The loop makes the journal record durable before the turn's outputs are produced.
+
+Recovery loads the latest snapshot and re-applies the journaled turns after it, in order, which
+gives the state bit for bit and the outputs of those turns again. Each output partition is then
+read from where it ended at the snapshot: the outputs of ours already there (counted by their
+``src`` header) are dropped, and only the rest is produced. So every output is in the log
+exactly once, and consumers never see a duplicate.
 
 An input the core cannot apply (its ``apply_record`` or ``outgoing`` raises) is logged, counted
 and skipped, atomically: the state goes back to what it was before that input (the base state
 of the latest snapshot plus the inputs applied since, kept in memory), and the input is
-recorded in the turn log as skipped, so a rewind or rebuild skips it too without trying again.
-Nothing of the service's own I/O runs inside that guard: Kafka errors still stop the turn.
+journaled as skipped, so a recovery or rebuild skips it too without trying again. Nothing of
+the service's own I/O runs inside that guard: Kafka errors still stop the turn.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 import msgspec
 
 from libs.bus.base import Bus, Outgoing, Record, TopicPartition
+from libs.bus.loop import Turn
 from libs.bus.snapshots import Snapshot, latest_snapshots, offsets_key, snapshot_message
 
 log = logging.getLogger(__name__)
@@ -41,31 +47,30 @@ class Tally(Protocol):
     def inc(self, amount: float = 1) -> None: ...
 
 
-class TurnLog(msgspec.Struct, array_like=True):
-    """The turns applied since snapshot number ``base``: per turn, (input index, end offset);
-    and the inputs skipped since then because the core could not apply them."""
+class TurnRecord(msgspec.Struct, array_like=True):
+    """One journaled turn: per input it advanced, (input index, end offset); and the inputs
+    it skipped because the core could not apply them, as (input index, offset)."""
 
-    base: int
-    turns: list[list[tuple[int, int]]]
-    skipped: list[tuple[int, int]] = []  # (input index, offset)
+    ends: list[tuple[int, int]]
+    skipped: list[tuple[int, int]] = []
 
 
-_turns_encoder = msgspec.msgpack.Encoder()
-_turns_decoder = msgspec.msgpack.Decoder(TurnLog)
+_turn_encoder = msgspec.msgpack.Encoder()
+_turn_decoder = msgspec.msgpack.Decoder(TurnRecord)
 
 
 class JournaledHandler(ABC, Generic[Core, Produced]):
-    """Apply input records to a core in recorded turns; snapshot it; rewind to the committed state.
+    """Apply input records to a core in journaled turns; snapshot it; recover it from the log.
 
-    A subclass names its ``snapshot_key`` and ``turns_key`` (and, to count them, the
-    ``snapshots_made`` and ``rewinds`` counters) and fills in the hooks: ``new_core``,
-    ``dump_core``, ``load_core``, ``apply_record`` and ``outgoing`` (and ``after_replay`` if
-    replayed inputs leave marks to clear). ``inputs`` lists the input partitions in their
-    canonical order. ``lock`` guards the state for readers on other threads.
+    A subclass names its ``snapshot_key`` (and, to count them, the ``snapshots_made`` and
+    ``rewinds`` counters) and fills in the hooks: ``new_core``, ``dump_core``, ``load_core``,
+    ``apply_record`` and ``outgoing`` (and ``after_replay`` if replayed inputs leave marks to
+    clear). ``inputs`` lists the input partitions in their canonical order; ``outputs`` the
+    topics ``outgoing`` writes to (each message with its partition set). ``lock`` guards the
+    state for readers on other threads.
     """
 
-    snapshot_key: ClassVar[str]  # the full snapshot's key on the snapshots topic
-    turns_key: ClassVar[str]  # the turn log's key on the snapshots topic
+    snapshot_key: ClassVar[str]  # the snapshot's key on the snapshots topic
     snapshots_made: ClassVar[Tally | None] = None
     rewinds: ClassVar[Tally | None] = None
 
@@ -75,25 +80,34 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         inputs: list[TopicPartition],
         snapshots_topic: str,
         *,
+        journal_topic: str,
+        outputs: list[str],
         snapshot_every: int,
+        snapshot_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
         self.inputs = inputs
         self.snapshots_topic = snapshots_topic
+        self.journal_topic = journal_topic
+        self.output_topics = outputs
         self.snapshot_every = snapshot_every
+        self.snapshot_seconds = snapshot_seconds
+        self.clock = clock
+        self.source = self.snapshot_key.encode()  # the src header of every output
         self._rank = {tp: i for i, tp in enumerate(inputs)}
         self.lock = threading.Lock()  # the ops thread reads the state between turns
         self.core: Core = self.new_core()
         self.applied: dict[TopicPartition, int] = {tp: 0 for tp in inputs}
         self.snapshot_no = 0
-        self.turns: list[list[tuple[int, int]]] = []
-        self.skipped: list[tuple[int, int]] = []  # (input index, offset) since the snapshot
+        self.skipped: list[tuple[int, int]] = []  # (input index, offset) of the current turn
         self._skip: set[tuple[int, int]] = set()
         # what the state is rebuilt from when an input fails: the snapshot's state (None: an
         # empty core) and every record applied since, in order (at most a snapshot's worth)
         self._base: bytes | None = None
         self._since_base: list[Record] = []
         self.since_snapshot = 0
+        self.last_snapshot = clock()
         self.full_publish = True  # after a (re)load: write every user to the read model
 
     # --- hooks -------------------------------------------------------------------------------
@@ -130,28 +144,71 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
 
     # --- the loop's handler interface -------------------------------------------------------
 
-    def handle(self, records: list[Record]) -> list[Outgoing]:
+    def handle(self, records: list[Record]) -> Turn:
         with self.lock:
             fresh = self._fresh(records)
             if not fresh:
-                return []
-            out = self._apply_turn(fresh, produce=True)
+                return Turn(None, [])
+            self.skipped = []
+            ends, out = self._apply_turn(fresh, produce=True)
             self.since_snapshot += len(fresh)
-            if self.since_snapshot >= self.snapshot_every:
-                out += self._snapshot()
-            else:
-                out.append(self._turns_message())
-            return out
+            record = TurnRecord(ends, self.skipped)
+            journal = Outgoing(
+                self.journal_topic, _turn_encoder.encode(record), partition=0, source=self.source
+            )
+            return Turn(journal, out)
 
-    def rewind(self, committed: dict[TopicPartition, int]) -> None:
-        """Reload the latest snapshot and re-apply the recorded turns: the committed state."""
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        with self.lock:
+            return dict(self.applied)
+
+    def snapshot_due(self) -> bool:
+        return (
+            self.since_snapshot >= self.snapshot_every
+            and self.clock() - self.last_snapshot >= self.snapshot_seconds
+        )
+
+    def snapshot(self) -> list[Outgoing]:
+        """Return the snapshot message. The loop calls it when every output so far is durable,
+        so the ends of the journal and of the output partitions bound what it covers."""
+        with self.lock:
+            self.snapshot_no += 1
+            self.since_snapshot = 0
+            self.last_snapshot = self.clock()
+            if self.snapshots_made is not None:
+                self.snapshots_made.inc()
+            state = self.dump_core(self.core)
+            self._base, self._since_base = state, []
+            snapshot = Snapshot(
+                key=self.snapshot_key,
+                offsets=self._offsets(),
+                seq=self.snapshot_no,
+                state=state,
+                journal=self.bus.end_offsets(self.journal_topic)[0],
+                outputs={
+                    offsets_key(topic, p): end
+                    for topic in self.output_topics
+                    for p, end in self.bus.end_offsets(topic).items()
+                },
+            )
+            return [snapshot_message(self.snapshots_topic, snapshot)]
+
+    def recover(self) -> list[Outgoing]:
+        """Load the latest snapshot and re-apply the journaled turns: the state the log holds.
+        Return the outputs of those turns that are not in the log yet, in order."""
         with self.lock:
             if self.rewinds is not None:
                 self.rewinds.inc()
-            self._load()
-            behind = {tp: off for tp, off in committed.items() if off > self.applied.get(tp, 0)}
-            if behind:
-                log.error("committed offsets beyond the turn log (state may lag): %s", behind)
+            outputs, since = self._load(produce=True)
+            self.full_publish = True
+            return self._missing(outputs, since)
+
+    def rewind(self, committed: dict[TopicPartition, int] | None = None) -> None:
+        """Set the state to what the log holds, without producing anything (a rebuild)."""
+        with self.lock:
+            if self.rewinds is not None:
+                self.rewinds.inc()
+            self._load(produce=False)
             self.full_publish = True
 
     # --- turns -------------------------------------------------------------------------------
@@ -167,9 +224,12 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         fresh.sort(key=lambda r: (rank[(r.topic, r.partition)], r.offset))
         return fresh
 
-    def _apply_turn(self, records: list[Record], *, produce: bool) -> list[Outgoing]:
+    def _apply_turn(
+        self, records: list[Record], *, produce: bool
+    ) -> tuple[list[tuple[int, int]], list[Outgoing]]:
         out: list[Outgoing] = []
         ends: dict[int, int] = {}
+        source = self.source
         for record in records:
             tp = (record.topic, record.partition)
             index = self._rank[tp]
@@ -185,9 +245,9 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 self._skip_failed(record, index)
                 continue
             self._since_base.append(record)
-            out += messages
-        self.turns.append(sorted(ends.items()))
-        return out
+            for m in messages:
+                out.append(Outgoing(m.topic, m.value, m.key, m.partition, source))
+        return sorted(ends.items()), out
 
     def _skip_failed(self, record: Record, index: int) -> None:
         """Log and count ``record``, put the state back to before it, and skip it for good."""
@@ -204,80 +264,50 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.after_replay()
         self.full_publish = True
         self.skipped.append((index, record.offset))
-        self._skip.add((index, record.offset))
 
-    # --- snapshots and the turn log ---------------------------------------------------------
+    # --- snapshots and recovery ---------------------------------------------------------------
 
     def _offsets(self) -> dict[str, int]:
         return {offsets_key(t, p): off for (t, p), off in self.applied.items()}
 
-    def _turns_message(self) -> Outgoing:
-        return snapshot_message(
-            self.snapshots_topic,
-            Snapshot(
-                key=self.turns_key,
-                offsets=self._offsets(),
-                seq=self.snapshot_no,
-                state=_turns_encoder.encode(TurnLog(self.snapshot_no, self.turns, self.skipped)),
-            ),
-        )
-
-    def _snapshot(self) -> list[Outgoing]:
-        self.snapshot_no += 1
-        self.turns = []
-        self._set_skipped([])
-        self.since_snapshot = 0
-        if self.snapshots_made is not None:
-            self.snapshots_made.inc()
-        state = self.dump_core(self.core)
-        self._base, self._since_base = state, []
-        snapshot = Snapshot(
-            key=self.snapshot_key,
-            offsets=self._offsets(),
-            seq=self.snapshot_no,
-            state=state,
-        )
-        return [snapshot_message(self.snapshots_topic, snapshot), self._turns_message()]
-
-    def _load(self) -> None:
-        """Set the state to the latest snapshot plus the turns recorded after it."""
-        latest = latest_snapshots(self.bus, self.snapshots_topic)
-        snapshot, turn_log = latest.get(self.snapshot_key), latest.get(self.turns_key)
+    def _load(self, *, produce: bool) -> tuple[list[Outgoing], dict[str, int]]:
+        """Set the state to the latest snapshot plus the turns journaled after it; return the
+        outputs of those turns (when ``produce``) and where the snapshot saw each output end."""
+        snapshot = latest_snapshots(self.bus, self.snapshots_topic).get(self.snapshot_key)
         self.core = self.new_core()
         self.applied = {tp: 0 for tp in self.inputs}
         self.snapshot_no = 0
         self._base, self._since_base = None, []
+        journal_from, since = 0, {}
         if snapshot is not None:
             self.core = self.load_core(snapshot.state)
             self._base = snapshot.state
             self.snapshot_no = snapshot.seq
+            journal_from, since = snapshot.journal, snapshot.outputs
             for key, off in snapshot.offsets.items():
                 topic, _, partition = key.rpartition(":")
                 if (topic, int(partition)) in self.applied:
                     self.applied[(topic, int(partition))] = off
-        self.turns = []
-        turns: list[list[tuple[int, int]]] = []
-        skipped: list[tuple[int, int]] = []
-        if turn_log is not None:
-            recorded = _turns_decoder.decode(turn_log.state)
-            if recorded.base == self.snapshot_no:
-                turns, skipped = recorded.turns, [tuple(s) for s in recorded.skipped]
-        self._set_skipped(skipped)
-        self._replay(turns)
-        self.since_snapshot = sum(
-            off - (snapshot.offsets.get(offsets_key(*tp), 0) if snapshot else 0)
-            for tp, off in self.applied.items()
-        )
+        start = dict(self.applied)
+        turns = []
+        for record in self.bus.replay(self.journal_topic, 0, journal_from):
+            try:
+                turns.append(_turn_decoder.decode(record.value or b""))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                log.error("journal record %d unreadable: skipped", record.offset)
+        self._skip = {tuple(s) for turn in turns for s in turn.skipped}
+        outputs = self._replay(turns, produce=produce)
+        self._skip = set()
+        self.skipped = []
+        self.since_snapshot = sum(off - start[tp] for tp, off in self.applied.items())
+        self.last_snapshot = self.clock()
+        return outputs, since
 
-    def _set_skipped(self, skipped: list[tuple[int, int]]) -> None:
-        self.skipped = list(skipped)
-        self._skip = set(skipped)
-
-    def _replay(self, turns: list[list[tuple[int, int]]]) -> None:
-        """Re-apply ``turns`` from the current offsets, each turn exactly as it was recorded."""
+    def _replay(self, turns: list[TurnRecord], *, produce: bool) -> list[Outgoing]:
+        """Re-apply ``turns`` from the current offsets, each turn exactly as it was journaled."""
         ends: dict[int, int] = {}
         for turn in turns:
-            for index, end in turn:
+            for index, end in turn.ends:
                 ends[index] = max(ends.get(index, 0), end)
         pending: dict[int, list[Record]] = {}
         for index, end in ends.items():
@@ -290,13 +320,43 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 records.append(record)
             pending[index] = records
         cursor = dict.fromkeys(pending, 0)
+        outputs: list[Outgoing] = []
         for turn in turns:
             batch: list[Record] = []
-            for index, end in turn:
+            for index, end in turn.ends:
                 records, i = pending[index], cursor[index]
                 while i < len(records) and records[i].offset < end:
                     batch.append(records[i])
                     i += 1
                 cursor[index] = i
-            self._apply_turn(self._fresh(batch), produce=False)
+            outputs += self._apply_turn(self._fresh(batch), produce=produce)[1]
         self.after_replay()
+        return outputs
+
+    def _missing(self, outputs: list[Outgoing], since: dict[str, int]) -> list[Outgoing]:
+        """Return ``outputs`` without those already in the log: per partition, the first n of
+        ours found after where the snapshot saw it end are these outputs' first n."""
+        wanted: dict[TopicPartition, int] = {}
+        for m in outputs:
+            assert m.partition is not None, "journaled outputs name their partition"
+            wanted[(m.topic, m.partition)] = wanted.get((m.topic, m.partition), 0) + 1
+        landed = {}
+        for topic, partition in wanted:
+            start = since.get(offsets_key(topic, partition), 0)
+            landed[(topic, partition)] = sum(
+                1 for r in self.bus.replay(topic, partition, start) if r.source == self.source
+            )
+        missing = []
+        for m in outputs:
+            tp = (m.topic, m.partition or 0)
+            if landed[tp] > 0:
+                landed[tp] -= 1
+            else:
+                missing.append(m)
+        if missing:
+            log.info(
+                "recovery: %d of %d journaled outputs were not in the log",
+                len(missing),
+                len(outputs),
+            )
+        return missing

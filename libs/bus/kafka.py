@@ -1,9 +1,10 @@
 """The bus over Apache Kafka (confluent-kafka / librdkafka).
 
-Consumers are read_committed with auto-commit off: offsets move only inside producer
-transactions (``send_offsets_to_transaction``), so outputs and input offsets commit
-together. Consumers may use static membership (``group.instance.id``) so a restarted
-service takes its partitions back at once instead of waiting out a session timeout.
+Consumers and readers are read_uncommitted with auto-commit off (``libs.bus.base`` says
+why): a record reaches its consumers as soon as it is in the log, not when the transaction
+around it commits. Offsets move only inside producer transactions, for observers. Consumers
+may use static membership (``group.instance.id``) so a restarted service takes its partitions
+back at once instead of waiting out a session timeout.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ from libs.bus.base import (
 from libs.topics import SNAPSHOT_MAX_BYTES
 
 # How long the broker may hold a fetch that finds nothing new. A fetch returns as soon as
-# records are there, read_committed ones included (a commit marker completes it): measured
+# records are there (read_committed ones too: a commit marker completes it): measured
 # with scripts/fetch_wait_latency.py, 500 ms adds no produce -> consume latency over 10 ms,
 # while 10 ms cost every idle consumer ~100 fetches/s (the idle broker's main cost).
 FETCH_WAIT_MS = 500
+
+# Everything in the log counts, whatever became of its transaction (libs.bus.base).
+ISOLATION = "read_uncommitted"
+SOURCE_HEADER = "src"
 
 _FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
@@ -118,7 +123,7 @@ class KafkaBus(Bus):
             self._base()
             | {
                 "group.id": group_id,
-                "isolation.level": "read_committed",
+                "isolation.level": ISOLATION,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
@@ -137,7 +142,7 @@ class KafkaBus(Bus):
             self._base()
             | {
                 "group.id": f"reader-{uuid.uuid4().hex}",  # never commits; required by librdkafka
-                "isolation.level": "read_committed",
+                "isolation.level": ISOLATION,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
             }
@@ -149,7 +154,7 @@ class KafkaBus(Bus):
     ) -> dict[TopicPartition, int]:
         # read_uncommitted makes librdkafka ask without require_stable, so the broker
         # answers at once even while the group has a transaction open.
-        client = self._reader(**{"group.id": group_id, "isolation.level": "read_uncommitted"})
+        client = self._reader(**{"group.id": group_id})
         try:
             wanted = [KafkaTopicPartition(t, p) for t, p in partitions]
             return _offsets(client.committed(wanted, timeout=30))
@@ -188,9 +193,27 @@ class KafkaBus(Bus):
                         if error.code() == KafkaError._PARTITION_EOF:
                             return
                         raise BusError(f"replay {topic}[{partition}]: {error}")
-                    yield Record(topic, partition, message.offset(), message.key(), message.value())
+                    yield _record(message)
         finally:
             reader.close()
+
+
+def _record(message: Any) -> Record:
+    source, others = None, []
+    for name, value in message.headers() or ():
+        if name == SOURCE_HEADER:
+            source = value
+        else:
+            others.append((name, value))
+    return Record(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.key(),
+        message.value(),
+        source,
+        tuple(others),
+    )
 
 
 def _offsets(partitions: list[KafkaTopicPartition]) -> dict[TopicPartition, int]:
@@ -247,11 +270,16 @@ class KafkaProducer(Producer):
             self._delivery_errors.append(error)
 
     def produce(self, message: Outgoing) -> None:
-        kwargs: dict[str, Any] = {"value": message.value, "key": message.key}
+        kwargs: dict[str, Any] = {
+            "value": message.value,
+            "key": message.key,
+            "on_delivery": self._on_delivery,
+        }
         if message.partition is not None:
             kwargs["partition"] = message.partition
-        if not self._transactional:
-            kwargs["on_delivery"] = self._on_delivery
+        if message.source is not None or message.headers:
+            source = () if message.source is None else ((SOURCE_HEADER, message.source),)
+            kwargs["headers"] = [*source, *message.headers]
         while True:
             try:
                 self._client.produce(message.topic, **kwargs)
@@ -264,10 +292,16 @@ class KafkaProducer(Producer):
     def flush(self, timeout: float = 30.0) -> None:
         remaining = self._client.flush(timeout)
         if remaining:
-            raise BusError(f"{remaining} messages not delivered within {timeout}s")
+            raise AbortableError(f"{remaining} messages not delivered within {timeout}s")
         if self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
-            raise BusError(f"delivery failed: {errors[0]} (+{len(errors) - 1} more)")
+            first = errors[0]
+            text = f"delivery failed: {first} (+{len(errors) - 1} more)"
+            if first.code() in _FENCED_CODES:
+                raise FencedError(text)
+            if first.fatal():
+                raise FatalError(text)
+            raise AbortableError(text)
 
     def begin(self) -> None:
         try:
@@ -338,15 +372,7 @@ class KafkaConsumer(Consumer):
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise BusError(f"consume: {error}")
-            records.append(
-                Record(
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    message.key(),
-                    message.value(),
-                )
-            )
+            records.append(_record(message))
         return records
 
     def assignment(self) -> list[TopicPartition]:

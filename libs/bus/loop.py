@@ -7,17 +7,19 @@ input offsets. A crash at any point leaves either the whole turn or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from libs.bus.base import (
     AbortableError,
     Bus,
+    BusError,
     Consumer,
     FatalError,
     FencedError,
@@ -46,6 +48,7 @@ class LoopStats:
     produced: int = 0
     aborts: int = 0
     producer_restarts: int = 0
+    commits: int = 0
 
 
 class TransactionalLoop:
@@ -149,6 +152,168 @@ class TransactionalLoop:
         self.producer.close()
 
 
+class Turn(NamedTuple):
+    """What a handler makes of one batch: the record of the turn for the journal (None: the
+    batch changed nothing) and the messages the turn produces."""
+
+    journal: Outgoing | None
+    outputs: list[Outgoing]
+
+
+class JournalHandler(Protocol):
+    """A state machine that ``JournalLoop`` runs (``libs.bus.JournaledHandler`` is one)."""
+
+    def recover(self) -> list[Outgoing]:
+        """Set the state to what the log holds (snapshot + journal) and return the outputs of
+        the journaled turns that are not in the log yet, in order."""
+
+    def handle(self, records: list[Record]) -> Turn:
+        """Apply ``records``; return the turn's journal record and outputs."""
+
+    def snapshot_due(self) -> bool: ...
+
+    def snapshot(self) -> list[Outgoing]:
+        """Return the snapshot messages; called when every earlier output is in the log."""
+
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        """Return, per input partition, the next offset the state has not applied."""
+
+
+class JournalLoop:
+    """Run a handler exactly once without a transaction per turn.
+
+    Per turn: the handler applies the batch; its journal record is produced and acknowledged
+    (``flush``) before any of its outputs is produced, so an output in the log always has
+    its turn in the journal and a restart repeats that turn exactly. Outputs are released
+    at once: consumers read uncommitted. The producer is transactional only to fence a
+    zombie (``init_transactions`` by a successor makes every later write of the old instance
+    fail) and to commit the input offsets for observers; a transaction stays open for
+    ``commit_seconds`` and is committed before a snapshot, so that every output the snapshot
+    covers is durable. Recovery (at start, and after any produce error) fences first, then
+    reads the log, so nothing a predecessor wrote can land after it was read.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        handler: JournalHandler,
+        *,
+        group_id: str,
+        transactional_id: str,
+        partitions: list[TopicPartition],
+        max_batch: int = 500,
+        poll_timeout: float = 0.1,
+        commit_seconds: float = 1.0,
+        stall_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bus = bus
+        self.handler = handler
+        self.group_id = group_id
+        self.transactional_id = transactional_id
+        self.max_batch = max_batch
+        self.poll_timeout = poll_timeout
+        self.commit_seconds = commit_seconds
+        self.clock = clock
+        self.stats = LoopStats()
+        self.consumer: Consumer = bus.consumer(
+            group_id, partitions=partitions, instance_id=transactional_id
+        )
+        self.producer: Producer | None = None
+        self.turn_started: float | None = None
+        self._opened = 0.0
+        self._start()
+        if stall_timeout is not None:
+            Watchdog(self, stall_timeout).start()
+
+    def _start(self) -> None:
+        """Fence, recover the state from the log, and produce what recovery found missing."""
+        while True:
+            try:
+                if self.producer is None:
+                    self.producer = self.bus.producer(self.transactional_id)  # fences
+                pending = self.handler.recover()
+                self.consumer.seek(self.handler.next_offsets())
+                self.producer.begin()
+                self._opened = self.clock()
+                for message in pending:
+                    self.producer.produce(message)
+                self.stats.produced += len(pending)
+                return
+            except BusError as error:
+                self._drop_producer(error)
+                time.sleep(0.5)  # the broker is away: try again (the watchdog bounds it)
+
+    def run_once(self) -> int:
+        """Process one batch (if any arrives within the poll timeout); return its size."""
+        records = self.consumer.poll_batch(self.max_batch, self.poll_timeout)
+        self.turn_started = self.clock()
+        try:
+            return self._turn(records)
+        except (AbortableError, FencedError, FatalError) as error:
+            log.warning("produce failed (%s): recovering from the log", error)
+            self._drop_producer(error)
+            self._start()
+            return 0
+        finally:
+            self.turn_started = None
+
+    def _turn(self, records: list[Record]) -> int:
+        producer = self.producer
+        assert producer is not None
+        turn = self.handler.handle(records) if records else Turn(None, [])
+        if turn.journal is not None:
+            producer.produce(turn.journal)
+            producer.flush()  # the turn is in the journal before any effect of it is out
+        for message in turn.outputs:
+            producer.produce(message)
+        if self.handler.snapshot_due():
+            self._commit()
+            for message in self.handler.snapshot():
+                producer.produce(message)
+        elif self.clock() - self._opened >= self.commit_seconds:
+            self._commit()
+        self.stats.records += len(records)
+        self.stats.produced += len(turn.outputs)
+        if turn.journal is not None:
+            self.stats.turns += 1
+        return len(records)
+
+    def _commit(self) -> None:
+        producer = self.producer
+        assert producer is not None
+        producer.commit(self.handler.next_offsets(), self.consumer)
+        self.stats.commits += 1
+        producer.begin()
+        self._opened = self.clock()
+
+    def _drop_producer(self, error: BusError) -> None:
+        """Abort what can be aborted; recreate the producer unless the error left it usable."""
+        self.stats.aborts += 1
+        if self.producer is None:
+            return
+        if isinstance(error, AbortableError):
+            try:
+                self.producer.abort()
+                return
+            except BusError:
+                pass
+        self.stats.producer_restarts += 1
+        with contextlib.suppress(BusError):
+            self.producer.close()
+        self.producer = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set."""
+        while not stop.is_set():
+            self.run_once()
+
+    def close(self) -> None:
+        self.consumer.close()
+        if self.producer is not None:
+            self.producer.close()
+
+
 class Watchdog(threading.Thread):
     """Crash the process when one turn runs longer than ``limit`` seconds.
 
@@ -160,7 +325,7 @@ class Watchdog(threading.Thread):
 
     EXIT_CODE = 5
 
-    def __init__(self, loop: TransactionalLoop, limit: float) -> None:
+    def __init__(self, loop: TransactionalLoop | JournalLoop, limit: float) -> None:
         super().__init__(name="bus-watchdog", daemon=True)
         self.loop = loop
         self.limit = limit

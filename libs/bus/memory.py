@@ -1,6 +1,7 @@
 """An in-memory bus with Kafka's semantics where the services rely on them:
-per-partition order, transactional visibility (read_committed), offsets committed with
-the transaction, fencing of a zombie producer by a new one with the same id."""
+per-partition order, every written record visible at once (read_uncommitted: an aborted
+transaction takes nothing back), offsets committed with the transaction, and fencing of a
+zombie producer by a new one with the same id (its every later write fails)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,17 @@ class MemoryBus(Bus):
                 if partition is None:
                     partition = zlib.crc32(message.key or b"") % len(log)
                 part = log[partition]
-                part.append(Record(message.topic, partition, len(part), message.key, message.value))
+                part.append(
+                    Record(
+                        message.topic,
+                        partition,
+                        len(part),
+                        message.key,
+                        message.value,
+                        message.source,
+                        message.headers,
+                    )
+                )
             self._lock.notify_all()
 
     def _fence(self, transactional_id: str) -> int:
@@ -90,18 +101,24 @@ class MemoryBus(Bus):
             self._epochs[transactional_id] = epoch
             return epoch
 
+    def _check_epoch(self, transactional_id: str, epoch: int) -> None:
+        if self._epochs.get(transactional_id) != epoch:
+            raise FencedError(f"producer {transactional_id!r} was fenced by a newer instance")
+
+    def _write(self, transactional_id: str, epoch: int, message: Outgoing) -> None:
+        with self._lock:
+            self._check_epoch(transactional_id, epoch)
+            self._append([message])
+
     def _commit(
         self,
         transactional_id: str,
         epoch: int,
-        messages: list[Outgoing],
         group_id: str,
         offsets: dict[TopicPartition, int],
     ) -> None:
         with self._lock:
-            if self._epochs.get(transactional_id) != epoch:
-                raise FencedError(f"producer {transactional_id!r} was fenced by a newer instance")
-            self._append(messages)
+            self._check_epoch(transactional_id, epoch)
             self._committed.setdefault(group_id, {}).update(offsets)
 
 
@@ -110,40 +127,49 @@ class MemoryProducer(Producer):
         self._bus = bus
         self._id = transactional_id
         self._epoch = bus._fence(transactional_id) if transactional_id else 0
-        self._pending: list[Outgoing] | None = None
-        self.fail_next_commit: BusError | None = None  # fault injection for tests
+        self._open = False
+        # fault injection for tests: the next produce fails (nothing written) or the next
+        # flush or commit fails (what was produced stays written, as in Kafka)
+        self.fail_next_produce: BusError | None = None
+        self.fail_next_flush: BusError | None = None
+        self.fail_next_commit: BusError | None = None
 
     def produce(self, message: Outgoing) -> None:
+        failure, self.fail_next_produce = self.fail_next_produce, None
+        if failure is not None:
+            raise failure
         if self._id is None:
             self._bus._append([message])
-        elif self._pending is None:
+        elif not self._open:
             raise BusError("produce outside a transaction")
         else:
-            self._pending.append(message)
+            self._bus._write(self._id, self._epoch, message)
 
     def flush(self, timeout: float = 30.0) -> None:
-        return None
+        failure, self.fail_next_flush = self.fail_next_flush, None
+        if failure is not None:
+            raise failure
 
     def begin(self) -> None:
         if self._id is None:
             raise BusError("not a transactional producer")
-        self._pending = []
+        self._open = True
 
     def commit(self, offsets: dict[TopicPartition, int], consumer: Consumer) -> None:
-        if self._pending is None:
+        if not self._open:
             raise BusError("commit outside a transaction")
         failure, self.fail_next_commit = self.fail_next_commit, None
         if failure is not None:
             raise failure
         assert isinstance(consumer, MemoryConsumer)
-        messages, self._pending = self._pending, None
-        self._bus._commit(self._id or "", self._epoch, messages, consumer.group_id, offsets)
+        self._open = False
+        self._bus._commit(self._id or "", self._epoch, consumer.group_id, offsets)
 
     def abort(self) -> None:
-        self._pending = None
+        self._open = False
 
     def close(self) -> None:
-        self._pending = None
+        self._open = False
 
 
 class MemoryConsumer(Consumer):

@@ -1,8 +1,9 @@
-"""Snapshots on a compacted topic: a service's state plus the input offsets it covers.
+"""Snapshots on a compacted topic: a service's state plus the log positions it covers.
 
-A snapshot is produced INSIDE the service's transaction, so it is visible exactly when
-the outputs and offsets of the same turn are. On start a service loads its latest
-snapshot, then replays its inputs from the offsets the snapshot names.
+A snapshot names the next input offsets its state has not applied and, for a journaled
+service, the next journal offset and the end of every output partition when it was taken
+(every output of the turns it covers was durable by then). On start a service loads its latest
+snapshot, then replays the journal (or its inputs) from there.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from libs.bus.base import Bus, Outgoing
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     offsets: dict[str, int]  # "topic:partition" -> next offset to read
-    seq: int  # last output sequence number covered
+    seq: int  # last output sequence number covered (journaled handlers: the snapshot's number)
     state: bytes
     version: int = 1
+    journal: int = 0  # the next journal offset the state does not reflect
+    outputs: dict[str, int] = {}  # "topic:partition" -> its end when the snapshot was taken
 
 
 _encoder = msgspec.msgpack.Encoder()

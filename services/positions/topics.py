@@ -37,6 +37,10 @@ class PositionsTopics:
     def snapshots(self) -> str:
         return f"{self.prefix}positions.snapshots"
 
+    @property
+    def journal(self) -> str:
+        return f"{self.prefix}positions.journal"
+
     def inputs(self) -> list[TopicPartition]:
         """Every input partition, in the order a turn applies them: balances first (so margin
         checks see the freshest), then the matcher's facts, then index prices (so marks use

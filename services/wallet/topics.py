@@ -37,6 +37,10 @@ class WalletTopics:
     def snapshots(self) -> str:
         return f"{self.prefix}wallet.snapshots"
 
+    @property
+    def journal(self) -> str:
+        return f"{self.prefix}wallet.journal"
+
     def inputs(self) -> list[TopicPartition]:
         """Every input partition, in the order a turn applies them: the matcher's facts first,
         then the position engine's, then the requests (which then see the freshest state)."""
