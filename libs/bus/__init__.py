@@ -1,5 +1,5 @@
-"""The Kafka bus: producers, read_committed consumers, the exactly-once loop, snapshots, the
-journaled handler."""
+"""The Kafka bus: producers, read_uncommitted consumers, the exactly-once loops, snapshots,
+the journaled handler."""
 
 from libs.bus.base import (
     AbortableError,
@@ -15,7 +15,7 @@ from libs.bus.base import (
     next_offsets,
 )
 from libs.bus.journal import JournaledHandler
-from libs.bus.loop import Handler, LoopStats, TransactionalLoop
+from libs.bus.loop import Handler, JournalLoop, LoopStats, TransactionalLoop, Turn
 from libs.bus.memory import MemoryBus
 from libs.bus.snapshots import Snapshot, latest_snapshots, load_snapshot, snapshot_message
 
@@ -27,6 +27,7 @@ __all__ = [
     "FatalError",
     "FencedError",
     "Handler",
+    "JournalLoop",
     "JournaledHandler",
     "LoopStats",
     "MemoryBus",
@@ -36,6 +37,7 @@ __all__ = [
     "Snapshot",
     "TopicPartition",
     "TransactionalLoop",
+    "Turn",
     "latest_snapshots",
     "load_snapshot",
     "next_offsets",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from libs.bus import TransactionalLoop
+from libs.bus import JournalLoop
 from libs.bus.kafka import KafkaBus
 from libs.bus.snapshots import offsets_key
 from libs.ops import OpsServer, configure_logging, stop_on_signals
@@ -30,6 +30,7 @@ def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
         bus,
         PositionsTopics(settings.topic_prefix),
         snapshot_every=settings.snapshot_every,
+        snapshot_seconds=settings.snapshot_seconds,
         funding_interval_seconds=settings.funding_interval_seconds,
         basis_window=settings.basis_window,
     )
@@ -52,16 +53,16 @@ def publish(service: PositionsService, model: RedisReadModel | None) -> None:
 
 def run(settings: PositionsSettings, stop: threading.Event) -> None:
     bus, service = build(settings)
-    loop = TransactionalLoop(
+    loop = JournalLoop(  # fences the previous engine, then recovers the state from the log
         bus,
         service,
         group_id=settings.positions_group_id,
         transactional_id=settings.positions_transactional_id,
         partitions=service.inputs,
         max_batch=settings.max_batch,
+        commit_seconds=settings.commit_seconds,
         stall_timeout=settings.stall_seconds,
     )
-    service.rewind(loop.consumer.committed())  # snapshot + recorded turns: the committed state
     ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)
     model = RedisReadModel(settings.redis_url) if settings.redis_url else None
     log.info("positions ready: %s", service.digest_json())
@@ -85,7 +86,7 @@ def main() -> None:
 
 
 def rebuild() -> dict:
-    """Return the digest of the state rebuilt from the topics alone (snapshot + turn log)."""
+    """Return the digest of the state rebuilt from the topics alone (snapshot + journal)."""
     from libs.settings import load_settings
 
     settings = load_settings(PositionsSettings)

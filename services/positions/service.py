@@ -2,9 +2,9 @@
 
 Inputs from three topics interleave differently from run to run, and margin checks depend on
 that interleaving (a balance against a mark). So, like the wallet, the engine is a
-``libs.bus.JournaledHandler``: every transaction also writes, to ``positions.snapshots`` under
-the key ``positions.turns``, the turns since the latest snapshot, and a rewind re-applies exactly
-those turns in their canonical order (``PositionsTopics.inputs`` order, then offset).
+``libs.bus.JournaledHandler``: every turn appends its record to ``positions.journal`` before its
+outputs go out, and a recovery re-applies exactly those turns in their canonical order
+(``PositionsTopics.inputs`` order, then offset).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from services.positions.topics import PositionsTopics
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "positions"
-TURNS_KEY = "positions.turns"
 
 MALFORMED = Counter(
     "positions_malformed_total", "Input records skipped as malformed or unknown", ["topic"]
@@ -52,10 +51,9 @@ INDEX_CODEC = Codec(IndexPriceTick)
 
 
 class PositionsService(JournaledHandler[PositionsCore, Out]):
-    """The handler ``libs.bus.TransactionalLoop`` runs: one instance owns every input."""
+    """The handler ``libs.bus.JournalLoop`` runs: one instance owns every input."""
 
     snapshot_key = SNAPSHOT_KEY
-    turns_key = TURNS_KEY
     snapshots_made = SNAPSHOTS
     rewinds = REWINDS
 
@@ -65,6 +63,7 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         topics: PositionsTopics,
         *,
         snapshot_every: int = 1000,
+        snapshot_seconds: float = 0.0,
         specs: dict[str, SymbolSpec] | None = None,
         funding_interval_seconds: int | None = None,
         basis_window: int = 60,
@@ -80,7 +79,15 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
             "funding_interval_seconds": funding_interval_seconds,
             "basis_window": basis_window,
         }
-        super().__init__(bus, topics.inputs(), topics.snapshots, snapshot_every=snapshot_every)
+        super().__init__(
+            bus,
+            topics.inputs(),
+            topics.snapshots,
+            journal_topic=topics.journal,
+            outputs=[topics.events, topics.commands],
+            snapshot_every=snapshot_every,
+            snapshot_seconds=snapshot_seconds,
+        )
 
     # --- the journal's hooks -----------------------------------------------------------------
 

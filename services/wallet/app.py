@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from libs.bus import TransactionalLoop
+from libs.bus import JournalLoop
 from libs.bus.kafka import KafkaBus
 from libs.ops import OpsServer, configure_logging, stop_on_signals
 from services.wallet.read_model import RedisReadModel, picture
@@ -20,15 +20,18 @@ LOOK_EVERY_SECONDS = 1.0  # how often an idle wallet asks Redis whether it lost 
 
 
 def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
-    # A killed wallet's open transaction blocks committed-offset reads until its successor
-    # aborts it or it times out: keep the timeout short.
+    # A transaction stays open commit_seconds; a killed wallet's is aborted by its successor
+    # at once (the fence), and otherwise times out soon.
     bus = KafkaBus(
         settings.kafka_bootstrap_servers,
         client_id="wallet",
         producer_config={"transaction.timeout.ms": 10000},
     )
     service = WalletService(
-        bus, WalletTopics(settings.topic_prefix), snapshot_every=settings.snapshot_every
+        bus,
+        WalletTopics(settings.topic_prefix),
+        snapshot_every=settings.snapshot_every,
+        snapshot_seconds=settings.snapshot_seconds,
     )
     return bus, service
 
@@ -63,16 +66,16 @@ def publish(service: WalletService, model: RedisReadModel | None, *, look: bool 
 
 def run(settings: WalletSettings, stop: threading.Event) -> None:
     bus, service = build(settings)
-    loop = TransactionalLoop(
+    loop = JournalLoop(  # fences the previous wallet, then recovers the state from the log
         bus,
         service,
         group_id=settings.wallet_group_id,
         transactional_id=settings.wallet_transactional_id,
         partitions=service.inputs,
         max_batch=settings.max_batch,
+        commit_seconds=settings.commit_seconds,
         stall_timeout=settings.stall_seconds,
     )
-    service.rewind(loop.consumer.committed())  # snapshot + recorded turns: the committed state
     ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)
     model = RedisReadModel(settings.redis_url) if settings.redis_url else None
     log.info("wallet ready: %s", service.digest_json())
@@ -100,7 +103,7 @@ def main() -> None:
 
 
 def rebuild() -> dict:
-    """Return the digest of the state rebuilt from the topics alone (snapshot + turn log)."""
+    """Return the digest of the state rebuilt from the topics alone (snapshot + journal)."""
     from libs.settings import load_settings
 
     settings = load_settings(WalletSettings)

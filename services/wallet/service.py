@@ -1,10 +1,9 @@
 """The wallet's Kafka handler: decode, apply to the core, produce, snapshot, rewind.
 
 Inputs from three topics interleave differently from run to run, and the pre-trade check
-depends on that interleaving. So the wallet is a ``libs.bus.JournaledHandler``: every
-transaction also writes, to ``wallet.snapshots`` under the key ``wallet.turns``, the turns
-since the latest snapshot, and a rewind re-applies exactly those turns in their canonical order
-(``WalletTopics.inputs`` order, then offset).
+depends on that interleaving. So the wallet is a ``libs.bus.JournaledHandler``: every turn
+appends its record to ``wallet.journal`` before its outputs go out, and a recovery re-applies
+exactly those turns in their canonical order (``WalletTopics.inputs`` order, then offset).
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from services.wallet.topics import WalletTopics
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = "wallet"
-TURNS_KEY = "wallet.turns"
 
 MALFORMED = Counter(
     "wallet_malformed_total", "Input records skipped as malformed or unknown", ["topic"]
@@ -60,14 +58,20 @@ POSITION_CODEC = Codec(*concrete_kinds(PositionEvent))
 
 
 class WalletService(JournaledHandler[WalletCore, Message]):
-    """The handler ``libs.bus.TransactionalLoop`` runs: one instance owns every input partition."""
+    """The handler ``libs.bus.JournalLoop`` runs: one instance owns every input partition."""
 
     snapshot_key = SNAPSHOT_KEY
-    turns_key = TURNS_KEY
     snapshots_made = SNAPSHOTS
     rewinds = REWINDS
 
-    def __init__(self, bus: Bus, topics: WalletTopics, *, snapshot_every: int = 1000) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        topics: WalletTopics,
+        *,
+        snapshot_every: int = 1000,
+        snapshot_seconds: float = 0.0,
+    ) -> None:
         self.topics = topics
         self._codecs = {
             topics.requests: REQUEST_CODEC,
@@ -76,7 +80,15 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         }
         self.dirty: set[int] = set()  # users whose read model changed since the last publish
         self.published_offsets: dict[str, int] = {}  # the applied offsets last written
-        super().__init__(bus, topics.inputs(), topics.snapshots, snapshot_every=snapshot_every)
+        super().__init__(
+            bus,
+            topics.inputs(),
+            topics.snapshots,
+            journal_topic=topics.journal,
+            outputs=[topics.commands, topics.events],
+            snapshot_every=snapshot_every,
+            snapshot_seconds=snapshot_seconds,
+        )
 
     # --- the journal's hooks -----------------------------------------------------------------
 

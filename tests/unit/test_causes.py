@@ -41,8 +41,7 @@ def causes(prefix: str) -> dict[str, set[Cause]]:
     record = Record(f"{prefix}matcher.events", 0, 5, b"BTC-PERP", encode(FILL))
     found: dict[str, set[Cause]] = {}
     for name, service in (("wallet", wallet), ("positions", positions)):
-        outgoing = service.handle([record])
-        events = [ANY.decode(o.value) for o in outgoing if not o.topic.endswith(".snapshots")]
+        events = [ANY.decode(o.value) for o in service.handle([record]).outputs]
         found[name] = {e.cause for e in events if hasattr(e, "cause")}
     return found
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from libs.bus import MemoryBus, Outgoing, Record, TransactionalLoop
+from libs.bus import MemoryBus, Outgoing, Record, JournalLoop
 from libs.messages import BatchCompleted, Cause, Deposit, PositionChanged, encode
 from libs.topics import exchange_topics, user_partition
 from services.positions import app as positions_app
@@ -35,12 +35,12 @@ class FakeModel:
         return True
 
 
-def wallet() -> tuple[MemoryBus, WalletService, TransactionalLoop]:
+def wallet() -> tuple[MemoryBus, WalletService, JournalLoop]:
     bus = MemoryBus()
     for topic in exchange_topics():
         bus.create_topic(PREFIX + topic.name, topic.partitions)
     service = WalletService(bus, WalletTopics(PREFIX))
-    loop = TransactionalLoop(
+    loop = JournalLoop(
         bus, service, group_id="w", transactional_id="w-0", partitions=service.inputs
     )
     return bus, service, loop
@@ -64,7 +64,7 @@ def produce(bus: MemoryBus, topic: str, message, partition: int) -> None:
     bus.producer().produce(Outgoing(topic, encode(message), b"k", partition))
 
 
-def drain(loop: TransactionalLoop) -> None:
+def drain(loop: JournalLoop) -> None:
     while loop.run_once():
         pass
 

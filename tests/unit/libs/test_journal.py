@@ -1,4 +1,5 @@
-"""The journaled handler on its own: a counter over two inputs on the in-memory bus."""
+"""The journaled handler and its loop on their own: a counter over two inputs on the in-memory
+bus (which, like Kafka read_uncommitted, shows every written record at once)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import msgspec
 from libs.bus import (
     AbortableError,
     JournaledHandler,
+    JournalLoop,
     MemoryBus,
     Outgoing,
     Record,
-    TransactionalLoop,
     latest_snapshots,
 )
-from libs.bus.journal import TurnLog
+from libs.bus.journal import TurnRecord
 
 FIRST, SECOND = ("count.first", 0), ("count.second", 0)  # the canonical input order
 SNAPSHOTS = "count.snapshots"
+JOURNAL = "count.journal"
 OUT = "count.out"
 
 
@@ -34,10 +36,16 @@ class CountHandler(JournaledHandler[Count, int]):
     """Add each record's digit to the total; produce the new total."""
 
     snapshot_key = "count"
-    turns_key = "count.turns"
 
     def __init__(self, bus: MemoryBus, *, snapshot_every: int = 1000) -> None:
-        super().__init__(bus, [FIRST, SECOND], SNAPSHOTS, snapshot_every=snapshot_every)
+        super().__init__(
+            bus,
+            [FIRST, SECOND],
+            SNAPSHOTS,
+            journal_topic=JOURNAL,
+            outputs=[OUT],
+            snapshot_every=snapshot_every,
+        )
 
     def new_core(self) -> Count:
         return Count()
@@ -61,13 +69,9 @@ class CountHandler(JournaledHandler[Count, int]):
         return [Outgoing(OUT, str(total).encode(), partition=0) for total in produced]
 
 
-def setup(snapshot_every: int = 1000) -> tuple[MemoryBus, CountHandler, TransactionalLoop]:
-    bus = MemoryBus()
-    for topic in (FIRST[0], SECOND[0], SNAPSHOTS, OUT):
-        bus.create_topic(topic, 1)
-    counter = CountHandler(bus, snapshot_every=snapshot_every)
+def new_loop(bus: MemoryBus, counter: CountHandler) -> JournalLoop:
     # the consumer hands the second input over first: arrival order is not the canonical one
-    loop = TransactionalLoop(
+    return JournalLoop(
         bus,
         counter,
         group_id="count",
@@ -75,7 +79,14 @@ def setup(snapshot_every: int = 1000) -> tuple[MemoryBus, CountHandler, Transact
         partitions=[SECOND, FIRST],
         poll_timeout=0,
     )
-    return bus, counter, loop
+
+
+def setup(snapshot_every: int = 1000) -> tuple[MemoryBus, CountHandler, JournalLoop]:
+    bus = MemoryBus()
+    for topic in (FIRST[0], SECOND[0], SNAPSHOTS, JOURNAL, OUT):
+        bus.create_topic(topic, 1)
+    counter = CountHandler(bus, snapshot_every=snapshot_every)
+    return bus, counter, new_loop(bus, counter)
 
 
 def send(bus: MemoryBus, tp: tuple[str, int], *digits: str) -> None:
@@ -88,9 +99,8 @@ def totals(bus: MemoryBus) -> list[int]:
     return [int(r.value or b"") for r in bus.replay(OUT, 0)]
 
 
-def turn_log(bus: MemoryBus) -> TurnLog:
-    state = latest_snapshots(bus, SNAPSHOTS)["count.turns"].state
-    return msgspec.msgpack.decode(state, type=TurnLog)
+def journal(bus: MemoryBus) -> list[TurnRecord]:
+    return [msgspec.msgpack.decode(r.value, type=TurnRecord) for r in bus.replay(JOURNAL, 0)]
 
 
 def test_a_turn_applies_its_records_in_input_order_not_arrival_order() -> None:
@@ -98,31 +108,79 @@ def test_a_turn_applies_its_records_in_input_order_not_arrival_order() -> None:
     send(bus, SECOND, "2")
     send(bus, FIRST, "1", "3")
     arrived = [r for tp in (SECOND, FIRST) for r in bus.replay(*tp)]
-    out = counter.handle(arrived)
+    turn = counter.handle(arrived)
     assert counter.core.trail == "132"
-    assert [o.value for o in out if o.topic == OUT] == [b"1", b"4", b"6"]
-    assert out[-1].topic == SNAPSHOTS  # the turn log rides in the same transaction
-    assert counter.turns == [[(0, 2), (1, 1)]]
+    assert [o.value for o in turn.outputs] == [b"1", b"4", b"6"]
+    assert {o.source for o in turn.outputs} == {b"count"}  # a recovery counts its own
+    assert turn.journal is not None and turn.journal.topic == JOURNAL
+    assert msgspec.msgpack.decode(turn.journal.value, type=TurnRecord).ends == [(0, 2), (1, 1)]
 
 
-def test_an_aborted_transaction_rewinds_to_the_committed_state() -> None:
+def test_a_turn_whose_journal_record_failed_never_happened() -> None:
+    bus, counter, loop = setup()
+    send(bus, FIRST, "1", "2")
+    assert loop.run_once() == 2
+    send(bus, SECOND, "3")
+    loop.producer.fail_next_produce = AbortableError("injected")  # the journal record
+    assert loop.run_once() == 0
+    assert counter.core == Count(3, "12")  # recovered from the log: the turn is not in it
+    assert loop.run_once() == 1
+    assert counter.core == Count(6, "123")
+    assert totals(bus) == [1, 3, 6]
+    assert [t.ends for t in journal(bus)] == [[(0, 2)], [(1, 1)]]
+
+
+def test_a_turn_in_the_journal_gets_its_outputs_once_whatever_failed_after_it() -> None:
     bus, counter, loop = setup(snapshot_every=2)
     send(bus, FIRST, "1", "2")
     send(bus, SECOND, "3")
-    assert loop.run_once() == 3
-    committed = Count(6, "123")
-    assert counter.core == committed
+    assert loop.run_once() == 3  # a snapshot follows (commit first, so its outputs are durable)
     send(bus, SECOND, "4")
-    loop.producer.fail_next_commit = AbortableError("injected")
+    loop.producer.fail_next_flush = AbortableError("injected")  # the record is in, unconfirmed
     assert loop.run_once() == 0
-    assert counter.core == committed
-    assert counter.applied == {FIRST: 2, SECOND: 1}
-    assert loop.run_once() == 1
-    assert counter.core == Count(10, "1234")
-    assert totals(bus) == [1, 3, 6, 10]  # the aborted turn's output never shows
+    assert counter.core == Count(10, "1234")  # the journal holds the turn: recovery applied it
+    assert totals(bus) == [1, 3, 6, 10]  # and produced its output, which was missing
+    assert loop.run_once() == 0  # nothing is consumed twice
+    assert totals(bus) == [1, 3, 6, 10]
 
 
-def test_a_restart_loads_the_snapshot_then_replays_the_recorded_turns() -> None:
+def test_a_successor_produces_only_the_outputs_its_predecessor_did_not() -> None:
+    bus, counter, _ = setup()
+    send(bus, FIRST, "1", "2", "3")
+    turn = counter.handle([r for tp in (FIRST, SECOND) for r in bus.replay(*tp)])
+    writer = bus.producer()  # the predecessor: journal in, then one of three outputs, then killed
+    writer.produce(turn.journal)
+    writer.produce(turn.outputs[0])
+    fresh = CountHandler(bus)
+    loop = new_loop(bus, fresh)  # fences, recovers, produces what is missing
+    assert fresh.core == Count(6, "123")
+    assert totals(bus) == [1, 3, 6]
+    send(bus, SECOND, "4")
+    loop.run_once()
+    assert totals(bus) == [1, 3, 6, 10]
+
+
+def test_a_zombie_that_resumes_after_its_successor_took_over_doubles_nothing() -> None:
+    bus, zombie, old = setup()
+    send(bus, FIRST, "1")
+    old.run_once()
+    successor = CountHandler(bus)
+    new = new_loop(bus, successor)  # same transactional id: the old producer is fenced
+    send(bus, SECOND, "2")
+    new.run_once()
+    send(bus, FIRST, "3")
+    with_fence = old.producer
+    old.run_once()  # its first write fails; it recovers from the log (fencing the other)
+    assert with_fence is not old.producer
+    new.run_once()  # fenced in turn: recovers from the log
+    send(bus, SECOND, "4")
+    new.run_once()
+    old.run_once()
+    assert totals(bus) == [1, 3, 6, 10]  # each total once, in order: no effect twice
+    assert successor.core == zombie.core == Count(10, "1234")
+
+
+def test_a_restart_loads_the_snapshot_then_replays_the_journaled_turns() -> None:
     bus, counter, loop = setup(snapshot_every=3)
     send(bus, FIRST, "1")
     send(bus, SECOND, "2", "5")
@@ -132,15 +190,16 @@ def test_a_restart_loads_the_snapshot_then_replays_the_recorded_turns() -> None:
     send(bus, FIRST, "3")
     loop.run_once()
     assert counter.core.trail == "12543"
-    assert latest_snapshots(bus, SNAPSHOTS)["count"].state == b"8:125"
-    assert turn_log(bus) == TurnLog(1, [[(1, 3)], [(0, 2)]])
+    snapshot = latest_snapshots(bus, SNAPSHOTS)["count"]
+    assert snapshot.state == b"8:125"
+    assert [t.ends for t in journal(bus)[snapshot.journal :]] == [[(1, 3)], [(0, 2)]]
     # read as one turn, the same records would apply in another order ...
     naive = CountHandler(bus)
     naive.handle([r for tp in (SECOND, FIRST) for r in bus.replay(*tp)])
     assert naive.core.trail == "13254"
-    # ... the restart repeats the turns as they were committed
+    # ... the restart repeats the turns as they were journaled
     fresh = CountHandler(bus, snapshot_every=3)
-    fresh.rewind(loop.consumer.committed())
+    fresh.rewind()
     assert fresh.core == counter.core
     assert fresh.applied == counter.applied
     assert (fresh.snapshot_no, fresh.since_snapshot) == (1, 2)

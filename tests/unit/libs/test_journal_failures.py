@@ -1,19 +1,19 @@
 """The journal's guard: an input the core cannot apply, or whose output cannot be encoded, is
-undone, logged, counted and skipped; a rewind skips it again from the turn log."""
+undone, logged, counted and skipped; a recovery skips it again from the journal."""
 
 from __future__ import annotations
 
-from libs.bus import Outgoing, Record, TransactionalLoop, latest_snapshots
+from libs.bus import JournalLoop, Outgoing, Record, latest_snapshots
 from tests.unit.libs.test_journal import (
     FIRST,
     SECOND,
     SNAPSHOTS,
     Count,
     CountHandler,
+    journal,
     send,
     setup,
     totals,
-    turn_log,
 )
 
 POISON = "!"  # adds 100 to the state, then raises: a core that fails half-way
@@ -51,7 +51,7 @@ class FragileCount(CountHandler):
 def fragile(snapshot_every: int = 1000):
     bus, _, _ = setup()
     handler = FragileCount(bus, snapshot_every=snapshot_every)
-    loop = TransactionalLoop(
+    loop = JournalLoop(
         bus,
         handler,
         group_id="fragile",
@@ -69,7 +69,7 @@ def test_a_core_that_raises_half_way_is_put_back_and_the_input_skipped_and_count
     assert handler.core == Count(3, "1,2,")  # nothing of the poison's +100
     assert handler.failures == [(FIRST[0], 0, 1)]
     assert totals(bus) == [1, 3]
-    assert turn_log(bus).skipped == [(0, 1)]
+    assert journal(bus)[-1].skipped == [(0, 1)]
     assert handler.full_publish
 
 
@@ -83,7 +83,7 @@ def test_an_output_that_cannot_be_encoded_skips_its_input_with_its_effect() -> N
     assert totals(bus) == [600, 607]
 
 
-def test_a_rewind_and_a_rebuild_skip_the_same_inputs_from_the_turn_log() -> None:
+def test_a_recovery_and_a_rebuild_skip_the_same_inputs_from_the_journal() -> None:
     bus, handler, loop = fragile(snapshot_every=4)
     send(bus, FIRST, "1", "2", "3")
     loop.run_once()
@@ -94,10 +94,12 @@ def test_a_rewind_and_a_rebuild_skip_the_same_inputs_from_the_turn_log() -> None
     loop.run_once()
     assert handler.core == Count(15, "1,2,3,4,5,")
     assert len(handler.failures) == 3
-    assert latest_snapshots(bus, SNAPSHOTS)["count"].state == b"10:1,2,3,4,"
-    assert turn_log(bus).skipped == [(0, 3), (1, 2)]  # since snapshot 1: not SECOND@0
+    snapshot = latest_snapshots(bus, SNAPSHOTS)["count"]
+    assert snapshot.state == b"10:1,2,3,4,"
+    since = journal(bus)[snapshot.journal :]
+    assert [s for t in since for s in t.skipped] == [(0, 3), (1, 2)]  # not SECOND@0: before it
     rebuilt = FragileCount(bus, snapshot_every=4)
-    rebuilt.rewind(loop.consumer.committed())
+    rebuilt.rewind()
     assert rebuilt.core == handler.core
     assert rebuilt.applied == handler.applied
     assert rebuilt.failures == []  # skipped by the log: never tried again

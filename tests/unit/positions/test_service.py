@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from libs.bus import MemoryBus, Outgoing, TransactionalLoop
+from libs.bus import MemoryBus, Outgoing, JournalLoop
 from libs.messages import (
     ANY,
     AccountUpdated,
@@ -55,7 +55,7 @@ class Stack:
         self.service = PositionsService(
             self.bus, TOPICS, snapshot_every=self.snapshot_every, **self.options
         )
-        self.loop = TransactionalLoop(
+        self.loop = JournalLoop(
             self.bus,
             self.service,
             group_id="positions",

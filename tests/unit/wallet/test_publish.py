@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from libs.bus import MemoryBus, Outgoing, TransactionalLoop
+from libs.bus import MemoryBus, Outgoing, JournalLoop
 from libs.messages import Deposit, encode
 from libs.topics import exchange_topics, user_partition
 from services.wallet import app
@@ -35,12 +35,12 @@ class Redis:
         return self.ready  # a partial write into a lost picture reports it
 
 
-def running_wallet(*users: int) -> tuple[MemoryBus, WalletService, TransactionalLoop]:
+def running_wallet(*users: int) -> tuple[MemoryBus, WalletService, JournalLoop]:
     bus = MemoryBus()
     for topic in exchange_topics():
         bus.create_topic(PREFIX + topic.name, topic.partitions)
     service = WalletService(bus, WalletTopics(PREFIX))
-    loop = TransactionalLoop(
+    loop = JournalLoop(
         bus, service, group_id="w", transactional_id="w-0", partitions=service.inputs
     )
     for user in users:
@@ -48,7 +48,7 @@ def running_wallet(*users: int) -> tuple[MemoryBus, WalletService, Transactional
     return bus, service, loop
 
 
-def deposit(bus: MemoryBus, service: WalletService, loop: TransactionalLoop, user: int) -> None:
+def deposit(bus: MemoryBus, service: WalletService, loop: JournalLoop, user: int) -> None:
     message = Deposit(request_id=f"d{next(REQUESTS)}", user_id=user, amount=10**10)
     topic = service.topics.requests
     bus.producer().produce(Outgoing(topic, encode(message), b"k", user_partition(user)))
