@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from libs.bus import MemoryBus, Outgoing, Record, JournalLoop
+from libs.bus import JournalLoop, MemoryBus, Outgoing, Record
 from libs.messages import BatchCompleted, Cause, Deposit, PositionChanged, encode
 from libs.topics import exchange_topics, user_partition
 from services.positions import app as positions_app

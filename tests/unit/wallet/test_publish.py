@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from libs.bus import MemoryBus, Outgoing, JournalLoop
+from libs.bus import JournalLoop, MemoryBus, Outgoing
 from libs.messages import Deposit, encode
 from libs.topics import exchange_topics, user_partition
 from services.wallet import app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from libs.bus import MemoryBus, Outgoing, JournalLoop
+from libs.bus import JournalLoop, MemoryBus, Outgoing
 from libs.messages import (
     ANY,
     AccountUpdated,

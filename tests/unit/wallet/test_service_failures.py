@@ -47,7 +47,8 @@ def test_an_input_that_raises_half_way_is_undone_skipped_counted_and_skipped_aga
     assert service.core.positions == {}  # the half-applied position is gone
     assert service.core.balance(1) == 3007 * USDT  # and the wallet went on
     assert service.full_publish  # the read model is rewritten from the restored state
-    turns = [msgspec.msgpack.decode(r.value, type=TurnRecord) for r in bus.replay(TOPICS.journal, 0)]
+    journal = bus.replay(TOPICS.journal, 0)
+    turns = [msgspec.msgpack.decode(r.value, type=TurnRecord) for r in journal]
     index = service.inputs.index((TOPICS.position_events, user_partition(1)))
     assert [s for t in turns for s in t.skipped] == [(index, 0)]
     rebuilt = WalletService(bus, TOPICS, snapshot_every=3)
