@@ -343,6 +343,7 @@ class KafkaConsumer(Consumer):
     ) -> None:
         self.group_id = group_id
         self._client = KafkaConsumerClient(config)
+        self._assigned = partitions  # manual assignment (None: a group subscription)
         if partitions is not None:
             self._client.assign([KafkaTopicPartition(t, p, OFFSET_STORED) for t, p in partitions])
         elif topics:
@@ -389,6 +390,17 @@ class KafkaConsumer(Consumer):
         )
 
     def seek(self, offsets: dict[TopicPartition, int]) -> None:
+        if self._assigned is not None:
+            # re-assigning works at any time; seek fails on a partition not fetching yet
+            self._client.assign(
+                [
+                    KafkaTopicPartition(t, p, max(offsets[(t, p)], 0))
+                    if (t, p) in offsets
+                    else KafkaTopicPartition(t, p, OFFSET_STORED)
+                    for t, p in self._assigned
+                ]
+            )
+            return
         for (topic, partition), offset in offsets.items():
             self._client.seek(KafkaTopicPartition(topic, partition, max(offset, 0)))
 
