@@ -290,7 +290,17 @@ class KafkaProducer(Producer):
                 raise _translate(error, "produce") from error
 
     def flush(self, timeout: float = 30.0) -> None:
-        remaining = self._client.flush(timeout)
+        try:
+            remaining = self._client.flush(timeout)
+        except KafkaException as error:
+            raise _translate(error, "flush") from error
+        except SystemError as error:
+            # a fatal error (fenced) raised while delivery callbacks ran: confluent-kafka
+            # wraps it; the KafkaException is the context
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, KafkaException):
+                raise _translate(cause, "flush") from error
+            raise
         if remaining:
             raise AbortableError(f"{remaining} messages not delivered within {timeout}s")
         if self._delivery_errors:

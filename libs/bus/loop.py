@@ -222,6 +222,7 @@ class JournalLoop:
         self.producer: Producer | None = None
         self.turn_started: float | None = None
         self._opened = 0.0
+        self._changed = True  # since the last commit: something consumed or produced
         self._start()
         if stall_timeout is not None:
             Watchdog(self, stall_timeout).start()
@@ -267,12 +268,13 @@ class JournalLoop:
             producer.flush()  # the turn is in the journal before any effect of it is out
         for message in turn.outputs:
             producer.produce(message)
+        self._changed = self._changed or bool(records) or turn.journal is not None
         if self.handler.snapshot_due():
             self._commit()
             for message in self.handler.snapshot():
                 producer.produce(message)
-        elif self.clock() - self._opened >= self.commit_seconds:
-            self._commit()
+        elif self._changed and self.clock() - self._opened >= self.commit_seconds:
+            self._commit()  # an idle loop commits nothing: no broker work when nothing moves
         self.stats.records += len(records)
         self.stats.produced += len(turn.outputs)
         if turn.journal is not None:
@@ -284,6 +286,7 @@ class JournalLoop:
         assert producer is not None
         producer.commit(self.handler.next_offsets(), self.consumer)
         self.stats.commits += 1
+        self._changed = False
         producer.begin()
         self._opened = self.clock()
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Histogram
 
-from libs.bus.kafka import FETCH_WAIT_MS, fetch_ready
+from libs.bus.kafka import FETCH_WAIT_MS, ISOLATION, fetch_ready
 from libs.messages import ANY, DecodeError, Message, encode
 from libs.topics import user_partition
 from services.gateway.freshness import ReplyPositions
@@ -123,7 +123,7 @@ class ReplyListener:
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": f"gateway-replies-{uuid.uuid4().hex}",  # never commits
-                "isolation.level": "read_committed",
+                "isolation.level": ISOLATION,  # every record in the log is a fact
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": FETCH_WAIT_MS,  # long-poll: answers still come at once
                 "client.id": "gateway-replies",

@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
 from libs.bus import Record
-from libs.bus.kafka import FETCH_WAIT_MS, fetch_ready
+from libs.bus.kafka import FETCH_WAIT_MS, ISOLATION, fetch_ready
 from libs.messages import (
     AmendOrder,
     CancelAll,
@@ -155,7 +155,7 @@ class RedisReadModel:
 
 
 class PartitionReader:
-    """A read_committed consumer of every partition of the given topics, each from a given
+    """A consumer (read_uncommitted) of every partition of the given topics, each from a given
     offset. No consumer group: nothing is committed to Kafka."""
 
     def __init__(
@@ -166,7 +166,7 @@ class PartitionReader:
                 "bootstrap.servers": bootstrap,
                 "client.id": "gateway-projector",
                 "group.id": f"gateway-projector-{uuid.uuid4().hex}",  # required; never used
-                "isolation.level": "read_committed",
+                "isolation.level": ISOLATION,  # every record in the log is a fact
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",

@@ -1,51 +1,35 @@
-"""A consume-transform-produce worker for the crash test: ``python -m ... BOOTSTRAP NAME``.
+"""A journaled echo worker for the crash test: ``python -m ... BOOTSTRAP NAME PARTITIONS``.
 
-Each input record becomes one output carrying the input's partition and offset, produced
-slowly so that a SIGKILL lands in the middle of a transaction.
+Each input record becomes its outputs (``tests.integration.bus.echo``), applied slowly so that
+a SIGKILL lands anywhere: between a turn's journal record and its outputs, among its outputs,
+or in an open transaction.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 
-from libs.bus import Outgoing, Record, TransactionalLoop
+from libs.bus import JournalLoop
 from libs.bus.kafka import KafkaBus
+from tests.integration.bus.echo import Echo
 
 
-class SlowEcho:
-    def __init__(self, sink: str) -> None:
-        self.sink = sink
-
-    def handle(self, records: list[Record]) -> list[Outgoing]:
-        time.sleep(0.002 * len(records))  # work in progress: the window a crash can hit
-        return [
-            Outgoing(
-                self.sink, b"%d:%d" % (r.partition, r.offset), key=r.key, partition=r.partition
-            )
-            for r in records
-        ]
-
-    def rewind(self, committed) -> None:
-        return None  # stateless
-
-
-def main(bootstrap: str, name: str) -> None:
-    # A killed worker's open transaction blocks committed-offset reads (KIP-447) until the
-    # successor aborts it or it times out: keep the timeout short so the test can poll.
+def main(bootstrap: str, name: str, partitions: int) -> None:
     bus = KafkaBus(bootstrap, producer_config={"transaction.timeout.ms": 5000})
-    loop = TransactionalLoop(
+    echo = Echo(bus, name, partitions, delay=0.002, snapshot_every=400)
+    loop = JournalLoop(
         bus,
-        SlowEcho(f"{name}-out"),
+        echo,
         group_id=f"{name}-g",
         transactional_id=f"{name}-tx",
-        topics=[f"{name}-in"],
+        partitions=echo.inputs,
         max_batch=50,
+        commit_seconds=0.5,
     )
     print("worker ready", flush=True)
     loop.run(threading.Event())
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
