@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.symbols import default_symbols
@@ -69,7 +69,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate(settings.database_url)
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        # a request waits (up to 2 s) for a free connection instead of failing when a burst
+        # has them all in use
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=128, timeout=2, decode_responses=True
+        )
+        redis = Redis(connection_pool=pool)
         store = UserStore.from_url(settings.database_url)
         tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
         limiter = RateLimiter(redis)

@@ -4,7 +4,8 @@ Codes follow Binance USDⓈ-M where one exists (the engines' rejections already 
 gateway's own: -1002 unauthorized, -1003 too many requests, -1021 stale timestamp,
 -1022 bad signature, -1102 missing parameter, -1130 invalid parameter, -2013 no such order,
 -4000 forbidden, -4090 conflict, -1413 body too large (413), -1000 unexpected (a 5xx: a bug),
-and -1001 with a 503 when the request did not reach the log (safe to retry).
+and -1001 with a 503 when the request did not reach the log or Redis cannot serve (safe to
+retry).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 log = logging.getLogger("services.gateway")
@@ -70,6 +72,17 @@ def install(app: FastAPI) -> None:
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
         return JSONResponse(
             _body(error.status_code, str(error.detail)), error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(RedisError)
+    async def redis_error(request: Request, error: RedisError) -> JSONResponse:
+        # the limiter or the read model is unreachable or out of connections: an outage of
+        # ours, not a bug; nothing reached the log, so the client may retry
+        log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, error)
+        return JSONResponse(
+            _body(-1001, "Internal error; unable to process your request. Please try again."),
+            503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
