@@ -188,6 +188,9 @@ class MatcherService:
         assert self.consumer is not None, "a live matcher has a consumer"
         self.turn_started = time.monotonic()
         try:
+            # before the poll: a recovery seeks the consumer, so what it polled before the
+            # seek would skip commands
+            self._retry_pending()
             try:
                 records = self.consumer.poll_batch(self.max_poll, self.poll_timeout)
             except self.bus_errors as error:
@@ -196,7 +199,6 @@ class MatcherService:
                 log.warning("consume failed (%s): retrying", error)
                 time.sleep(self.retry_seconds)
                 records = []
-            self._retry_pending()
             if records:
                 self.handle(records)
             self._commit_due()
