@@ -27,6 +27,7 @@ from services.matcher.settings import MatcherSettings
 log = logging.getLogger("matcher")
 
 LAG_EVERY = 5.0
+KAFKA_ERRORS = (BusError, KafkaException, SystemError)
 
 
 class DigestRequests:
@@ -97,8 +98,10 @@ def run(settings: MatcherSettings | None = None) -> int:
         snapshot_every=settings.matcher_snapshot_every,
         snapshot_seconds=settings.matcher_snapshot_seconds,
         commit_seconds=settings.matcher_commit_seconds,
-        # librdkafka raises some errors untranslated (seek, committed, metadata)
-        bus_errors=(BusError, KafkaException),
+        # librdkafka raises some errors untranslated (seek, metadata), and confluent-kafka
+        # a fenced producer's flush as SystemError (libs.bus translates both on main since
+        # 076386d; this stays harmless after that merge)
+        bus_errors=KAFKA_ERRORS,
         metrics=metrics,
     )
     # a plain consumer: per owned symbol, the service's transactional producer writes
@@ -140,7 +143,7 @@ def run(settings: MatcherSettings | None = None) -> int:
 def _update_lag(service: MatcherService, metrics: MatcherMetrics) -> None:
     try:
         lags = service.lag()
-    except (BusError, KafkaException) as error:
+    except KAFKA_ERRORS as error:
         log.warning("lag not updated: %s", error)
         return
     for symbol, lag in lags.items():
