@@ -28,14 +28,12 @@ def rebuild(settings: MatcherSettings, symbol: str) -> dict:
         KafkaBus(settings.kafka_bootstrap_servers, client_id="matcher-rebuild"),
         InlineLink(specs),
         listed,
-        committed=lambda tps: {},
         commands_topic=settings.commands_topic,
         events_topic=settings.events_topic,
         snapshots_topic=settings.snapshots_topic,
     )
-    service.load(symbol, listed.index(symbol))
-    service.loaded.add(symbol)
-    return service.digest(symbol)
+    service.load(symbol, listed.index(symbol))  # produces nothing: the live matcher may run
+    return service.book_digest(symbol)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ the I/O process itself, inline, in tests). Frames are MessagePack arrays:
 
     in                                          out
     [BATCH, symbol, [[offset, cmd], ...], emit] [BATCH, symbol, [event, ...], last_offset, seq,
-                                                 step_ns, malformed, [failed offset, ...]]
+                                                 step_ns, malformed, [failed offset, ...],
+                                                 events made (emitted or not)]
     [LOAD, symbol, snapshot_state | None]       [LOAD, symbol, last_offset, seq]
     [UNLOAD, symbol]                            [UNLOAD, symbol]
     [SNAPSHOT, symbol]                          [SNAPSHOT, symbol, state, last_offset, seq]
@@ -126,6 +127,7 @@ class CoreHost:
                 step_ns,
                 malformed,
                 failed,
+                len(payload),
             ]
         )
 

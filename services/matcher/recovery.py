@@ -1,17 +1,29 @@
 """Rebuild a symbol's book from the topics: its latest snapshot, then the commands after it,
-replayed in the batches the live matcher formed (read back from its BatchCompleted events),
-so the replay reproduces the original state exactly."""
+replayed in the batches the live matcher formed, so the replay reproduces the original state
+exactly.
+
+The batches are journaled in the output itself: the first event of every batch carries a
+``cut`` header naming the batch's first and last command offsets. The partition has one
+writer and the idempotent producer keeps its order, so whatever part of a batch reached the
+log, its cut did first: a batch whose events only partly landed is still known.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from libs.bus import Bus, Snapshot, load_snapshot
 from libs.bus.snapshots import offsets_key
-from libs.messages import BatchCompleted, Codec, DecodeError
 
-BATCH_EVENTS = Codec(BatchCompleted)
+log = logging.getLogger("matcher")
+
+CUT = "cut"  # header of a batch's first event: b"<first offset>,<last offset>"
+
+
+def cut_header(first: int, last: int) -> tuple[str, bytes]:
+    return CUT, f"{first},{last}".encode()
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,14 @@ class Plan:
     snapshot: Snapshot | None
     next_offset: int  # first command offset after the snapshot
     events_from: int  # matcher.events offset from which the later batches are recorded
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What the symbol's events partition holds after the snapshot."""
+
+    cuts: list[tuple[int, int]]  # (first, last) command offsets of every batch, in order
+    events: int  # how many events
 
 
 def plan(
@@ -46,22 +66,29 @@ def plan(
     )
 
 
-def recorded_batches(
+def landed(
     bus: Bus, events_topic: str, partition: int, events_from: int, after_offset: int
-) -> list[tuple[int, int]]:
-    """Return the (first, last) command offsets of every batch recorded after ``after_offset``."""
-    ranges = []
+) -> Landed:
+    """Read the events partition from ``events_from``: the batch cuts of commands at or after
+    ``after_offset``, and the number of events (control records hold offsets but are no
+    records, so the events are counted, not the offsets subtracted)."""
+    cuts: list[tuple[int, int]] = []
+    events = 0
     for record in bus.replay(events_topic, partition, events_from):
-        value = record.value or b""
-        if b"BatchCompleted" not in value:  # cheap filter before decoding
-            continue
-        try:
-            event = BATCH_EVENTS.decode(value)
-        except DecodeError:
-            continue
-        if event.cmd_offset >= after_offset:
-            ranges.append((event.first_offset, event.cmd_offset))
-    return ranges
+        events += 1
+        for name, value in record.headers:
+            if name != CUT:
+                continue
+            try:
+                first, last = (int(part) for part in value.split(b","))
+            except ValueError:
+                log.error(
+                    "%s[%d]@%d: unreadable cut %r", events_topic, partition, record.offset, value
+                )
+                continue
+            if first >= after_offset:
+                cuts.append((first, last))
+    return Landed(cuts, events)
 
 
 def replay_batches(
@@ -75,7 +102,8 @@ def replay_batches(
     """Yield [[offset, command bytes], ...] batches for the commands in [start, end).
 
     A command inside a recorded range joins that range's batch; a command outside every
-    range (one that never decoded, so it formed no batch) is yielded alone.
+    range (in a batch of only malformed commands, which made no event and so no cut) is
+    yielded alone.
     """
     if start >= end:
         return

@@ -8,7 +8,7 @@ from libs.settings import KafkaSettings
 
 
 class MatcherSettings(KafkaSettings):
-    matcher_instance: str = Field("0", description="this instance's name: its transactional id")
+    matcher_instance: str = Field("0", description="this instance's name: its group member id")
     matcher_group_id: str = Field("matcher", description="consumer group of the matcher instances")
     matcher_symbols: str = Field(
         "", description="comma-separated symbols to own; empty = as the consumer group assigns"
@@ -18,7 +18,11 @@ class MatcherSettings(KafkaSettings):
     matcher_core_cpu: int | None = Field(None, description="CPU to pin the core to; None = last")
     matcher_sched_fifo: bool = Field(False, description="ask for SCHED_FIFO (needs privileges)")
     matcher_max_batch: int = Field(256, ge=1, le=256, description="commands per core step")
-    matcher_max_poll: int = Field(2048, ge=1, description="commands per Kafka transaction")
+    matcher_max_poll: int = Field(2048, ge=1, description="commands polled per turn")
+    matcher_commit_seconds: float = Field(
+        1.0, gt=0, description="seconds between a symbol's transaction commits (offsets)"
+    )
+    matcher_linger_ms: float = Field(1.0, ge=0, description="producer linger.ms")
     matcher_snapshot_every: int = Field(50_000, ge=1, description="commands between snapshots")
     matcher_snapshot_seconds: float = Field(60.0, gt=0, description="max seconds between them")
     matcher_ring_bytes: int = Field(1 << 24, description="inbound ring size (power of two)")

@@ -35,6 +35,7 @@ class MatcherRun:
     name: str = field(default_factory=lambda: f"m-{uuid.uuid4().hex[:10]}")
     symbols: str | None = "BTC-PERP"  # None: the consumer group assigns the symbols
     instance: str = "0"
+    stall_seconds: float = 20
     process: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
@@ -65,7 +66,7 @@ class MatcherRun:
             "MATCHER_SNAPSHOT_EVERY": str(self.snapshot_every),
             "MATCHER_RING_BYTES": str(1 << 22),
             "MATCHER_OUT_RING_BYTES": str(1 << 24),
-            "STALL_SECONDS": "20",
+            "STALL_SECONDS": str(self.stall_seconds),
         }
         return env
 
