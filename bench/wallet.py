@@ -7,7 +7,7 @@
   (requests and the matcher events they cause); the timed passes re-apply those inputs to a
   fresh ``WalletCore``. Reported: inputs/s, ledger entries/s and pre-trade checks/s.
 - **Through Kafka** (when ``KAFKA_BOOTSTRAP_SERVERS`` is set): the ``WalletService`` under
-  ``TransactionalLoop`` on private topics; requests (deposits and resting limit orders) are
+  ``JournalLoop`` on private topics; requests (deposits and resting limit orders) are
   produced up front, then timed from the first poll until every one is committed.
 """
 

@@ -15,7 +15,7 @@ from libs.bus.base import (
     next_offsets,
 )
 from libs.bus.journal import JournaledHandler
-from libs.bus.loop import Handler, JournalLoop, LoopStats, TransactionalLoop, Turn
+from libs.bus.loop import JournalHandler, JournalLoop, LoopStats, Turn
 from libs.bus.memory import MemoryBus
 from libs.bus.snapshots import Snapshot, latest_snapshots, load_snapshot, snapshot_message
 
@@ -26,7 +26,7 @@ __all__ = [
     "Consumer",
     "FatalError",
     "FencedError",
-    "Handler",
+    "JournalHandler",
     "JournalLoop",
     "JournaledHandler",
     "LoopStats",
@@ -36,7 +36,6 @@ __all__ = [
     "Record",
     "Snapshot",
     "TopicPartition",
-    "TransactionalLoop",
     "Turn",
     "latest_snapshots",
     "load_snapshot",

@@ -1,8 +1,8 @@
-"""The consume -> process -> produce loop, exactly once.
+"""The consume -> process -> produce loop, exactly once, without a transaction per turn.
 
-Each turn reads a batch, hands it to a handler (pure state transition plus the messages
-it implies), then in ONE transaction produces those messages and commits the batch's
-input offsets. A crash at any point leaves either the whole turn or none of it.
+Each turn reads a batch and hands it to a handler (pure state transition plus the messages
+it implies); the turn's journal record is acknowledged before its messages are produced, and
+a recovery produces only what the log lacks (docs/adr/0001-exactly-once-on-the-order-path.md).
 """
 
 from __future__ import annotations
@@ -27,18 +27,9 @@ from libs.bus.base import (
     Producer,
     Record,
     TopicPartition,
-    next_offsets,
 )
 
 log = logging.getLogger(__name__)
-
-
-class Handler(Protocol):
-    def handle(self, records: list[Record]) -> list[Outgoing]:
-        """Apply ``records`` to the state; return the messages to produce for them."""
-
-    def rewind(self, committed: dict[TopicPartition, int]) -> None:
-        """Return the state to what the committed input offsets reflect (after an abort)."""
 
 
 @dataclass
@@ -49,107 +40,6 @@ class LoopStats:
     aborts: int = 0
     producer_restarts: int = 0
     commits: int = 0
-
-
-class TransactionalLoop:
-    """Run a handler over input topics with outputs and offsets committed together."""
-
-    def __init__(
-        self,
-        bus: Bus,
-        handler: Handler,
-        *,
-        group_id: str,
-        transactional_id: str,
-        topics: list[str] | None = None,
-        partitions: list[TopicPartition] | None = None,
-        max_batch: int = 500,
-        poll_timeout: float = 0.1,
-        on_idle: Callable[[], list[Outgoing]] | None = None,
-        stall_timeout: float | None = None,
-    ) -> None:
-        self.bus = bus
-        self.handler = handler
-        self.group_id = group_id
-        self.transactional_id = transactional_id
-        self.max_batch = max_batch
-        self.poll_timeout = poll_timeout
-        self.on_idle = on_idle
-        self.stats = LoopStats()
-        self.consumer: Consumer = bus.consumer(
-            group_id,
-            topics=topics,
-            partitions=partitions,
-            instance_id=transactional_id,
-            # a handler that keeps per-partition state drops it when a rebalance moves it
-            on_revoke=getattr(handler, "revoked", None),
-        )
-        self.producer: Producer = bus.producer(transactional_id)
-        self.turn_started: float | None = None
-        if stall_timeout is not None:
-            Watchdog(self, stall_timeout).start()
-
-    def run_once(self) -> int:
-        """Process one batch (if any arrives within the poll timeout); return its size."""
-        records = self.consumer.poll_batch(self.max_batch, self.poll_timeout)
-        self.turn_started = time.monotonic()
-        try:
-            return self._turn(records)
-        finally:
-            self.turn_started = None
-
-    def _turn(self, records: list[Record]) -> int:
-        if records:
-            outputs = self.handler.handle(records)
-        elif self.on_idle is not None:
-            outputs = self.on_idle()
-        else:
-            return 0
-        if not records and not outputs:
-            return 0
-        try:
-            self.producer.begin()
-            for message in outputs:
-                self.producer.produce(message)
-            self.producer.commit(next_offsets(records), self.consumer)
-        except AbortableError as error:
-            log.warning("transaction aborted, rewinding to committed offsets: %s", error)
-            self.stats.aborts += 1
-            self._abort_quietly()
-            self._rewind()
-            return 0
-        except (FencedError, FatalError) as error:
-            log.error("producer unusable (%s); recreating it and rewinding", error)
-            self.stats.producer_restarts += 1
-            self.producer.close()
-            self.producer = self.bus.producer(self.transactional_id)
-            self._rewind()
-            return 0
-        self.stats.turns += 1
-        self.stats.records += len(records)
-        self.stats.produced += len(outputs)
-        return len(records)
-
-    def _abort_quietly(self) -> None:
-        try:
-            self.producer.abort()
-        except (FencedError, FatalError):
-            self.producer.close()
-            self.producer = self.bus.producer(self.transactional_id)
-
-    def _rewind(self) -> None:
-        committed = self.consumer.committed()
-        self.consumer.seek(committed)
-        self.handler.rewind(committed)
-
-    def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set."""
-        while not stop.is_set():
-            self.run_once()
-
-    def close(self) -> None:
-        self.consumer.close()
-        self.producer.close()
 
 
 class Turn(NamedTuple):
@@ -317,6 +207,10 @@ class JournalLoop:
             self.producer.close()
 
 
+class Stalling(Protocol):
+    turn_started: float | None  # monotonic time the current turn began; None between turns
+
+
 class Watchdog(threading.Thread):
     """Crash the process when one turn runs longer than ``limit`` seconds.
 
@@ -328,7 +222,7 @@ class Watchdog(threading.Thread):
 
     EXIT_CODE = 5
 
-    def __init__(self, loop: TransactionalLoop | JournalLoop, limit: float) -> None:
+    def __init__(self, loop: Stalling, limit: float) -> None:
         super().__init__(name="bus-watchdog", daemon=True)
         self.loop = loop
         self.limit = limit
