@@ -20,6 +20,7 @@ from libs.messages import (
     CancelOrder,
     Codec,
     Deposit,
+    LedgerAccountKind,
     MatcherEvent,
     Message,
     PlaceOrder,
@@ -148,8 +149,17 @@ class WalletService(JournaledHandler[WalletCore, Message]):
                 "entries": self.core.ledger.entry_id,
                 "users": len(self.core.users()),
                 "open_holds": len(self.core.holds.by_order),
+                "accounts": self._account_totals(),
                 "offsets": {offsets_key(t, p): o for (t, p), o in self.applied.items() if o},
             }
+
+    def _account_totals(self) -> dict[str, int]:
+        """The ledger's balance per account kind, summed over owners (cash units): they sum to
+        zero, and minus ``outside`` is what was deposited and not withdrawn."""
+        totals = {kind.value: 0 for kind in LedgerAccountKind}
+        for (kind, _owner), value in self.core.ledger.balances.items():
+            totals[kind.value] += value
+        return totals
 
     def applied_offsets(self) -> dict[str, int]:
         """Return ``topic:partition`` -> the next input offset the state reflects."""
