@@ -40,7 +40,7 @@ FAILED = Counter("positions_failed_total", "Inputs the core could not apply (ski
 INPUTS = Counter("positions_inputs_total", "Input records applied", ["topic"])
 OUTPUTS = Counter("positions_outputs_total", "Messages produced", ["topic"])
 SNAPSHOTS = Counter("positions_snapshots_total", "Snapshots produced")
-REWINDS = Counter("positions_rewinds_total", "State reloads from snapshot and turn log")
+REWINDS = Counter("positions_rewinds_total", "State recoveries from snapshot and journal")
 LIQUIDATIONS = Counter("positions_liquidations_total", "Positions sent to liquidation")
 OPEN_POSITIONS = Gauge("positions_open", "Open positions", ["symbol"])
 

@@ -47,7 +47,7 @@ FAILED = Counter("wallet_failed_total", "Inputs the core could not apply (skippe
 INPUTS = Counter("wallet_inputs_total", "Input records applied", ["topic"])
 OUTPUTS = Counter("wallet_outputs_total", "Messages produced", ["topic"])
 SNAPSHOTS = Counter("wallet_snapshots_total", "Snapshots produced")
-REWINDS = Counter("wallet_rewinds_total", "State reloads from snapshot and turn log")
+REWINDS = Counter("wallet_rewinds_total", "State recoveries from snapshot and journal")
 
 REQUEST_CODEC = Codec(
     PlaceOrder, CancelOrder, CancelAll, AmendOrder, Deposit, Withdraw, SetLeverage
