@@ -120,6 +120,10 @@ class JournalLoop:
     def _start(self) -> None:
         """Fence, recover the state from the log, and produce what recovery found missing."""
         while True:
+            # each attempt is bounded by librdkafka's timeouts: the watchdog watches one
+            # attempt, not a recovery that waits for the broker to come back
+            if self.turn_started is not None:
+                self.turn_started = self.clock()
             try:
                 if self.producer is None:
                     self.producer = self.bus.producer(self.transactional_id)  # fences
@@ -181,16 +185,12 @@ class JournalLoop:
         self._opened = self.clock()
 
     def _drop_producer(self, error: BusError) -> None:
-        """Abort what can be aborted; recreate the producer unless the error left it usable."""
+        """Drop the producer: its successor's fence aborts the open transaction on the broker.
+        (An explicit abort could wait out its whole timeout while the coordinator is away, and
+        what the transaction wrote stays in the log either way.)"""
         self.stats.aborts += 1
         if self.producer is None:
             return
-        if isinstance(error, AbortableError):
-            try:
-                self.producer.abort()
-                return
-            except BusError:
-                pass
         self.stats.producer_restarts += 1
         with contextlib.suppress(BusError):
             self.producer.close()
