@@ -9,6 +9,7 @@ back at once instead of waiting out a session timeout.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -52,6 +53,7 @@ FETCH_WAIT_MS = 500
 
 # Everything in the log counts, whatever became of its transaction (libs.bus.base).
 ISOLATION = "read_uncommitted"
+REPLAY_STALL_SECONDS = 20.0  # a replay that hears nothing this long fails (the caller retries)
 SOURCE_HEADER = "src"
 
 _FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
@@ -167,27 +169,40 @@ class KafkaBus(Bus):
         if self._watermarks is None:
             self._watermarks = self._reader()
         reader = self._watermarks
-        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise BusError(f"unknown topic {topic!r}")
-        return {
-            p: reader.get_watermark_offsets(KafkaTopicPartition(topic, p), timeout=10)[1]
-            for p in sorted(metadata.partitions)
-        }
+        try:
+            metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                raise BusError(f"unknown topic {topic!r}")
+            return {
+                p: reader.get_watermark_offsets(KafkaTopicPartition(topic, p), timeout=10)[1]
+                for p in sorted(metadata.partitions)
+            }
+        except KafkaException as error:
+            raise BusError(f"end offsets of {topic}: {error}") from error
 
     def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
         # fetch.wait.max.ms: the broker holds an empty fetch that long before answering, and
         # the end of a replay is exactly such a fetch.
         reader = self._reader(**{"enable.partition.eof": True, "fetch.wait.max.ms": 10})
         try:
-            low, high = reader.get_watermark_offsets(
-                KafkaTopicPartition(topic, partition), timeout=10
-            )
+            try:
+                low, high = reader.get_watermark_offsets(
+                    KafkaTopicPartition(topic, partition), timeout=10
+                )
+            except KafkaException as error:
+                raise BusError(f"replay {topic}[{partition}]: {error}") from error
             if max(start, low) >= high:
                 return
             reader.assign([KafkaTopicPartition(topic, partition, max(start, low))])
+            quiet_since = time.monotonic()
             while True:
-                for message in fetch_ready(reader, 1000, 1.0):
+                messages = fetch_ready(reader, 1000, 1.0)
+                if messages:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > REPLAY_STALL_SECONDS:
+                    # the end of a partition always answers (EOF): silence is a broker away
+                    raise BusError(f"replay {topic}[{partition}]: no answer, broker away?")
+                for message in messages:
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:

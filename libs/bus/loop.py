@@ -134,8 +134,10 @@ class JournalLoop:
                 for message in pending:
                     self.producer.produce(message)
                 self.stats.produced += len(pending)
+                log.info("state recovered from the log; %d missing outputs produced", len(pending))
                 return
             except BusError as error:
+                log.warning("recovery failed (%s): trying again", error)
                 self._drop_producer(error)
                 time.sleep(0.5)  # the broker is away: try again (the watchdog bounds it)
 
