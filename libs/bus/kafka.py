@@ -53,6 +53,7 @@ FETCH_WAIT_MS = 500
 
 # Everything in the log counts, whatever became of its transaction (libs.bus.base).
 ISOLATION = "read_uncommitted"
+COMMIT_TIMEOUT_SECONDS = 15.0  # send offsets, then commit: each at most this long
 REPLAY_STALL_SECONDS = 20.0  # a replay that hears nothing this long fails (the caller retries)
 SOURCE_HEADER = "src"
 
@@ -337,13 +338,15 @@ class KafkaProducer(Producer):
     def commit(self, offsets: dict[TopicPartition, int], consumer: Consumer) -> None:
         assert isinstance(consumer, KafkaConsumer)
         try:
+            # bounded well inside a service's stall watchdog: a coordinator that is away
+            # fails the commit, and the loop recovers from the log when it is back
             if offsets:
                 self._client.send_offsets_to_transaction(
                     [KafkaTopicPartition(t, p, o) for (t, p), o in offsets.items()],
                     consumer.group_metadata(),
-                    30,
+                    COMMIT_TIMEOUT_SECONDS,
                 )
-            self._client.commit_transaction(60)
+            self._client.commit_transaction(COMMIT_TIMEOUT_SECONDS)
         except KafkaException as error:
             raise _translate(error, "commit transaction") from error
 

@@ -31,6 +31,8 @@ from libs.bus.base import (
 
 log = logging.getLogger(__name__)
 
+FLUSH_TIMEOUT_SECONDS = 10.0  # a journal record unacknowledged this long: the broker is away
+
 
 @dataclass
 class LoopStats:
@@ -161,7 +163,7 @@ class JournalLoop:
         turn = self.handler.handle(records) if records else Turn(None, [])
         if turn.journal is not None:
             producer.produce(turn.journal)
-            producer.flush()  # the turn is in the journal before any effect of it is out
+            producer.flush(FLUSH_TIMEOUT_SECONDS)  # the turn is in the journal before its effects
         for message in turn.outputs:
             producer.produce(message)
         self._changed = self._changed or bool(records) or turn.journal is not None
@@ -180,6 +182,7 @@ class JournalLoop:
     def _commit(self) -> None:
         producer = self.producer
         assert producer is not None
+        producer.flush(FLUSH_TIMEOUT_SECONDS)  # a broker that is away fails here, in seconds
         producer.commit(self.handler.next_offsets(), self.consumer)
         self.stats.commits += 1
         self._changed = False
