@@ -23,6 +23,21 @@ class KafkaSettings(BaseSettings):
     )
 
 
+class JournalSettings(KafkaSettings):
+    """What a service run by ``libs.bus.JournalLoop`` (wallet, positions) tunes."""
+
+    snapshot_every: int = Field(20_000, ge=1, description="inputs after which a snapshot is due")
+    snapshot_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="seconds between two snapshots at least (cost grows with users)",
+    )
+    commit_seconds: float = Field(
+        1.0, gt=0, description="how long a transaction stays open (it fences; it is not on the way)"
+    )
+    max_batch: int = Field(500, ge=1, description="records per turn at most")
+
+
 class SettingsError(SystemExit):
     """Raised (as an exit) when the environment does not describe a runnable service."""
 
