@@ -2,16 +2,24 @@
 
 Inputs from several topics interleave differently from run to run, and a service's state can
 depend on that interleaving (the wallet's pre-trade check, the position engine's margin checks).
-So every turn appends one small record to the service's journal (a one-partition topic): for
-each input partition the turn advanced, its end offset, and the inputs the turn skipped. A turn
-applies its records in one canonical order (the order of the input partitions, then offset).
-The loop makes the journal record durable before the turn's outputs are produced.
+So every turn is recorded in the service's journal (a one-partition topic): for each input
+partition the turn advanced, its end offset, and the inputs the turn skipped. A turn applies
+its records in one canonical order (the order of the input partitions, then offset).
 
-Recovery loads the latest snapshot and re-applies the journaled turns after it, in order, which
-gives the state bit for bit and the outputs of those turns again. Each output partition is then
-read from where it ended at the snapshot: the outputs of ours already there (counted by their
-``src`` header) are dropped, and only the rest is produced. So every output is in the log
-exactly once, and consumers never see a duplicate.
+A journal entry rides with its turn's outputs, in the same produce request: the loop produces
+both and waits for the acknowledgement before the next turn goes out, so at most one turn is
+ever partly in the log. The entry also travels as a header (``turns``) on the turn's first
+output in each partition, so whatever part of a turn landed names the turn. A turn without
+outputs is not written at once: its record waits for the next entry (or for the loop to idle),
+because nothing outside has seen it, and a restart that re-reads its inputs in another
+interleaving contradicts nothing in the log.
+
+Recovery loads the latest snapshot and re-applies the journaled turns after it, in order, then
+the one turn found only in an output's header (if the last turn was cut short), which gives
+the state bit for bit and the outputs of those turns again. Each output partition is read from
+where it ended at the snapshot: the outputs of ours already there (counted by their ``src``
+header) are dropped, and only the rest is produced. So every output is in the log exactly
+once, and consumers never see a duplicate.
 
 An input the core cannot apply (its ``apply_record`` or ``outgoing`` raises) is logged, counted
 and skipped, atomically: the state goes back to what it was before that input (the base state
@@ -55,8 +63,19 @@ class TurnRecord(msgspec.Struct, array_like=True):
     skipped: list[tuple[int, int]] = []
 
 
-_turn_encoder = msgspec.msgpack.Encoder()
+ENTRY_HEADER = "turns"  # on a turn's first output in each partition: the turn's journal entry
+
+_entry_encoder = msgspec.msgpack.Encoder()
+_entry_decoder = msgspec.msgpack.Decoder(list[TurnRecord])
 _turn_decoder = msgspec.msgpack.Decoder(TurnRecord)
+
+
+def decode_entry(value: bytes) -> list[TurnRecord]:
+    """Return the turns of one journal entry (a list of turns; before entries, one turn)."""
+    try:
+        return _entry_decoder.decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return [_turn_decoder.decode(value)]
 
 
 class JournaledHandler(ABC, Generic[Core, Produced]):
@@ -101,6 +120,8 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.applied: dict[TopicPartition, int] = {tp: 0 for tp in inputs}
         self.snapshot_no = 0
         self.skipped: list[tuple[int, int]] = []  # (input index, offset) of the current turn
+        self._unwritten: list[TurnRecord] = []  # turns without outputs, not journaled yet
+        self._loaded_from: dict[TopicPartition, int] = dict(self.applied)  # the snapshot's
         self._skip: set[tuple[int, int]] = set()
         # what the state is rebuilt from when an input fails: the snapshot's state (None: an
         # empty core) and every record applied since, in order (at most a snapshot's worth)
@@ -152,11 +173,21 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             self.skipped = []
             ends, out = self._apply_turn(fresh, produce=True)
             self.since_snapshot += len(fresh)
-            record = TurnRecord(ends, self.skipped)
-            journal = Outgoing(
-                self.journal_topic, _turn_encoder.encode(record), partition=0, source=self.source
-            )
-            return Turn(journal, out)
+            self._unwritten.append(TurnRecord(ends, self.skipped))
+            if not out:
+                return Turn(None, [])  # nobody saw it: journaled with the next entry
+            entry = self._entry()
+            return Turn(entry, _named(out, entry.value or b""))
+
+    def unwritten(self) -> Outgoing | None:
+        """Return the entry of the turns without outputs not journaled yet (None: none)."""
+        with self.lock:
+            return self._entry() if self._unwritten else None
+
+    def _entry(self) -> Outgoing:
+        value = _entry_encoder.encode(self._unwritten)
+        self._unwritten = []
+        return Outgoing(self.journal_topic, value, partition=0, source=self.source)
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         with self.lock:
@@ -179,6 +210,7 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 self.snapshots_made.inc()
             state = self.dump_core(self.core)
             self._base, self._since_base = state, []
+            self._unwritten = []  # the snapshot covers them
             snapshot = Snapshot(
                 key=self.snapshot_key,
                 offsets=self._offsets(),
@@ -200,8 +232,13 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             if self.rewinds is not None:
                 self.rewinds.inc()
             outputs, since = self._load(produce=True)
+            landed, cut = self._scan(since)
+            journal = []
+            if cut is not None:  # the last turn was cut short: finish it, entry included
+                outputs += self._replay_turns(decode_entry(cut), produce=True)
+                journal = [Outgoing(self.journal_topic, cut, partition=0, source=self.source)]
             self.full_publish = True
-            return self._missing(outputs, since)
+            return journal + self._missing(outputs, landed)
 
     def rewind(self, committed: dict[TopicPartition, int] | None = None) -> None:
         """Set the state to what the log holds, without producing anything (a rebuild)."""
@@ -289,19 +326,27 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 if (topic, int(partition)) in self.applied:
                     self.applied[(topic, int(partition))] = off
         start = dict(self.applied)
+        self._unwritten = []
         turns = []
         for record in self.bus.replay(self.journal_topic, 0, journal_from):
             try:
-                turns.append(_turn_decoder.decode(record.value or b""))
+                turns += decode_entry(record.value or b"")
             except (msgspec.DecodeError, msgspec.ValidationError):
                 log.error("journal record %d unreadable: skipped", record.offset)
+        self._loaded_from = start
+        outputs = self._replay_turns(turns, produce=produce)
+        self.last_snapshot = self.clock()
+        return outputs, since
+
+    def _replay_turns(self, turns: list[TurnRecord], *, produce: bool) -> list[Outgoing]:
+        """Re-apply ``turns`` (skipping what they skipped); return their outputs."""
         self._skip = {tuple(s) for turn in turns for s in turn.skipped}
         outputs = self._replay(turns, produce=produce)
         self._skip = set()
         self.skipped = []
+        start = self._loaded_from
         self.since_snapshot = sum(off - start[tp] for tp, off in self.applied.items())
-        self.last_snapshot = self.clock()
-        return outputs, since
+        return outputs
 
     def _replay(self, turns: list[TurnRecord], *, produce: bool) -> list[Outgoing]:
         """Re-apply ``turns`` from the current offsets, each turn exactly as it was journaled."""
@@ -333,23 +378,45 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.after_replay()
         return outputs
 
-    def _missing(self, outputs: list[Outgoing], since: dict[str, int]) -> list[Outgoing]:
+    def _scan(self, since: dict[str, int]) -> tuple[dict[TopicPartition, int], bytes | None]:
+        """Read every output partition from where the snapshot saw it end: count the outputs
+        of ours there, and find the entry of a turn that landed only in part (None: none)."""
+        landed: dict[TopicPartition, int] = {}
+        cut = None
+        for topic in self.output_topics:
+            for partition in self.bus.end_offsets(topic):
+                start = since.get(offsets_key(topic, partition), 0)
+                n = 0
+                for r in self.bus.replay(topic, partition, start):
+                    if r.source != self.source:
+                        continue
+                    n += 1
+                    entry = dict(r.headers).get(ENTRY_HEADER)
+                    if entry is not None and cut is None and self._ahead(entry):
+                        cut = entry
+                landed[(topic, partition)] = n
+        return landed, cut
+
+    def _ahead(self, entry: bytes) -> bool:
+        """Whether the entry's last turn goes past what the journal holds."""
+        try:
+            last = decode_entry(entry)[-1]
+            return any(end > self.applied[self.inputs[index]] for index, end in last.ends)
+        except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
+            log.error("an output's journal entry is unreadable: ignored")
+            return False
+
+    def _missing(
+        self, outputs: list[Outgoing], landed: dict[TopicPartition, int]
+    ) -> list[Outgoing]:
         """Return ``outputs`` without those already in the log: per partition, the first n of
         ours found after where the snapshot saw it end are these outputs' first n."""
-        wanted: dict[TopicPartition, int] = {}
-        for m in outputs:
-            assert m.partition is not None, "journaled outputs name their partition"
-            wanted[(m.topic, m.partition)] = wanted.get((m.topic, m.partition), 0) + 1
-        landed = {}
-        for topic, partition in wanted:
-            start = since.get(offsets_key(topic, partition), 0)
-            landed[(topic, partition)] = sum(
-                1 for r in self.bus.replay(topic, partition, start) if r.source == self.source
-            )
+        landed = dict(landed)
         missing = []
         for m in outputs:
-            tp = (m.topic, m.partition or 0)
-            if landed[tp] > 0:
+            assert m.partition is not None, "journaled outputs name their partition"
+            tp = (m.topic, m.partition)
+            if landed.get(tp, 0) > 0:
                 landed[tp] -= 1
             else:
                 missing.append(m)
@@ -360,3 +427,16 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 len(outputs),
             )
         return missing
+
+
+def _named(outputs: list[Outgoing], entry: bytes) -> list[Outgoing]:
+    """Put the turn's journal entry on its first output in each partition."""
+    seen: set[TopicPartition] = set()
+    named = []
+    for m in outputs:
+        tp = (m.topic, m.partition or 0)
+        if tp not in seen:
+            seen.add(tp)
+            m = Outgoing(m.topic, m.value, m.key, m.partition, m.source, ((ENTRY_HEADER, entry),))
+        named.append(m)
+    return named

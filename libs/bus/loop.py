@@ -1,8 +1,9 @@
 """The consume -> process -> produce loop, exactly once, without a transaction per turn.
 
 Each turn reads a batch and hands it to a handler (pure state transition plus the messages
-it implies); the turn's journal record is acknowledged before its messages are produced, and
-a recovery produces only what the log lacks (docs/adr/0001-exactly-once-on-the-order-path.md).
+it implies); the turn's journal entry and its messages go out together and are acknowledged
+before the next turn's, and a recovery produces only what the log lacks
+(docs/adr/0001-exactly-once-on-the-order-path.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from libs.bus.base import (
 
 log = logging.getLogger(__name__)
 
-FLUSH_TIMEOUT_SECONDS = 10.0  # a journal record unacknowledged this long: the broker is away
+FLUSH_TIMEOUT_SECONDS = 10.0  # a turn unacknowledged this long: the broker is away
 
 
 @dataclass
@@ -45,8 +46,8 @@ class LoopStats:
 
 
 class Turn(NamedTuple):
-    """What a handler makes of one batch: the record of the turn for the journal (None: the
-    batch changed nothing) and the messages the turn produces."""
+    """What a handler makes of one batch: the journal entry to write with it (None: nothing to
+    write yet) and the messages the turn produces."""
 
     journal: Outgoing | None
     outputs: list[Outgoing]
@@ -60,7 +61,11 @@ class JournalHandler(Protocol):
         the journaled turns that are not in the log yet, in order."""
 
     def handle(self, records: list[Record]) -> Turn:
-        """Apply ``records``; return the turn's journal record and outputs."""
+        """Apply ``records``; return the turn's journal entry and outputs."""
+
+    def unwritten(self) -> Outgoing | None:
+        """Return the journal entry of the turns not written yet (None: none); the loop
+        writes it when it idles."""
 
     def snapshot_due(self) -> bool: ...
 
@@ -74,10 +79,11 @@ class JournalHandler(Protocol):
 class JournalLoop:
     """Run a handler exactly once without a transaction per turn.
 
-    Per turn: the handler applies the batch; its journal record is produced and acknowledged
-    (``flush``) before any of its outputs is produced, so an output in the log always has
-    its turn in the journal and a restart repeats that turn exactly. Outputs are released
-    at once: consumers read uncommitted. The producer is transactional only to fence a
+    Per turn: the handler applies the batch; the turn's journal entry and its outputs are
+    produced together (one produce request) and acknowledged (``flush``) before the next turn
+    goes out, so at most the last turn is partly in the log, and whatever part of it landed
+    names it (``libs.bus.journal``): a restart repeats it exactly. Outputs are released at
+    once: consumers read uncommitted. The producer is transactional only to fence a
     zombie (``init_transactions`` by a successor makes every later write of the old instance
     fail) and to commit the input offsets for observers; a transaction stays open for
     ``commit_seconds`` and is committed before a snapshot, so that every output the snapshot
@@ -135,6 +141,8 @@ class JournalLoop:
                 self._opened = self.clock()
                 for message in pending:
                     self.producer.produce(message)
+                if pending:  # in the log before any new turn goes out
+                    self.producer.flush(FLUSH_TIMEOUT_SECONDS)
                 self.stats.produced += len(pending)
                 log.info("state recovered from the log; %d missing outputs produced", len(pending))
                 return
@@ -160,12 +168,13 @@ class JournalLoop:
     def _turn(self, records: list[Record]) -> int:
         producer = self.producer
         assert producer is not None
-        turn = self.handler.handle(records) if records else Turn(None, [])
-        if turn.journal is not None:
-            producer.produce(turn.journal)
-            producer.flush(FLUSH_TIMEOUT_SECONDS)  # the turn is in the journal before its effects
+        # idle: journal the turns that had no outputs, so the log holds the whole state
+        turn = self.handler.handle(records) if records else Turn(self.handler.unwritten(), [])
         for message in turn.outputs:
             producer.produce(message)
+        if turn.journal is not None:
+            producer.produce(turn.journal)
+            producer.flush(FLUSH_TIMEOUT_SECONDS)  # all of this turn in the log before the next
         self._changed = self._changed or bool(records) or turn.journal is not None
         if self.handler.snapshot_due():
             self._commit()

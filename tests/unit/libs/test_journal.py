@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import msgspec
-
 from libs.bus import (
     AbortableError,
     JournaledHandler,
@@ -16,7 +14,7 @@ from libs.bus import (
     Record,
     latest_snapshots,
 )
-from libs.bus.journal import TurnRecord
+from libs.bus.journal import ENTRY_HEADER, TurnRecord, decode_entry
 
 FIRST, SECOND = ("count.first", 0), ("count.second", 0)  # the canonical input order
 SNAPSHOTS = "count.snapshots"
@@ -59,6 +57,10 @@ class CountHandler(JournaledHandler[Count, int]):
 
     def apply_record(self, record: Record) -> list[int]:
         digit = (record.value or b"").decode()
+        if digit[:1] == "q" and digit[1:].isdigit():  # quiet: counted, nothing produced
+            self.core.total += int(digit[1:])
+            self.core.trail += digit[1:]
+            return []
         if not digit.isdigit():
             return []  # malformed: skipped, deterministically
         self.core.total += int(digit)
@@ -99,8 +101,9 @@ def totals(bus: MemoryBus) -> list[int]:
     return [int(r.value or b"") for r in bus.replay(OUT, 0)]
 
 
-def journal(bus: MemoryBus) -> list[TurnRecord]:
-    return [msgspec.msgpack.decode(r.value, type=TurnRecord) for r in bus.replay(JOURNAL, 0)]
+def journal(bus: MemoryBus, start: int = 0) -> list[TurnRecord]:
+    """The journaled turns, from the entry at offset ``start`` on."""
+    return [turn for r in bus.replay(JOURNAL, 0, start) for turn in decode_entry(r.value or b"")]
 
 
 def test_a_turn_applies_its_records_in_input_order_not_arrival_order() -> None:
@@ -113,7 +116,10 @@ def test_a_turn_applies_its_records_in_input_order_not_arrival_order() -> None:
     assert [o.value for o in turn.outputs] == [b"1", b"4", b"6"]
     assert {o.source for o in turn.outputs} == {b"count"}  # a recovery counts its own
     assert turn.journal is not None and turn.journal.topic == JOURNAL
-    assert msgspec.msgpack.decode(turn.journal.value, type=TurnRecord).ends == [(0, 2), (1, 1)]
+    assert decode_entry(turn.journal.value or b"") == [TurnRecord([(0, 2), (1, 1)])]
+    # the entry names the turn on its first output in each partition, so a part of it names it
+    named = [dict(o.headers).get(ENTRY_HEADER) for o in turn.outputs]
+    assert named == [turn.journal.value, None, None]
 
 
 def test_a_turn_whose_journal_record_failed_never_happened() -> None:
@@ -121,7 +127,7 @@ def test_a_turn_whose_journal_record_failed_never_happened() -> None:
     send(bus, FIRST, "1", "2")
     assert loop.run_once() == 2
     send(bus, SECOND, "3")
-    loop.producer.fail_next_produce = AbortableError("injected")  # the journal record
+    loop.producer.fail_next_produce = AbortableError("injected")  # the turn's first message
     assert loop.run_once() == 0
     assert counter.core == Count(3, "12")  # recovered from the log: the turn is not in it
     assert loop.run_once() == 1
@@ -136,10 +142,10 @@ def test_a_turn_in_the_journal_gets_its_outputs_once_whatever_failed_after_it() 
     send(bus, SECOND, "3")
     assert loop.run_once() == 3  # a snapshot follows (commit first, so its outputs are durable)
     send(bus, SECOND, "4")
-    loop.producer.fail_next_flush = AbortableError("injected")  # the record is in, unconfirmed
+    loop.producer.fail_next_flush = AbortableError("injected")  # the turn is in, unconfirmed
     assert loop.run_once() == 0
     assert counter.core == Count(10, "1234")  # the journal holds the turn: recovery applied it
-    assert totals(bus) == [1, 3, 6, 10]  # and produced its output, which was missing
+    assert totals(bus) == [1, 3, 6, 10]  # and found its output in the log: not produced again
     assert loop.run_once() == 0  # nothing is consumed twice
     assert totals(bus) == [1, 3, 6, 10]
 
@@ -158,6 +164,41 @@ def test_a_successor_produces_only_the_outputs_its_predecessor_did_not() -> None
     send(bus, SECOND, "4")
     loop.run_once()
     assert totals(bus) == [1, 3, 6, 10]
+
+
+def test_a_turn_cut_short_is_finished_by_the_successor_as_it_was_split() -> None:
+    bus, counter, _ = setup()
+    send(bus, SECOND, "q5")
+    assert counter.handle(list(bus.replay(*SECOND))) == (None, [])  # no outputs: not written yet
+    send(bus, FIRST, "1", "2", "3")
+    turn = counter.handle(list(bus.replay(*FIRST)))
+    assert turn.journal is not None and len(decode_entry(turn.journal.value or b"")) == 2
+    writer = bus.producer()  # the predecessor: the first of three outputs landed, then killed
+    writer.produce(turn.outputs[0])
+    fresh = CountHandler(bus)
+    new_loop(bus, fresh)  # finds the turn in that output's header and finishes it
+    assert fresh.core == Count(11, "5123")  # the quiet turn first, as it ran (not "1235")
+    assert totals(bus) == [6, 8, 11]
+    assert [t.ends for t in journal(bus)] == [[(1, 1)], [(0, 3)]]
+
+
+def test_a_turn_without_outputs_is_journaled_with_the_next_entry_or_when_the_loop_idles() -> None:
+    bus, counter, loop = setup()
+    send(bus, FIRST, "q1")
+    loop.run_once()
+    assert journal(bus) == []  # nobody saw it: a restart may re-read it in any interleaving
+    send(bus, SECOND, "2")
+    loop.run_once()
+    assert [t.ends for t in journal(bus)] == [[(0, 1)], [(1, 1)]]  # one entry, two turns
+    assert len(list(bus.replay(JOURNAL, 0))) == 1
+    send(bus, SECOND, "q4")
+    loop.run_once()
+    assert len(journal(bus)) == 2
+    loop.run_once()  # nothing came: the loop writes what it holds
+    assert [t.ends for t in journal(bus)] == [[(0, 1)], [(1, 1)], [(1, 2)]]
+    fresh = CountHandler(bus)
+    fresh.rewind()
+    assert fresh.core == counter.core == Count(7, "124")
 
 
 def test_a_zombie_that_resumes_after_its_successor_took_over_doubles_nothing() -> None:
@@ -192,7 +233,7 @@ def test_a_restart_loads_the_snapshot_then_replays_the_journaled_turns() -> None
     assert counter.core.trail == "12543"
     snapshot = latest_snapshots(bus, SNAPSHOTS)["count"]
     assert snapshot.state == b"8:125"
-    assert [t.ends for t in journal(bus)[snapshot.journal :]] == [[(1, 3)], [(0, 2)]]
+    assert [t.ends for t in journal(bus, snapshot.journal)] == [[(1, 3)], [(0, 2)]]
     # read as one turn, the same records would apply in another order ...
     naive = CountHandler(bus)
     naive.handle([r for tp in (SECOND, FIRST) for r in bus.replay(*tp)])
