@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 from bench.http_load import CONNECTION_ERROR, OpenLoop, Request, log, signup, start_stack, step
 from bench.kafka_floor import measure as three_hop_floor
-from bench.stack_cpu import CpuProbe, percent_of_core, table, total
+from bench.stack_cpu import (
+    CpuProbe,
+    RequestProbe,
+    percent_of_core,
+    request_table,
+    table,
+    total,
+)
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
 from libs.messages import encode
@@ -235,7 +242,9 @@ def saturated(result: dict) -> bool:
     return result["achieved"] < 0.9 * result["rate"] or result["p50"] > 1_000
 
 
-async def measure(url: str, load: MixedLoad, probe: CpuProbe) -> tuple[dict, list[dict]]:
+async def measure(
+    url: str, load: MixedLoad, probe: CpuProbe, requests: RequestProbe
+) -> tuple[dict, list[dict]]:
     """The idle stack's CPU, then the rates from low to high until past saturation (never
     stopping before CPU_RATE)."""
     await load.run(WARMUP_RATE, WARMUP_SECONDS)
@@ -246,7 +255,7 @@ async def measure(url: str, load: MixedLoad, probe: CpuProbe) -> tuple[dict, lis
     log(f"idle stack: {total(idle):.1f}% of one core")
     steps = []
     for rate in RATES:
-        steps.append(await step(load, url, probe, rate, STEP_SECONDS, SETTLE_SECONDS))
+        steps.append(await step(load, url, probe, rate, STEP_SECONDS, SETTLE_SECONDS, requests))
         steps[-1] |= tally(steps[-1]["statuses"])
         if rate >= CPU_RATE and saturated(steps[-1]):
             break
@@ -263,7 +272,8 @@ def run() -> str:
         import uvloop
 
         load = MixedLoad(stack.url, tokens, feed)
-        idle, steps = uvloop.run(measure(stack.url, load, CpuProbe.of_stack(stack)))
+        probes = CpuProbe.of_stack(stack), RequestProbe.of_stack(stack)
+        idle, steps = uvloop.run(measure(stack.url, load, *probes))
     finally:
         feed.stop()
         stack.stop()
@@ -362,6 +372,14 @@ def _cpu_block(result: dict) -> list[str]:
         f"histograms): whole request {b['http']:.1f} ms, of which produce to "
         f"`orders.requests` until acknowledged {b['produce']:.1f} ms and from there to the "
         f"matcher's answer {b['answer']:.1f} ms.",
+        "",
+        f"Kafka requests per order at {rate}, by the process that sent them (librdkafka's "
+        "own counts, `kafka_client_requests_total` on each service's `/metrics`; from the "
+        f"step's start to {SETTLE_SECONDS} s after it, so the drain and some idle traffic "
+        "count too). The broker's CPU goes by the request: fetches are the consumers waking "
+        "for new records, one response per consumer per batch a topic receives.",
+        "",
+        *request_table(result.get("requests", {})),
         "",
     ]
 

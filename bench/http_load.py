@@ -24,7 +24,7 @@ from typing import Protocol
 
 import httpx
 
-from bench.stack_cpu import CpuProbe, ms_per_order
+from bench.stack_cpu import CpuProbe, RequestProbe, ms_per_order, requests_per_order
 from services.gateway.security import TokenIssuer
 from tests.e2e.stack import Stack
 
@@ -247,11 +247,19 @@ class Steppable(Protocol):
 
 
 async def step(
-    load: Steppable, url: str, probe: CpuProbe, rate: float, seconds: float, settle: float
+    load: Steppable,
+    url: str,
+    probe: CpuProbe,
+    rate: float,
+    seconds: float,
+    settle: float,
+    requests: RequestProbe | None = None,
 ) -> dict:
     """One rate for ``seconds``, with the gateway's latency breakdown and each process's CPU
     per order over it; then ``settle`` seconds for the engines and the projector to drain
-    what it left behind."""
+    what it left behind. With ``requests``, also each process's Kafka requests per order,
+    from the step's start to the settle's end (the drain included)."""
+    sent_before = requests.read() if requests is not None else {}
     before, cpu_before = scrape(url), probe.read()
     result = await load.run(rate, seconds)
     after, cpu_after = scrape(url), probe.read()
@@ -262,4 +270,6 @@ async def step(
         f"ms, p99 {result['p99']:.1f} ms"
     )
     await asyncio.sleep(settle)
+    if requests is not None:
+        result["requests"] = requests_per_order(sent_before, requests.read(), result["sent"])
     return result

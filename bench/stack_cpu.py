@@ -12,6 +12,8 @@ found is reported as unknown, never guessed.
 from __future__ import annotations
 
 import os
+import re
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -168,4 +170,63 @@ def table(values: Mapping[str, float | None], unit: str, digits: int = 2) -> lis
     rows += [f"| {name} | unknown (process not found) |" for name in unknown]
     label = "total" if not unknown else "total of the known"
     rows.append(f"| {label} | {total(values):.{digits}f} |")
+    return rows
+
+
+# --- Kafka requests per order, by process (libs.bus.stats) ----------------------------------
+
+_REQUESTS = re.compile(r'^kafka_client_requests_total\{client="([^"]+)",request="([^"]+)"\} (\S+)$')
+
+
+class RequestProbe:
+    """The Kafka requests each service's clients have sent so far, by type, from its
+    ``/metrics`` (librdkafka reports them every second: read one after a settle)."""
+
+    def __init__(self, urls: Mapping[str, str]) -> None:
+        self.urls = dict(urls)
+
+    @classmethod
+    def of_stack(cls, stack: Stack) -> RequestProbe:
+        return cls({n: f"http://127.0.0.1:{s.port}/metrics" for n, s in stack.services.items()})
+
+    def read(self) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        for name, url in self.urls.items():
+            counts: dict[str, float] = {}
+            with urllib.request.urlopen(url, timeout=10) as response:
+                for line in response.read().decode().splitlines():
+                    if match := _REQUESTS.match(line):
+                        request = match.group(2)
+                        counts[request] = counts.get(request, 0.0) + float(match.group(3))
+            found[name] = counts
+        return found
+
+
+def requests_per_order(
+    before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]], orders: int
+) -> dict[str, dict[str, float]]:
+    """Each process's requests of each type between two reads, per order."""
+    if orders <= 0:
+        return {}
+    return {
+        name: {
+            request: (n - before.get(name, {}).get(request, 0.0)) / orders
+            for request, n in counts.items()
+            if n > before.get(name, {}).get(request, 0.0)
+        }
+        for name, counts in after.items()
+    }
+
+
+def request_table(per_order: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """A Markdown table: per process, produce, fetch and other requests per order."""
+    rows = ["| process | produce | fetch | other | all |", "| --- | ---: | ---: | ---: | ---: |"]
+    sums = [0.0, 0.0, 0.0]
+    for name, counts in sorted(per_order.items(), key=lambda kv: -sum(kv[1].values())):
+        produce, fetch = counts.get("Produce", 0.0), counts.get("Fetch", 0.0)
+        other = sum(counts.values()) - produce - fetch
+        sums = [sums[0] + produce, sums[1] + fetch, sums[2] + other]
+        every = produce + fetch + other
+        rows.append(f"| {name} | {produce:.2f} | {fetch:.2f} | {other:.2f} | {every:.2f} |")
+    rows.append(f"| total | {sums[0]:.2f} | {sums[1]:.2f} | {sums[2]:.2f} | {sum(sums):.2f} |")
     return rows

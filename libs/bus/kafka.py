@@ -43,6 +43,7 @@ from libs.bus.base import (
     Record,
     TopicPartition,
 )
+from libs.bus.stats import counted
 from libs.topics import SNAPSHOT_MAX_BYTES
 
 # How long the broker may hold a fetch that finds nothing new. A fetch returns as soon as
@@ -112,7 +113,8 @@ class KafkaBus(Bus):
                 raise BusError(f"create topic {name}: {error}") from error
 
     def producer(self, transactional_id: str | None = None) -> Producer:
-        return KafkaProducer(self._base() | self._producer_config, transactional_id)
+        config = self._base() | counted(f"{self.client_id}-producer") | self._producer_config
+        return KafkaProducer(config, transactional_id)
 
     def consumer(
         self,
@@ -124,6 +126,7 @@ class KafkaBus(Bus):
     ) -> Consumer:
         config = (
             self._base()
+            | counted(f"{self.client_id}-consumer")
             | {
                 "group.id": group_id,
                 "isolation.level": ISOLATION,

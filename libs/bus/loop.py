@@ -151,12 +151,14 @@ class JournalLoop:
                 self._drop_producer(error)
                 time.sleep(0.5)  # the broker is away: try again (the watchdog bounds it)
 
-    def run_once(self) -> int:
-        """Process one batch (if any arrives within the poll timeout); return its size."""
-        records = self.consumer.poll_batch(self.max_batch, self.poll_timeout)
+    def run_once(self, timeout: float | None = None) -> int:
+        """Process one batch (if any arrives within ``timeout``, by default the poll timeout);
+        return its size."""
+        idle = timeout is None
+        records = self.consumer.poll_batch(self.max_batch, self.poll_timeout if idle else timeout)
         self.turn_started = self.clock()
         try:
-            return self._turn(records)
+            return self._turn(records, idle=idle and not records)
         except (AbortableError, FencedError, FatalError) as error:
             log.warning("produce failed (%s): recovering from the log", error)
             self._drop_producer(error)
@@ -165,11 +167,15 @@ class JournalLoop:
         finally:
             self.turn_started = None
 
-    def _turn(self, records: list[Record]) -> int:
+    def _turn(self, records: list[Record], *, idle: bool = False) -> int:
         producer = self.producer
         assert producer is not None
-        # idle: journal the turns that had no outputs, so the log holds the whole state
-        turn = self.handler.handle(records) if records else Turn(self.handler.unwritten(), [])
+        if records:
+            turn = self.handler.handle(records)
+        elif idle:  # a whole poll timeout without input: journal the turns left unwritten
+            turn = Turn(self.handler.unwritten(), [])
+        else:
+            turn = Turn(None, [])
         for message in turn.outputs:
             producer.produce(message)
         if turn.journal is not None:

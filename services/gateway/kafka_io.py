@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from prometheus_client import Counter, Histogram
 
 from libs.bus.kafka import FETCH_WAIT_MS, ISOLATION, fetch_ready
+from libs.bus.stats import counted
 from libs.messages import ANY, DecodeError, Message, encode
 from libs.topics import user_partition
 from services.gateway.freshness import ReplyPositions
@@ -51,6 +52,7 @@ class RequestProducer:
             {
                 "bootstrap.servers": bootstrap,
                 "client.id": "gateway",
+                **counted("gateway-producer"),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 1,
@@ -127,6 +129,7 @@ class ReplyListener:
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": FETCH_WAIT_MS,  # long-poll: answers still come at once
                 "client.id": "gateway-replies",
+                **counted("gateway-replies"),
             }
         )
         # Start exactly at each partition's current end (not "latest", which resolves at

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from libs.bus import Record
 from libs.bus.kafka import FETCH_WAIT_MS, ISOLATION, fetch_ready
+from libs.bus.stats import counted
 from libs.messages import (
     AmendOrder,
     CancelAll,
@@ -71,6 +72,13 @@ class ProjectorSettings(KafkaSettings):
     metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
     max_batch: int = Field(2000, ge=1, description="records per Redis transaction at most")
+    write_linger_ms: float = Field(
+        3.0,
+        ge=0,
+        le=100,
+        description="after records arrive, how long to gather more for the same Redis write "
+        "(one order's events reach the four topics within a few ms)",
+    )
     max_waiting: int = Field(
         10_000,
         ge=1,
@@ -165,6 +173,7 @@ class PartitionReader:
             {
                 "bootstrap.servers": bootstrap,
                 "client.id": "gateway-projector",
+                **counted("projector"),
                 "group.id": f"gateway-projector-{uuid.uuid4().hex}",  # required; never used
                 "isolation.level": ISOLATION,  # every record in the log is a fact
                 "enable.auto.commit": False,
@@ -282,11 +291,22 @@ class Projector:
         projection = self.projection
         assert projection is not None
         next_lag = 0.0
+        linger = self.settings.write_linger_ms / 1000
         while not stop.is_set():
             records = reader.poll(self.settings.max_batch, 0.1)
             if records:
                 with self.lock:
                     self._apply(projection, records)
+                deadline, taken = time.monotonic() + linger, len(records)
+                while (
+                    taken < self.settings.max_batch
+                    and (left := deadline - time.monotonic()) > 0
+                    and (more := reader.poll(self.settings.max_batch - taken, left))
+                ):
+                    taken += len(more)
+                    with self.lock:
+                        self._apply(projection, more)
+                with self.lock:
                     commands = projection.flush()
                     waiting = projection.waiting()
                 limit = self.settings.max_waiting

@@ -16,6 +16,8 @@ from bench.stack_cpu import (
     listening_pid,
     ms_per_order,
     percent_of_core,
+    request_table,
+    requests_per_order,
     table,
     total,
 )
@@ -93,3 +95,20 @@ def test_the_infrastructure_ports_come_from_the_environment():
     }
     assert infra_ports(env) == {"kafka broker": 19092, "redis": 16379, "postgres": 15432}
     assert infra_ports({}) == {"kafka broker": None, "redis": None, "postgres": None}
+
+
+def test_requests_per_order_counts_only_what_each_process_sent_between_the_reads() -> None:
+    before = {"wallet": {"Produce": 10.0, "Fetch": 40.0}, "gateway": {}}
+    after = {
+        "wallet": {"Produce": 30.0, "Fetch": 80.0, "EndTxn": 2.0},
+        "gateway": {"Produce": 10.0},
+    }
+    per = requests_per_order(before, after, 10)
+    assert per == {
+        "wallet": {"Produce": 2.0, "Fetch": 4.0, "EndTxn": 0.2},
+        "gateway": {"Produce": 1.0},
+    }
+    assert requests_per_order(before, after, 0) == {}
+    rows = request_table(per)
+    assert rows[2] == "| wallet | 2.00 | 4.00 | 0.20 | 6.20 |"  # the most requests first
+    assert rows[-1] == "| total | 3.00 | 4.00 | 0.20 | 7.20 |"
