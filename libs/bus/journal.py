@@ -6,20 +6,22 @@ So every turn is recorded in the service's journal (a one-partition topic): for 
 partition the turn advanced, its end offset, and the inputs the turn skipped. A turn applies
 its records in one canonical order (the order of the input partitions, then offset).
 
-A journal entry rides with its turn's outputs, in the same produce request: the loop produces
-both and waits for the acknowledgement before the next turn goes out, so at most one turn is
-ever partly in the log. The entry also travels as a header (``turns``) on the turn's first
-output in each partition, so whatever part of a turn landed names the turn. A turn without
-outputs is not written at once: its record waits for the next entry (or for the loop to idle),
-because nothing outside has seen it, and a restart that re-reads its inputs in another
-interleaving contradicts nothing in the log.
+A turn's journal entry rides with its outputs, as a header (``turns``) on the turn's first
+output in each partition: the loop produces them and waits for the acknowledgement before the
+next turn goes out, so at most the last turn is ever partly in the log, and whatever part of it
+landed names it. Entries are numbered, so their order is known wherever they are found. The
+journal topic holds the entries of turns without outputs only: such a turn waits for the next
+entry (or for the loop to idle), because nothing outside has seen it, and a restart that
+re-reads its inputs in another interleaving contradicts nothing in the log. (librdkafka sends
+one partition per produce request, confluentinc/librdkafka#1700, so a journal record of its
+own would cost a request per turn.)
 
-Recovery loads the latest snapshot and re-applies the journaled turns after it, in order, then
-the one turn found only in an output's header (if the last turn was cut short), which gives
-the state bit for bit and the outputs of those turns again. Each output partition is read from
-where it ended at the snapshot: the outputs of ours already there (counted by their ``src``
-header) are dropped, and only the rest is produced. So every output is in the log exactly
-once, and consumers never see a duplicate.
+Recovery loads the latest snapshot, gathers the entries after it (from the journal topic, and
+from the headers of its outputs in every output partition since the snapshot's ends), and
+re-applies their turns in order, which gives the state bit for bit and the outputs of those
+turns again. The outputs of ours already in each partition (counted by their ``src`` header)
+are dropped, and only the rest is produced. So every output is in the log exactly once, and
+consumers never see a duplicate.
 
 An input the core cannot apply (its ``apply_record`` or ``outgoing`` raises) is logged, counted
 and skipped, atomically: the state goes back to what it was before that input (the base state
@@ -63,19 +65,76 @@ class TurnRecord(msgspec.Struct, array_like=True):
     skipped: list[tuple[int, int]] = []
 
 
+class Entry(msgspec.Struct, array_like=True):
+    """What one write journals: its number (1, 2, ... per handler; None: a record from before
+    entries were numbered, one turn each, in journal order) and its turns, in order."""
+
+    seq: int | None
+    turns: list[TurnRecord]
+
+
 ENTRY_HEADER = "turns"  # on a turn's first output in each partition: the turn's journal entry
 
 _entry_encoder = msgspec.msgpack.Encoder()
-_entry_decoder = msgspec.msgpack.Decoder(list[TurnRecord])
+_entry_decoder = msgspec.msgpack.Decoder(Entry)
 _turn_decoder = msgspec.msgpack.Decoder(TurnRecord)
 
 
-def decode_entry(value: bytes) -> list[TurnRecord]:
-    """Return the turns of one journal entry (a list of turns; before entries, one turn)."""
+def decode_entry(value: bytes) -> Entry:
+    """Return one journal entry (a journal record from before entries: one unnumbered turn)."""
     try:
         return _entry_decoder.decode(value)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return [_turn_decoder.decode(value)]
+        return Entry(None, [_turn_decoder.decode(value)])
+
+
+def journaled(
+    bus: Bus,
+    source: bytes,
+    journal: tuple[str, int],
+    outputs: dict[TopicPartition, int],
+    after: int,
+) -> tuple[list[TurnRecord], int, dict[TopicPartition, int]]:
+    """Read what a handler journaled after a snapshot: the journal topic from ``journal``
+    (topic, offset) and each output partition from its offset in ``outputs``. Return the turns
+    of the entries numbered above ``after``, in order; the last entry's number; and how many
+    records of ``source`` each output partition holds from there."""
+    unnumbered: list[TurnRecord] = []
+    entries: dict[int, list[TurnRecord]] = {}
+
+    def take(value: bytes, where: str) -> None:
+        try:
+            entry = decode_entry(value)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.error("unreadable journal entry in %s: skipped", where)
+            return
+        if entry.seq is None:
+            unnumbered.extend(entry.turns)
+        elif entry.seq > after:
+            entries.setdefault(entry.seq, entry.turns)
+
+    topic, start = journal
+    for record in bus.replay(topic, 0, start):
+        take(record.value or b"", f"{topic}@{record.offset}")
+    landed: dict[TopicPartition, int] = {}
+    for (out_topic, partition), offset in outputs.items():
+        n = 0
+        for record in bus.replay(out_topic, partition, offset):
+            if record.source != source:
+                continue
+            n += 1
+            for name, value in record.headers:
+                if name == ENTRY_HEADER:
+                    take(value, f"{out_topic}[{partition}]@{record.offset}")
+        landed[(out_topic, partition)] = n
+    turns, last = unnumbered, after
+    for seq in sorted(entries):
+        if seq != last + 1:  # one turn in flight at most: the entries found have no gap
+            log.error("journal entries %d..%d missing: replaying up to %d", last + 1, seq, last)
+            break
+        turns += entries[seq]
+        last = seq
+    return turns, last, landed
 
 
 class JournaledHandler(ABC, Generic[Core, Produced]):
@@ -121,7 +180,7 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.snapshot_no = 0
         self.skipped: list[tuple[int, int]] = []  # (input index, offset) of the current turn
         self._unwritten: list[TurnRecord] = []  # turns without outputs, not journaled yet
-        self._loaded_from: dict[TopicPartition, int] = dict(self.applied)  # the snapshot's
+        self.entry_seq = 0  # the number of the last journal entry made
         self._skip: set[tuple[int, int]] = set()
         # what the state is rebuilt from when an input fails: the snapshot's state (None: an
         # empty core) and every record applied since, in order (at most a snapshot's worth)
@@ -176,18 +235,21 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             self._unwritten.append(TurnRecord(ends, self.skipped))
             if not out:
                 return Turn(None, [])  # nobody saw it: journaled with the next entry
-            entry = self._entry()
-            return Turn(entry, _named(out, entry.value or b""))
+            return Turn(None, _named(out, self._entry()))  # the outputs carry the entry
 
     def unwritten(self) -> Outgoing | None:
-        """Return the entry of the turns without outputs not journaled yet (None: none)."""
+        """Return the journal record of the turns without outputs not journaled yet (None:
+        none)."""
         with self.lock:
-            return self._entry() if self._unwritten else None
+            if not self._unwritten:
+                return None
+            return Outgoing(self.journal_topic, self._entry(), partition=0, source=self.source)
 
-    def _entry(self) -> Outgoing:
-        value = _entry_encoder.encode(self._unwritten)
+    def _entry(self) -> bytes:
+        self.entry_seq += 1
+        value = _entry_encoder.encode(Entry(self.entry_seq, self._unwritten))
         self._unwritten = []
-        return Outgoing(self.journal_topic, value, partition=0, source=self.source)
+        return value
 
     def next_offsets(self) -> dict[TopicPartition, int]:
         with self.lock:
@@ -217,6 +279,7 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                 seq=self.snapshot_no,
                 state=state,
                 journal=self.bus.end_offsets(self.journal_topic)[0],
+                entries=self.entry_seq,
                 outputs={
                     offsets_key(topic, p): end
                     for topic in self.output_topics
@@ -231,14 +294,9 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         with self.lock:
             if self.rewinds is not None:
                 self.rewinds.inc()
-            outputs, since = self._load(produce=True)
-            landed, cut = self._scan(since)
-            journal = []
-            if cut is not None:  # the last turn was cut short: finish it, entry included
-                outputs += self._replay_turns(decode_entry(cut), produce=True)
-                journal = [Outgoing(self.journal_topic, cut, partition=0, source=self.source)]
+            outputs, landed = self._load(produce=True)
             self.full_publish = True
-            return journal + self._missing(outputs, landed)
+            return self._missing(outputs, landed)
 
     def rewind(self, committed: dict[TopicPartition, int] | None = None) -> None:
         """Set the state to what the log holds, without producing anything (a rebuild)."""
@@ -307,46 +365,42 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
     def _offsets(self) -> dict[str, int]:
         return {offsets_key(t, p): off for (t, p), off in self.applied.items()}
 
-    def _load(self, *, produce: bool) -> tuple[list[Outgoing], dict[str, int]]:
+    def _load(self, *, produce: bool) -> tuple[list[Outgoing], dict[TopicPartition, int]]:
         """Set the state to the latest snapshot plus the turns journaled after it; return the
-        outputs of those turns (when ``produce``) and where the snapshot saw each output end."""
+        outputs of those turns (when ``produce``) and how many of ours each output partition
+        holds after the snapshot."""
         snapshot = latest_snapshots(self.bus, self.snapshots_topic).get(self.snapshot_key)
         self.core = self.new_core()
         self.applied = {tp: 0 for tp in self.inputs}
         self.snapshot_no = 0
         self._base, self._since_base = None, []
-        journal_from, since = 0, {}
+        journal_from, since, after = 0, {}, 0
         if snapshot is not None:
             self.core = self.load_core(snapshot.state)
             self._base = snapshot.state
             self.snapshot_no = snapshot.seq
-            journal_from, since = snapshot.journal, snapshot.outputs
+            journal_from, since, after = snapshot.journal, snapshot.outputs, snapshot.entries
             for key, off in snapshot.offsets.items():
                 topic, _, partition = key.rpartition(":")
                 if (topic, int(partition)) in self.applied:
                     self.applied[(topic, int(partition))] = off
         start = dict(self.applied)
         self._unwritten = []
-        turns = []
-        for record in self.bus.replay(self.journal_topic, 0, journal_from):
-            try:
-                turns += decode_entry(record.value or b"")
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.error("journal record %d unreadable: skipped", record.offset)
-        self._loaded_from = start
-        outputs = self._replay_turns(turns, produce=produce)
-        self.last_snapshot = self.clock()
-        return outputs, since
-
-    def _replay_turns(self, turns: list[TurnRecord], *, produce: bool) -> list[Outgoing]:
-        """Re-apply ``turns`` (skipping what they skipped); return their outputs."""
+        outputs = {
+            (topic, p): since.get(offsets_key(topic, p), 0)
+            for topic in self.output_topics
+            for p in self.bus.end_offsets(topic)
+        }
+        turns, self.entry_seq, landed = journaled(
+            self.bus, self.source, (self.journal_topic, journal_from), outputs, after
+        )
         self._skip = {tuple(s) for turn in turns for s in turn.skipped}
-        outputs = self._replay(turns, produce=produce)
+        replayed = self._replay(turns, produce=produce)
         self._skip = set()
         self.skipped = []
-        start = self._loaded_from
         self.since_snapshot = sum(off - start[tp] for tp, off in self.applied.items())
-        return outputs
+        self.last_snapshot = self.clock()
+        return replayed, landed
 
     def _replay(self, turns: list[TurnRecord], *, produce: bool) -> list[Outgoing]:
         """Re-apply ``turns`` from the current offsets, each turn exactly as it was journaled."""
@@ -377,34 +431,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             outputs += self._apply_turn(self._fresh(batch), produce=produce)[1]
         self.after_replay()
         return outputs
-
-    def _scan(self, since: dict[str, int]) -> tuple[dict[TopicPartition, int], bytes | None]:
-        """Read every output partition from where the snapshot saw it end: count the outputs
-        of ours there, and find the entry of a turn that landed only in part (None: none)."""
-        landed: dict[TopicPartition, int] = {}
-        cut = None
-        for topic in self.output_topics:
-            for partition in self.bus.end_offsets(topic):
-                start = since.get(offsets_key(topic, partition), 0)
-                n = 0
-                for r in self.bus.replay(topic, partition, start):
-                    if r.source != self.source:
-                        continue
-                    n += 1
-                    entry = dict(r.headers).get(ENTRY_HEADER)
-                    if entry is not None and cut is None and self._ahead(entry):
-                        cut = entry
-                landed[(topic, partition)] = n
-        return landed, cut
-
-    def _ahead(self, entry: bytes) -> bool:
-        """Whether the entry's last turn goes past what the journal holds."""
-        try:
-            last = decode_entry(entry)[-1]
-            return any(end > self.applied[self.inputs[index]] for index, end in last.ends)
-        except (msgspec.DecodeError, msgspec.ValidationError, IndexError):
-            log.error("an output's journal entry is unreadable: ignored")
-            return False
 
     def _missing(
         self, outputs: list[Outgoing], landed: dict[TopicPartition, int]

@@ -1,8 +1,8 @@
 """The consume -> process -> produce loop, exactly once, without a transaction per turn.
 
 Each turn reads a batch and hands it to a handler (pure state transition plus the messages
-it implies); the turn's journal entry and its messages go out together and are acknowledged
-before the next turn's, and a recovery produces only what the log lacks
+it implies); the turn's messages, which carry its journal entry, are acknowledged before the
+next turn's go out, and a recovery produces only what the log lacks
 (docs/adr/0001-exactly-once-on-the-order-path.md).
 """
 
@@ -46,8 +46,8 @@ class LoopStats:
 
 
 class Turn(NamedTuple):
-    """What a handler makes of one batch: the journal entry to write with it (None: nothing to
-    write yet) and the messages the turn produces."""
+    """What a handler makes of one batch: a journal record to write with it (None: none; a
+    handler may journal in the outputs' headers instead) and the messages the turn produces."""
 
     journal: Outgoing | None
     outputs: list[Outgoing]
@@ -79,11 +79,11 @@ class JournalHandler(Protocol):
 class JournalLoop:
     """Run a handler exactly once without a transaction per turn.
 
-    Per turn: the handler applies the batch; the turn's journal entry and its outputs are
-    produced together (one produce request) and acknowledged (``flush``) before the next turn
-    goes out, so at most the last turn is partly in the log, and whatever part of it landed
-    names it (``libs.bus.journal``): a restart repeats it exactly. Outputs are released at
-    once: consumers read uncommitted. The producer is transactional only to fence a
+    Per turn: the handler applies the batch; the turn's outputs (which carry its journal
+    entry) are produced and acknowledged (``flush``) before the next turn goes out, so at most
+    the last turn is partly in the log, and whatever part of it landed names it
+    (``libs.bus.journal``): a restart repeats it exactly. Outputs are released at once:
+    consumers read uncommitted. The producer is transactional only to fence a
     zombie (``init_transactions`` by a successor makes every later write of the old instance
     fail) and to commit the input offsets for observers; a transaction stays open for
     ``commit_seconds`` and is committed before a snapshot, so that every output the snapshot
@@ -176,12 +176,12 @@ class JournalLoop:
             turn = Turn(self.handler.unwritten(), [])
         else:
             turn = Turn(None, [])
-        for message in turn.outputs:
+        messages = turn.outputs if turn.journal is None else [*turn.outputs, turn.journal]
+        for message in messages:
             producer.produce(message)
-        if turn.journal is not None:
-            producer.produce(turn.journal)
+        if messages:
             producer.flush(FLUSH_TIMEOUT_SECONDS)  # all of this turn in the log before the next
-        self._changed = self._changed or bool(records) or turn.journal is not None
+        self._changed = self._changed or bool(records) or bool(messages)
         if self.handler.snapshot_due():
             self._commit()
             for message in self.handler.snapshot():
@@ -190,7 +190,7 @@ class JournalLoop:
             self._commit()  # an idle loop commits nothing: no broker work when nothing moves
         self.stats.records += len(records)
         self.stats.produced += len(turn.outputs)
-        if turn.journal is not None:
+        if messages:
             self.stats.turns += 1
         return len(records)
 

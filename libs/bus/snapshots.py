@@ -20,6 +20,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     state: bytes
     version: int = 1
     journal: int = 0  # the next journal offset the state does not reflect
+    entries: int = 0  # the number of the last journal entry the state reflects
     outputs: dict[str, int] = {}  # "topic:partition" -> its end when the snapshot was taken
 
 

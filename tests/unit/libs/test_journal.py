@@ -14,7 +14,7 @@ from libs.bus import (
     Record,
     latest_snapshots,
 )
-from libs.bus.journal import ENTRY_HEADER, TurnRecord, decode_entry
+from libs.bus.journal import ENTRY_HEADER, TurnRecord, decode_entry, journaled
 
 FIRST, SECOND = ("count.first", 0), ("count.second", 0)  # the canonical input order
 SNAPSHOTS = "count.snapshots"
@@ -101,9 +101,14 @@ def totals(bus: MemoryBus) -> list[int]:
     return [int(r.value or b"") for r in bus.replay(OUT, 0)]
 
 
-def journal(bus: MemoryBus, start: int = 0) -> list[TurnRecord]:
-    """The journaled turns, from the entry at offset ``start`` on."""
-    return [turn for r in bus.replay(JOURNAL, 0, start) for turn in decode_entry(r.value or b"")]
+def journal(bus: MemoryBus, after: int = 0) -> list[TurnRecord]:
+    """The journaled turns of the entries numbered above ``after`` (journal topic and headers)."""
+    return journaled(bus, b"count", (JOURNAL, 0), {(OUT, 0): 0}, after)[0]
+
+
+def journal_records(bus: MemoryBus) -> int:
+    """How many records the journal topic holds (turns without outputs only)."""
+    return len(list(bus.replay(JOURNAL, 0)))
 
 
 def test_a_turn_applies_its_records_in_input_order_not_arrival_order() -> None:
@@ -115,11 +120,11 @@ def test_a_turn_applies_its_records_in_input_order_not_arrival_order() -> None:
     assert counter.core.trail == "132"
     assert [o.value for o in turn.outputs] == [b"1", b"4", b"6"]
     assert {o.source for o in turn.outputs} == {b"count"}  # a recovery counts its own
-    assert turn.journal is not None and turn.journal.topic == JOURNAL
-    assert decode_entry(turn.journal.value or b"") == [TurnRecord([(0, 2), (1, 1)])]
+    assert turn.journal is None  # the outputs carry the entry: no journal record of its own
     # the entry names the turn on its first output in each partition, so a part of it names it
     named = [dict(o.headers).get(ENTRY_HEADER) for o in turn.outputs]
-    assert named == [turn.journal.value, None, None]
+    assert named[1:] == [None, None] and named[0] is not None
+    assert decode_entry(named[0]).turns == [TurnRecord([(0, 2), (1, 1)])]
 
 
 def test_a_turn_whose_journal_record_failed_never_happened() -> None:
@@ -154,9 +159,9 @@ def test_a_successor_produces_only_the_outputs_its_predecessor_did_not() -> None
     bus, counter, _ = setup()
     send(bus, FIRST, "1", "2", "3")
     turn = counter.handle([r for tp in (FIRST, SECOND) for r in bus.replay(*tp)])
-    writer = bus.producer()  # the predecessor: journal in, then one of three outputs, then killed
-    writer.produce(turn.journal)
+    writer = bus.producer()  # the predecessor: two of three outputs in, then killed
     writer.produce(turn.outputs[0])
+    writer.produce(turn.outputs[1])
     fresh = CountHandler(bus)
     loop = new_loop(bus, fresh)  # fences, recovers, produces what is missing
     assert fresh.core == Count(6, "123")
@@ -172,11 +177,12 @@ def test_a_turn_cut_short_is_finished_by_the_successor_as_it_was_split() -> None
     assert counter.handle(list(bus.replay(*SECOND))) == (None, [])  # no outputs: not written yet
     send(bus, FIRST, "1", "2", "3")
     turn = counter.handle(list(bus.replay(*FIRST)))
-    assert turn.journal is not None and len(decode_entry(turn.journal.value or b"")) == 2
+    entry = decode_entry(dict(turn.outputs[0].headers)[ENTRY_HEADER])
+    assert (entry.seq, len(entry.turns)) == (1, 2)  # the quiet turn rides with this one
     writer = bus.producer()  # the predecessor: the first of three outputs landed, then killed
     writer.produce(turn.outputs[0])
     fresh = CountHandler(bus)
-    new_loop(bus, fresh)  # finds the turn in that output's header and finishes it
+    new_loop(bus, fresh)  # finds the turns in that output's header and finishes them
     assert fresh.core == Count(11, "5123")  # the quiet turn first, as it ran (not "1235")
     assert totals(bus) == [6, 8, 11]
     assert [t.ends for t in journal(bus)] == [[(1, 1)], [(0, 3)]]
@@ -190,7 +196,7 @@ def test_a_turn_without_outputs_is_journaled_with_the_next_entry_or_when_the_loo
     send(bus, SECOND, "2")
     loop.run_once()
     assert [t.ends for t in journal(bus)] == [[(0, 1)], [(1, 1)]]  # one entry, two turns
-    assert len(list(bus.replay(JOURNAL, 0))) == 1
+    assert journal_records(bus) == 0  # in the output's header
     send(bus, SECOND, "q4")
     loop.run_once()
     assert len(journal(bus)) == 2
@@ -198,6 +204,7 @@ def test_a_turn_without_outputs_is_journaled_with_the_next_entry_or_when_the_loo
     assert len(journal(bus)) == 2
     loop.run_once()  # a whole poll timeout and nothing came: the loop writes what it holds
     assert [t.ends for t in journal(bus)] == [[(0, 1)], [(1, 1)], [(1, 2)]]
+    assert journal_records(bus) == 1
     fresh = CountHandler(bus)
     fresh.rewind()
     assert fresh.core == counter.core == Count(7, "124")
@@ -235,7 +242,7 @@ def test_a_restart_loads_the_snapshot_then_replays_the_journaled_turns() -> None
     assert counter.core.trail == "12543"
     snapshot = latest_snapshots(bus, SNAPSHOTS)["count"]
     assert snapshot.state == b"8:125"
-    assert [t.ends for t in journal(bus, snapshot.journal)] == [[(1, 3)], [(0, 2)]]
+    assert [t.ends for t in journal(bus, snapshot.entries)] == [[(1, 3)], [(0, 2)]]
     # read as one turn, the same records would apply in another order ...
     naive = CountHandler(bus)
     naive.handle([r for tp in (SECOND, FIRST) for r in bus.replay(*tp)])

@@ -3,7 +3,7 @@ the same way (the journal's guard around the core, over the in-memory bus)."""
 
 from __future__ import annotations
 
-from libs.bus.journal import decode_entry
+from libs.bus.journal import journaled
 from libs.messages import Cause, Deposit, PositionChanged, SetLeverage
 from libs.money import INT64_MAX, LEDGER_LIMIT
 from libs.topics import user_partition
@@ -45,8 +45,8 @@ def test_an_input_that_raises_half_way_is_undone_skipped_counted_and_skipped_aga
     assert service.core.positions == {}  # the half-applied position is gone
     assert service.core.balance(1) == 3007 * USDT  # and the wallet went on
     assert service.full_publish  # the read model is rewritten from the restored state
-    journal = bus.replay(TOPICS.journal, 0)
-    turns = [t for r in journal for t in decode_entry(r.value or b"")]
+    outputs = {(t, p): 0 for t in service.output_topics for p in bus.end_offsets(t)}
+    turns = journaled(bus, service.source, (TOPICS.journal, 0), outputs, 0)[0]
     index = service.inputs.index((TOPICS.position_events, user_partition(1)))
     assert [s for t in turns for s in t.skipped] == [(index, 0)]
     rebuilt = WalletService(bus, TOPICS, snapshot_every=3)
