@@ -126,8 +126,8 @@ def run() -> str:
             f"own histograms): whole request {breakdown['http']:.1f} ms = produce to "
             f"`orders.requests` and wait for the broker's acknowledgement "
             f"{breakdown['produce']:.1f} ms + from there to the matcher's answer "
-            f"{breakdown['answer']:.1f} ms (the wallet's turn with its journal record "
-            "acknowledged, the matcher's turn, three read_uncommitted fetches) + the rest "
+            f"{breakdown['answer']:.1f} ms (the wallet's turn, its outputs acknowledged, the "
+            "matcher's turn, three read_uncommitted fetches) + the rest "
             "(HTTP, auth, validation). The original design's < 5 ms target was an in-process "
             "channel to the engine; here every hop is a durable, exactly-once Kafka hop.",
             "",

@@ -173,8 +173,8 @@ def run() -> str:
             "",
             "`bench/wallet.py`: the wallet core re-applying a recorded flow (deposits, limit "
             f"orders around a drifting mid, cancels; {USERS:,} users; best of {ROUNDS}), and the "
-            "wallet service running requests through Kafka (JournalLoop: a journal record per "
-            "turn).",
+            "wallet service running requests through Kafka (JournalLoop: each turn's journal "
+            "entry rides in its outputs' headers).",
             "",
             "| pass | work | throughput | detail |",
             "| --- | --- | --- | --- |",
