@@ -9,6 +9,7 @@ back at once instead of waiting out a session timeout.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -242,6 +243,36 @@ def _offsets(partitions: list[KafkaTopicPartition]) -> dict[TopicPartition, int]
     }
 
 
+class Stuck(AbortableError):
+    """A call did not return within its bound (see ``bounded``)."""
+
+
+def bounded(action: str, call: Callable[[], None], limit: float) -> None:
+    """Run ``call``, giving up on it after ``limit`` seconds (``Stuck``); re-raise what it raised.
+
+    After a broker restart librdkafka can block in a transactional call far past the call's
+    own timeout (seen: ``send_offsets_to_transaction`` for over 60 s; confluentinc/librdkafka
+    #5456). The call then stays on its own thread with its client, which the caller abandons
+    and fences with a new one, instead of the whole service waiting for its watchdog.
+    """
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:  # handed over to the caller's thread
+            failed.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"kafka {action}", daemon=True).start()
+    if not done.wait(limit):
+        raise Stuck(f"{action}: no answer within {limit:.0f}s (broker away?)")
+    if failed:
+        raise failed[0]
+
+
 def fetch_ready(client: KafkaConsumerClient, max_records: int, timeout: float) -> list[Any]:
     """Return what is buffered now (up to ``max_records``), or wait up to ``timeout`` for the
     first message and return it with whatever arrived alongside.
@@ -277,6 +308,7 @@ class KafkaProducer(Producer):
             settings["transactional.id"] = transactional_id
             settings.setdefault("transaction.timeout.ms", 60000)
         self._delivery_errors: list[KafkaError] = []
+        self._abandoned = False  # a call on it never returned (see bounded)
         self._client = KafkaProducerClient(settings)
         if self._transactional:
             try:
@@ -340,18 +372,26 @@ class KafkaProducer(Producer):
 
     def commit(self, offsets: dict[TopicPartition, int], consumer: Consumer) -> None:
         assert isinstance(consumer, KafkaConsumer)
-        try:
-            # bounded well inside a service's stall watchdog: a coordinator that is away
-            # fails the commit, and the loop recovers from the log when it is back
+        client = self._client
+
+        def commit() -> None:
             if offsets:
-                self._client.send_offsets_to_transaction(
+                client.send_offsets_to_transaction(
                     [KafkaTopicPartition(t, p, o) for (t, p), o in offsets.items()],
                     consumer.group_metadata(),
                     COMMIT_TIMEOUT_SECONDS,
                 )
-            self._client.commit_transaction(COMMIT_TIMEOUT_SECONDS)
+            client.commit_transaction(COMMIT_TIMEOUT_SECONDS)
+
+        try:
+            # bounded well inside a service's stall watchdog: a coordinator that is away
+            # fails the commit, and the loop recovers from the log when it is back
+            bounded("commit transaction", commit, COMMIT_TIMEOUT_SECONDS + 5)
         except KafkaException as error:
             raise _translate(error, "commit transaction") from error
+        except Stuck:
+            self._abandoned = True  # the call still holds it: drop it, a successor fences it
+            raise
 
     def abort(self) -> None:
         try:
@@ -360,7 +400,8 @@ class KafkaProducer(Producer):
             raise _translate(error, "abort transaction") from error
 
     def close(self) -> None:
-        self._client.flush(5)
+        if not self._abandoned:  # an abandoned client may block here too
+            self._client.flush(5)
 
 
 class KafkaConsumer(Consumer):
