@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from libs.bus import JournalLoop
 from libs.bus.kafka import KafkaBus
@@ -17,8 +16,6 @@ from services.positions.settings import PositionsSettings
 from services.positions.topics import PositionsTopics
 
 log = logging.getLogger("services.positions")
-
-PUBLISH_LINGER_SECONDS = 0.003  # the read model trails the engine by at most this (plus a write)
 
 
 def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
@@ -71,20 +68,10 @@ def run(settings: PositionsSettings, stop: threading.Event) -> None:
     log.info("positions ready: %s", service.digest_json())
     print("positions ready", flush=True)
     try:
-        dirty_since: float | None = None  # when the first turn not published yet ran
         while not stop.is_set():
-            due = None if dirty_since is None else dirty_since + PUBLISH_LINGER_SECONDS
-            applied = loop.run_once(None if due is None else max(0.0, due - time.monotonic()))
-            now = time.monotonic()
-            if applied and dirty_since is None:
-                dirty_since = now
-            # one write for the few turns an order causes here within a few ms
-            ripe = dirty_since is not None and (
-                not applied or now >= dirty_since + PUBLISH_LINGER_SECONDS
-            )
-            if ripe or service.full_publish:
+            applied = loop.run_gathered()  # one write for the few turns an order causes here
+            if applied or service.full_publish:
                 publish(service, model)
-                dirty_since = None
     finally:
         ops.close()
         loop.close()

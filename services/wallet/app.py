@@ -17,7 +17,6 @@ from services.wallet.topics import WalletTopics
 log = logging.getLogger("services.wallet")
 
 LOOK_EVERY_SECONDS = 1.0  # how often an idle wallet asks Redis whether it lost the picture
-PUBLISH_LINGER_SECONDS = 0.003  # the read model trails the wallet by at most this (plus a write)
 
 
 def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
@@ -83,16 +82,9 @@ def run(settings: WalletSettings, stop: threading.Event) -> None:
     print("wallet ready", flush=True)
     next_look = 0.0
     try:
-        dirty_since: float | None = None  # when the first turn not published yet ran
         while not stop.is_set():
-            due = None if dirty_since is None else dirty_since + PUBLISH_LINGER_SECONDS
-            applied = loop.run_once(None if due is None else max(0.0, due - time.monotonic()))
+            loop.run_gathered()  # one write for the few turns an order causes here
             now = time.monotonic()
-            if applied and dirty_since is None:
-                dirty_since = now
-            if applied and now < dirty_since + PUBLISH_LINGER_SECONDS and not service.full_publish:
-                continue  # one write for the few turns an order causes here within a few ms
-            dirty_since = None
             look = now >= next_look
             if look:
                 next_look = now + LOOK_EVERY_SECONDS
