@@ -14,7 +14,15 @@ import asyncio
 import json
 import os
 
-from bench.http_load import OpenLoop, Request, signup, start_stack, step
+from bench.http_load import (
+    WARMUP_RATE,
+    WARMUP_SECONDS,
+    OpenLoop,
+    Request,
+    signup,
+    start_stack,
+    step,
+)
 from bench.stack_cpu import CpuProbe, table
 
 PAIRS = 20
@@ -68,7 +76,7 @@ def passes(result: dict) -> bool:
 async def measure(url: str, tokens: list[str], probe: CpuProbe) -> tuple[list[dict], list[dict]]:
     """The search for the best rate first (from low rates up), then the required rates."""
     load = Load(url, tokens)
-    await load.run(50, 3)  # warm-up: connections, caches, the first Kafka batches
+    await load.run(WARMUP_RATE, WARMUP_SECONDS)
     await asyncio.sleep(SETTLE_SECONDS)
     search = []
     for rate in SEARCH_RATES:

@@ -21,7 +21,17 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from bench.http_load import CONNECTION_ERROR, OpenLoop, Request, log, signup, start_stack, step
+from bench.http_load import (
+    CONNECTION_ERROR,
+    WARMUP_RATE,
+    WARMUP_SECONDS,
+    OpenLoop,
+    Request,
+    log,
+    signup,
+    start_stack,
+    step,
+)
 from bench.kafka_floor import measure as three_hop_floor
 from bench.stack_cpu import (
     CpuProbe,
@@ -49,7 +59,6 @@ RESTING_KEPT = 32  # order ids a user remembers as resting (the newest; older on
 RATES = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
 STEP_SECONDS = 8
 SETTLE_SECONDS = 10  # after a step, the engines and the projector drain what it left behind
-WARMUP_RATE, WARMUP_SECONDS = 50, 4  # connections, caches, a book to cancel from
 IDLE_SECONDS = 10
 CPU_RATE = 100  # the step whose CPU is shown process by process; also the latency targets'
 P99_BUDGET_MS = 100.0  # "sustained": p99 within this and at least 95% of the offered rate
