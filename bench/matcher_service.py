@@ -25,7 +25,7 @@ RATE_SECONDS = 10
 WARMUP_SECONDS = 2
 FLOOR_RECORDS = 2_000
 FLOOR_PACE = 0.005  # seconds between records: about the matcher's turn rate at RATE
-COMMIT_SECONDS = 1.0  # as MATCHER_COMMIT_SECONDS
+COMMIT_SECONDS = 5.0  # as MATCHER_COMMIT_SECONDS
 
 
 def _consume_batches(run: MatcherRun, until_offset: int, on_batch) -> None:
