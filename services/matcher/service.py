@@ -34,6 +34,7 @@ from libs.bus import (
     Bus,
     BusError,
     Consumer,
+    FencedError,
     Outgoing,
     Producer,
     Record,
@@ -287,6 +288,8 @@ class MatcherService:
     def _commit_due(self) -> None:
         now = self.clock()
         for symbol, lane in list(self.lanes.items()):
+            if symbol not in self.lanes:
+                continue  # dropped by another symbol's failure in this loop
             if lane.dirty and now - lane.opened >= self.commit_seconds:
                 try:
                     self._commit(symbol)
@@ -308,11 +311,17 @@ class MatcherService:
 
     # -- failures, revocation -------------------------------------------------------------
     def _fail(self, symbol: str, error: BaseException) -> None:
-        """A write of ``symbol`` failed (the broker away, a timeout, or fenced by a newer
-        instance): drop its producer and book; recover it from the log (fencing again)."""
-        log.warning("%s: %s; recovering it from the log", symbol, error)
-        self._drop(symbol)
-        self.retry_at[symbol] = self.clock()
+        """A write of ``symbol`` failed: drop its producer and book and recover it from the
+        log (fencing again). Unless a newer instance fenced it, the broker was away, and then
+        every symbol is recovered with a new producer: one that lived through a broker restart
+        can block in its next commit for the whole bound (librdkafka #5456), and one thread
+        runs every book, so three such commits kept the books from trading for a minute."""
+        others = [] if isinstance(error, FencedError) else [s for s in self.lanes if s != symbol]
+        failed = [symbol, *others]
+        log.warning("%s: %s; recovering %s from the log", symbol, error, ", ".join(failed))
+        for each in failed:
+            self._drop(each)
+            self.retry_at[each] = self.clock()
 
     def _drop(self, symbol: str) -> None:
         lane = self.lanes.pop(symbol, None)

@@ -202,3 +202,35 @@ def test_the_broker_away_is_survived_consume_and_recovery_errors_are_retried(mon
     away[0] = False
     _drain(service, len(FLOW))
     assert _assert_exactly_once(bus, FLOW) == _uninterrupted()
+
+
+@pytest.mark.parametrize(
+    ("error", "recovered"),
+    [
+        (AbortableError("3 messages not delivered within 5.0s"), {"BTC-PERP", "ETH-PERP"}),
+        (FencedError("fenced by a newer instance"), {"BTC-PERP"}),
+    ],
+)
+def test_a_write_failing_with_the_broker_away_recovers_every_symbol_a_fenced_one_only_its_own(
+    error, recovered
+):
+    # a producer that lived through a broker restart can block in its next commit (librdkafka
+    # #5456): when one symbol finds the broker away, every symbol gets a new producer
+    bus = _bus_with_flow(FLOW)
+    service = _matcher(bus)
+    service.consumer = bus.consumer(
+        "matcher", partitions=[("orders.commands", 0), ("orders.commands", 1)]
+    )
+    service.run_once()
+    assert service.ensure_loaded("ETH-PERP")
+    before = {symbol: lane.producer for symbol, lane in service.lanes.items()}
+    assert set(before) == {"BTC-PERP", "ETH-PERP"}
+    service.lanes["BTC-PERP"].producer.fail_next_flush = error
+    service.run_once()  # the commit's flush fails
+    assert set(service.retry_at) == recovered
+    assert set(service.lanes) == {"BTC-PERP", "ETH-PERP"} - recovered
+    _drain(service, len(FLOW))
+    assert service.ensure_loaded("ETH-PERP")
+    renewed = {s for s, lane in service.lanes.items() if lane.producer is not before[s]}
+    assert renewed == recovered
+    assert _assert_exactly_once(bus, FLOW) == _uninterrupted()
