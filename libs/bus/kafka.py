@@ -341,17 +341,7 @@ class KafkaProducer(Producer):
                 raise _translate(error, "produce") from error
 
     def flush(self, timeout: float = 30.0) -> None:
-        try:
-            remaining = self._client.flush(timeout)
-        except KafkaException as error:
-            raise _translate(error, "flush") from error
-        except SystemError as error:
-            # a fatal error (fenced) raised while delivery callbacks ran: confluent-kafka
-            # wraps it; the KafkaException is the context
-            cause = error.__cause__ or error.__context__
-            if isinstance(cause, KafkaException):
-                raise _translate(cause, "flush") from error
-            raise
+        remaining = self._flush(timeout, "flush")
         if remaining:
             raise AbortableError(f"{remaining} messages not delivered within {timeout}s")
         if self._delivery_errors:
@@ -400,8 +390,24 @@ class KafkaProducer(Producer):
             raise _translate(error, "abort transaction") from error
 
     def close(self) -> None:
+        """Deliver what is queued (5 s at most). A producer that failed (fenced, say) may
+        raise its error again here, as a BusError."""
         if not self._abandoned:  # an abandoned client may block here too
-            self._client.flush(5)
+            self._flush(5, "close")
+
+    def _flush(self, timeout: float, action: str) -> int:
+        """Flush; return the messages left undelivered."""
+        try:
+            return self._client.flush(timeout)
+        except KafkaException as error:
+            raise _translate(error, action) from error
+        except SystemError as error:
+            # a fatal error (fenced) raised while delivery callbacks ran: confluent-kafka
+            # wraps it; the KafkaException is the context
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, KafkaException):
+                raise _translate(cause, action) from error
+            raise
 
 
 class KafkaConsumer(Consumer):
