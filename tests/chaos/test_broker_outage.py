@@ -16,11 +16,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
-import pytest
 
 from tests.e2e.conftest import Trader
 from tests.e2e.stack import Stack
@@ -61,16 +59,6 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.kill()
         shutil.rmtree(self.data, ignore_errors=True)
-
-
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    kafka = Broker()
-    try:
-        kafka.start()
-        yield kafka
-    finally:
-        kafka.stop()
 
 
 def timed(send) -> tuple[httpx.Response | None, float]:

@@ -82,6 +82,27 @@ def _quiet(check, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
+def _assert_live_equals_rebuilt(stack: Stack, symbol: str) -> None:
+    """Each engine's live state equals its state rebuilt from the topics alone (the matcher's
+    book of ``symbol``)."""
+    wallet = stack.services["wallet"]
+    _quiet(
+        lambda: (
+            _digest(wallet.ready_url.replace("/metrics", "/digest"))["digest"]
+            == _rebuild(stack, "wallet")["digest"]
+        ),
+        timeout=120,
+    )
+    matcher = stack.services["matcher"]
+    live = _digest(matcher.ready_url.replace("/metrics", f"/digest?symbol={symbol}"))
+    assert _rebuild(stack, "matcher", "--symbol", symbol) == live
+    positions = stack.services["positions"]
+    assert (
+        _digest(positions.ready_url.replace("/metrics", "/digest"))["digest"]
+        == _rebuild(stack, "positions")["digest"]
+    )
+
+
 def test_killing_every_service_mid_trading_loses_and_doubles_nothing(stack: Stack):
     with httpx.Client(base_url=stack.url, timeout=10) as api:
         traders = [Trader(api) for _ in range(6)]
@@ -135,20 +156,4 @@ def test_killing_every_service_mid_trading_loses_and_doubles_nothing(stack: Stac
 
         _quiet(positions_match_fills)
 
-    # Each engine's live state equals its state rebuilt from the topics alone.
-    wallet = stack.services["wallet"]
-    _quiet(
-        lambda: (
-            _digest(wallet.ready_url.replace("/metrics", "/digest"))["digest"]
-            == _rebuild(stack, "wallet")["digest"]
-        ),
-        timeout=120,
-    )
-    matcher = stack.services["matcher"]
-    live = _digest(matcher.ready_url.replace("/metrics", f"/digest?symbol={SYMBOL}"))
-    assert _rebuild(stack, "matcher", "--symbol", SYMBOL) == live
-    positions = stack.services["positions"]
-    assert (
-        _digest(positions.ready_url.replace("/metrics", "/digest"))["digest"]
-        == _rebuild(stack, "positions")["digest"]
-    )
+    _assert_live_equals_rebuilt(stack, SYMBOL)
