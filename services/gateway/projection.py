@@ -4,7 +4,7 @@
 ``wallet.events`` or ``positions.events``; ``Projection.flush`` returns the Redis commands
 (writes and ``PUBLISH``es, in order) that the records applied since the last flush imply,
 ending with the ``projector:offsets`` they cover. The I/O shell (``projector.py``) runs them in
-one MULTI/EXEC, so Redis and the offsets it covers move together. No I/O, no clock here: the
+one atomic batch, so Redis and the offsets it covers move together. No I/O, no clock here: the
 wall-clock time of trades and fills is passed in.
 
 Ordering rules that make the result the same whatever order the topics are read in:
@@ -60,6 +60,7 @@ from libs.messages import (
     PositionChanged,
     Side,
 )
+from libs.redis_batch import Command, flat
 from libs.symbols import SymbolSpec
 from libs.topics import logical_topic, physical_topic
 from services.gateway import keys
@@ -113,9 +114,6 @@ return #old
 """Drop a user's orders beyond the newest ``ORDER_HISTORY`` (KEYS: the user's ``orders:all``,
 ``projector:held``; ARGV: the limit, the order key prefix, the user's client-id key prefix), with
 their hashes and client-id keys. Orders the projector still holds (open, pending) are kept."""
-
-Command = tuple[str | int | bytes, ...]
-"""One Redis command, name first: ``("HSET", key, field, value, ...)``, ``("PUBLISH", ...)``."""
 
 
 def _json(value: object) -> bytes:
@@ -466,7 +464,7 @@ class Projection:
         out = self._out
         for order in self._dirty.values():
             oid = order.order_id
-            out.append(("HSET", keys.order_key(oid), *_flat(order.fields())))
+            out.append(("HSET", keys.order_key(oid), *flat(order.fields())))
             verb = "SADD" if order.is_open else "SREM"
             out.append((verb, keys.open_orders_key(order.user_id), oid))
             if self.orders.get(oid) is order:
@@ -478,8 +476,8 @@ class Projection:
         for user in sorted({order.user_id for order in self._created}):
             out.append(
                 (
-                    "EVAL",
-                    TRIM_ORDER_HISTORY,
+                    "CALL",
+                    "trim_order_history",
                     2,
                     keys.all_orders_key(user),
                     keys.HELD_KEY,
@@ -507,7 +505,7 @@ class Projection:
         if self._moved:
             moved = sorted(self._moved)
             offsets = [(keys.offsets_field(t, p), self.offsets[(t, p)]) for t, p in moved]
-            out.append(("HSET", keys.OFFSETS_KEY, *_flat(dict(offsets))))
+            out.append(("HSET", keys.OFFSETS_KEY, *flat(dict(offsets))))
         self._start_output()
         return out
 
@@ -835,7 +833,3 @@ class Projection:
             "offsets": sorted([t, p, o] for (t, p), o in self.offsets.items()),
         }
         return hashlib.sha256(_json(state)).hexdigest()
-
-
-def _flat(mapping: dict[str, str | int]) -> list[str | int]:
-    return [item for pair in mapping.items() for item in pair]

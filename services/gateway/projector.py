@@ -4,10 +4,10 @@
 ``python -m services.gateway.projector``. The state transitions are ``projection.py`` (pure);
 this is the I/O around it and its composition root. It reads every partition by assignment,
 not in a consumer group: its offsets live in Redis (``projector:offsets``), written in the same
-MULTI/EXEC as the effects they cover, so after a crash Redis holds exactly the state of the
-offsets it names and the projector resumes there. On start, and whenever a write fails or finds
-Redis flushed, it reloads: from the held orders and offsets in Redis, or, when
-``projector:ready`` is missing, from offset 0 after deleting every key it owns.
+atomic batch as the effects they cover (``libs.redis_batch``), so after a crash Redis holds
+exactly the state of the offsets it names and the projector resumes there. On start, and
+whenever a write fails or finds Redis flushed, it reloads: from the held orders and offsets in
+Redis, or, when ``projector:ready`` is missing, from offset 0 after deleting every key it owns.
 """
 
 from __future__ import annotations
@@ -42,10 +42,17 @@ from libs.messages import (
     concrete_kinds,
 )
 from libs.ops import OpsServer, configure_logging, stop_on_signals
+from libs.redis_batch import Command, RedisBatch
 from libs.settings import KafkaSettings, load_settings
 from libs.symbols import SymbolSpec, default_symbols
 from services.gateway import keys
-from services.gateway.projection import Command, Input, Order, Projection, ProjectorTopics
+from services.gateway.projection import (
+    TRIM_ORDER_HISTORY,
+    Input,
+    Order,
+    Projection,
+    ProjectorTopics,
+)
 
 log = logging.getLogger("services.gateway.projector")
 
@@ -57,7 +64,7 @@ FAILED = Counter("projector_failed_total", "Records the projection failed on (sk
 LAG = Gauge("projector_lag_records", "Records of the topic not yet in Redis", ["topic"])
 WRITE_SECONDS = Histogram(
     "projector_write_seconds",
-    "Latency of one MULTI/EXEC of effects and offsets",
+    "Latency of one batch of effects and offsets",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 LAST_WRITE = Gauge("projector_last_write_timestamp_seconds", "Wall-clock time of the last write")
@@ -108,6 +115,7 @@ class RedisReadModel:
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=30, decode_responses=True)
+        self.batch = RedisBatch(self.client, {"trim_order_history": TRIM_ORDER_HISTORY})
 
     def load(self, topics: ProjectorTopics, specs: dict[str, SymbolSpec]) -> Projection:
         """Return the projection Redis holds, or an empty one (after deleting every key the
@@ -152,13 +160,9 @@ class RedisReadModel:
                 self.client.delete(*batch)
 
     def write(self, commands: list[Command]) -> None:
-        """Run ``commands`` in one MULTI/EXEC; raise ReadModelLost when Redis was flushed."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.execute_command("EXISTS", keys.READY_KEY)
-        for command in commands:
-            pipe.execute_command(*command)
-        results = pipe.execute()
-        if not results[0]:
+        """Run ``commands`` atomically; raise ReadModelLost (nothing written) when Redis was
+        flushed."""
+        if not self.batch.run(commands, unless_missing=keys.READY_KEY):
             raise ReadModelLost("projector:ready is gone")
 
 
@@ -247,7 +251,7 @@ class PartitionReader:
 
 
 class Projector:
-    """The loop: poll, decode, apply, flush into one MULTI/EXEC; reload on any write failure."""
+    """The loop: poll, decode, apply, flush into one atomic batch; reload on any write failure."""
 
     def __init__(self, settings: ProjectorSettings, specs: dict[str, SymbolSpec]) -> None:
         self.settings = settings

@@ -8,7 +8,7 @@
 - ``positions:ready``: set once the full picture is written; when it is missing (Redis
   restarted or flushed) the next publish writes every user again.
 - ``positions:applied``: hash ``topic:partition`` -> the next input offset the keys above
-  reflect, in the same MULTI/EXEC (the gateway's read-your-writes waits on it).
+  reflect, in the same batch (the gateway's read-your-writes waits on it).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import logging
 
 import redis
 
+from libs.redis_batch import Command, RedisBatch, flat
 from services.positions.core import PositionsCore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def picture(core: PositionsCore, users: list[int]) -> tuple[dict[int, dict], dic
 class RedisReadModel:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5)
+        self.batch = RedisBatch(self.client)
 
     def write(
         self,
@@ -63,27 +65,23 @@ class RedisReadModel:
         full: bool,
         applied: dict[str, int] | None = None,
     ) -> bool:
-        """Write in one MULTI/EXEC (a reader never sees a half-replaced hash), with the
-        ``applied`` input offsets the state reflects; return False when Redis did not take it,
-        or when a partial write finds ``positions:ready`` gone (everything must be written
-        again)."""
+        """Write atomically (a reader never sees a half-replaced hash), with the ``applied``
+        input offsets the state reflects; return False when Redis did not take it, or when a
+        partial write finds ``positions:ready`` gone (everything must be written again)."""
+        commands: list[Command] = []
+        for user, view in views.items():
+            commands.append(("DEL", positions_key(user)))
+            if view:
+                commands.append(("HSET", positions_key(user), *flat(view)))
+        for name, (mark, funding) in markets.items():
+            commands.append(("HSET", mark_key(name), *flat(mark)))
+            commands.append(("HSET", funding_key(name), *flat(funding)))
+        if full:
+            commands.append(("SET", READY_KEY, 1))
+        if applied:
+            commands.append(("HSET", APPLIED_KEY, *flat(applied)))
         try:
-            pipe = self.client.pipeline(transaction=True)
-            if not full:  # in the same round trip: has Redis lost the picture?
-                pipe.exists(READY_KEY)
-            for user, view in views.items():
-                pipe.delete(positions_key(user))
-                if view:
-                    pipe.hset(positions_key(user), mapping=view)
-            for name, (mark, funding) in markets.items():
-                pipe.hset(mark_key(name), mapping=mark)
-                pipe.hset(funding_key(name), mapping=funding)
-            if full:
-                pipe.set(READY_KEY, 1)
-            if applied:
-                pipe.hset(APPLIED_KEY, mapping=applied)
-            results = pipe.execute()
+            return self.batch.run(commands, unless_missing=None if full else READY_KEY)
         except redis.RedisError as error:
             log.warning("redis write failed (will rewrite everything): %s", error)
             return False
-        return full or bool(results[0])

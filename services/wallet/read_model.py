@@ -17,6 +17,7 @@ import logging
 
 import redis
 
+from libs.redis_batch import Command, RedisBatch, flat
 from services.wallet.core import WalletCore
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def picture(core: WalletCore, users: list[int]) -> dict[int, tuple[dict, dict]]:
 class RedisReadModel:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=5)
+        self.batch = RedisBatch(self.client)
 
     def lost(self) -> bool:
         """True when the full picture must be written again (Redis empty or unreachable)."""
@@ -79,24 +81,21 @@ class RedisReadModel:
         caused: dict[int, dict[tuple[str, int], int]] | None = None,
     ) -> bool:
         """Write the users' hashes (with their ``caused`` fields), then the ``applied`` offsets
-        they reflect, in one pipeline; return False when Redis did not take them, or when a
-        partial write finds ``wallet:ready`` gone (then everything must be written again).
-        Redis runs a pipeline in order, so a reader that sees the offsets sees the hashes."""
+        they reflect, atomically; return False when Redis did not take them, or when a partial
+        write finds ``wallet:ready`` gone (then everything must be written again)."""
         caused = caused or {}
+        commands: list[Command] = []
+        for user, (account, leverage) in pictures.items():
+            fields = {caused_field(*place): o for place, o in caused.get(user, {}).items()}
+            commands.append(("HSET", account_key(user), *flat({**account, **fields})))
+            if leverage:
+                commands.append(("HSET", leverage_key(user), *flat(leverage)))
+        if full:
+            commands.append(("SET", READY_KEY, 1))
+        if applied:
+            commands.append(("HSET", APPLIED_KEY, *flat(applied)))
         try:
-            pipe = self.client.pipeline(transaction=False)
-            if not full:  # in the same round trip: has Redis lost the picture?
-                pipe.exists(READY_KEY)
-            for user, (account, leverage) in pictures.items():
-                fields = {caused_field(*place): o for place, o in caused.get(user, {}).items()}
-                pipe.hset(account_key(user), mapping={**account, **fields})
-                pipe.hset(leverage_key(user), mapping=leverage)
-            if full:
-                pipe.set(READY_KEY, 1)
-            if applied:
-                pipe.hset(APPLIED_KEY, mapping=applied)
-            results = pipe.execute()
+            return self.batch.run(commands, unless_missing=None if full else READY_KEY)
         except redis.RedisError as error:
             log.warning("redis write failed (will rewrite everything): %s", error)
             return False
-        return full or bool(results[0])

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.gateway.limits import RateLimiter
 
@@ -119,3 +120,41 @@ def test_several_buckets_share_their_budgets_with_single_hits(redis_url: str) ->
         assert sum(r is None for r in results) == 30
 
     with_limiter(redis_url, scenario)
+
+
+def test_requests_that_arrive_together_share_one_call_and_keep_their_own_answers(
+    redis_url: str,
+) -> None:
+    async def scenario(limiter: RateLimiter, client: Redis) -> None:
+        ip, users = new_bucket(), [new_bucket() for _ in range(3)]
+        before = await _script_calls(client)
+        # ip allows 4; each user 1: the user windows after the ip's refusal are not counted
+        answers = await asyncio.gather(
+            *(limiter.hit_all((ip, 4, 10), (users[i % 3], 1, 10)) for i in range(6))
+        )
+        assert await _script_calls(client) - before <= 2  # not one per request
+        assert [a is None for a in answers] == [True, True, True, False, False, False]
+        assert int(await client.get(f"ratelimit:{ip}:10")) == 6
+        assert [int(await client.get(f"ratelimit:{u}:10")) for u in users] == [2, 1, 1]
+
+    with_limiter(redis_url, scenario)
+
+
+def test_every_request_of_a_call_that_failed_gets_the_error(redis_url: str) -> None:
+    async def main() -> None:
+        client = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)  # nothing listens
+        limiter = RateLimiter(client)
+        try:
+            results = await asyncio.gather(
+                *(limiter.hit(new_bucket(), 1, 10) for _ in range(3)), return_exceptions=True
+            )
+            assert all(isinstance(r, RedisConnectionError) for r in results), results
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+async def _script_calls(client: Redis) -> int:
+    stats = await client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))

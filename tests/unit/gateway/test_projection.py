@@ -105,7 +105,9 @@ class FakeRedis:
     def publish(self, channel: str, payload: bytes) -> None:
         self.published.append((channel, json.loads(payload)))
 
-    def eval(self, _script, _keys, history, held, limit, order_prefix, coid_prefix) -> None:
+    def call(self, procedure, _keys, history, held, limit, order_prefix, coid_prefix) -> None:
+        """The projector's one procedure in a batch (libs.redis_batch): the history trim."""
+        assert procedure == "trim_order_history", procedure
         ids = sorted(self.data.get(history, {}), key=int)
         for oid in ids[: max(len(ids) - limit, 0)]:
             if oid not in self.data.get(held, {}):
