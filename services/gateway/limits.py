@@ -111,7 +111,9 @@ class RateLimiter:
                     args.append(len(hit_keys))
                     args += hit_args
                 try:
-                    results = await self._hit(keys=keys, args=args)
+                    results = [int(r) for r in await self._hit(keys=keys, args=args)]
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"{len(results)} answers to {len(batch)} requests")
                 except Exception as error:  # every request of the batch gets the error
                     for *_, answer in batch:
                         if not answer.done():
@@ -119,6 +121,6 @@ class RateLimiter:
                     continue
                 for (*_, answer), wait_ms in zip(batch, results, strict=True):
                     if not answer.done():  # a request cancelled meanwhile: its hit counted
-                        answer.set_result(int(wait_ms))
+                        answer.set_result(wait_ms)
         finally:
             self._sending = False

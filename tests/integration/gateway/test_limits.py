@@ -158,3 +158,17 @@ def test_every_request_of_a_call_that_failed_gets_the_error(redis_url: str) -> N
 async def _script_calls(client: Redis) -> int:
     stats = await client.info("commandstats")
     return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+
+def test_a_request_cancelled_while_its_call_is_out_still_counts_and_nothing_hangs(
+    redis_url: str,
+) -> None:
+    async def scenario(limiter: RateLimiter, _: Redis) -> None:
+        bucket = new_bucket()
+        first = asyncio.create_task(limiter.hit(bucket, 1, 10))
+        await asyncio.sleep(0)  # queued, its call not answered yet
+        first.cancel()
+        assert await asyncio.wait_for(limiter.hit(bucket, 1, 10), 5) is not None
+        assert first.cancelled()
+
+    with_limiter(redis_url, scenario)
