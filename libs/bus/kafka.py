@@ -407,7 +407,11 @@ class KafkaProducer(Producer):
             cause = error.__cause__ or error.__context__
             if isinstance(cause, KafkaException):
                 raise _translate(cause, action) from error
-            raise
+            # seen once with neither (the fencing contract test): what the delivery reports
+            # said, else unusable; either way the caller recovers instead of crashing
+            fenced = any(e.code() in _FENCED_CODES for e in self._delivery_errors)
+            kind = FencedError if fenced else FatalError
+            raise kind(f"{action}: {error}") from error
 
 
 class KafkaConsumer(Consumer):

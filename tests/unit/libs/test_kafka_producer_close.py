@@ -9,7 +9,7 @@ import contextlib
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from libs.bus import BusError, FencedError
+from libs.bus import BusError, FatalError, FencedError
 from libs.bus.kafka import KafkaProducer
 
 
@@ -39,3 +39,22 @@ def test_closing_a_fenced_producer_raises_a_bus_error_the_caller_can_suppress() 
 def test_flushing_a_fenced_producer_raises_a_fenced_error() -> None:
     with pytest.raises(FencedError, match="flush"):
         _fenced_producer().flush(1)
+
+
+class CauselessClient:
+    """confluent-kafka's SystemError from a flush with no KafkaException attached to it."""
+
+    def flush(self, _timeout: float) -> int:
+        raise SystemError("<built-in method flush> returned a result with an exception set")
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [([KafkaError(KafkaError._FENCED, "fenced", fatal=True)], FencedError), ([], FatalError)],
+)
+def test_a_flush_failing_with_a_bare_system_error_raises_a_bus_error(reported, expected) -> None:
+    producer = _fenced_producer()
+    producer._client = CauselessClient()  # type: ignore[assignment]
+    producer._delivery_errors = list(reported)
+    with pytest.raises(expected, match="flush"):
+        producer.flush(1)
