@@ -66,7 +66,6 @@ class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._hit = redis.register_script(_HIT)
         self._queued: list[_Hit] = []
-        self._sending = False
         self._sender: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
 
     async def hit(self, bucket: str, limit: int, window_seconds: int) -> float | None:
@@ -91,8 +90,7 @@ class RateLimiter:
             args += (limit, window_seconds * 1000)
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queued.append((keys, args, answer))
-        if not self._sending:
-            self._sending = True
+        if self._sender is None or self._sender.done():  # no call in flight: start one
             self._sender = asyncio.get_running_loop().create_task(self._send())
         wait_ms = await answer
         if wait_ms < 0:
@@ -101,26 +99,23 @@ class RateLimiter:
 
     async def _send(self) -> None:
         """Send what has queued, one call at a time, until nothing is queued."""
-        try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                keys: list[str] = []
-                args: list[int] = [len(batch)]
-                for hit_keys, hit_args, _ in batch:
-                    keys += hit_keys
-                    args.append(len(hit_keys))
-                    args += hit_args
-                try:
-                    results = [int(r) for r in await self._hit(keys=keys, args=args)]
-                    if len(results) != len(batch):
-                        raise RuntimeError(f"{len(results)} answers to {len(batch)} requests")
-                except Exception as error:  # every request of the batch gets the error
-                    for *_, answer in batch:
-                        if not answer.done():
-                            answer.set_exception(error)
-                    continue
-                for (*_, answer), wait_ms in zip(batch, results, strict=True):
-                    if not answer.done():  # a request cancelled meanwhile: its hit counted
-                        answer.set_result(wait_ms)
-        finally:
-            self._sending = False
+        while self._queued:
+            batch, self._queued = self._queued, []
+            keys: list[str] = []
+            args: list[int] = [len(batch)]
+            for hit_keys, hit_args, _ in batch:
+                keys += hit_keys
+                args.append(len(hit_keys))
+                args += hit_args
+            try:
+                results = [int(r) for r in await self._hit(keys=keys, args=args)]
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{len(results)} answers to {len(batch)} requests")
+            except Exception as error:  # every request of the batch gets the error
+                for *_, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(error)
+                continue
+            for (*_, answer), wait_ms in zip(batch, results, strict=True):
+                if not answer.done():  # a request cancelled meanwhile: its hit counted
+                    answer.set_result(wait_ms)
