@@ -48,7 +48,7 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
 
-    # Small positive ids: the exchange routes a user's messages by ``user_id % 8``.
+    # Small positive ids: the exchange routes a user's messages by ``user_id % USER_PARTITIONS``.
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     email: Mapped[str] = mapped_column(String(MAX_EMAIL_LENGTH), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))

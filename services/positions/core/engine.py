@@ -47,7 +47,7 @@ from libs.messages import (
     WalletEvent,
 )
 from libs.symbols import SymbolSpec
-from libs.topics import user_partition
+from libs.topics import market_partition, user_partition
 from services.positions.core import formulas as f
 from services.positions.core.book import TopOfBook
 from services.positions.core.state import (
@@ -134,7 +134,7 @@ class PositionsCore:
 
     def _market_event(self, symbol: str, build: type, **fields: object) -> None:
         spec = self.specs[symbol]
-        self._event(spec.index, symbol.encode(), build, symbol=symbol, **fields)
+        self._event(market_partition(spec.index), symbol.encode(), build, symbol=symbol, **fields)
 
     def _command(self, symbol: str, command: Message) -> None:
         self._out.append(Out(COMMANDS, self.specs[symbol].index, symbol.encode(), command))

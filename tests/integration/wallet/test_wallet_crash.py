@@ -200,7 +200,7 @@ def test_kill_9_at_random_points_changes_no_balance_hold_or_entry(
             for request in requests[start : start + 10]:
                 if isinstance(request, list):  # position events
                     for event in request:
-                        stack.send(event, stack.topics.position_events, partition=3)
+                        stack.send(event, stack.topics.position_events)  # its user's partition
                     continue
                 stack.send(request, partition=0)
             stack.flush()

@@ -27,7 +27,7 @@ from libs.messages import (
     TimeInForce,
     encode,
 )
-from libs.topics import exchange_topics, symbol_partition, user_partition
+from libs.topics import USER_PARTITIONS, exchange_topics, symbol_partition, user_partition
 from services.positions.service import MALFORMED, PositionsService
 from services.positions.topics import PositionsTopics
 from tests.integration.wallet.matcher_pump import MatcherPump
@@ -141,7 +141,7 @@ def test_fills_become_position_changes_on_each_users_partition_with_gapless_seqs
         (2, lots("1")),
         (9, -lots("0.5")),
     ]
-    for partition in range(8):
+    for partition in range(USER_PARTITIONS):
         seqs = [ANY.decode(r.value).seq for r in stack.bus.replay(TOPICS.events, partition)]
         assert seqs == list(range(1, len(seqs) + 1))
 

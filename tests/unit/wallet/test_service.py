@@ -97,7 +97,7 @@ def test_malformed_and_unknown_records_on_each_input_are_skipped_and_counted() -
         for value in garbage[:3] + (
             [wrong_kind] if topic != TOPICS.position_events else garbage[3:]
         ):
-            producer.produce(Outgoing(topic, value, b"1", 1))
+            producer.produce(Outgoing(topic, value, b"1", user_partition(1)))
     send(bus, Deposit(request_id="ok", user_id=1, amount=5 * USDT))
     drain(loop)
     for topic, count in before.items():
