@@ -7,7 +7,7 @@ import logging
 import threading
 
 from libs.bus import JournalLoop
-from libs.bus.kafka import KafkaBus
+from libs.bus.kafka import BATCHED_FETCH, KafkaBus
 from libs.bus.snapshots import offsets_key
 from libs.ops import OpsServer, configure_logging, stop_on_signals
 from services.positions.read_model import RedisReadModel, picture
@@ -25,6 +25,7 @@ def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
         settings.kafka_bootstrap_servers,
         client_id="positions",
         producer_config={"transaction.timeout.ms": 10000},
+        consumer_config=BATCHED_FETCH,  # off the reply path: larger turns, fewer fetches
     )
     service = PositionsService(
         bus,
