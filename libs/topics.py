@@ -143,12 +143,29 @@ def cause_of(topic: str, partition: int, offset: int, prefix: str) -> Cause:
     return Cause(logical_topic(topic, prefix), partition, offset)
 
 
+class TopologyError(Exception):
+    """A topic on the broker has other partitions than the table says: its log was written
+    by another topology, and the services would not read all of it."""
+
+
 def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created. Raise
+    TopologyError when one that exists has another number of partitions."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    existing = admin.list_topics(timeout=timeout).topics
+    wrong = [
+        f"{t.name} has {len(existing[t.name].partitions)} partitions, the table {t.partitions}"
+        for t in topics
+        if t.name in existing and len(existing[t.name].partitions) != t.partitions
+    ]
+    if wrong:
+        raise TopologyError(
+            "; ".join(wrong) + ": this log was written by another topology (the user-keyed "
+            "topics had 8 partitions before issue 12); start from an empty broker "
+            "(`make clean` removes what `make up` kept)"
+        )
     missing = [t for t in topics if t.name not in existing]
     if not missing:
         return []
@@ -194,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     from libs.settings import KafkaSettings, load_settings
 
     settings = load_settings(KafkaSettings)
-    created = create_topics(settings.kafka_bootstrap_servers, exchange_topics())
+    try:
+        created = create_topics(settings.kafka_bootstrap_servers, exchange_topics())
+    except TopologyError as error:
+        print(f"python -m libs.topics create: {error}", file=sys.stderr)
+        return 2
     names = ", ".join(created) or "none"
     print(f"topics ready on {settings.kafka_bootstrap_servers}; created: {names}")
     return 0
