@@ -56,10 +56,10 @@ FETCH_WAIT_MS = 500
 # A reader off the reply path (the position engine, the projector) lets the broker gather
 # its records: a fetch returns when 64 KB are there or 50 ms have passed. Under load each of
 # its turns then carries 50 ms of records instead of one batch, and the broker answers one
-# fetch where it answered one per batch a topic received (issue 12, mixed flow at 100
-# orders/s: the two readers' fetches 6.7 -> 0.9 per order, p99 through the gateway 63 -> 40
-# ms). The price: idle, 20 fetches/s each, and a read after a write may wait up to 50 ms
-# more for these writers (services/gateway/freshness.py).
+# fetch where it answered one per batch a topic received (issue 12, mixed flow: the two
+# readers' fetches 7.0 -> 0.9 per order at 100 orders/s; p99 through the gateway 145 -> 54 ms
+# at 200/s, ADR 0001). The price: idle, 20 fetches/s each, and a read after a write may wait
+# up to 50 ms more for these writers (services/gateway/freshness.py).
 BATCHED_FETCH = {"fetch.min.bytes": 64 * 1024, "fetch.wait.max.ms": 50}
 
 # Everything in the log counts, whatever became of its transaction (libs.bus.base).
