@@ -20,8 +20,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".run" / "test-logs"
+
+
+def fresh_redis_db(redis_url: str, db: int) -> str:
+    """The URL of Redis database ``db``, flushed: a test's keys never meet an earlier test's
+    (the engines' key names carry no topic prefix, and user ids restart with every stack)."""
+    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
+    url = f"{base}/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 def free_port() -> int:

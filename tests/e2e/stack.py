@@ -11,11 +11,10 @@ import os
 import uuid
 
 import psycopg2
-import redis
 
 from libs.bus.kafka import KafkaBus
 from libs.topics import exchange_topics
-from tests.processes import ServiceProcess, free_port
+from tests.processes import ServiceProcess, free_port, fresh_redis_db
 
 
 class Stack:
@@ -27,7 +26,7 @@ class Stack:
         self.prefix = f"e2e{uuid.uuid4().hex[:8]}."
         self.bootstrap = bootstrap
         self.database_url = _fresh_database(database_url, self.prefix.rstrip(".").lower())
-        self.redis_url = _fresh_redis_db(redis_url, redis_db)
+        self.redis_url = fresh_redis_db(redis_url, redis_db)
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
         bus = KafkaBus(bootstrap)
@@ -126,11 +125,3 @@ def _fresh_database(database_url: str, name: str) -> str:
     connection.close()
     base, _, _ = database_url.rpartition("/")
     return f"{base}/{name}"
-
-
-def _fresh_redis_db(redis_url: str, db: int) -> str:
-    """Use Redis database ``db`` (flushed) so user ids from a fresh Postgres never meet old keys."""
-    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
-    url = f"{base}/{db}"
-    redis.Redis.from_url(url).flushdb()
-    return url

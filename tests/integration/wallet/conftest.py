@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
@@ -17,7 +16,7 @@ from libs.topics import cause_of, exchange_topics, user_partition
 from services.wallet.topics import WalletTopics
 from tests.integration.positions.conftest import MatcherProcess
 from tests.integration.wallet.matcher_pump import MatcherPump
-from tests.processes import ServiceProcess, free_port
+from tests.processes import ServiceProcess, free_port, fresh_redis_db
 
 
 class WalletProcess(ServiceProcess):
@@ -68,14 +67,18 @@ class ServiceMatcher:
             self.process.stop()
 
 
+WALLET_DB = 14  # the wallet's Redis picture, flushed for each stack
+
+
 class Stack:
-    """A private topic set, a producer of requests, a matcher (the in-test pump or the real
-    matcher service) and the wallet process."""
+    """A private topic set, a private Redis database, a producer of requests, a matcher (the
+    in-test pump or the real matcher service) and the wallet process."""
 
     def __init__(
         self, bootstrap: str, redis_url: str, snapshot_every: int = 1000, matcher: str = "pump"
     ) -> None:
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
+        self.redis_url = fresh_redis_db(redis_url, WALLET_DB)
         self.topics = WalletTopics(self.prefix)
         self.bus = KafkaBus(bootstrap)
         for topic in exchange_topics():
@@ -86,7 +89,7 @@ class Stack:
             if matcher == "pump"
             else ServiceMatcher(self.bus, bootstrap, self.prefix, self.topics.matcher_events)
         )
-        self.wallet = WalletProcess(bootstrap, redis_url, self.prefix, snapshot_every)
+        self.wallet = WalletProcess(bootstrap, self.redis_url, self.prefix, snapshot_every)
 
     def send(self, message, topic: str | None = None, partition: int | None = None) -> None:
         user = message.user_id
@@ -163,12 +166,6 @@ class Stack:
 
 @pytest.fixture(params=["pump", "matcher-service"])
 def stack(kafka_bootstrap: str, redis_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    # the wallet's keys carry no topic prefix: start from none, not from an earlier test's
-    # (an old hash's extra field would survive this test's writes and fail its comparisons)
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter("wallet:*"):
-        client.delete(key)
-    client.close()
     s = Stack(kafka_bootstrap, redis_url, matcher="pump" if request.param == "pump" else "service")
     s.pump.start()
     yield s

@@ -196,19 +196,21 @@ def test_kill_9_at_random_points_changes_no_balance_hold_or_entry(
 
         thread = threading.Thread(target=killer, daemon=True)
         thread.start()
-        for start in range(0, len(requests), 10):
-            for request in requests[start : start + 10]:
-                if isinstance(request, list):  # position events
-                    for event in request:
-                        stack.send(event, stack.topics.position_events)  # its user's partition
-                    continue
-                stack.send(request, partition=0)
-            stack.flush()
-            time.sleep(0.2)
-        mid_flow = kills
-        time.sleep(3)
-        done.set()
-        thread.join(60)
+        try:
+            for start in range(0, len(requests), 10):
+                for request in requests[start : start + 10]:
+                    if isinstance(request, list):  # position events
+                        for event in request:
+                            stack.send(event, stack.topics.position_events)  # its user's partition
+                        continue
+                    stack.send(request, partition=0)
+                stack.flush()
+                time.sleep(0.2)
+            mid_flow = kills
+            time.sleep(3)
+        finally:  # stop the killer first: it would start a wallet after close()
+            done.set()
+            thread.join(60)
         state = stack.quiet(timeout=180)
     finally:
         stack.close()
@@ -217,7 +219,7 @@ def test_kill_9_at_random_points_changes_no_balance_hold_or_entry(
     assert any(isinstance(r, list) for r in requests)
     core, expected = reference(stack)
     # balances and holds, as the wallet wrote them to Redis
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     for user in USERS:
         account = r.hgetall(f"wallet:account:{user}")
         assert int(account["balance"]) == core.balance(user), user

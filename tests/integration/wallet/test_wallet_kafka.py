@@ -23,7 +23,7 @@ from tests.unit.wallet.kit import BUY, LOT, PRICE, SELL, SYMBOL, USDT, cancel, p
 
 
 def test_deposit_place_partial_fills_cancel_leaves_right_balances_and_no_holds(
-    stack: Stack, redis_url: str
+    stack: Stack,
 ) -> None:
     stack.wallet.start()
     stack.send(Deposit(request_id="d1", user_id=1, amount=20_000 * USDT))
@@ -40,7 +40,7 @@ def test_deposit_place_partial_fills_cancel_leaves_right_balances_and_no_holds(
     stack.send(cancel(1, 1))
     stack.flush()
     state = stack.quiet()
-    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r = redis.Redis.from_url(stack.redis_url, decode_responses=True)
     one = r.hgetall("wallet:account:1")
     two = r.hgetall("wallet:account:2")
     assert int(one["balance"]) == (20_000 - 20) * USDT  # two maker fees of 10
