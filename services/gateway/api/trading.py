@@ -25,6 +25,7 @@ from libs.symbols import SymbolSpec
 from services.gateway import errors, views
 from services.gateway.auth import Caller, same_user
 from services.gateway.errors import ApiError, invalid
+from services.gateway.lean_route import LeanRoute
 from services.gateway.replies import Kind, Outcome
 from services.gateway.schemas import (
     AmendBody,
@@ -35,7 +36,7 @@ from services.gateway.schemas import (
 )
 from services.gateway.state import Gateway, Gw
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=LeanRoute)
 
 DUPLICATE_CLIENT_ORDER_ID = -4015
 ORIGINAL_IN_MSG = re.compile(r"original order_id=(\d+)")
