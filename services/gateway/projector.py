@@ -41,7 +41,13 @@ from libs.messages import (
     Withdraw,
     concrete_kinds,
 )
-from libs.ops import OpsServer, configure_logging, stop_on_signals
+from libs.ops import (
+    OFF_REPLY_PATH_NICENESS,
+    OpsServer,
+    configure_logging,
+    lower_priority,
+    stop_on_signals,
+)
 from libs.redis_batch import Command, RedisBatch
 from libs.settings import KafkaSettings, load_settings
 from libs.symbols import SymbolSpec, default_symbols
@@ -78,6 +84,9 @@ class ProjectorSettings(KafkaSettings):
     metrics_port: int = Field(9104, description="/metrics, /digest and /healthz")
     metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
+    niceness: int = Field(
+        OFF_REPLY_PATH_NICENESS, ge=0, le=19, description="yield the CPU to the reply path"
+    )
     max_batch: int = Field(2000, ge=1, description="records per Redis transaction at most")
     write_linger_ms: float = Field(
         3.0,
@@ -362,6 +371,7 @@ def main() -> None:
     configure_logging()
     stop = stop_on_signals()
     settings = load_settings(ProjectorSettings)
+    lower_priority(settings.niceness)
     projector = Projector(settings, default_symbols())
     ops = OpsServer(settings.metrics_port, projector.digest_json, host=settings.metrics_host)
     try:

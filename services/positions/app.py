@@ -9,7 +9,7 @@ import threading
 from libs.bus import JournalLoop
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
 from libs.bus.snapshots import offsets_key
-from libs.ops import OpsServer, configure_logging, stop_on_signals
+from libs.ops import OpsServer, configure_logging, lower_priority, stop_on_signals
 from services.positions.read_model import RedisReadModel, picture
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
@@ -83,7 +83,9 @@ def main() -> None:
 
     configure_logging()
     stop = stop_on_signals()
-    run(load_settings(PositionsSettings), stop)
+    settings = load_settings(PositionsSettings)
+    lower_priority(settings.niceness)
+    run(settings, stop)
 
 
 def rebuild() -> dict:

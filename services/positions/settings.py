@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from libs.ops import OFF_REPLY_PATH_NICENESS
 from libs.settings import JournalSettings
 
 
@@ -16,5 +17,8 @@ class PositionsSettings(JournalSettings):
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")
     funding_interval_seconds: int | None = Field(
         None, ge=1, description="override every symbol's funding interval (tests: seconds)"
+    )
+    niceness: int = Field(
+        OFF_REPLY_PATH_NICENESS, ge=0, le=19, description="yield the CPU to the reply path"
     )
     basis_window: int = Field(60, ge=1, description="index ticks in the MA(mid - index) of mark")

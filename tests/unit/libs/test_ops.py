@@ -1,11 +1,13 @@
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from libs.ops import OpsServer
+from libs.ops import OFF_REPLY_PATH_NICENESS, OpsServer
 
 
 @pytest.fixture
@@ -47,3 +49,33 @@ def test_digest_of_something_not_served_is_a_404_with_a_reason(server):
     status, body = _get(f"{server}/digest?symbol=DOGE-PERP")
     assert status == 404
     assert "DOGE-PERP" in json.loads(body)["msg"]
+
+
+def test_lower_priority_applies_to_the_threads_started_after_it() -> None:
+    """In a child process (the test runner keeps its own priority): the main thread and a
+    thread started afterwards both run at the added niceness."""
+    program = (
+        "import os, threading\n"
+        "from libs.ops import lower_priority\n"
+        "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "lower_priority(3)\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append("
+        "os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))\n"
+        "t.start(); t.join()\n"
+        "print(before, os.getpriority(os.PRIO_PROCESS, 0), seen[0])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    before, main, thread = map(int, done.stdout.split())
+    assert main == thread == min(before + 3, 19)  # 19: the lowest priority there is
+
+
+def test_the_engines_off_the_reply_path_lower_their_priority_by_default() -> None:
+    from services.gateway.projector import ProjectorSettings
+    from services.positions.settings import PositionsSettings
+
+    for settings in (PositionsSettings, ProjectorSettings):
+        found = settings(kafka_bootstrap_servers="x:1", redis_url="redis://x")
+        assert found.niceness == OFF_REPLY_PATH_NICENESS > 0
