@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed message."""
+class Record(NamedTuple):
+    """One consumed message. (Tuples: a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__``, and a busy service builds several per order.)"""
 
     topic: str
     partition: int
@@ -32,8 +32,7 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()  # every other header
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     """One message to produce. ``partition`` None lets the key choose it. ``source`` names the
     state machine that wrote it (sent as the ``src`` header), so a recovering instance can
     count which of its outputs are already in a partition that others write to as well."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,10 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# Labelled once per route (and status): labels() validates and locks on every call. Both are
+# bounded: route templates, not raw paths, and the statuses the API answers.
+_latency = functools.cache(LATENCY.labels)
+_requests = functools.cache(REQUESTS.labels)
 
 
 class Measured:
@@ -61,8 +66,8 @@ class Measured:
             await self.app(scope, receive, send_and_note)
         finally:
             name = getattr(scope.get("route"), "path", "unmatched")  # set by the router
-            LATENCY.labels(name).observe(time.perf_counter() - started)
-            REQUESTS.labels(name, str(status)).inc()
+            _latency(name).observe(time.perf_counter() - started)
+            _requests(name, status).inc()
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:

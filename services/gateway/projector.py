@@ -267,6 +267,8 @@ class Projector:
         self.specs = specs
         self.topics = ProjectorTopics.with_prefix(settings.topic_prefix)
         self.codecs = codecs(self.topics)
+        # each topic's counter, labelled once: labels() per record was 5% of the projector
+        self._records = {t: RECORDS.labels(self._logical(t)) for t in self.codecs}
         self.model = RedisReadModel(settings.redis_url)
         self.lock = threading.Lock()  # the ops thread reads the projection between turns
         self.projection: Projection | None = None
@@ -337,14 +339,16 @@ class Projector:
     def _apply(self, projection: Projection, records: list[Record]) -> None:
         now_ms = time.time_ns() // 1_000_000
         for record in records:
-            label = self._logical(record.topic)
             message = self.codecs[record.topic].decode_input(record)
-            (SKIPPED if message is None else RECORDS).labels(label).inc()
+            if message is None:
+                SKIPPED.labels(self._logical(record.topic)).inc()
+            else:
+                self._records[record.topic].inc()
             item = Input(record.topic, record.partition, record.offset, message)
             try:
                 projection.apply(item, now_ms)
             except Exception:  # a bug must not stop the read model: skip the record, loudly
-                FAILED.labels(label).inc()
+                FAILED.labels(self._logical(record.topic)).inc()
                 log.exception(
                     "could not apply %s[%d]@%d", record.topic, record.partition, record.offset
                 )

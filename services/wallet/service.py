@@ -79,6 +79,10 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             topics.matcher_events: MATCHER_CODEC,
             topics.position_events: POSITION_CODEC,
         }
+        # each topic's counters, labelled once: labels() per record cost 7% of the wallet
+        self._inputs = {t: INPUTS.labels(topics.logical(t)) for t in self._codecs}
+        outputs = (topics.commands, topics.events)
+        self._outputs = {t: OUTPUTS.labels(topics.logical(t)) for t in outputs}
         self.dirty: set[int] = set()  # users whose read model changed since the last publish
         self.published_offsets: dict[str, int] = {}  # the applied offsets last written
         super().__init__(
@@ -103,12 +107,11 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         return load(state, WalletCore())
 
     def apply_record(self, record: Record) -> list[Message]:
-        label = self.topics.logical(record.topic)
         message = self._codecs[record.topic].decode_input(record)
         if message is None:
-            MALFORMED.labels(label).inc()
+            MALFORMED.labels(self.topics.logical(record.topic)).inc()
             return []
-        INPUTS.labels(label).inc()
+        self._inputs[record.topic].inc()
         user = getattr(message, "user_id", None)
         if isinstance(message, PositionEvent) and user is not None:
             self.dirty.add(user)  # its caused fields move (WalletCore.caused)
@@ -130,7 +133,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
                 symbol = m.symbol  # type: ignore[attr-defined]
                 topic = self.topics.commands
                 out.append(Outgoing(topic, encode(m), symbol.encode(), symbol_partition(symbol)))
-            OUTPUTS.labels(self.topics.logical(topic)).inc()
+            self._outputs[topic].inc()
         return out
 
     def after_replay(self) -> None:
