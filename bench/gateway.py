@@ -31,7 +31,7 @@ STEP_SECONDS = 8
 REQUIRED_RATES = (200, 1000)
 SEARCH_RATES = (10, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1000)
 SETTLE_SECONDS = 10  # after a step, the engines and the projector drain what it left behind
-P99_BUDGET_MS = 50.0
+P99_BUDGET_MS = 100.0  # "sustained", as in issue 12 (and bench/gateway_mixed.py)
 
 
 class Load:
@@ -65,7 +65,8 @@ def row(result: dict) -> str:
     other = sum(v for k, v in result["statuses"].items() if k not in ("New", "Filled", "Pending"))
     return (
         f"| {result['rate']:,.0f} | {result['achieved']:,.0f} | {result['p50']:.1f} | "
-        f"{result['p99']:.1f} | {result['max']:.1f} | {pending} | {other} |"
+        f"{result['p99']:.1f} | {result['max']:.1f} | {pending} | {other} | "
+        f"{result['steal']:.0f}% |"
     )
 
 
@@ -105,8 +106,8 @@ def run() -> str:
     breakdown = shown["breakdown"]
     saturated = required[0]
     header = [
-        "| target orders/s | achieved | p50 ms | p99 ms | max ms | Pending | rejected |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| target orders/s | achieved | p50 ms | p99 ms | max ms | Pending | rejected | stolen |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     return "\n".join(
         [

@@ -56,7 +56,7 @@ CONNECTIONS_PER_ADDRESS = 4
 MIX = (("limit", 70), ("ioc", 15), ("market", 5), ("cancel", 10))  # percent of the requests
 BAND_BPS = 50  # limit and IOC prices within 0.5% of the mark
 RESTING_KEPT = 32  # order ids a user remembers as resting (the newest; older ones fill)
-RATES = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000)
+RATES = (25, 50, 100, 200, 300, 400, 500, 750, 1000, 1500, 2000)
 STEP_SECONDS = 8
 SETTLE_SECONDS = 10  # after a step, the engines and the projector drain what it left behind
 IDLE_SECONDS = 10
@@ -303,8 +303,8 @@ def render(idle: dict, steps: list[dict], floor: dict) -> str:
             outcomes[name] = outcomes.get(name, 0) + n
     header = [
         "| offered/s | achieved/s | p50 ms | p90 ms | p99 ms | max ms | 202 | errors | "
-        "CPU ms/order | broker CPU ms/order |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "CPU ms/order | broker CPU ms/order | stolen |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines = [
         "## Gateway, mixed workload",
@@ -318,7 +318,9 @@ def render(idle: dict, steps: list[dict], floor: dict) -> str:
         "IOC limits crossing; cancels of the user's own resting orders). Open loop, "
         f"{STEP_SECONDS} s per rate, {SETTLE_SECONDS} s apart, from low rates up until past "
         "saturation; latency from when each request was due to its reply. CPU: each "
-        "process's CPU time over the step's orders. `bench/gateway_mixed.py`.",
+        "process's CPU time over the step's orders. Stolen: the share of the machine's CPU "
+        "time the hypervisor gave to others during the step (/proc/stat; a step that lost "
+        "a fifth ran on a smaller machine). `bench/gateway_mixed.py`.",
         "",
         *header,
         *(row(r) for r in steps),
@@ -403,7 +405,7 @@ def row(result: dict) -> str:
         f"| {result['rate']:,.0f} | {result['achieved']:,.0f} | {result['p50']:.1f} | "
         f"{result['p90']:.1f} | {result['p99']:.1f} | {result['max']:.1f} | "
         f"{result['pending']} | {result['errors']} | {total(result['cpu']):.2f} | "
-        f"{_ms(broker)} |"
+        f"{_ms(broker)} | {result['steal']:.0f}% |"
     )
 
 

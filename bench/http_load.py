@@ -24,7 +24,14 @@ from typing import Protocol
 
 import httpx
 
-from bench.stack_cpu import CpuProbe, RequestProbe, ms_per_order, requests_per_order
+from bench.stack_cpu import (
+    CpuProbe,
+    RequestProbe,
+    machine_seconds,
+    ms_per_order,
+    requests_per_order,
+    stolen_percent,
+)
 from services.gateway.security import TokenIssuer
 from tests.e2e.stack import Stack
 
@@ -261,18 +268,20 @@ async def step(
     requests: RequestProbe | None = None,
 ) -> dict:
     """One rate for ``seconds``, with the gateway's latency breakdown and each process's CPU
-    per order over it; then ``settle`` seconds for the engines and the projector to drain
+    per order over it, and the share of the machine's CPU the hypervisor took meanwhile; then
+    ``settle`` seconds for the engines and the projector to drain
     what it left behind. With ``requests``, also each process's Kafka requests per order,
     from the step's start to the settle's end (the drain included)."""
     sent_before = requests.read() if requests is not None else {}
-    before, cpu_before = scrape(url), probe.read()
+    before, cpu_before, machine_before = scrape(url), probe.read(), machine_seconds()
     result = await load.run(rate, seconds)
-    after, cpu_after = scrape(url), probe.read()
+    after, cpu_after, machine_after = scrape(url), probe.read(), machine_seconds()
     result["breakdown"] = {k: mean_ms(before, after, k) for k in ("http", "produce", "answer")}
     result["cpu"] = ms_per_order(cpu_before, cpu_after, result["sent"])
+    result["steal"] = stolen_percent(machine_before, machine_after)
     log(
         f"{rate:,.0f}/s offered: achieved {result['achieved']:,.0f}/s, p50 {result['p50']:.1f} "
-        f"ms, p99 {result['p99']:.1f} ms"
+        f"ms, p99 {result['p99']:.1f} ms, {result['steal']:.0f}% of the machine stolen"
     )
     await asyncio.sleep(settle)
     if requests is not None:

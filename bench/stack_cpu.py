@@ -130,7 +130,25 @@ class CpuProbe:
         return own + sum(cpu_seconds(c) or 0.0 for c in mine)
 
 
+def machine_seconds() -> tuple[float, float]:
+    """The machine's CPU seconds so far, summed over its cores: (all, stolen).
+
+    Stolen time is when the hypervisor ran something else while this VM's cores had work
+    (the ``steal`` column of /proc/stat). On this VM it reaches 10-30% of the machine under
+    load: a step that lost that much ran on a smaller machine, whatever the code did."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    values = [int(v) for v in first[1:9]]  # user nice system idle iowait irq softirq steal
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(values) / tick, values[7] / tick
+
+
 # --- the arithmetic (pure) ---------------------------------------------------------------
+
+
+def stolen_percent(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """The share of the machine's CPU time stolen between two ``machine_seconds`` reads."""
+    elapsed = after[0] - before[0]
+    return 100.0 * (after[1] - before[1]) / elapsed if elapsed > 0 else 0.0
 
 
 def spent(

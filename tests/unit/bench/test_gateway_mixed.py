@@ -138,6 +138,7 @@ def step(rate: int, achieved: float, p50: float, p99: float, broker: float | Non
         "statuses": {"limit 200 New": int(achieved)},
         "cpu": {"gateway": 3.0, "kafka broker": broker},
         "breakdown": {"http": p50, "produce": 1.0, "answer": p50 - 2},
+        "steal": 12.4,
     }
 
 
@@ -156,7 +157,7 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
     assert f"At {CPU_RATE} orders/s: p50 90.0 ms (misses <= 10 ms), p99 450.0 ms (misses" in section
     assert "30.0x the three-hop Kafka floor" in section
     assert "| redis | unknown (process not found) |" in section
-    assert "| 100 | 100 | 90.0 | 450.0 | 450.0 | 450.0 | 0 | 0 | 3.00 | unknown |" in section
+    assert "| 100 | 100 | 90.0 | 450.0 | 450.0 | 450.0 | 0 | 0 | 3.00 | unknown | 12% |" in section
     assert "p50 **3.00 ms**" in section
     assert "Broker CPU per order at 200 orders/s: 5.00 ms (misses <= 1 ms)." in section
     # process by process at the highest passing rate and at CPU_RATE, not elsewhere

@@ -14,10 +14,12 @@ from bench.stack_cpu import (
     cpu_seconds,
     infra_ports,
     listening_pid,
+    machine_seconds,
     ms_per_order,
     percent_of_core,
     request_table,
     requests_per_order,
+    stolen_percent,
     table,
     total,
 )
@@ -35,6 +37,13 @@ def test_cpu_per_order_and_share_of_a_core_come_from_the_difference_of_two_reads
     assert abs(share["kafka broker"] - 8.0) < 1e-9 and abs(share["gateway"] - 4.0) < 1e-9
     assert ms_per_order(before, after, orders=0)["gateway"] is None  # nothing to divide by
     assert ms_per_order({}, {"new": 1.0}, orders=5)["new"] is None
+
+
+def test_the_stolen_share_is_of_the_machine_time_between_two_reads():
+    assert stolen_percent((100.0, 5.0), (120.0, 8.0)) == 15.0
+    assert stolen_percent((100.0, 5.0), (100.0, 5.0)) == 0.0  # no time passed
+    every, stolen = machine_seconds()
+    assert every > 0 and 0 <= stolen <= every
 
 
 def test_the_table_puts_the_largest_first_and_says_what_is_unknown():
