@@ -16,6 +16,7 @@ from bench.matcher_core import mixed_flow
 from libs.bus import Outgoing, next_offsets
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, BatchCompleted, encode
+from libs.ops import calm_gc
 from services.matcher.flow import percentile
 from tests.integration.matcher.harness import BTC, MatcherRun
 
@@ -163,6 +164,7 @@ def produce_floor(bootstrap: str) -> tuple[list[int], list[int]]:
 def run() -> str:
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     commands = mixed_flow(BTC, BURST, seed=7)
+    calm_gc()  # this producer and consumer as the services run: no long collector pauses
     burst = saturation(bootstrap, commands)
     burst_per_batch = saturation(bootstrap, commands, max_poll=256)
     latencies, achieved = latency(bootstrap, commands)

@@ -9,7 +9,7 @@ import sys
 
 import uvicorn
 
-from libs.ops import configure_logging
+from libs.ops import calm_gc, configure_logging
 from libs.settings import load_settings
 from services.gateway.app import create_app
 from services.gateway.db import migrate
@@ -22,8 +22,10 @@ def main() -> None:
     if sys.argv[1:] == ["migrate"]:
         migrate(settings.database_url)
         return
+    app = create_app(settings)
+    calm_gc()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

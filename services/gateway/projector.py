@@ -44,6 +44,7 @@ from libs.messages import (
 from libs.ops import (
     OFF_REPLY_PATH_NICENESS,
     OpsServer,
+    calm_gc,
     configure_logging,
     lower_priority,
     stop_on_signals,
@@ -376,6 +377,7 @@ def main() -> None:
     stop = stop_on_signals()
     settings = load_settings(ProjectorSettings)
     lower_priority(settings.niceness)
+    calm_gc()
     projector = Projector(settings, default_symbols())
     ops = OpsServer(settings.metrics_port, projector.digest_json, host=settings.metrics_host)
     try:

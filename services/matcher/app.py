@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from libs.bus import BusError
 from libs.bus.kafka import KafkaBus
 from libs.bus.loop import Watchdog
-from libs.ops import OpsServer, configure_logging, stop_on_signals
+from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
 from libs.settings import load_settings
 from libs.symbols import default_symbols
 from services.matcher.link import CoreLink, InlineLink, RingLink
@@ -62,6 +62,7 @@ def run(settings: MatcherSettings | None = None) -> int:
     """Run the matcher until SIGTERM/SIGINT. Return the process exit code."""
     configure_logging()
     settings = settings or load_settings(MatcherSettings)
+    calm_gc()  # before the core process is forked: it inherits the settings
     specs = default_symbols()
     listed = list(specs)
     owned = settings.owned_symbols(listed)

@@ -9,7 +9,7 @@ import threading
 from libs.bus import JournalLoop
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
 from libs.bus.snapshots import offsets_key
-from libs.ops import OpsServer, configure_logging, lower_priority, stop_on_signals
+from libs.ops import OpsServer, calm_gc, configure_logging, lower_priority, stop_on_signals
 from services.positions.read_model import RedisReadModel, picture
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
@@ -85,6 +85,7 @@ def main() -> None:
     stop = stop_on_signals()
     settings = load_settings(PositionsSettings)
     lower_priority(settings.niceness)
+    calm_gc()
     run(settings, stop)
 
 

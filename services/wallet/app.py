@@ -8,7 +8,7 @@ import time
 
 from libs.bus import JournalLoop
 from libs.bus.kafka import KafkaBus
-from libs.ops import OpsServer, configure_logging, stop_on_signals
+from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
 from services.wallet.read_model import RedisReadModel, picture
 from services.wallet.service import WalletService
 from services.wallet.settings import WalletSettings
@@ -99,7 +99,9 @@ def main() -> None:
 
     configure_logging()
     stop = stop_on_signals()
-    run(load_settings(WalletSettings), stop)
+    settings = load_settings(WalletSettings)
+    calm_gc()
+    run(settings, stop)
 
 
 def rebuild() -> dict:

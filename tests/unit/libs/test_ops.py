@@ -79,3 +79,17 @@ def test_the_engines_off_the_reply_path_lower_their_priority_by_default() -> Non
     for settings in (PositionsSettings, ProjectorSettings):
         found = settings(kafka_bootstrap_servers="x:1", redis_url="redis://x")
         assert found.niceness == OFF_REPLY_PATH_NICENESS > 0
+
+
+def test_calm_gc_freezes_what_start_up_built_and_makes_collections_rare() -> None:
+    """In a child process (the test runner keeps CPython's defaults)."""
+    program = (
+        "import gc\n"
+        "from libs.ops import GC_THRESHOLDS, calm_gc\n"
+        "calm_gc()\n"
+        "print(gc.get_freeze_count() > 1000, gc.get_threshold() == GC_THRESHOLDS)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["True", "True"]
