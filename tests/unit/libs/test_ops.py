@@ -51,6 +51,15 @@ def test_digest_of_something_not_served_is_a_404_with_a_reason(server):
     assert "DOGE-PERP" in json.loads(body)["msg"]
 
 
+def in_child(program: str) -> list[str]:
+    """Run ``program`` in a fresh interpreter (what it changes stays there); return the words
+    it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()
+
+
 def test_lower_priority_applies_to_the_threads_started_after_it() -> None:
     """In a child process (the test runner keeps its own priority): the main thread and a
     thread started afterwards both run at the added niceness."""
@@ -65,10 +74,7 @@ def test_lower_priority_applies_to_the_threads_started_after_it() -> None:
         "t.start(); t.join()\n"
         "print(before, os.getpriority(os.PRIO_PROCESS, 0), seen[0])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True
-    )
-    before, main, thread = map(int, done.stdout.split())
+    before, main, thread = map(int, in_child(program))
     assert main == thread == min(before + 3, 19)  # 19: the lowest priority there is
 
 
@@ -89,7 +95,4 @@ def test_calm_gc_freezes_what_start_up_built_and_makes_collections_rare() -> Non
         "calm_gc()\n"
         "print(gc.get_freeze_count() > 1000, gc.get_threshold() == GC_THRESHOLDS)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.split() == ["True", "True"]
+    assert in_child(program) == ["True", "True"]
