@@ -130,8 +130,10 @@ class OpenLoop:
         classify: Callable[[Request, int, bytes], str] | None = None,
     ) -> dict:
         """Send ``request(i)`` for i in 0 .. rate * seconds, each when due; return the rate
-        achieved, latency quantiles (ms from due to reply) and the count of each outcome
-        (``classify(request, status, body)``, by default ``status_of``)."""
+        achieved (requests over the time to the last reply), the rate offered (over the time to
+        the last send: below ``rate`` only when this client fell behind its schedule), latency
+        quantiles (ms from due to reply) and the count of each outcome (``classify(request,
+        status, body)``, by default ``status_of``)."""
         # Last in, first out: at low rates a few warm connections do the work.
         pools: dict[str | None, asyncio.LifoQueue[Connection]] = {}
         total = int(rate * seconds)
@@ -167,6 +169,7 @@ class OpenLoop:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(i, due)))
+        sending = time.perf_counter() - started
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
         for free in pools.values():
@@ -176,6 +179,7 @@ class OpenLoop:
         return {
             "rate": rate,
             "achieved": total / elapsed,
+            "offered": total / sending if sending > 0 else float("inf"),
             "sent": total,
             "p50": quantile(ms, 0.5),
             "p90": quantile(ms, 0.9),
