@@ -34,6 +34,25 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def compiler_seconds(pid: int) -> float | None:
+    """CPU seconds the JVM ``pid``'s JIT compiler threads (C1 and C2) have used so far; None
+    if it is gone. A broker just started spends as much CPU compiling its hot paths as
+    serving them (matcher bench: 6.3 of 11.3 broker seconds in its first 10 s at 5,000
+    commands/s), and a broker that has run a while does not."""
+    total, found = 0.0, False
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        found = True
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if re.fullmatch(r"C[12] CompilerThre\w*", name):
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total if found else None
+
+
 def children(pid: int) -> list[int]:
     """The live children of every thread of ``pid``."""
     found: list[int] = []

@@ -11,6 +11,7 @@ import time
 
 from bench.stack_cpu import (
     CpuProbe,
+    compiler_seconds,
     cpu_seconds,
     infra_ports,
     listening_pid,
@@ -121,3 +122,30 @@ def test_requests_per_order_counts_only_what_each_process_sent_between_the_reads
     rows = request_table(per)
     assert rows[2] == "| wallet | 2.00 | 4.00 | 0.20 | 6.20 |"  # the most requests first
     assert rows[-1] == "| total | 3.00 | 4.00 | 0.20 | 7.20 |"
+
+
+SPIN = """
+class Spin {
+    public static void main(String[] args) throws Exception {
+        System.out.println("compiled");
+        System.out.flush();
+        Thread.sleep(60_000);
+    }
+}
+"""
+
+
+def test_the_jit_compiler_threads_of_a_jvm_are_found(tmp_path):
+    # java runs a source file by compiling it in-process first: its JIT has work by then
+    source = tmp_path / "Spin.java"
+    source.write_text(SPIN)
+    jvm = subprocess.Popen(["java", str(source)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert jvm.stdout is not None and jvm.stdout.readline().strip() == "compiled"
+        compiled = compiler_seconds(jvm.pid)
+        assert compiled is not None and 0 < compiled <= cpu_seconds(jvm.pid)
+    finally:
+        jvm.kill()
+        jvm.wait()
+    assert compiler_seconds(jvm.pid) is None  # gone
+    assert compiler_seconds(os.getpid()) == 0.0  # CPython has no such threads
