@@ -137,6 +137,7 @@ def step(rate: int, achieved: float, p50: float, p99: float, broker: float | Non
         "errors": 0,
         "statuses": {"limit 200 New": int(achieved)},
         "cpu": {"gateway": 3.0, "kafka broker": broker},
+        "broker_jit": None if broker is None else broker / 10,
         "breakdown": {"http": p50, "produce": 1.0, "answer": p50 - 2},
         "steal": 12.4,
     }
@@ -159,7 +160,16 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
     assert "| redis | unknown (process not found) |" in section
     assert "| 100 | 100 | 90.0 | 450.0 | 450.0 | 450.0 | 0 | 0 | 3.00 | unknown | 12% |" in section
     assert "p50 **3.00 ms**" in section
-    assert "Broker CPU per order at 200 orders/s: 5.00 ms (misses <= 1 ms)." in section
+    assert (
+        "Broker CPU per order at 200 orders/s: 5.00 ms (misses <= 1 ms), of which its JIT "
+        "compiler 0.50 ms." in section
+    )
+    assert (
+        "its JIT compiler threads (still compiling hot paths after the warm-up): 0.70 ms" in section
+    )
+    assert (
+        "its JIT compiler threads (still compiling hot paths after the warm-up): unknown" in section
+    )
     # process by process at the highest passing rate and at CPU_RATE, not elsewhere
     assert section.count("CPU per order at 25 orders/s") == 1
     assert section.count(f"CPU per order at {CPU_RATE} orders/s") == 1
