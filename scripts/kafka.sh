@@ -51,15 +51,19 @@ start() {
         "$ROOT/infra/kafka/server.properties.template" >"$props"
 
     # The cluster id is made once and kept next to the data, so meta.properties always matches.
+    # Like Kafka's own Uuid.randomUuid, never one starting with "-": the storage tool's option
+    # parser read such an id as an option and refused to format (1 start in 64).
     if [[ ! -s "$data_dir/cluster.id" ]]; then
-        python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' \
-            >"$data_dir/cluster.id"
+        python3 -c 'import base64, uuid
+while (id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    pass
+print(id)' >"$data_dir/cluster.id"
     fi
     if [[ ! -f "$data_dir/logs/meta.properties" ]]; then
         echo "kafka.sh: formatting $data_dir/logs (cluster id $(cat "$data_dir/cluster.id"))" >&2
         java -cp "$LIBS/*" -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
             kafka.tools.StorageTool format --standalone \
-            -t "$(cat "$data_dir/cluster.id")" -c "$props"
+            --cluster-id="$(cat "$data_dir/cluster.id")" -c "$props"
     fi
 
     exec java -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
