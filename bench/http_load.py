@@ -27,7 +27,6 @@ import httpx
 from bench.stack_cpu import (
     CpuProbe,
     RequestProbe,
-    compiler_seconds,
     machine_seconds,
     ms_per_order,
     requests_per_order,
@@ -279,18 +278,15 @@ async def step(
     ``requests``, also each process's Kafka requests per order, from the step's start to the
     settle's end (the drain included)."""
     sent_before = requests.read() if requests is not None else {}
-    broker = probe.pids.get("kafka broker")
-
-    def jit() -> dict[str, float | None]:
-        return {"kafka broker": compiler_seconds(broker) if broker else None}
-
     before, cpu_before, machine_before = scrape(url), probe.read(), machine_seconds()
-    jit_before = jit()
+    jit_before = probe.compiling()
     result = await load.run(rate, seconds)
     after, cpu_after, machine_after = scrape(url), probe.read(), machine_seconds()
     result["breakdown"] = {k: mean_ms(before, after, k) for k in ("http", "produce", "answer")}
     result["cpu"] = ms_per_order(cpu_before, cpu_after, result["sent"])
-    result["broker_jit"] = ms_per_order(jit_before, jit(), result["sent"])["kafka broker"]
+    result["broker_jit"] = ms_per_order(jit_before, probe.compiling(), result["sent"])[
+        "kafka broker"
+    ]
     result["steal"] = stolen_percent(machine_before, machine_after)
     log(
         f"{rate:,.0f}/s offered: achieved {result['achieved']:,.0f}/s, p50 {result['p50']:.1f} "

@@ -139,6 +139,11 @@ class CpuProbe:
     def read(self) -> dict[str, float | None]:
         return {name: self._tree(pid) for name, pid in self.pids.items()}
 
+    def compiling(self) -> dict[str, float | None]:
+        """CPU seconds the broker's JIT compiler has used so far (``compiler_seconds``)."""
+        broker = self.pids.get("kafka broker")
+        return {"kafka broker": compiler_seconds(broker) if broker else None}
+
     def _tree(self, pid: int | None) -> float | None:
         if pid is None:
             return None

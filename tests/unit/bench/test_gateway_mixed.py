@@ -152,7 +152,7 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
     ]
     floor = {"rate": 500, "records": 5_000, "lost": 0, "p50": 3.0, "p90": 4.0, "p99": 9.0}
     floor["cpu"] = {"kafka broker": 0.5, "origin": 0.2}
-    section = render({"kafka broker": 20.0, "redis": None}, steps, floor)
+    section = render({"kafka broker": 20.0, "redis": None}, steps, floor, 4.5)
     assert section.startswith("## Gateway, mixed workload")
     assert "**25 orders/s**" in section
     assert f"At {CPU_RATE} orders/s: p50 90.0 ms (misses <= 10 ms), p99 450.0 ms (misses" in section
@@ -160,6 +160,12 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
     assert "| redis | unknown (process not found) |" in section
     assert "| 100 | 100 | 90.0 | 450.0 | 450.0 | 450.0 | 0 | 0 | 3.00 | unknown | 12% |" in section
     assert "p50 **3.00 ms**" in section
+    assert (
+        "**20.0% of one core** in all (issue 12: at most 10%), of which the broker's JIT "
+        in section
+    )
+    assert "compiler 4.5%." in section
+    assert "compiler unknown." in render({"x": 1.0}, steps, floor)
     assert (
         "Broker CPU per order at 200 orders/s: 5.00 ms (misses <= 1 ms), of which its JIT "
         "compiler 0.50 ms." in section

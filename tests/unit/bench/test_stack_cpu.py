@@ -144,8 +144,11 @@ def test_the_jit_compiler_threads_of_a_jvm_are_found(tmp_path):
         assert jvm.stdout is not None and jvm.stdout.readline().strip() == "compiled"
         compiled = compiler_seconds(jvm.pid)
         assert compiled is not None and 0 < compiled <= cpu_seconds(jvm.pid)
+        probe = CpuProbe({"kafka broker": jvm.pid, "gateway": os.getpid()})
+        assert probe.compiling()["kafka broker"] >= compiled
     finally:
         jvm.kill()
         jvm.wait()
     assert compiler_seconds(jvm.pid) is None  # gone
     assert compiler_seconds(os.getpid()) == 0.0  # CPython has no such threads
+    assert CpuProbe({"gateway": os.getpid()}).compiling() == {"kafka broker": None}
