@@ -273,10 +273,9 @@ async def step(
 ) -> dict:
     """One rate for ``seconds``, with the gateway's latency breakdown, each process's CPU per
     order over it (and the broker's JIT compiler's, in it) and the share of the machine's CPU
-    the hypervisor took meanwhile; then
-    ``settle`` seconds for the engines and the projector to drain what it left behind. With
-    ``requests``, also each process's Kafka requests per order, from the step's start to the
-    settle's end (the drain included)."""
+    the hypervisor took meanwhile; then ``settle`` seconds for the engines and the projector
+    to drain what it left behind. With ``requests``, also each process's Kafka requests per
+    order, from the step's start to the settle's end (the drain included)."""
     sent_before = requests.read() if requests is not None else {}
     before, cpu_before, machine_before = scrape(url), probe.read(), machine_seconds()
     jit_before = probe.compiling()

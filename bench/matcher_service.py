@@ -13,7 +13,7 @@ import time
 import uuid
 
 from bench.matcher_core import mixed_flow
-from bench.stack_cpu import compiler_seconds, find_infra
+from bench.stack_cpu import CpuProbe, find_infra, percent_of_core
 from libs.bus import Outgoing, next_offsets
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, BatchCompleted, encode
@@ -31,9 +31,9 @@ FLOOR_PACE = 0.005  # seconds between records: about the matcher's turn rate at 
 COMMIT_SECONDS = 5.0  # as MATCHER_COMMIT_SECONDS
 P99_TARGET_MS = 20.0  # at RATE (issue 12)
 # The latency is taken warm: rounds at RATE repeat until the broker's JIT compiler used less
-# than JIT_QUIET of a core over one (a running exchange's broker has long compiled its hot
-# paths; cold, it spent more CPU compiling than serving), at most LATENCY_ROUNDS of them.
-JIT_QUIET = 0.05
+# than JIT_QUIET_PERCENT of a core over one (a running exchange's broker has long compiled its
+# hot paths; cold, it spent more CPU compiling than serving), at most LATENCY_ROUNDS of them.
+JIT_QUIET_PERCENT = 5.0
 LATENCY_ROUNDS = 5
 
 
@@ -122,19 +122,18 @@ def latency(bootstrap: str, commands: list) -> tuple[list[int], float]:
 
 def warm_latency(bootstrap: str, commands: list) -> tuple[list[int], float, int, float | None]:
     """``latency`` once the broker is warm: (latencies, achieved, rounds run, the broker's
-    JIT share of a core in the last round, None if the broker is not on this machine)."""
-    broker = find_infra(os.environ)["kafka broker"]
+    JIT compiler in % of a core over the last round, None if the broker is not on this
+    machine)."""
+    probe = CpuProbe(find_infra(os.environ))
     rounds = 0
     while True:
         rounds += 1
-        compiled, started = compiler_seconds(broker) if broker else None, time.monotonic()
+        compiled, started = probe.compiling(), time.monotonic()
         latencies, achieved = latency(bootstrap, commands)
-        now = compiler_seconds(broker) if broker else None
-        if compiled is None or now is None:
-            return latencies, achieved, rounds, None
-        share = (now - compiled) / (time.monotonic() - started)
-        if share < JIT_QUIET or rounds == LATENCY_ROUNDS:
-            return latencies, achieved, rounds, share
+        seconds = time.monotonic() - started
+        jit = percent_of_core(compiled, probe.compiling(), seconds)["kafka broker"]
+        if jit is None or jit < JIT_QUIET_PERCENT or rounds == LATENCY_ROUNDS:
+            return latencies, achieved, rounds, jit
 
 
 def produce_floor(bootstrap: str) -> tuple[list[int], list[int]]:
@@ -226,8 +225,8 @@ def run() -> str:
             "",
             "The latency above is from the last of "
             f"{rounds} rounds at that rate; in it the broker's JIT compiler threads used "
-            + ("an unknown share of a core" if jit is None else f"{jit * 100:.1f}% of a core")
-            + f". Rounds repeat until that is under {JIT_QUIET * 100:.0f}% (at most "
+            + ("an unknown share of a core" if jit is None else f"{jit:.1f}% of a core")
+            + f". Rounds repeat until that is under {JIT_QUIET_PERCENT:.0f}% (at most "
             f"{LATENCY_ROUNDS}): a broker just started spends as much CPU compiling its hot "
             "paths as serving them.",
             "",

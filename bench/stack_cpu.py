@@ -25,13 +25,19 @@ PID_DIRS = (ROOT / ".run" / "test", ROOT / ".run")  # make test / make bench, th
 INFRA = {"kafka broker": "kafka", "redis": "redis", "postgres": "postgres"}  # -> pid file
 
 
+def _stat_seconds(stat: str) -> float:
+    """User + system CPU seconds from the text of a /proc ``stat`` file (a process's or a
+    thread's); the name before them is in parentheses and may hold spaces."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU seconds the process has used so far (user + system, all threads); None if gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_seconds(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def compiler_seconds(pid: int) -> float | None:
@@ -48,8 +54,7 @@ def compiler_seconds(pid: int) -> float | None:
         found = True
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if re.fullmatch(r"C[12] CompilerThre\w*", name):
-            fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += _stat_seconds(stat)
     return total if found else None
 
 
