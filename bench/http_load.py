@@ -258,6 +258,19 @@ def mean_ms(before: dict, after: dict, name: str) -> float:
     return 1000 * total / count if count else float("nan")
 
 
+P99_BUDGET_MS = 100.0  # "sustained" (issue 12): p99 within this, at least 95% of the rate achieved
+
+
+def passes(result: dict) -> bool:
+    """The step's offered rate was sustained."""
+    return result["p99"] <= P99_BUDGET_MS and result["achieved"] >= 0.95 * result["rate"]
+
+
+def saturated(result: dict) -> bool:
+    """Past the knee: more offered load only queues."""
+    return result["achieved"] < 0.9 * result["rate"] or result["p50"] > 1_000
+
+
 class Steppable(Protocol):
     def run(self, rate: float, seconds: float) -> Awaitable[dict]: ...
 

@@ -14,6 +14,7 @@ from bench.gateway_mixed import (
     CPU_RATE,
     MIX,
     USERS,
+    Idle,
     MixedFlow,
     address,
     label,
@@ -152,7 +153,10 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
     ]
     floor = {"rate": 500, "records": 5_000, "lost": 0, "p50": 3.0, "p90": 4.0, "p99": 9.0}
     floor["cpu"] = {"kafka broker": 0.5, "origin": 0.2}
-    section = render({"kafka broker": 20.0, "redis": None}, steps, floor, 4.5)
+    broker_floor = floor | {"rate": 200, "cpu": {"kafka broker": 3.25}}
+    section = render(
+        Idle({"kafka broker": 20.0, "redis": None}, 4.5, 2), steps, floor, broker_floor
+    )
     assert section.startswith("## Gateway, mixed workload")
     assert "**25 orders/s**" in section
     assert f"At {CPU_RATE} orders/s: p50 90.0 ms (misses <= 10 ms), p99 450.0 ms (misses" in section
@@ -164,11 +168,13 @@ def test_the_section_names_the_best_rate_the_targets_and_the_floor():
         "**20.0% of one core** in all (issue 12: at most 10%), of which the broker's JIT "
         in section
     )
+    assert "window 2 shown" in section
     assert "compiler 4.5%." in section
-    assert "compiler unknown." in render({"x": 1.0}, steps, floor)
+    assert "compiler unknown." in render(Idle({"x": 1.0}, None, 1), steps, floor)
     assert (
         "Broker CPU per order at 200 orders/s: 5.00 ms (misses <= 1 ms), of which its JIT "
-        "compiler 0.50 ms." in section
+        "compiler 0.50 ms. The three plain Kafka hops of the floor below, at 200 records/s in "
+        "the same run: 3.25 ms of broker CPU per record." in section
     )
     assert (
         "its JIT compiler threads (still compiling hot paths after the warm-up): 0.70 ms" in section
