@@ -43,6 +43,7 @@ from bench.stack_cpu import (
     request_table,
     table,
     total,
+    verdict,
 )
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
@@ -308,10 +309,6 @@ def run() -> str:
     return render(idle, steps, floor, three_hop_floor(bootstrap, rate=BROKER_RATE))
 
 
-def _verdict(met: bool) -> str:
-    return "meets" if met else "misses"
-
-
 def render(idle: Idle, steps: list[dict], floor: dict, broker_floor: dict | None = None) -> str:
     """The section; ``floor``: the three plain hops at their usual rate, ``broker_floor``: at
     BROKER_RATE (what the broker spends per record there with no services at all)."""
@@ -351,9 +348,9 @@ def render(idle: Idle, steps: list[dict], floor: dict, broker_floor: dict | None
     if at is not None:
         lines += [
             f"At {CPU_RATE} orders/s: p50 {at['p50']:.1f} ms "
-            f"({_verdict(at['p50'] <= TARGET_P50_MS)} <= {TARGET_P50_MS:.0f} ms), "
+            f"({verdict(at['p50'] <= TARGET_P50_MS)} <= {TARGET_P50_MS:.0f} ms), "
             f"p99 {at['p99']:.1f} ms "
-            f"({_verdict(at['p99'] <= TARGET_P99_MS)} <= {TARGET_P99_MS:.0f} ms); "
+            f"({verdict(at['p99'] <= TARGET_P99_MS)} <= {TARGET_P99_MS:.0f} ms); "
             f"p50 {at['p50'] / floor['p50']:.1f}x the three-hop Kafka floor below.",
         ]
     broker = next((r["cpu"].get("kafka broker") for r in steps if r["rate"] == BROKER_RATE), None)
@@ -361,7 +358,7 @@ def render(idle: Idle, steps: list[dict], floor: dict, broker_floor: dict | None
         jit = next(r["broker_jit"] for r in steps if r["rate"] == BROKER_RATE)
         lines += [
             f"Broker CPU per order at {BROKER_RATE} orders/s: {broker:.2f} ms "
-            f"({_verdict(broker <= BROKER_BUDGET_MS)} <= {BROKER_BUDGET_MS:.0f} ms), of which "
+            f"({verdict(broker <= BROKER_BUDGET_MS)} <= {BROKER_BUDGET_MS:.0f} ms), of which "
             f"its JIT compiler {_ms(jit)} ms."
             + (
                 ""

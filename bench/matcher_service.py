@@ -17,7 +17,7 @@ import uuid
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.matcher_core import mixed_flow
-from bench.stack_cpu import CpuProbe, find_infra, percent_of_core
+from bench.stack_cpu import CpuProbe, find_infra, percent_of_core, verdict
 from libs.bus import Outgoing, next_offsets
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, BatchCompleted, encode
@@ -296,14 +296,10 @@ def run() -> str:
             f"the turn that commits waits for that, once every {COMMIT_SECONDS:g} s per symbol.",
             "",
             f"Against the issue's targets: saturation {drained:,.0f} commands/s "
-            f"({_verdict(drained >= 40_000)} >= 40,000); p99 {p99:.2f} ms at "
-            f"{RATE:,} commands/s ({_verdict(p99 <= P99_TARGET_MS)} <= {P99_TARGET_MS:g} ms).",
+            f"({verdict(drained >= 40_000)} >= 40,000); p99 {p99:.2f} ms at "
+            f"{RATE:,} commands/s ({verdict(p99 <= P99_TARGET_MS)} <= {P99_TARGET_MS:g} ms).",
         ]
     )
-
-
-def _verdict(met: bool) -> str:
-    return "meets" if met else "misses"
 
 
 if __name__ == "__main__":

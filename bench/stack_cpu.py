@@ -208,6 +208,11 @@ def total(values: Mapping[str, float | None]) -> float:
     return sum(v for v in values.values() if v is not None)
 
 
+def verdict(met: bool) -> str:
+    """How a figure stands against its target, in a section's words."""
+    return "meets" if met else "misses"
+
+
 def table(values: Mapping[str, float | None], unit: str, digits: int = 2) -> list[str]:
     """A Markdown table of ``values`` (largest first, unknown last) with a total row."""
     known = sorted(((n, v) for n, v in values.items() if v is not None), key=lambda x: -x[1])
