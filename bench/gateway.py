@@ -139,15 +139,25 @@ def run() -> str:
             "(HTTP, auth, validation). The original design's < 5 ms target was an in-process "
             "channel to the engine; here every hop is a durable, exactly-once Kafka hop.",
             "",
-            f"CPU per order at {at['rate']:,.0f} orders/s (achieved "
-            f"{at['achieved']:,.0f}/s), by process, in ms of CPU time on "
-            f"this {os.cpu_count()}-core machine; idle work (consumers polling, the index "
-            "feed's marks) is spread over the orders:",
-            "",
-            *table(at["cpu"], "CPU ms per order"),
-            "",
+            *(
+                line
+                for result in ([at, shown] if shown["rate"] != at["rate"] else [at])
+                for line in _cpu_block(result)
+            ),
         ]
     )
+
+
+def _cpu_block(result: dict) -> list[str]:
+    return [
+        f"CPU per order at {result['rate']:,.0f} orders/s (achieved "
+        f"{result['achieved']:,.0f}/s), by process, in ms of CPU time on this "
+        f"{os.cpu_count()}-core machine; idle work (consumers polling, the index feed's marks) "
+        "is spread over the orders:",
+        "",
+        *table(result["cpu"], "CPU ms per order"),
+        "",
+    ]
 
 
 if __name__ == "__main__":
