@@ -23,17 +23,20 @@ from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, BatchCompleted, encode
 from libs.ops import calm_gc
 from services.matcher.flow import percentile
+from services.matcher.settings import MatcherSettings
 from tests.integration.matcher.harness import BTC, MatcherRun
 
 BURST = 100_000
 BACKLOG_ROUNDS = 3
 RATE = 5_000
-RATE_SECONDS = 10
+# A latency round covers one of the symbol's commits, the stall it costs its turns included.
+COMMIT_SECONDS = MatcherSettings.model_fields["matcher_commit_seconds"].default
+RATE_SECONDS = int(COMMIT_SECONDS)
+SNAPSHOT_EVERY = MatcherSettings.model_fields["matcher_snapshot_every"].default
 WARMUP_SECONDS = 2
 SEND_TICK = 0.001  # seconds: commands due within this of now are sent now
-FLOOR_RECORDS = 2_000
 FLOOR_PACE = 0.005  # seconds between records: about the matcher's turn rate at RATE
-COMMIT_SECONDS = 5.0  # as MATCHER_COMMIT_SECONDS
+FLOOR_RECORDS = int((COMMIT_SECONDS + WARMUP_SECONDS) / FLOOR_PACE)  # one commit in it, too
 P99_TARGET_MS = 20.0  # at RATE (issue 12)
 # The latency is taken warm: rounds at RATE repeat until the broker's JIT compiler used less
 # than JIT_QUIET_PERCENT of a core over one (a running exchange's broker has long compiled its
@@ -126,7 +129,9 @@ def backlog_saturation(bootstrap: str, commands: list) -> float:
 
 def latency(bootstrap: str, commands: list) -> tuple[list[int], float]:
     """Send at RATE/s; return per-command latencies (ns) and the achieved send rate."""
-    run = MatcherRun(bootstrap, snapshot_every=10**9)
+    # the service's own snapshot cadence: at RATE its snapshots (each after a commit) fall
+    # inside the round too
+    run = MatcherRun(bootstrap, snapshot_every=SNAPSHOT_EVERY)
     _ready(run)
     sent: list[float] = []
     latencies: list[int] = []
@@ -240,7 +245,8 @@ def run() -> str:
     drained = statistics.median(backlog)
     burst = saturation(bootstrap, commands)
     burst_per_batch = saturation(bootstrap, commands, max_poll=256)
-    latencies, achieved, rounds, jit = warm_latency(bootstrap, commands)
+    paced = mixed_flow(BTC, RATE * (WARMUP_SECONDS + RATE_SECONDS), seed=7)
+    latencies, achieved, rounds, jit = warm_latency(bootstrap, paced)
     latencies.sort()
     p50, p99, p999 = (percentile(latencies, q) / 1e6 for q in (0.5, 0.99, 0.999))
     visible, commits = produce_floor(bootstrap)
@@ -255,7 +261,11 @@ def run() -> str:
             "Mixed flow (limits, markets, cancels; ~1,000 resting orders). Latency: from the "
             "producer's `produce()` call to the consumer receiving the `BatchCompleted` that "
             "covers the command (so it includes producer batching, the matcher's turn and the "
-            "read_uncommitted fetch; no transaction commit is on the way). Saturation is the "
+            "read_uncommitted fetch; no transaction commit is on the way, but a round of "
+            f"{RATE_SECONDS} s holds one of the symbol's commits, every {COMMIT_SECONDS:g} s, "
+            f"and its snapshots, every {SNAPSHOT_EVERY:,} commands, each after a commit: the "
+            "flush and round trips of a commit hold the symbol's turns meanwhile). "
+            "Saturation is the "
             "service alone draining a backlog (`backlog_saturation`: the commands are in its "
             "input topic before it starts; timed by its events' own CreateTimes, first event to "
             "the last command's `BatchCompleted`); produced live instead, this process's "

@@ -141,7 +141,7 @@ class MatcherService:
         max_batch: int = 256,
         max_poll: int = 2_048,
         poll_timeout: float = 0.05,
-        snapshot_every: int = 50_000,
+        snapshot_every: int = 250_000,
         snapshot_seconds: float = 60.0,
         commit_seconds: float = 1.0,
         retry_seconds: float = 1.0,

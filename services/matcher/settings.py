@@ -19,13 +19,18 @@ class MatcherSettings(KafkaSettings):
     matcher_sched_fifo: bool = Field(False, description="ask for SCHED_FIFO (needs privileges)")
     matcher_max_batch: int = Field(256, ge=1, le=256, description="commands per core step")
     matcher_max_poll: int = Field(2048, ge=1, description="commands polled per turn")
-    # each commit costs the broker about nine requests, per symbol: at 1 s the three books'
-    # commits were a third of an idle broker's requests
+    # A commit stalls its symbol's turns for its flush and its round trips (30-50 ms at 5,000
+    # commands/s on two cores, ~100 ms at worst): every 5 s that was over 1% of the commands,
+    # the p99 (docs/MATCHER.md). It also costs the broker about nine requests per symbol.
+    # Recovery never reads what it commits; at most 30 s keeps it far inside the 60 s
+    # transaction timeout.
     matcher_commit_seconds: float = Field(
-        5.0, gt=0, le=30, description="seconds between a symbol's transaction commits (offsets)"
+        20.0, gt=0, le=30, description="seconds between a symbol's transaction commits (offsets)"
     )
     matcher_linger_ms: float = Field(1.0, ge=0, description="producer linger.ms")
-    matcher_snapshot_every: int = Field(50_000, ge=1, description="commands between snapshots")
+    # by time first: a snapshot waits for a commit, a stall of its symbol's turns (50,000
+    # commands was one every 10 s at 5,000/s); a recovery replays at most this many, ~2 s
+    matcher_snapshot_every: int = Field(250_000, ge=1, description="commands between snapshots")
     matcher_snapshot_seconds: float = Field(60.0, gt=0, description="max seconds between them")
     matcher_ring_bytes: int = Field(1 << 24, description="inbound ring size (power of two)")
     matcher_out_ring_bytes: int = Field(1 << 26, description="outbound ring (power of two)")
