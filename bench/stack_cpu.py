@@ -232,7 +232,8 @@ _REQUESTS = re.compile(r'^kafka_client_requests_total\{client="([^"]+)",request=
 
 class RequestProbe:
     """The Kafka requests each service's clients have sent so far, by type, from its
-    ``/metrics`` (librdkafka reports them every second: read one after a settle)."""
+    ``/metrics`` (librdkafka reports them every ``STATS_INTERVAL_MS``, 5 s: read one after
+    a settle of at least that)."""
 
     def __init__(self, urls: Mapping[str, str]) -> None:
         self.urls = dict(urls)

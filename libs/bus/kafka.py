@@ -144,7 +144,7 @@ class KafkaBus(Bus):
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 10000,
-                "heartbeat.interval.ms": 1000,
+                "heartbeat.interval.ms": 3000,  # a third of the session, as Kafka advises
                 "fetch.wait.max.ms": FETCH_WAIT_MS,
             }
             | self._consumer_config
