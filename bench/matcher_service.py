@@ -51,7 +51,7 @@ P99_TARGET_MS = 20.0  # at RATE (issue 12)
 # hot paths; cold, it spent more CPU compiling than serving), at most LATENCY_ROUNDS of them.
 JIT_QUIET_PERCENT = 5.0
 LATENCY_ROUNDS = 5
-# This VM's p99 at RATE moves from run to run (14-46 ms in six runs of the same code): the
+# This VM's p99 at RATE moves from run to run (14-46 ms in six runs in one day): the
 # figure is the median of WARM_ROUNDS warm rounds, each shown with the share stolen in it.
 WARM_ROUNDS = 3
 
