@@ -307,11 +307,6 @@ class KafkaProducer(Producer):
             "linger.ms": 2,
             "queue.buffering.max.messages": 1_000_000,
             "compression.type": "lz4",  # cheap in C; snapshots shrink about 10x
-            # A delivery report is a Python call per record, and a loop that does not poll
-            # serves them all in its next flush: the matcher's commit flush after 20 s at
-            # 5,000 commands/s took 90-130 ms with them, 42-66 ms without, its symbol's turns
-            # held meanwhile. Only a failure is news (_on_delivery keeps those).
-            "delivery.report.only.error": True,
             # Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS until its
             # markers are written; the default 100 ms backoff made every transaction ~100 ms.
             "retry.backoff.ms": 5,
