@@ -19,9 +19,10 @@ class MatcherSettings(KafkaSettings):
     matcher_sched_fifo: bool = Field(False, description="ask for SCHED_FIFO (needs privileges)")
     matcher_max_batch: int = Field(256, ge=1, le=256, description="commands per core step")
     matcher_max_poll: int = Field(2048, ge=1, description="commands polled per turn")
-    # A commit stalls its symbol's turns for its flush and its round trips (30-50 ms at 5,000
-    # commands/s on two cores, ~100 ms at worst): every 5 s that was over 1% of the commands,
-    # the p99 (docs/MATCHER.md). It also costs the broker about nine requests per symbol.
+    # A commit stalls its symbol's turns for its flush and its round trips: at 5,000
+    # commands/s on two cores 30-50 ms every 5 s was over 1% of the commands, the p99; the
+    # flush grows with the interval (90-130 ms after 20 s), the share falls (docs/MATCHER.md).
+    # It also costs the broker about nine requests per symbol.
     # Recovery never reads what it commits; at most 30 s keeps it far inside the 60 s
     # transaction timeout.
     matcher_commit_seconds: float = Field(
