@@ -106,6 +106,12 @@ class Producer(ABC):
         ``BusError`` (or a subclass) if any of them failed."""
 
     @abstractmethod
+    def serve(self) -> None:
+        """Serve the delivery reports that have come in, without waiting: raise ``BusError``
+        (or a subclass) if any message failed. A producer that is served as it goes keeps
+        its next ``flush`` down to what is still in flight."""
+
+    @abstractmethod
     def begin(self) -> None:
         """Begin a transaction."""
 

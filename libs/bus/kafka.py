@@ -353,6 +353,13 @@ class KafkaProducer(Producer):
         remaining = self._flush(timeout, "flush")
         if remaining:
             raise AbortableError(f"{remaining} messages not delivered within {timeout}s")
+        self._raise_delivery_errors()
+
+    def serve(self) -> None:
+        self._served("serve delivery reports", lambda: self._client.poll(0))
+        self._raise_delivery_errors()
+
+    def _raise_delivery_errors(self) -> None:
         if self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
             first = errors[0]
@@ -406,8 +413,12 @@ class KafkaProducer(Producer):
 
     def _flush(self, timeout: float, action: str) -> int:
         """Flush; return the messages left undelivered."""
+        return self._served(action, lambda: self._client.flush(timeout))
+
+    def _served(self, action: str, call: Callable[[], int]) -> int:
+        """Run a call that serves delivery reports, translating what it raises."""
         try:
-            return self._client.flush(timeout)
+            return call()
         except KafkaException as error:
             raise _translate(error, action) from error
         except SystemError as error:

@@ -21,8 +21,8 @@ class MatcherSettings(KafkaSettings):
     matcher_max_poll: int = Field(2048, ge=1, description="commands polled per turn")
     # A commit stalls its symbol's turns for its flush and its round trips: at 5,000
     # commands/s on two cores 30-50 ms every 5 s was over 1% of the commands, the p99; the
-    # flush grows with the interval (90-130 ms after 20 s), the share falls (docs/MATCHER.md).
-    # It also costs the broker about nine requests per symbol.
+    # service serves delivery reports every turn, so the flush no longer grows with the
+    # interval (docs/MATCHER.md). It also costs the broker about nine requests per symbol.
     # Recovery never reads what it commits; at most 30 s keeps it far inside the 60 s
     # transaction timeout.
     matcher_commit_seconds: float = Field(

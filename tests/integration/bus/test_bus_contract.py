@@ -154,6 +154,19 @@ def test_a_newer_producer_with_the_same_transactional_id_fences_the_older(bus: B
     successor.close()
 
 
+def test_a_fenced_producer_served_as_it_goes_finds_out_without_a_flush(bus: Bus, name: str):
+    # the matcher serves its producers' delivery reports every turn and flushes only to
+    # commit: a fence must surface there, not 20 s later
+    bus.create_topic(name, 1)
+    zombie = bus.producer(f"{name}-tx")
+    zombie.begin()
+    successor = bus.producer(f"{name}-tx")  # the fence
+    with pytest.raises(FencedError):  # the late record's report, or the produce itself
+        zombie.produce(Outgoing(name, b"late", partition=0))
+        _eventually(lambda: zombie.serve() or False)
+    successor.close()
+
+
 def test_the_latest_snapshot_of_each_key_wins(bus: Bus, name: str):
     bus.create_topic(name, 1, {"cleanup.policy": "compact"})
     consumer = bus.consumer(f"{name}-g", partitions=[(name, 0)])
