@@ -7,7 +7,9 @@
 #                                                       coordinators answer
 #
 # `start` runs in the foreground (exec) so a supervisor owns the java process; SIGTERM stops it
-# cleanly. DATA_DIR keeps the cluster id and the topics across restarts.
+# cleanly. DATA_DIR keeps the cluster id and the topics across restarts. KAFKA_JVM_OPTS replaces
+# the JVM options below and KAFKA_EXTRA_PROPERTIES (lines of key=value) is appended to the
+# broker's properties, where it wins: for probes of broker settings (scripts/broker_cost.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,6 +51,9 @@ start() {
     local props="$data_dir/server.properties"
     sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@LOG_DIRS@|$data_dir/logs|g" \
         "$ROOT/infra/kafka/server.properties.template" >"$props"
+    if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+        printf '%s\n' "$KAFKA_EXTRA_PROPERTIES" >>"$props"
+    fi
 
     # The cluster id is made once and kept next to the data, so meta.properties always matches.
     # Like Kafka's own Uuid.randomUuid, never one starting with "-": the storage tool's option
@@ -66,7 +71,8 @@ print(id)' >"$data_dir/cluster.id"
             --cluster-id="$(cat "$data_dir/cluster.id")" -c "$props"
     fi
 
-    exec java -Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    # shellcheck disable=SC2086  # the options are words
+    exec java ${KAFKA_JVM_OPTS:--Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20} -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
         -cp "$LIBS/*" kafka.Kafka "$props"
 }
