@@ -27,6 +27,7 @@ from bench.http_load import (
     step,
 )
 from bench.stack_cpu import CpuProbe, table, verdict
+from libs.messages import OrderStatus
 
 PAIRS = 20
 CONNECTIONS = 64
@@ -64,8 +65,9 @@ class Load:
 
 
 def row(result: dict) -> str:
-    pending = result["statuses"].get("Pending", 0)
-    other = sum(v for k, v in result["statuses"].items() if k not in ("New", "Filled", "Pending"))
+    pending = result["statuses"].get(OrderStatus.PENDING, 0)
+    expected = (OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PENDING)
+    other = sum(v for k, v in result["statuses"].items() if k not in expected)
     return (
         f"| {result['rate']:,.0f} | {result['achieved']:,.0f} | {result['p50']:.1f} | "
         f"{result['p99']:.1f} | {result['max']:.1f} | {pending} | {other} | "

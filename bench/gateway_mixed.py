@@ -45,9 +45,10 @@ from bench.stack_cpu import (
     total,
     verdict,
 )
+from libs import codes
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
-from libs.messages import encode
+from libs.messages import OrderStatus, encode
 from libs.symbols import SymbolSpec, default_symbols
 from libs.topics import symbol_partition
 from services.positions.feeds import default_simulation
@@ -146,7 +147,11 @@ class MixedFlow:
 
     def answered(self, order: Order, status: str, order_id: int | None) -> None:
         """Learn from a reply: a limit that rests can be cancelled later."""
-        if order.kind == "limit" and status in ("New", "PartiallyFilled") and order_id:
+        if (
+            order.kind == "limit"
+            and status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+            and order_id
+        ):
             self.resting[order.user].append(order_id)
             self.holders.add(order.user)
 
@@ -158,7 +163,7 @@ def label(kind: str, status: int, reply: dict) -> str:
     return " ".join(parts)
 
 
-EXPECTED_MISS = "cancel 400 -2011"  # the order filled before its cancel arrived
+EXPECTED_MISS = f"cancel 400 {codes.UNKNOWN_ORDER}"  # the order filled before its cancel arrived
 
 
 def tally(outcomes: dict[str, int]) -> dict[str, int]:

@@ -19,6 +19,8 @@ from urllib.parse import parse_qs, urlparse
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from libs import codes
+
 DigestFn = Callable[[dict[str, str]], dict]
 
 
@@ -57,7 +59,7 @@ def _handler(digest: DigestFn | None, registry: CollectorRegistry) -> type[BaseH
                 try:
                     self._json(200, digest(query))
                 except LookupError as error:
-                    self._json(404, {"code": -1121, "msg": str(error)})
+                    self._json(404, {"code": codes.INVALID_SYMBOL, "msg": str(error)})
             else:
                 self._json(404, {"code": 404, "msg": "not found"})
 

@@ -27,8 +27,12 @@ from libs.messages.commands import (
     Withdraw,
 )
 from libs.messages.enums import (
+    LIMIT_PRICED,
+    STOP_PRICED,
+    WAITS_FOR_TRIGGER,
     EndReason,
     LedgerAccountKind,
+    OrderStatus,
     OrderType,
     SelfTradePrevention,
     Side,

@@ -21,6 +21,35 @@ class OrderType(StrEnum):
     LIQUIDATION = "liquidation"
 
 
+LIMIT_PRICED = frozenset((OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT))
+"""Types a user's order carries a limit ``price`` for (a liquidation order has one too, but
+comes from the position engine, never as a ``PlaceOrder``)."""
+STOP_PRICED = frozenset(
+    (
+        OrderType.STOP_MARKET,
+        OrderType.STOP_LIMIT,
+        OrderType.TAKE_PROFIT_MARKET,
+        OrderType.TAKE_PROFIT_LIMIT,
+    )
+)
+"""Types that wait for ``stop_price`` (the trailing stop waits for its callback instead)."""
+WAITS_FOR_TRIGGER = STOP_PRICED | {OrderType.TRAILING_STOP}
+"""Types that wait for a trigger before they reach the book (docs/MATCHING.md)."""
+
+
+class OrderStatus(StrEnum):
+    """A status as the gateway's API and read model spell it: an order's, or a request's."""
+
+    PENDING = "Pending"  # sent to the log, no engine has answered yet
+    NEW = "New"
+    PARTIALLY_FILLED = "PartiallyFilled"
+    FILLED = "Filled"
+    CANCELLED = "Cancelled"
+    EXPIRED = "Expired"
+    REJECTED = "Rejected"
+    DONE = "Done"  # a deposit, withdrawal or leverage change that went through: not an order
+
+
 class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"

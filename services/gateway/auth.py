@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from services.gateway import errors
+from libs import codes
 from services.gateway.errors import ApiError, unauthorized
 from services.gateway.limits import Limit, RateLimiter
 from services.gateway.security import (
@@ -84,26 +84,26 @@ class Authenticator:
         parts = [p for p in query.split("&") if p]
         signatures = [p for p in parts if p.startswith("signature=")]
         if len(signatures) != 1:
-            raise ApiError(401, errors.BAD_SIGNATURE, "Send exactly one 'signature' parameter.")
+            raise ApiError(401, codes.BAD_SIGNATURE, "Send exactly one 'signature' parameter.")
         params = dict(parse_qsl(query))
         try:
             timestamp = int(params["timestamp"])
             window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
         except (KeyError, ValueError):
             raise ApiError(
-                401, errors.STALE_TIMESTAMP, "Send 'timestamp' (ms) with a signed request."
+                401, codes.STALE_TIMESTAMP, "Send 'timestamp' (ms) with a signed request."
             ) from None
         try:
             check_timestamp(timestamp, window, time.time_ns() // 1_000_000)
         except (StaleRequest, BadRecvWindow) as error:
-            raise ApiError(401, errors.STALE_TIMESTAMP, str(error)) from None
+            raise ApiError(401, codes.STALE_TIMESTAMP, str(error)) from None
         api_key = await run_in_threadpool(self.users.find_active_api_key, key)
         payload = "&".join(p for p in parts if not p.startswith("signature=")) + (
             await request.body()
         ).decode("utf-8", "replace")
         signature = signatures[0].removeprefix("signature=")
         if api_key is None or not signature_ok(api_key.secret, payload, signature):
-            raise ApiError(401, errors.BAD_SIGNATURE, "Signature for this request is not valid.")
+            raise ApiError(401, codes.BAD_SIGNATURE, "Signature for this request is not valid.")
         return api_key.user_id
 
 
@@ -111,7 +111,7 @@ def too_many(wait: float) -> ApiError:
     seconds = max(1, int(wait + 0.999))
     return ApiError(
         429,
-        errors.TOO_MANY_REQUESTS,
+        codes.TOO_MANY_REQUESTS,
         f"Too many requests; retry in {seconds} s.",
         {"Retry-After": str(seconds)},
     )
@@ -178,4 +178,4 @@ Caller = Annotated[int, Depends(current_user)]
 def same_user(caller: int, claimed: int | None) -> None:
     """A body's ``user_id``, when present, must be the caller's (the original API sends it)."""
     if claimed is not None and claimed != caller:
-        raise ApiError(403, errors.FORBIDDEN, "user_id does not match the authenticated user.")
+        raise ApiError(403, codes.FORBIDDEN, "user_id does not match the authenticated user.")

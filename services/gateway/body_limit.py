@@ -12,7 +12,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway import errors
+from libs import codes
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 """Far above any request of the API (an order is a few hundred bytes), far below a flood."""
@@ -34,7 +34,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = _content_length(scope)
         if declared is None:
-            return await _refuse(send, 400, errors.INVALID_PARAM, "Invalid Content-Length.")
+            return await _refuse(send, 400, codes.INVALID_PARAM, "Invalid Content-Length.")
         if declared > self.max_bytes:
             return await self._too_large(send)
         received = 0
@@ -70,7 +70,7 @@ class BodyLimit:
 
     async def _too_large(self, send: Send) -> None:
         msg = f"Request body larger than {self.max_bytes} bytes."
-        await _refuse(send, 413, errors.PAYLOAD_TOO_LARGE, msg)
+        await _refuse(send, 413, codes.PAYLOAD_TOO_LARGE, msg)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -37,7 +37,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from libs import codes
 from libs.messages import (
+    LIMIT_PRICED,
+    WAITS_FOR_TRIGGER,
     AccountUpdated,
     AutoDeleveraged,
     BatchCompleted,
@@ -54,6 +57,7 @@ from libs.messages import (
     OrderFilled,
     OrderRejected,
     OrderRequestRejected,
+    OrderStatus,
     OrderTriggered,
     OrderType,
     PlaceOrder,
@@ -65,36 +69,17 @@ from libs.symbols import SymbolSpec
 from libs.topics import logical_topic, physical_topic
 from services.gateway import keys
 
-PENDING = "Pending"
-NEW = "New"
-PARTIALLY_FILLED = "PartiallyFilled"
-FILLED = "Filled"
-CANCELLED = "Cancelled"
-EXPIRED = "Expired"
-REJECTED = "Rejected"
-OPEN = frozenset((NEW, PARTIALLY_FILLED))
-FINAL = frozenset((FILLED, CANCELLED, EXPIRED, REJECTED))
+OPEN = frozenset((OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED))
+FINAL = frozenset(
+    (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
+)
 
-WAITING_TYPES = frozenset(
-    (
-        OrderType.STOP_MARKET,
-        OrderType.STOP_LIMIT,
-        OrderType.TAKE_PROFIT_MARKET,
-        OrderType.TAKE_PROFIT_LIMIT,
-        OrderType.TRAILING_STOP,
-    )
-)
-"""Types that wait for a trigger before they reach the book (docs/MATCHING.md)."""
-BOOK_TYPES = frozenset(
-    (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT, OrderType.LIQUIDATION)
-)
+BOOK_TYPES = LIMIT_PRICED | {OrderType.LIQUIDATION}
 """Types with a limit price: they sit in the book while open (a liquidation order only inside
 its batch: it is IOC). Market types never rest."""
 
 LIQUIDATION_ID_BIT = 1 << 62
 """Set in the ids of the position engine's liquidation orders: they have no ``PlaceOrder``."""
-UNKNOWN_ORDER = -2011
-"""The matcher's code for a cancel or amend of an order that is not open; never a placement's."""
 
 TRIM_ORDER_HISTORY = """
 local old = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
@@ -170,7 +155,7 @@ class Order:
     stop_price: int | None = None
     qty: int = 0
     filled: int = 0
-    status: str = PENDING
+    status: str = OrderStatus.PENDING
     reason: str = ""
     code: int | None = None
     msg: str = ""
@@ -194,7 +179,7 @@ class Order:
         that is not waiting for its trigger."""
         if self.status not in OPEN or self.order_type not in BOOK_TYPES or self.price is None:
             return 0
-        if self.order_type in WAITING_TYPES and not self.triggered:
+        if self.order_type in WAITS_FOR_TRIGGER and not self.triggered:
             return 0
         return self.qty - self.filled
 
@@ -258,7 +243,7 @@ class Order:
             stop_price=number("stop_price"),
             qty=number("qty") or 0,
             filled=number("filled") or 0,
-            status=fields.get("status", PENDING),
+            status=fields.get("status", OrderStatus.PENDING),
             reason=fields.get("reason", ""),
             code=number("code"),
             msg=fields.get("msg", ""),
@@ -607,7 +592,7 @@ class Projection:
         else:
             self._unbook(order)
         order.take_terms(event)
-        order.filled, order.status, order.triggered = 0, NEW, False
+        order.filled, order.status, order.triggered = 0, OrderStatus.NEW, False
         order.reason, order.code, order.msg = "", None, ""
         self._claim_client_id(order, first_only=False)
         self._book(order)
@@ -681,7 +666,7 @@ class Projection:
         # filled + remaining is the order's size, also where the matcher sized it on execution
         # (a close-position order takes the position's size when it fires)
         order.qty = order.filled + remaining
-        order.status = FILLED if remaining == 0 else PARTIALLY_FILLED
+        order.status = OrderStatus.FILLED if remaining == 0 else OrderStatus.PARTIALLY_FILLED
         self._book(order)
         self._changed(order)
 
@@ -695,20 +680,20 @@ class Projection:
         self._changed(order)
 
     def _cancelled(self, event: OrderCancelled) -> None:
-        self._ended(event, CANCELLED)
+        self._ended(event, OrderStatus.CANCELLED)
 
     def _expired(self, event: OrderExpired) -> None:
-        self._ended(event, EXPIRED)
+        self._ended(event, OrderStatus.EXPIRED)
 
     def _rejected(self, event: OrderRejected) -> None:
         if event.order_id is None:
             return  # a refused cancel-all
         order = self.orders.get(event.order_id)
         if order is not None:
-            if order.status == PENDING and order.request_id == event.request_id:
+            if order.status == OrderStatus.PENDING and order.request_id == event.request_id:
                 self._reject(order, event.code, event.msg)
             return  # else a refused cancel or amend (or a repeated id) of an order we hold
-        if event.code == UNKNOWN_ORDER:
+        if event.code == codes.UNKNOWN_ORDER:
             return  # a cancel or amend of an order that is not open
         # a placement refused before its request was read: the request adds the terms later
         order = Order(
@@ -722,7 +707,7 @@ class Projection:
         self._reject(order, event.code, event.msg)
 
     def _reject(self, order: Order, code: int, msg: str) -> None:
-        order.status, order.code, order.msg = REJECTED, code, msg
+        order.status, order.code, order.msg = OrderStatus.REJECTED, code, msg
         self._changed(order)
 
     def _amended(self, event: OrderAmended) -> None:
@@ -749,7 +734,11 @@ class Projection:
 
     def _request_rejected(self, event: OrderRequestRejected) -> None:
         order = None if event.order_id is None else self.orders.get(event.order_id)
-        if order is not None and order.status == PENDING and order.request_id == event.request_id:
+        if (
+            order is not None
+            and order.status == OrderStatus.PENDING
+            and order.request_id == event.request_id
+        ):
             self._reject(order, event.code, event.msg)
 
     def _account(self, event: AccountUpdated) -> None:

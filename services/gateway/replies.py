@@ -30,6 +30,7 @@ from libs.messages import (
     OrderFilled,
     OrderRejected,
     OrderRequestRejected,
+    OrderStatus,
     WithdrawalCompleted,
 )
 from services.gateway.freshness import Seen
@@ -49,7 +50,7 @@ class Kind(StrEnum):
 class Outcome:
     """What happened to a request. ``status`` follows the API's order statuses for orders."""
 
-    status: str
+    status: OrderStatus
     order_id: int | None = None
     symbol: str | None = None
     qty: int = 0
@@ -115,18 +116,18 @@ class ReplyTracker:
         if waiting is None:
             return []
         if kind is OrderRejected or kind is OrderRequestRejected:
-            outcome = waiting.outcome or Outcome("Rejected", order_id=event.order_id)
-            outcome.status, outcome.code, outcome.msg = "Rejected", event.code, event.msg
+            outcome = waiting.outcome or Outcome(OrderStatus.REJECTED, order_id=event.order_id)
+            outcome.status, outcome.code, outcome.msg = OrderStatus.REJECTED, event.code, event.msg
             outcome.event = event  # a -4015 names the original order
             return self._settle(request_id, outcome)
         if waiting.kind is Kind.PLACE and kind is OrderAccepted:
-            outcome = Outcome("New", event.order_id, event.symbol, event.qty)
+            outcome = Outcome(OrderStatus.NEW, event.order_id, event.symbol, event.qty)
             waiting.outcome = self._orders[event.order_id] = outcome
             self._batch_end.setdefault(event.symbol, []).append(request_id)
             return []
         if waiting.kind is Kind.CANCEL_ALL and kind is OrderCancelled:
             if waiting.outcome is None:
-                waiting.outcome = Outcome("Cancelled", symbol=event.symbol)
+                waiting.outcome = Outcome(OrderStatus.CANCELLED, symbol=event.symbol)
                 self._batch_end.setdefault(event.symbol, []).append(request_id)
             waiting.outcome.cancelled.append(event)
             return []
@@ -146,7 +147,9 @@ class ReplyTracker:
     def _ended(self, event: OrderExpired | OrderCancelled) -> None:
         outcome = self._orders.get(event.order_id)
         if outcome is not None:
-            outcome.status = "Expired" if type(event) is OrderExpired else "Cancelled"
+            outcome.status = (
+                OrderStatus.EXPIRED if type(event) is OrderExpired else OrderStatus.CANCELLED
+            )
             outcome.filled, outcome.reason = event.filled, str(event.reason)
 
     def _end_batch(self, symbol: str) -> list[tuple[str, Outcome]]:
@@ -158,8 +161,12 @@ class ReplyTracker:
             outcome = waiting.outcome
             if waiting.kind is Kind.PLACE:
                 self._orders.pop(outcome.order_id or 0, None)
-                if outcome.status == "New" and outcome.filled:
-                    outcome.status = "Filled" if outcome.remaining == 0 else "PartiallyFilled"
+                if outcome.status == OrderStatus.NEW and outcome.filled:
+                    outcome.status = (
+                        OrderStatus.FILLED
+                        if outcome.remaining == 0
+                        else OrderStatus.PARTIALLY_FILLED
+                    )
             settled += self._settle(request_id, outcome)
         return settled
 
@@ -173,7 +180,7 @@ class ReplyTracker:
 def _settled(event: Message) -> Outcome:
     if type(event) is OrderCancelled:
         return Outcome(
-            "Cancelled",
+            OrderStatus.CANCELLED,
             event.order_id,
             event.symbol,
             event.filled + event.remaining,
@@ -181,4 +188,4 @@ def _settled(event: Message) -> Outcome:
             reason=str(event.reason),
             event=event,
         )
-    return Outcome("Done", order_id=getattr(event, "order_id", None), event=event)
+    return Outcome(OrderStatus.DONE, order_id=getattr(event, "order_id", None), event=event)

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from libs import codes
 from libs.messages import Message
 from libs.symbols import SymbolSpec
-from services.gateway import errors
 from services.gateway.errors import ApiError
 from services.gateway.ids import OrderIds
 from services.gateway.kafka_io import ReplyListener, RequestProducer
@@ -45,7 +45,7 @@ class Gateway:
     def symbol(self, name: str) -> SymbolSpec:
         spec = self.symbols.get(name)
         if spec is None:
-            raise ApiError(400, -1121, f"Invalid symbol {name[:32]!r}.")
+            raise ApiError(400, codes.INVALID_SYMBOL, f"Invalid symbol {name[:32]!r}.")
         return spec
 
     def request_id(self) -> str:
@@ -109,7 +109,7 @@ def unique_ids(prefix: str) -> Iterator[str]:
 
 def _unavailable(error: ConnectionError) -> ApiError:
     log.warning("answered 503: %s", error)
-    return ApiError(503, errors.DISCONNECTED, errors.DISCONNECTED_MSG)
+    return ApiError(503, codes.DISCONNECTED, codes.MESSAGES[codes.DISCONNECTED])
 
 
 async def gateway(request: Request) -> Gateway:

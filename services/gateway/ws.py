@@ -21,6 +21,7 @@ from collections import defaultdict
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
 
+from libs import codes
 from libs.money import format_cash, format_rate
 from services.gateway import keys, views
 from services.gateway.security import InvalidToken
@@ -123,17 +124,21 @@ class Session:
             request = json.loads(raw)
             op = request["op"]
         except (ValueError, KeyError, TypeError):
-            return await self.error(-1130, 'Send JSON like {"op": "subscribe", "channels": [...]}.')
+            return await self.error(
+                codes.INVALID_PARAM, 'Send JSON like {"op": "subscribe", "channels": [...]}.'
+            )
         if op == "ping":
             return await self.send({"op": "pong"})
         if op == "auth":
             return await self.authenticate(request.get("token"))
         channels = request.get("channels")
         if op not in ("subscribe", "unsubscribe") or not isinstance(channels, list):
-            return await self.error(-1130, "op must be subscribe, unsubscribe, auth or ping.")
+            return await self.error(
+                codes.INVALID_PARAM, "op must be subscribe, unsubscribe, auth or ping."
+            )
         for name in channels:
             if not isinstance(name, str):
-                await self.error(-1130, "channel names are strings.")
+                await self.error(codes.INVALID_PARAM, "channel names are strings.")
             elif op == "subscribe":
                 await self.subscribe(name)
             else:
@@ -143,7 +148,7 @@ class Session:
         try:
             self.user_id = self.gw.tokens.verify(token if isinstance(token, str) else "")
         except InvalidToken as error:
-            return await self.error(-1002, f"Invalid token: {error}")
+            return await self.error(codes.UNAUTHORIZED, f"Invalid token: {error}")
         await self.send({"op": "auth", "user_id": self.user_id})
 
     def _redis_channel(self, name: str) -> str | None:
@@ -162,12 +167,16 @@ class Session:
         if name in self.channels:
             return
         if len(self.channels) >= MAX_CHANNELS:
-            return await self.error(-1130, f"At most {MAX_CHANNELS} channels per connection.")
+            return await self.error(
+                codes.INVALID_PARAM, f"At most {MAX_CHANNELS} channels per connection."
+            )
         channel = self._redis_channel(name)
         if channel is None:
             if name == "user":
-                return await self.error(-1002, 'Authenticate first: {"op": "auth", "token": ...}.')
-            return await self.error(-1130, f"Unknown channel {name[:40]!r}.")
+                return await self.error(
+                    codes.UNAUTHORIZED, 'Authenticate first: {"op": "auth", "token": ...}.'
+                )
+            return await self.error(codes.INVALID_PARAM, f"Unknown channel {name[:40]!r}.")
         self.channels[name] = channel
         async with self.sending:
             await self.hub.subscribe(channel, self)
@@ -286,7 +295,7 @@ async def stream(socket: WebSocket) -> None:
                 break
             text = frame.get("text")
             if text is None or len(text) > 65536:
-                await session.error(-1130, "Send JSON text frames of at most 64 KiB.")
+                await session.error(codes.INVALID_PARAM, "Send JSON text frames of at most 64 KiB.")
                 continue
             await session.handle(text)
     except WebSocketDisconnect:

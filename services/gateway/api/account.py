@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from libs.messages import Deposit, SetLeverage, Withdraw
+from libs import codes
+from libs.messages import Deposit, OrderStatus, SetLeverage, Withdraw
 from libs.money import MAX_TRANSFER, MoneyError, format_cash, parse_cash
-from services.gateway import errors, views
+from services.gateway import views
 from services.gateway.auth import Caller, same_user
 from services.gateway.errors import ApiError, invalid
 from services.gateway.replies import Kind
@@ -49,19 +50,19 @@ async def deposit(body: AmountBody, caller: Caller, gw: Gw) -> JSONResponse:
     """The dev faucet: credit USDT from nowhere. Off (403) when GATEWAY faucet is disabled."""
     same_user(caller, body.user_id)
     if not gw.settings.faucet_enabled:
-        raise ApiError(403, errors.FORBIDDEN, "Deposits through the faucet are switched off.")
+        raise ApiError(403, codes.FORBIDDEN, "Deposits through the faucet are switched off.")
     command = Deposit(
         request_id=gw.request_id(), user_id=caller, amount=_amount(body), ts=gw.now_ns()
     )
     outcome = await gw.ask(caller, command, Kind.DEPOSIT)
     if outcome is None:
-        return JSONResponse({"status": "Pending", "amount": body.amount}, 202)
-    if outcome.status == "Rejected":
+        return JSONResponse({"status": OrderStatus.PENDING, "amount": body.amount}, 202)
+    if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
     event = outcome.event
     return JSONResponse(
         {
-            "status": "Done",
+            "status": OrderStatus.DONE,
             "asset": "USDT",
             "amount": format_cash(command.amount),
             "balance": format_cash(event.balance),
@@ -79,10 +80,12 @@ async def withdraw(body: AmountBody, caller: Caller, gw: Gw) -> JSONResponse:
     )
     outcome = await gw.ask(caller, command, Kind.WITHDRAW)
     if outcome is None:
-        return JSONResponse({"status": "Pending", "amount": body.amount}, 202)
-    if outcome.status == "Rejected":
+        return JSONResponse({"status": OrderStatus.PENDING, "amount": body.amount}, 202)
+    if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
-    return JSONResponse({"status": "Done", "asset": "USDT", "amount": format_cash(command.amount)})
+    return JSONResponse(
+        {"status": OrderStatus.DONE, "asset": "USDT", "amount": format_cash(command.amount)}
+    )
 
 
 @router.post("/leverage")
@@ -98,7 +101,9 @@ async def leverage(body: LeverageBody, caller: Caller, gw: Gw) -> JSONResponse:
     )
     outcome = await gw.ask(caller, command, Kind.LEVERAGE)
     if outcome is None:
-        return JSONResponse({"status": "Pending", "symbol": spec.name}, 202)
-    if outcome.status == "Rejected":
+        return JSONResponse({"status": OrderStatus.PENDING, "symbol": spec.name}, 202)
+    if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
-    return JSONResponse({"status": "Done", "symbol": spec.name, "leverage": body.leverage})
+    return JSONResponse(
+        {"status": OrderStatus.DONE, "symbol": spec.name, "leverage": body.leverage}
+    )

@@ -9,10 +9,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
+from libs import codes
 from libs.messages import (
+    LIMIT_PRICED,
+    STOP_PRICED,
     AmendOrder,
     CancelAll,
     CancelOrder,
+    OrderStatus,
     OrderType,
     PlaceOrder,
     SelfTradePrevention,
@@ -22,7 +26,7 @@ from libs.messages import (
 )
 from libs.money import RATE_ONE, MoneyError, parse_rate
 from libs.symbols import SymbolSpec
-from services.gateway import errors, views
+from services.gateway import views
 from services.gateway.auth import Caller, same_user
 from services.gateway.errors import ApiError, invalid
 from services.gateway.lean_route import LeanRoute
@@ -38,11 +42,8 @@ from services.gateway.state import Gateway, Gw
 
 router = APIRouter(tags=["orders"], route_class=LeanRoute)
 
-DUPLICATE_CLIENT_ORDER_ID = -4015
 ORIGINAL_IN_MSG = re.compile(r"original order_id=(\d+)")
 MAX_TICKS = 10**15  # bounds the other numbers; prices have the symbol's own (spec.max_price)
-LIMIT_PRICED = {"Limit", "StopLimit", "TakeProfitLimit"}
-STOP_PRICED = {"StopMarket", "StopLimit", "TakeProfitMarket", "TakeProfitLimit"}
 OrderId = Annotated[int, Path(ge=1, lt=2**63)]
 
 
@@ -61,7 +62,9 @@ def _price(what: str, spec: SymbolSpec, text: str | None) -> int:
     value = _parse(what, spec.price_to_ticks, text)
     if value > spec.max_price:
         raise ApiError(
-            400, -4002, f"{what} above the maximum {spec.ticks_to_price(spec.max_price)}."
+            400,
+            codes.PRICE_ABOVE_MAX,
+            f"{what} above the maximum {spec.ticks_to_price(spec.max_price)}.",
         )
     return value
 
@@ -80,10 +83,11 @@ def _leverage(value: int | str | None) -> int | None:
 
 def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway) -> PlaceOrder:
     """Validate the body against the symbol's grids and build the request for the wallet."""
-    kind = body.order_type
+    kind = body.order_type  # the API's name, for the messages
+    order_type = OrderType(views.TYPE_VALUES[kind])
     if body.quantity is None:
         if not body.close_position:
-            raise ApiError(400, errors.MANDATORY_PARAM, "quantity is required.")
+            raise ApiError(400, codes.MANDATORY_PARAM, "quantity is required.")
         qty = 0
     else:
         qty = _parse("quantity", spec.qty_to_lots, body.quantity)
@@ -91,24 +95,26 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
             raise invalid("quantity must be positive.")
         if qty > spec.max_qty:
             raise ApiError(
-                400, -4005, f"quantity above the maximum {spec.lots_to_qty(spec.max_qty)}."
+                400,
+                codes.QTY_ABOVE_MAX,
+                f"quantity above the maximum {spec.lots_to_qty(spec.max_qty)}.",
             )
     price = None
-    if kind in LIMIT_PRICED:
+    if order_type in LIMIT_PRICED:
         if body.price is None:
-            raise ApiError(400, errors.MANDATORY_PARAM, f"price is required for {kind} orders.")
+            raise ApiError(400, codes.MANDATORY_PARAM, f"price is required for {kind} orders.")
         price = _price("price", spec, body.price)
         if price <= 0:
             raise invalid("price must be positive.")
     stop_price = None
-    if kind in STOP_PRICED:
+    if order_type in STOP_PRICED:
         if body.stop_price is None:
-            raise ApiError(400, errors.MANDATORY_PARAM, f"stop_price is required for {kind}.")
+            raise ApiError(400, codes.MANDATORY_PARAM, f"stop_price is required for {kind}.")
         stop_price = _price("stop_price", spec, body.stop_price)
     callback_rate = activation_price = None
-    if kind == "TrailingStop":
+    if order_type is OrderType.TRAILING_STOP:
         if body.callback_rate is None:
-            raise ApiError(400, errors.MANDATORY_PARAM, "callback_rate is required (percent).")
+            raise ApiError(400, codes.MANDATORY_PARAM, "callback_rate is required (percent).")
         percent = _parse("callback_rate", parse_rate, body.callback_rate)
         callback_rate = percent // 100
         if percent % 100 or percent > 100 * RATE_ONE:
@@ -121,7 +127,7 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
         user_id=user_id,
         symbol=spec.name,
         side=Side.BUY if body.side == "Buy" else Side.SELL,
-        order_type=OrderType(views.TYPE_VALUES[kind]),
+        order_type=order_type,
         qty=qty,
         price=price,
         tif=TimeInForce(body.time_in_force),
@@ -154,7 +160,7 @@ def _reply(spec: SymbolSpec, outcome: Outcome, status_code: int = 200, **extra) 
 
 
 def _pending(spec: SymbolSpec, order_id: int, command: PlaceOrder) -> JSONResponse:
-    pending = Outcome("Pending", order_id, spec.name, command.qty)
+    pending = Outcome(OrderStatus.PENDING, order_id, spec.name, command.qty)
     return _reply(spec, pending, 202, client_order_id=command.client_order_id)
 
 
@@ -163,7 +169,7 @@ def _stored_reply(gw: Gateway, fields: dict[str, str]) -> JSONResponse:
     view = views.order(gw.symbols[fields["symbol"]], fields)
     keep = ("order_id", "status", "filled", "remaining", "symbol", "client_order_id")
     keep += ("reason", "code", "msg")
-    status_code = {"Pending": 202, "Rejected": 400}.get(view["status"], 200)
+    status_code = {OrderStatus.PENDING: 202, OrderStatus.REJECTED: 400}.get(view["status"], 200)
     return JSONResponse({k: view[k] for k in keep if view[k] is not None}, status_code)
 
 
@@ -192,7 +198,7 @@ async def _retried(
 def _original_id(outcome: Outcome) -> int | None:
     """The order holding the client order id of a -4015: the wallet names it in a field, the
     matcher (a second line of defence) only in its message."""
-    if outcome.code != DUPLICATE_CLIENT_ORDER_ID:
+    if outcome.code != codes.DUPLICATE_CLIENT_ORDER_ID:
         return None
     original = getattr(outcome.event, "original_order_id", None)
     if original is None:
@@ -224,7 +230,7 @@ async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONRespo
                 gw.placements.original(caller, coid, int(stored["order_id"]))
                 return _stored_reply(gw, stored)
         return _pending(spec, command.order_id, command)
-    if outcome.status != "Rejected":
+    if outcome.status != OrderStatus.REJECTED:
         return _reply(spec, outcome, client_order_id=coid)
     original = _original_id(outcome)
     if coid is not None and original is not None:  # a retry: the original, Pending if unread
@@ -244,9 +250,9 @@ async def _owned_order(gw: Gateway, caller: int, order_id: int | None, coid: str
     elif coid is not None:
         fields = await gw.reads.order_by_client_id(caller, coid)
     else:
-        raise ApiError(400, errors.MANDATORY_PARAM, "Send order_id or client_order_id.")
+        raise ApiError(400, codes.MANDATORY_PARAM, "Send order_id or client_order_id.")
     if fields is None or int(fields.get("user_id", -1)) != caller:
-        raise ApiError(404, errors.NO_SUCH_ORDER, "Order does not exist.")
+        raise ApiError(404, codes.NO_SUCH_ORDER, "Order does not exist.")
     return fields
 
 
@@ -268,8 +274,8 @@ async def cancel(body: CancelBody, caller: Caller, gw: Gw) -> JSONResponse:
     )
     outcome = await gw.ask(caller, command, Kind.CANCEL)
     if outcome is None:
-        return _reply(spec, Outcome("Pending", order_id, spec.name), 202)
-    if outcome.status == "Rejected":
+        return _reply(spec, Outcome(OrderStatus.PENDING, order_id, spec.name), 202)
+    if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
     return _reply(spec, outcome)
 
@@ -285,12 +291,16 @@ async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONRespons
     open_here = [o for o in await gw.reads.orders(caller, True, 1000) if o["symbol"] == spec.name]
     if not open_here:  # nothing to wait for: the matcher answers a no-op with silence
         if not await gw.send(caller, command):
-            return JSONResponse({"symbol": spec.name, "status": "Pending", "cancelled": []}, 202)
-        return JSONResponse({"symbol": spec.name, "status": "Done", "cancelled": []})
+            return JSONResponse(
+                {"symbol": spec.name, "status": OrderStatus.PENDING, "cancelled": []}, 202
+            )
+        return JSONResponse({"symbol": spec.name, "status": OrderStatus.DONE, "cancelled": []})
     outcome = await gw.ask(caller, command, Kind.CANCEL_ALL)
     if outcome is None:
-        return JSONResponse({"symbol": spec.name, "status": "Pending", "cancelled": []}, 202)
-    if outcome.status == "Rejected":
+        return JSONResponse(
+            {"symbol": spec.name, "status": OrderStatus.PENDING, "cancelled": []}, 202
+        )
+    if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
     cancelled = [
         {
@@ -300,7 +310,7 @@ async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONRespons
         }
         for e in outcome.cancelled
     ]
-    return JSONResponse({"symbol": spec.name, "status": "Done", "cancelled": cancelled})
+    return JSONResponse({"symbol": spec.name, "status": OrderStatus.DONE, "cancelled": cancelled})
 
 
 @router.post("/amend")
@@ -308,7 +318,7 @@ async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
     """Change an open order's price and/or quantity (it keeps its place only if qty shrinks)."""
     same_user(caller, body.user_id)
     if body.price is None and body.quantity is None:
-        raise ApiError(400, errors.MANDATORY_PARAM, "Send price and/or quantity.")
+        raise ApiError(400, codes.MANDATORY_PARAM, "Send price and/or quantity.")
     fields = await _owned_order(gw, caller, body.order_id, None)
     spec = gw.symbol(fields["symbol"])
     price = None if body.price is None else _price("price", spec, body.price)
@@ -324,8 +334,8 @@ async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
     )
     outcome = await gw.ask(caller, command, Kind.AMEND)
     if outcome is None:
-        return JSONResponse({"order_id": body.order_id, "status": "Pending"}, 202)
-    if outcome.status == "Rejected":
+        return JSONResponse({"order_id": body.order_id, "status": OrderStatus.PENDING}, 202)
+    if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
     event = outcome.event
     return JSONResponse(

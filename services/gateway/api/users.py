@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway import errors
+from libs import codes
 from services.gateway.auth import Caller
 from services.gateway.errors import ApiError, unauthorized
 from services.gateway.schemas import ApiKeyBody, Credentials, SigninReply, SignupReply
@@ -26,7 +26,7 @@ async def signup(body: Credentials, gw: Gw) -> SignupReply:
     try:
         user = await run_in_threadpool(gw.users.create_user, body.email, password_hash)
     except EmailTaken:
-        raise ApiError(409, errors.CONFLICT, "This e-mail is already registered.") from None
+        raise ApiError(409, codes.CONFLICT, "This e-mail is already registered.") from None
     return SignupReply(user_id=user.id, email=user.email)
 
 
@@ -71,5 +71,5 @@ async def revoke_api_key(key_id: int, caller: Caller, gw: Gw) -> dict:
     if not 0 < key_id < 2**63 or not await run_in_threadpool(
         gw.users.revoke_api_key, caller, key_id
     ):
-        raise ApiError(404, -2014, "No such API key.")
+        raise ApiError(404, codes.NO_SUCH_API_KEY, "No such API key.")
     return {"id": key_id, "revoked": True}

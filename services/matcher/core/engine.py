@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import msgspec
 
+from libs import codes
 from libs.messages import (
+    LIMIT_PRICED,
+    STOP_PRICED,
     AmendOrder,
     BatchCompleted,
     CancelAll,
@@ -42,10 +45,9 @@ from libs.messages import (
 )
 from libs.money import RATE_ONE
 from libs.symbols import SymbolSpec
-from services.matcher import reasons
 from services.matcher.core.book import BookSide
 from services.matcher.core.orders import Order
-from services.matcher.core.stops import STOP_TYPES, fires, immediately_triggers
+from services.matcher.core.stops import fires, immediately_triggers
 
 BUY, SELL = Side.BUY, Side.SELL
 GTC, IOC, FOK, GTX = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTX
@@ -53,7 +55,6 @@ LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 STP_NONE = SelfTradePrevention.NONE
 EXPIRES_MAKER = (SelfTradePrevention.EXPIRE_MAKER, SelfTradePrevention.EXPIRE_BOTH)
 EXPIRES_TAKER = (SelfTradePrevention.EXPIRE_TAKER, SelfTradePrevention.EXPIRE_BOTH)
-LIMIT_TYPES = frozenset((LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT))
 MIN_CALLBACK_RATE = RATE_ONE // 1000  # 0.1%
 MAX_CALLBACK_RATE = RATE_ONE // 10  # 10%
 NO_LIMIT = -(1 << 62)  # a limit key every level crosses: a market order without a band
@@ -380,20 +381,20 @@ class MatchingCore:
         """Return (code, msg) of the first symbol filter the order fails, or None."""
         spec = self.spec
         if qty < spec.min_qty:
-            return reasons.FILTER_LOT_SIZE, "Filter failure: LOT_SIZE (qty below min_qty)"
+            return codes.FILTER_LOT_SIZE, "Filter failure: LOT_SIZE (qty below min_qty)"
         if qty > spec.max_qty:
-            return reasons.QTY_ABOVE_MAX, "Quantity greater than max quantity"
+            return codes.QTY_ABOVE_MAX, "Quantity greater than max quantity"
         if price is not None and self.mark_price is not None:
             low, high = self._band(spec.price_band)
             if not low <= price <= high:
                 band = f"[{spec.ticks_to_price(low)}, {spec.ticks_to_price(high)}]"
-                return reasons.PERCENT_PRICE, f"Limit price outside {band} (PERCENT_PRICE)"
+                return codes.PERCENT_PRICE, f"Limit price outside {band} (PERCENT_PRICE)"
         if (
             notional_price is not None
             and not exempt
             and notional_price * qty * spec.cash_per_tick_lot < spec.min_notional
         ):
-            return reasons.MIN_NOTIONAL, "Order's notional must be no smaller than min_notional"
+            return codes.MIN_NOTIONAL, "Order's notional must be no smaller than min_notional"
         return None
 
     def _reducible(self, user_id: int, is_buy: bool) -> int:
@@ -493,7 +494,7 @@ class MatchingCore:
             try:
                 cmd = _with_enums(cmd)
             except ValueError as error:
-                return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, str(error))
+                return self._reject(offset, cmd, oid, codes.INVALID_PARAM, str(error))
         problem = self._entry_problem(cmd.symbol, oid)
         if problem is not None:
             return self._reject(offset, cmd, oid, *problem)
@@ -506,7 +507,7 @@ class MatchingCore:
                     offset,
                     cmd,
                     oid,
-                    reasons.DUPLICATE_CLIENT_ORDER_ID,
+                    codes.DUPLICATE_CLIENT_ORDER_ID,
                     f"Duplicate client order id; original order_id={original}",
                 )
             self.client_ids[(uid, coid)] = oid
@@ -566,40 +567,40 @@ class MatchingCore:
     def _entry_problem(self, symbol: str, oid: int) -> tuple[int, str] | None:
         """Return (code, msg) when no new order may enter this book now, else None."""
         if self.halted:
-            return reasons.NEW_ORDER_REJECTED, "Symbol is halted"
+            return codes.NEW_ORDER_REJECTED, "Symbol is halted"
         if symbol != self.symbol:
-            return reasons.INVALID_SYMBOL, "Invalid symbol"
+            return codes.INVALID_SYMBOL, "Invalid symbol"
         if oid in self.orders or oid in self.stops:
-            return reasons.NEW_ORDER_REJECTED, "Order id in use"
+            return codes.NEW_ORDER_REJECTED, "Order id in use"
         return None
 
     def _check_place(self, cmd: PlaceOrder) -> tuple[int, str] | None:
         """Return (code, msg) when the order must be rejected, else None."""
         kind, price, stop = cmd.order_type, cmd.price, cmd.stop_price
-        if kind in LIMIT_TYPES:
+        if kind in LIMIT_PRICED:
             if price is None:
-                return reasons.MANDATORY_PARAM, "Mandatory parameter 'price' was not sent"
+                return codes.MANDATORY_PARAM, "Mandatory parameter 'price' was not sent"
             if price <= 0:
-                return reasons.INVALID_PARAM, "Price must be positive"
+                return codes.INVALID_PARAM, "Price must be positive"
         elif kind is OrderType.LIQUIDATION:
-            return reasons.INVALID_ORDER_TYPE, "Liquidation orders come from the risk engine"
+            return codes.INVALID_ORDER_TYPE, "Liquidation orders come from the risk engine"
         elif cmd.tif is GTX:
-            return reasons.INVALID_ORDER_TYPE, "Post-only needs a limit price"
+            return codes.INVALID_ORDER_TYPE, "Post-only needs a limit price"
         else:
             price = None
-        if kind in STOP_TYPES:
+        if kind in STOP_PRICED:
             if stop is None:
-                return reasons.MANDATORY_PARAM, "Mandatory parameter 'stopPrice' was not sent"
+                return codes.MANDATORY_PARAM, "Mandatory parameter 'stopPrice' was not sent"
             if stop <= 0:
-                return reasons.INVALID_PARAM, "Stop price must be positive"
+                return codes.INVALID_PARAM, "Stop price must be positive"
         if kind is OrderType.TRAILING_STOP:
             rate = cmd.callback_rate
             if rate is None:
-                return reasons.MANDATORY_PARAM, "Mandatory parameter 'callbackRate' was not sent"
+                return codes.MANDATORY_PARAM, "Mandatory parameter 'callbackRate' was not sent"
             if not MIN_CALLBACK_RATE <= rate <= MAX_CALLBACK_RATE:
-                return reasons.INVALID_PARAM, "Callback rate must be within [0.1%, 10%]"
-        if cmd.close_position and kind in LIMIT_TYPES:
-            return reasons.INVALID_PARAM, "Close-position needs a market-type order"
+                return codes.INVALID_PARAM, "Callback rate must be within [0.1%, 10%]"
+        if cmd.close_position and kind in LIMIT_PRICED:
+            return codes.INVALID_PARAM, "Close-position needs a market-type order"
         reduce = cmd.reduce_only or cmd.close_position
         if not cmd.close_position:
             notional_price = price if price is not None else stop
@@ -609,13 +610,13 @@ class MatchingCore:
             if problem is not None:
                 return problem
         if len(self.user_orders.get(cmd.user_id, ())) >= self.spec.max_open_orders:
-            return reasons.MAX_OPEN_ORDERS, "Reach max open order limit"
+            return codes.MAX_OPEN_ORDERS, "Reach max open order limit"
         if reduce and self._reducible(cmd.user_id, cmd.side == BUY) <= 0:
-            return reasons.REDUCE_ONLY_REJECTED, "ReduceOnly Order is rejected"
-        if kind in STOP_TYPES:
+            return codes.REDUCE_ONLY_REJECTED, "ReduceOnly Order is rejected"
+        if kind in STOP_PRICED:
             reference = self._reference(cmd.trigger_by)
             if reference is not None and immediately_triggers(cmd, reference):
-                return reasons.WOULD_IMMEDIATELY_TRIGGER, "Order would immediately trigger"
+                return codes.WOULD_IMMEDIATELY_TRIGGER, "Order would immediately trigger"
         return None
 
     def _reference(self, trigger_by: TriggerBy) -> int | None:
@@ -627,12 +628,12 @@ class MatchingCore:
             try:
                 cmd = msgspec.structs.replace(cmd, side=Side(cmd.side))
             except ValueError as error:
-                return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, str(error))
+                return self._reject(offset, cmd, oid, codes.INVALID_PARAM, str(error))
         problem = self._entry_problem(cmd.symbol, oid)
         if problem is not None:
             return self._reject(offset, cmd, oid, *problem)
         if cmd.qty <= 0 or cmd.price <= 0:
-            return self._reject(offset, cmd, oid, reasons.INVALID_PARAM, "Bad qty or price")
+            return self._reject(offset, cmd, oid, codes.INVALID_PARAM, "Bad qty or price")
         self.seq += 1
         self._out.append(
             OrderAccepted(
@@ -707,14 +708,14 @@ class MatchingCore:
         order = self.orders.get(oid) or self.stops.get(oid)
         if order is None or order.user_id != uid or cmd.symbol != self.symbol:
             return self._reject(
-                offset, cmd, cmd.order_id, reasons.UNKNOWN_ORDER, "Unknown order sent"
+                offset, cmd, cmd.order_id, codes.UNKNOWN_ORDER, "Unknown order sent"
             )
         self._remove_open(order)
         self._cancelled(offset, order, cmd.request_id, EndReason.USER)
 
     def _cancel_all(self, offset: int, cmd: CancelAll) -> None:
         if cmd.symbol != self.symbol:
-            return self._reject(offset, cmd, None, reasons.INVALID_SYMBOL, "Invalid symbol")
+            return self._reject(offset, cmd, None, codes.INVALID_SYMBOL, "Invalid symbol")
         for oid in sorted(self.user_orders.get(cmd.user_id, ())):
             order = self.orders.get(oid) or self.stops[oid]
             self._remove_open(order)
@@ -724,16 +725,16 @@ class MatchingCore:
         oid = cmd.order_id
         order = self.orders.get(oid)
         if order is None or order.user_id != cmd.user_id or cmd.symbol != self.symbol:
-            return self._reject(offset, cmd, oid, reasons.UNKNOWN_ORDER, "Unknown order sent")
+            return self._reject(offset, cmd, oid, codes.UNKNOWN_ORDER, "Unknown order sent")
         if self.halted:
-            return self._reject(offset, cmd, oid, reasons.NEW_ORDER_REJECTED, "Symbol is halted")
+            return self._reject(offset, cmd, oid, codes.NEW_ORDER_REJECTED, "Symbol is halted")
         price = order.price if cmd.price is None else cmd.price
         qty = order.qty if cmd.qty is None else cmd.qty
         if price == order.price and qty == order.qty:
-            return self._reject(offset, cmd, oid, reasons.NO_NEED_TO_MODIFY, "No need to modify")
+            return self._reject(offset, cmd, oid, codes.NO_NEED_TO_MODIFY, "No need to modify")
         if price <= 0 or qty <= order.filled:
             return self._reject(
-                offset, cmd, oid, reasons.INVALID_PARAM, "Price must be positive, qty above filled"
+                offset, cmd, oid, codes.INVALID_PARAM, "Price must be positive, qty above filled"
             )
         problem = self._filter(price, qty, price, order.reduce_only)
         if problem is not None:
@@ -1102,7 +1103,7 @@ class MatchingCore:
                 order.qty = order.remaining = max(reducible, 0)
             elif reducible <= 0:
                 return self._expire(offset, order, EndReason.REDUCE_ONLY)
-        if cmd.order_type in LIMIT_TYPES:
+        if cmd.order_type in LIMIT_PRICED:
             self._execute(order, offset, cmd.tif, cmd.price)
         else:
             order.price = None

@@ -8,8 +8,6 @@ from services.matcher.core.orders import Order
 
 STOP = frozenset((OrderType.STOP_MARKET, OrderType.STOP_LIMIT))
 TAKE_PROFIT = frozenset((OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT))
-STOP_TYPES = STOP | TAKE_PROFIT
-"""Types that wait for ``stop_price`` (the trailing stop waits for its callback instead)."""
 
 
 def immediately_triggers(cmd: PlaceOrder, reference: int) -> bool:

@@ -12,6 +12,8 @@ from bisect import bisect_left, insort
 from typing import Any
 
 from libs.messages import (
+    LIMIT_PRICED,
+    STOP_PRICED,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -24,7 +26,7 @@ from libs.messages import (
 )
 
 RESTING_TIF = (TimeInForce.GTC, TimeInForce.GTX)
-LIMIT_STOPS = (OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+LIMIT_STOPS = LIMIT_PRICED & STOP_PRICED  # stop-limit, take-profit-limit: rest once triggered
 
 
 class TopOfBook:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import msgspec
 
+from libs import codes
 from libs.messages import (
+    LIMIT_PRICED,
+    STOP_PRICED,
     AccountUpdated,
     AmendOrder,
     BatchCompleted,
@@ -44,7 +47,6 @@ from libs.messages import (
 from libs.money import MAX_BALANCE, MAX_INSIDE, MAX_TRANSFER, RATE_ONE, format_cash
 from libs.symbols import SymbolSpec, default_symbols
 from libs.topics import user_partition
-from services.wallet.core import reasons
 from services.wallet.core.holds import Hold, Holds
 from services.wallet.core.ledger import (
     FEES,
@@ -58,8 +60,6 @@ from services.wallet.core.ledger import (
 )
 
 DEFAULT_LEVERAGE = 20
-LIMIT_PRICED = frozenset((OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT))
-STOP_PRICED = frozenset((OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET))
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -70,9 +70,9 @@ class Rejected(Exception):
     """A request the pre-trade check refuses, with its Binance-style code."""
 
     def __init__(self, code: int, msg: str | None = None) -> None:
-        super().__init__(msg or reasons.MESSAGES[code])
+        super().__init__(msg or codes.MESSAGES[code])
         self.code = code
-        self.msg = msg or reasons.MESSAGES[code]
+        self.msg = msg or codes.MESSAGES[code]
 
 
 class WalletCore:
@@ -226,7 +226,7 @@ class WalletCore:
     def _spec(self, symbol: str) -> SymbolSpec:
         spec = self.symbols.get(symbol)
         if spec is None:
-            raise Rejected(reasons.INVALID_SYMBOL, f"Invalid symbol {symbol!r}.")
+            raise Rejected(codes.INVALID_SYMBOL, f"Invalid symbol {symbol!r}.")
         return spec
 
     def _request(self, request) -> str:
@@ -241,14 +241,14 @@ class WalletCore:
         kind = cmd.order_type
         if kind in LIMIT_PRICED:
             if cmd.price is None:
-                raise Rejected(reasons.MANDATORY_PARAM)
+                raise Rejected(codes.MANDATORY_PARAM)
             if cmd.price <= 0:
-                raise Rejected(reasons.INVALID_PARAM, "Price must be positive.")
+                raise Rejected(codes.INVALID_PARAM, "Price must be positive.")
             return cmd.price
         if kind is OrderType.LIQUIDATION:
-            raise Rejected(reasons.INVALID_ORDER_TYPE)
+            raise Rejected(codes.INVALID_ORDER_TYPE)
         reference = None
-        if kind in STOP_PRICED:
+        if kind in STOP_PRICED:  # a stop-limit returned above: it is margined at its limit
             reference = cmd.stop_price
         elif kind is OrderType.TRAILING_STOP:
             reference = cmd.activation_price
@@ -256,7 +256,7 @@ class WalletCore:
             reference = self.marks.get(cmd.symbol) or self.last_prices.get(cmd.symbol)
         if reference is None:
             raise Rejected(
-                reasons.NEW_ORDER_REJECTED,
+                codes.NEW_ORDER_REJECTED,
                 f"No mark or last price for {cmd.symbol} yet: a market order cannot be margined.",
             )
         bound = spec.market_take_bound
@@ -278,9 +278,9 @@ class WalletCore:
                 return self._duplicate(cmd, original)
         spec = self._spec(cmd.symbol)
         if cmd.qty <= 0 and not cmd.close_position:
-            raise Rejected(reasons.INVALID_PARAM, "Quantity must be positive.")
+            raise Rejected(codes.INVALID_PARAM, "Quantity must be positive.")
         if cmd.order_id in self.holds.by_order:
-            raise Rejected(reasons.NEW_ORDER_REJECTED, f"Order id {cmd.order_id} is already open.")
+            raise Rejected(codes.NEW_ORDER_REJECTED, f"Order id {cmd.order_id} is already open.")
         if cmd.reduce_only or cmd.close_position:
             self._out.append(cmd)  # reduces a position: needs no new margin
             return
@@ -288,11 +288,11 @@ class WalletCore:
         if leverage is None:
             leverage = self.leverage_of(cmd.user_id, cmd.symbol)
         elif not 1 <= leverage <= spec.max_leverage:
-            raise Rejected(reasons.INVALID_LEVERAGE, f"Leverage {leverage} is not valid.")
+            raise Rejected(codes.INVALID_LEVERAGE, f"Leverage {leverage} is not valid.")
         price = self._hold_price(spec, cmd)
         amount = self.required(spec, price, cmd.qty, leverage)
         if amount > self.available(cmd.user_id):
-            raise Rejected(reasons.MARGIN_INSUFFICIENT)
+            raise Rejected(codes.MARGIN_INSUFFICIENT)
         self.holds.open(
             Hold(
                 cmd.order_id,
@@ -313,7 +313,7 @@ class WalletCore:
         """Answer a retry with the order that holds its client id: no check, no hold, no
         forwarding (the matcher's own -4015 stays a second line of defence)."""
         msg = f"Duplicate client order id; original order_id={original}"
-        self._reject(cmd, Rejected(reasons.DUPLICATE_CLIENT_ORDER_ID, msg), original)
+        self._reject(cmd, Rejected(codes.DUPLICATE_CLIENT_ORDER_ID, msg), original)
 
     def _amend(self, cmd: AmendOrder) -> None:
         spec = self._spec(cmd.symbol)
@@ -326,7 +326,7 @@ class WalletCore:
                 extra = needed - hold.amount
                 if extra > 0:
                     if extra > self.available(cmd.user_id):
-                        raise Rejected(reasons.MARGIN_INSUFFICIENT)
+                        raise Rejected(codes.MARGIN_INSUFFICIENT)
                     self.holds.set_amount(hold, needed)
                     self._touched[cmd.user_id] = None
         self._out.append(cmd)
@@ -339,12 +339,12 @@ class WalletCore:
         _check_transfer(cmd.amount)
         if self.balance(cmd.user_id) + cmd.amount > MAX_BALANCE:
             raise Rejected(
-                reasons.BALANCE_LIMIT,
+                codes.BALANCE_LIMIT,
                 f"Deposit refused: the balance would pass {format_cash(MAX_BALANCE)} USDT.",
             )
         if -self.ledger.balance(OUTSIDE) + cmd.amount > MAX_INSIDE:
             raise Rejected(
-                reasons.BALANCE_LIMIT,
+                codes.BALANCE_LIMIT,
                 "Deposit refused: the exchange would hold more than "
                 f"{format_cash(MAX_INSIDE)} USDT.",
             )
@@ -353,7 +353,7 @@ class WalletCore:
     def _withdraw(self, cmd: Withdraw) -> None:
         _check_transfer(cmd.amount)
         if cmd.amount > self.withdrawable(cmd.user_id):
-            raise Rejected(reasons.BALANCE_INSUFFICIENT)
+            raise Rejected(codes.BALANCE_INSUFFICIENT)
         self._post(
             f"withdrawal {cmd.request_id}", transfer(USER, cmd.user_id, OUTSIDE, 0, cmd.amount)
         )
@@ -370,16 +370,16 @@ class WalletCore:
     def _set_leverage(self, cmd: SetLeverage) -> None:
         spec = self._spec(cmd.symbol)
         if not 1 <= cmd.leverage <= spec.max_leverage:
-            raise Rejected(reasons.INVALID_LEVERAGE, f"Leverage {cmd.leverage} is not valid.")
+            raise Rejected(codes.INVALID_LEVERAGE, f"Leverage {cmd.leverage} is not valid.")
         position = self.positions.get(cmd.user_id, {}).get(cmd.symbol)
         if position is not None:
             value = self._position_value(cmd.symbol, *position)
             if cmd.leverage > spec.bracket_for(value).max_leverage:
-                raise Rejected(reasons.MAX_POSITION_AT_LEVERAGE)
+                raise Rejected(codes.MAX_POSITION_AT_LEVERAGE)
             before = self.position_margin(cmd.user_id)
             after = self.position_margin(cmd.user_id, (cmd.symbol, cmd.leverage))
             if after > before and self.available(cmd.user_id) - (after - before) < 0:
-                raise Rejected(reasons.MARGIN_INSUFFICIENT)
+                raise Rejected(codes.MARGIN_INSUFFICIENT)
         self.leverage.setdefault(cmd.user_id, {})[cmd.symbol] = cmd.leverage
         self._touched[cmd.user_id] = None
         self._emit(
@@ -505,10 +505,10 @@ class WalletCore:
 def _check_transfer(amount: int) -> None:
     """Refuse a deposit or withdrawal amount outside 1 unit..MAX_TRANSFER."""
     if amount <= 0:
-        raise Rejected(reasons.INVALID_PARAM, "Amount must be positive.")
+        raise Rejected(codes.INVALID_PARAM, "Amount must be positive.")
     if amount > MAX_TRANSFER:
         raise Rejected(
-            reasons.INVALID_PARAM, f"Amount above the maximum {format_cash(MAX_TRANSFER)} USDT."
+            codes.INVALID_PARAM, f"Amount above the maximum {format_cash(MAX_TRANSFER)} USDT."
         )
 
 

@@ -6,6 +6,7 @@ violations (empty when the rule holds), so a failing property says what went wro
 
 from __future__ import annotations
 
+from libs.codes import UNKNOWN_ORDER
 from libs.messages import (
     AmendOrder,
     BatchCompleted,
@@ -31,7 +32,6 @@ from tests.unit.exchange.network import Network
 
 USER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, AmendOrder)
 ANSWERS = (OrderAccepted, OrderRejected, OrderCancelled, OrderAmended)
-UNKNOWN_ORDER = -2011
 
 
 def position_changes(event) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs import codes
 from libs.messages import (
     Deleveraged,
     DeleverageMatch,
@@ -10,7 +11,6 @@ from libs.messages import (
     OrderExpired,
     OrderRejected,
 )
-from services.matcher import reasons
 from tests.unit.matcher.kit import (
     BUY,
     MID,
@@ -85,7 +85,7 @@ def test_a_close_position_order_after_the_deleverage_cannot_open_a_position():
     h.send(deleverage(BUST, BUY, MID, 10, [3, 2]))
     assert h.core.positions[BUST] == 0
     (event,) = h.send(place(7, BUST, BUY, None, 4, close_position=True))
-    assert type(event) is OrderRejected and event.code == reasons.REDUCE_ONLY_REJECTED
+    assert type(event) is OrderRejected and event.code == codes.REDUCE_ONLY_REJECTED
     assert h.core.positions[BUST] == 0
 
 

@@ -1,5 +1,6 @@
 """Order types, time in force, triggers, STP, reduce-only: one rule per test."""
 
+from libs import codes
 from libs.messages import (
     EndReason,
     OrderExpired,
@@ -10,7 +11,6 @@ from libs.messages import (
     TimeInForce,
     TriggerBy,
 )
-from services.matcher import reasons
 from tests.unit.matcher.kit import BUY, MID, SELL, Harness, amend, kinds, mark, place
 
 
@@ -110,7 +110,7 @@ def test_post_only_that_does_not_cross_rests():
 def test_a_post_only_market_order_is_rejected():
     h = Harness()
     [event] = h.send(place(1, 1, BUY, None, 5, tif=TimeInForce.GTX))
-    assert event.code == reasons.INVALID_ORDER_TYPE
+    assert event.code == codes.INVALID_ORDER_TYPE
 
 
 def stop(oid, user, side, stop_price, kind=OrderType.STOP_MARKET, price=None, **fields):
@@ -155,7 +155,7 @@ def test_a_stop_that_would_immediately_trigger_is_rejected():
     h = Harness()
     h.send(mark(MID))
     [event] = h.send(stop(1, 1, BUY, MID - 1, trigger_by=TriggerBy.MARK))
-    assert event.code == reasons.WOULD_IMMEDIATELY_TRIGGER
+    assert event.code == codes.WOULD_IMMEDIATELY_TRIGGER
 
 
 def test_a_trailing_stop_sells_when_price_falls_back_by_the_callback_rate_from_its_high():
@@ -212,14 +212,14 @@ def give_position(h, user, side, qty, oid):
 def test_a_reduce_only_order_without_a_position_is_rejected():
     h = Harness()
     [event] = h.send(place(1, 1, SELL, MID, 5, reduce_only=True))
-    assert event.code == reasons.REDUCE_ONLY_REJECTED
+    assert event.code == codes.REDUCE_ONLY_REJECTED
 
 
 def test_a_reduce_only_order_that_would_increase_the_position_is_rejected():
     h = Harness()
     give_position(h, 1, BUY, 5, 100)
     [event] = h.send(place(1, 1, BUY, MID, 5, reduce_only=True))
-    assert event.code == reasons.REDUCE_ONLY_REJECTED
+    assert event.code == codes.REDUCE_ONLY_REJECTED
 
 
 def test_a_reduce_only_taker_fills_no_more_than_the_position():
