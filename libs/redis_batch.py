@@ -69,6 +69,8 @@ def _arg(value: object) -> str:
         return value.decode()  # type: ignore[attr-defined]
     if kind is int or kind is float:
         return str(value)
+    if isinstance(value, str):
+        return str(value)  # a StrEnum (OrderStatus): its value
     raise TypeError(f"a Redis argument must be str, bytes, int or float, not {kind.__name__}")
 
 

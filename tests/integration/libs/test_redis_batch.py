@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from libs.messages import OrderStatus
 from libs.redis_batch import MAX_ARGS, RedisBatch, pack
 
 DB = 12  # keys of this test's own
@@ -36,6 +37,12 @@ def test_commands_run_in_order_and_values_arrive_exact(client: redis.Redis) -> N
     }
     assert client.get("s") == "é€".encode()
     assert client.lrange("l", 0, -1) == [b"3"]
+
+
+def test_a_str_enum_travels_as_its_value(client: redis.Redis) -> None:
+    # the projector writes an order's OrderStatus as it is
+    assert RedisBatch(client).run([("HSET", "o", "status", OrderStatus.PARTIALLY_FILLED)])
+    assert client.hget("o", "status") == b"PartiallyFilled"
 
 
 def test_a_missing_guard_key_applies_nothing(client: redis.Redis) -> None:
