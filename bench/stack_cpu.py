@@ -25,11 +25,17 @@ PID_DIRS = (ROOT / ".run" / "test", ROOT / ".run")  # make test / make bench, th
 INFRA = {"kafka broker": "kafka", "redis": "redis", "postgres": "postgres"}  # -> pid file
 
 
-def _stat_seconds(stat: str) -> float:
-    """User + system CPU seconds from the text of a /proc ``stat`` file (a process's or a
+def stat_times(stat: str) -> tuple[float, float]:
+    """(user, system) CPU seconds from the text of a /proc ``stat`` file (a process's or a
     thread's); the name before them is in parentheses and may hold spaces."""
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _stat_seconds(stat: str) -> float:
+    """User + system CPU seconds from the text of a /proc ``stat`` file."""
+    return sum(stat_times(stat))
 
 
 def cpu_seconds(pid: int) -> float | None:

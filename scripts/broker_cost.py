@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.kafka_floor import WARMUP_SECONDS, measure  # noqa: E402
-from bench.stack_cpu import machine_seconds, stolen_percent  # noqa: E402
+from bench.stack_cpu import machine_seconds, stat_times, stolen_percent  # noqa: E402
 
 PORT, CONTROLLER_PORT = 29092, 29093
 HEAP = "-Xms512m -Xmx1g"
@@ -40,8 +40,7 @@ WARM_SECONDS, ROUNDS, RATE, SECONDS = 60, 3, 200, 20
 
 def _times(pid: int) -> tuple[float, float, int]:
     """The broker's user and kernel CPU seconds and its threads' context switches so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
+    user, kernel = stat_times(Path(f"/proc/{pid}/stat").read_text())
     switches = 0
     for status in Path(f"/proc/{pid}/task").glob("*/status"):
         try:
@@ -49,7 +48,7 @@ def _times(pid: int) -> tuple[float, float, int]:
         except OSError:
             continue  # the thread ended
         switches += sum(int(line.split()[1]) for line in lines if "ctxt_switches" in line)
-    return int(fields[11]) / tick, int(fields[12]) / tick, switches
+    return user, kernel, switches
 
 
 def run(name: str, spec: str) -> list[str]:
