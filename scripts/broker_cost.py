@@ -1,13 +1,14 @@
 """What a bare broker spends per record relayed through three plain Kafka hops, and where.
 
-    .venv/bin/python scripts/broker_cost.py [NAME='JVM OPTIONS|key=value;key=value' ...]
+    .venv/bin/python scripts/broker_cost.py [NAME='JVM OPTIONS|key=value;key=value[|CPUS]' ...]
 
 Each variant starts a broker of its own (``scripts/kafka.sh start`` on ports 29092/29093,
 data under .run/broker-cost/NAME) with the stack's properties and the variant's on top, warms
 it for 60 s at 500 records/s, then runs three 20 s rounds at 200 records/s of
 ``bench.kafka_floor`` (six requests per record: a produce and a fetch per hop). Per round: the
 broker's CPU per record, the share of it in the kernel and its threads' context switches per
-record. Without arguments it compares the garbage collectors and the thread counts.
+record. CPUS (a ``taskset -c`` list) pins the broker to those CPUs. Without arguments it
+compares the garbage collectors, the thread counts and pinning the broker to one CPU.
 Findings: ADR 0001 point 7. Needs the Kafka jars (``make venv`` and ``scripts/kafka.sh
 fetch``); run it on a quiet machine, not beside a stack.
 """
@@ -15,6 +16,7 @@ fetch``); run it on a quiet machine, not beside a stack.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +36,7 @@ VARIANTS = {
     "parallel gc": f"{HEAP} -XX:+UseParallelGC|",
     "1 network + 1 I/O thread": f"{HEAP} -XX:+UseG1GC -XX:MaxGCPauseMillis=20|"
     "num.network.threads=1;num.io.threads=1",
+    "pinned to CPU 0": f"{HEAP} -XX:+UseG1GC -XX:MaxGCPauseMillis=20||0",
 }
 WARM_SECONDS, ROUNDS, RATE, SECONDS = 60, 3, 200, 20
 
@@ -52,8 +55,9 @@ def _times(pid: int) -> tuple[float, float, int]:
 
 
 def run(name: str, spec: str) -> list[str]:
-    jvm, _, properties = spec.partition("|")
-    data = ROOT / ".run" / "broker-cost" / name.replace(" ", "-")
+    jvm, _, rest = spec.partition("|")
+    properties, _, cpus = rest.partition("|")
+    data = ROOT / ".run" / "broker-cost" / re.sub(r"[^A-Za-z0-9]+", "-", name)  # no comma
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     env = os.environ | {
@@ -63,7 +67,14 @@ def run(name: str, spec: str) -> list[str]:
     kafka = str(ROOT / "scripts" / "kafka.sh")
     with open(data / "broker.log", "w") as log:
         broker = subprocess.Popen(
-            [kafka, "start", str(data), str(PORT), str(CONTROLLER_PORT)],
+            [
+                *(["taskset", "-c", cpus] if cpus else []),
+                kafka,
+                "start",
+                str(data),
+                str(PORT),
+                str(CONTROLLER_PORT),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

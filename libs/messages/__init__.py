@@ -22,6 +22,7 @@ from libs.messages.commands import (
     MatcherCommand,
     OrderRequest,
     PlaceOrder,
+    RejectRequest,
     ResumeSymbol,
     SetLeverage,
     Withdraw,

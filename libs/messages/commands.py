@@ -2,7 +2,8 @@
 
 ``orders.requests`` (key = user) carries what clients ask for, from the gateway to the wallet.
 ``orders.commands`` (one partition per symbol) carries what the matcher must do, from the
-wallet (accepted orders, cancels, amends), the position engine (liquidations, deleverages,
+wallet (accepted orders, cancels, amends, and the ones it refused, for the book to answer),
+the position engine (liquidations, deleverages,
 mark-price ticks) and operators (halt, resume).
 """
 
@@ -156,6 +157,25 @@ class ResumeSymbol(Command, frozen=True, kw_only=True):
     ts: int = 0
 
 
+class RejectRequest(Command, frozen=True, kw_only=True):
+    """Answer a place, cancel, cancel-all or amend the wallet's pre-trade check refused.
+
+    The wallet sends it to the symbol's book instead of answering on ``wallet.events``, so
+    every order answer comes from one place, in the book's sequence (exchange-core's risk
+    rejections pass through its matching stage the same way), and a gateway reads no wallet
+    event for an order. The book changes nothing and emits ``OrderRejected`` with these terms.
+    """
+
+    request_id: str
+    user_id: int
+    symbol: str
+    order_id: int | None = None
+    code: int
+    msg: str
+    original_order_id: int | None = None  # -4015: the order holding the client order id
+    ts: int = 0
+
+
 OrderRequest = PlaceOrder | CancelOrder | CancelAll | AmendOrder | Deposit | Withdraw | SetLeverage
 """What ``orders.requests`` carries."""
 
@@ -169,5 +189,6 @@ MatcherCommand = (
     | MarkPriceTick
     | HaltSymbol
     | ResumeSymbol
+    | RejectRequest
 )
 """What ``orders.commands`` carries."""

@@ -63,6 +63,8 @@ class OrderRejected(MatcherEvent, frozen=True):
     order_id: int | None
     code: int
     msg: str
+    original_order_id: int | None = None  # -4015 from the wallet: the order holding the id
+    pre_trade: bool = False  # the wallet refused it (``RejectRequest``); the book only answered
 
 
 class OrderFilled(MatcherEvent, frozen=True):

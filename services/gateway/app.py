@@ -90,7 +90,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             settings.delivery_timeout_seconds,
         )
         replies = ReplyListener(
-            settings.kafka_bootstrap_servers, [f"{prefix}wallet.events", f"{prefix}matcher.events"]
+            settings.kafka_bootstrap_servers, f"{prefix}matcher.events", f"{prefix}wallet.events"
         )
         app.state.settings = settings
         app.state.limiter = limiter

@@ -1,9 +1,12 @@
 """The gateway's two Kafka edges: requests out (``orders.requests``), answers in.
 
 Both run librdkafka on a background thread and hand results to the asyncio loop, so a
-request handler simply awaits. Each gateway reads ``wallet.events`` and ``matcher.events``
-from their end as it starts, outside any consumer group: every gateway sees every answer
-and keeps the ones it is waiting for, so gateways can be added or removed freely.
+request handler simply awaits. Each gateway reads ``matcher.events`` (every order answer) from
+its end as it starts, outside any consumer group: every gateway sees every answer and keeps
+the ones it is waiting for, so gateways can be added or removed freely. It reads
+``wallet.events`` (the answers to deposits, withdrawals and leverage) only while such a
+request waits, from that topic's end when the first of them went out: every batch on a topic
+costs the broker a fetch for each of its readers, and most of that topic is not answers.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter, Histogram
@@ -113,40 +117,71 @@ def _resolve(future: asyncio.Future[None], error: KafkaError | None) -> None:
     future.exception()  # read: nobody may be waiting any more (the caller had its 202)
 
 
-class ReplyListener:
-    """Read the engines' answers and settle the requests waiting on them."""
+ACCOUNT_KINDS = frozenset({Kind.DEPOSIT, Kind.WITHDRAW, Kind.LEVERAGE})
+"""The requests the wallet answers itself, on ``wallet.events``."""
 
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+
+class ReplyListener:
+    """Read the engines' answers and settle the requests waiting on them.
+
+    Two consumers, each polled by a thread of its own (a consumer being polled takes no other
+    call from another thread: a pause or seek then waits for ever): one reads
+    ``matcher.events`` all the time; the other reads ``wallet.events`` only while an account
+    request waits, from that topic's end when the first of them asked, and is otherwise
+    assigned nothing, so the broker wakes it for nothing. (Assigned anew, it fetches at once;
+    resumed after a pause, it took 0.3-0.8 s to fetch again.)
+    """
+
+    def __init__(self, bootstrap: str, orders_topic: str, accounts_topic: str) -> None:
         self._tracker = ReplyTracker()
         self._positions = ReplyPositions()
         self._lock = threading.Lock()
         self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Outcome]]] = {}
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"gateway-replies-{uuid.uuid4().hex}",  # never commits
-                "isolation.level": ISOLATION,  # every record in the log is a fact
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": FETCH_WAIT_MS,  # long-poll: answers still come at once
-                "client.id": "gateway-replies",
-                **counted("gateway-replies"),
-            }
+        # Asks where the topics end; it is assigned nothing, so it fetches nothing.
+        self._lookup = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "gateway-lookup", "client.id": "gateway"}
         )
         # Start exactly at each partition's current end (not "latest", which resolves at
         # the first fetch and could skip an answer produced before it).
-        assignment = []
-        for topic in topics:
-            metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
-            if metadata.error is not None:
-                raise RuntimeError(f"topic {topic}: {metadata.error}")
-            for partition in sorted(metadata.partitions):
-                tp = TopicPartition(topic, partition)
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=10)
-                assignment.append(TopicPartition(topic, partition, high))
-        self._consumer.assign(assignment)
+        self._orders = self._consumer(bootstrap, "gateway-replies")
+        self._orders.assign(self._ends(orders_topic))
+        self._accounts = self._consumer(bootstrap, "gateway-accounts")
+        self._account_ends = self._ends(accounts_topic)  # its partitions
+        self._wanted = threading.Condition(self._lock)
+        self._account_waiters = 0
+        self._reading_accounts = False  # assigned from an end taken before the waiters asked
+        self._following: Future[None] | None = None  # for the waiters that came unassigned
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="gateway-replies", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._serve_orders, name="gateway-replies", daemon=True),
+            threading.Thread(target=self._serve_accounts, name="gateway-accounts", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _consumer(bootstrap: str, client_id: str) -> Consumer:
+        return Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"{client_id}-{uuid.uuid4().hex}",  # never commits
+                "isolation.level": ISOLATION,  # every record in the log is a fact
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": FETCH_WAIT_MS,  # long-poll: answers still come at once
+                "client.id": client_id,
+                **counted(client_id),
+            }
+        )
+
+    def _ends(self, topic: str) -> list[TopicPartition]:
+        metadata = self._lookup.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"topic {topic}: {metadata.error}")
+        return [self._end(TopicPartition(topic, p)) for p in sorted(metadata.partitions)]
+
+    def _end(self, partition: TopicPartition) -> TopicPartition:
+        _, high = self._lookup.get_watermark_offsets(partition, timeout=10)
+        return TopicPartition(partition.topic, partition.partition, high)
 
     async def ask(
         self,
@@ -165,9 +200,13 @@ class ReplyListener:
         with self._lock:  # registered before sending, so the answer cannot come first
             self._tracker.expect(request_id, kind)
             self._futures[request_id] = (loop, future)
+        accounts = kind in ACCOUNT_KINDS
         try:
             started = time.perf_counter()
             deadline = loop.time() + timeout
+            if accounts:  # its answer is on wallet.events: read that from before the request
+                following = asyncio.wrap_future(self._follow_accounts())
+                await asyncio.wait_for(asyncio.shield(following), timeout)
             delivered = produce()
             # shield: the request stays queued after our wait ends (it is the producer's now)
             await asyncio.wait_for(asyncio.shield(delivered), timeout)
@@ -183,42 +222,91 @@ class ReplyListener:
             with self._lock:
                 self._tracker.forget(request_id)
                 self._futures.pop(request_id, None)
+                if accounts:
+                    self._account_waiters -= 1
 
-    def _serve(self) -> None:
+    def _follow_accounts(self) -> Future[None]:
+        """Count one more account request waiting; return a future done once
+        ``wallet.events`` is read from an end taken after this call."""
+        with self._wanted:
+            self._account_waiters += 1
+            if self._reading_accounts:  # from an end taken earlier: it reads this answer too
+                done: Future[None] = Future()
+                done.set_result(None)
+                return done
+            if self._following is None:
+                self._following = Future()
+                self._wanted.notify()
+            return self._following
+
+    def _serve_orders(self) -> None:
         while not self._stop.is_set():
             # Not consume(1000, 0.1): that waits for 1000 messages or the whole 100 ms.
-            messages = fetch_ready(self._consumer, 1000, 0.1)
-            if not messages:
-                continue
-            settled: list[tuple[str, Outcome]] = []
-            with self._lock:
-                for message in messages:
-                    if message.error() is not None:
-                        if message.error().code() != KafkaError._PARTITION_EOF:
-                            log.warning("reply listener: %s", message.error())
-                        continue
-                    try:
-                        event = ANY.decode(message.value())
-                    except DecodeError as error:
-                        MALFORMED.labels(message.topic()).inc()
-                        log.warning("skipped a malformed record on %s: %s", message.topic(), error)
-                        continue
-                    place = (message.topic(), message.partition(), message.offset())
-                    answered = self._tracker.apply(event)
-                    for _, outcome in answered:
-                        outcome.seen = self._positions.seen(*place, event, outcome.order_id)
-                    self._positions.observe(*place, event)
-                    settled += answered
-                waiters = [(self._futures.get(rid), outcome) for rid, outcome in settled]
-            for waiter, outcome in waiters:
-                if waiter is not None:
-                    loop, future = waiter
-                    loop.call_soon_threadsafe(_settle, future, outcome)
+            self._take(fetch_ready(self._orders, 1000, 0.1))
+
+    def _serve_accounts(self) -> None:
+        while True:
+            with self._wanted:
+                if not self._account_waiters:
+                    if self._reading_accounts:  # the last waiter is answered: stop reading
+                        self._accounts.unassign()
+                        self._reading_accounts = False
+                    if not self._stop.is_set():
+                        self._wanted.wait(5.0)  # then a poll serves the client's callbacks
+                if self._stop.is_set():
+                    return
+                start = self._account_waiters > 0 and not self._reading_accounts
+            if start:  # from the ends as they are now: after every waiter's request
+                try:
+                    ends = [self._end(end) for end in self._account_ends]
+                except KafkaException as error:
+                    log.warning("reply listener: no end of wallet.events yet: %s", error)
+                    continue
+                self._accounts.assign(ends)
+                with self._wanted:
+                    self._reading_accounts = True
+                    following, self._following = self._following, None
+                if following is not None:
+                    following.set_result(None)
+            self._take(fetch_ready(self._accounts, 1000, 0.1 if self._reading_accounts else 0))
+
+    def _take(self, messages: list) -> None:
+        """Apply one poll's records to the requests waiting; settle those they answer."""
+        if not messages:
+            return
+        settled: list[tuple[str, Outcome]] = []
+        with self._lock:
+            for message in messages:
+                if message.error() is not None:
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("reply listener: %s", message.error())
+                    continue
+                try:
+                    event = ANY.decode(message.value())
+                except DecodeError as error:
+                    MALFORMED.labels(message.topic()).inc()
+                    log.warning("skipped a malformed record on %s: %s", message.topic(), error)
+                    continue
+                place = (message.topic(), message.partition(), message.offset())
+                answered = self._tracker.apply(event)
+                for _, outcome in answered:
+                    outcome.seen = self._positions.seen(*place, event, outcome.order_id)
+                self._positions.observe(*place, event)
+                settled += answered
+            waiters = [(self._futures.get(rid), outcome) for rid, outcome in settled]
+        for waiter, outcome in waiters:
+            if waiter is not None:
+                loop, future = waiter
+                loop.call_soon_threadsafe(_settle, future, outcome)
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join()
-        self._consumer.close()
+        with self._wanted:
+            self._wanted.notify()
+        for thread in self._threads:
+            thread.join()
+        for consumer in (self._orders, self._accounts, self._lookup):
+            consumer.close()
 
 
 def _settle(future: asyncio.Future[Outcome], outcome: Outcome) -> None:

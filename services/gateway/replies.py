@@ -1,7 +1,8 @@
 """Match the engines' events to the requests a gateway is waiting on (pure: no I/O).
 
 A request's answer is the first event that settles it:
-- any request: the wallet's ``OrderRequestRejected`` or the matcher's ``OrderRejected``;
+- any request: the matcher's ``OrderRejected`` (for an order, also when the wallet refused it:
+  ``RejectRequest``), or the wallet's ``OrderRequestRejected`` (deposit, withdraw, leverage);
 - place: the end of the matcher batch that accepted the order (``BatchCompleted``), so the
   answer tells what matching did to it (New, PartiallyFilled, Filled, Expired, Cancelled);
 - cancel: ``OrderCancelled``; amend: ``OrderAmended``; cancel-all: the end of the batch of its

@@ -35,6 +35,7 @@ from libs.messages import (
     OrderTriggered,
     OrderType,
     PlaceOrder,
+    RejectRequest,
     ResumeSymbol,
     SelfTradePrevention,
     Side,
@@ -159,6 +160,7 @@ class MatchingCore:
             MarkPriceTick: self._mark,
             HaltSymbol: self._halt,
             ResumeSymbol: self._resume,
+            RejectRequest: self._refused,
         }
 
     # --- public API -------------------------------------------------------------------------
@@ -280,7 +282,7 @@ class MatchingCore:
 
     # --- events -----------------------------------------------------------------------------
 
-    def _reject(self, offset, cmd, order_id, code: int, msg: str) -> None:
+    def _reject(self, offset, cmd, order_id, code: int, msg: str, original=None, pre_trade=False):
         self.seq += 1
         self._out.append(
             OrderRejected(
@@ -292,6 +294,8 @@ class MatchingCore:
                 order_id=order_id,
                 code=code,
                 msg=msg,
+                original_order_id=original,
+                pre_trade=pre_trade,
             )
         )
 
@@ -762,6 +766,10 @@ class MatchingCore:
         )
         if not keep:
             self._execute(order, offset, order.cmd.tif, price)
+
+    def _refused(self, offset: int, cmd: RejectRequest) -> None:
+        """The wallet refused the request: answer it in sequence, change nothing."""
+        self._reject(offset, cmd, cmd.order_id, cmd.code, cmd.msg, cmd.original_order_id, True)
 
     def _mark(self, offset: int, cmd: MarkPriceTick) -> None:
         if cmd.symbol != self.symbol or cmd.mark_price <= 0:

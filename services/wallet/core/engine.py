@@ -38,6 +38,7 @@ from libs.messages import (
     PlaceOrder,
     PositionChanged,
     PositionEvent,
+    RejectRequest,
     SetLeverage,
     Side,
     WalletEvent,
@@ -208,6 +209,22 @@ class WalletCore:
         self._emit(LedgerPosted(seq=0, cause=self._cause, entry_id=entry_id, memo=memo, legs=legs))
 
     def _reject(self, request, error: Rejected, original_order_id: int | None = None) -> None:
+        """Answer a refused request: an order's through its book (``RejectRequest``), so that
+        every order answer is on ``matcher.events``; any other on ``wallet.events``."""
+        if type(request) in _ORDER_REQUESTS and request.symbol in self.symbols:
+            self._out.append(
+                RejectRequest(
+                    request_id=request.request_id,
+                    user_id=request.user_id,
+                    symbol=request.symbol,
+                    order_id=getattr(request, "order_id", None),
+                    code=error.code,
+                    msg=error.msg,
+                    original_order_id=original_order_id,
+                    ts=request.ts,
+                )
+            )
+            return
         self._emit(
             OrderRequestRejected(
                 seq=0,
@@ -443,8 +460,8 @@ class WalletCore:
             self.holds.close(hold)
 
     def _rejected(self, event: OrderRejected) -> None:
-        if event.order_id is None:
-            return
+        if event.order_id is None or event.pre_trade:
+            return  # a refusal of ours changed no hold
         hold = self.holds.by_order.get(event.order_id)
         if hold is None:
             return
@@ -535,6 +552,9 @@ _REQUESTS = {
     Withdraw: WalletCore._withdraw,
     SetLeverage: WalletCore._set_leverage,
 }
+
+_ORDER_REQUESTS = (PlaceOrder, AmendOrder, CancelOrder, CancelAll)
+"""The requests a book answers, refusals included."""
 
 _MATCHER = {
     OrderFilled: WalletCore._filled,

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import KafkaException
+from prometheus_client import REGISTRY
 
 from libs.bus import BusError, Outgoing
 from libs.bus.kafka import KafkaBus
@@ -54,7 +55,7 @@ def _led(bus: KafkaBus, name: str) -> bool:
 
 def run(scenario, bootstrap: str, prefix: str, requests: RequestProducer) -> None:
     """Run ``scenario(gateway)`` with the given producer and a reply listener on ``prefix``."""
-    replies = ReplyListener(bootstrap, [f"{prefix}wallet.events", f"{prefix}matcher.events"])
+    replies = ReplyListener(bootstrap, f"{prefix}matcher.events", f"{prefix}wallet.events")
     gateway = Gateway(
         settings=SimpleNamespace(reply_timeout_seconds=REPLY_TIMEOUT),  # type: ignore[arg-type]
         symbols={},
@@ -111,6 +112,63 @@ def test_an_answered_request_gets_its_answer(kafka_bootstrap: str, topics) -> No
         kafka_bootstrap,
         prefix,
         RequestProducer(kafka_bootstrap, f"{prefix}orders.requests"),
+    )
+
+
+def test_the_listener_reads_wallet_events_only_while_an_account_request_waits(
+    kafka_bootstrap: str, topics
+) -> None:
+    """Order answers come on matcher.events; wallet.events is read from its end when an
+    account request goes out and not after the last one is answered. A malformed record
+    (counted when read) shows whether the listener read it."""
+    bus, prefix = topics
+    wallet = f"{prefix}wallet.events"
+    answers = bus.producer()
+
+    def write(value: bytes) -> None:
+        answers.produce(Outgoing(wallet, value, b"7", user_partition(7)))
+        answers.flush()
+
+    def skipped() -> float:
+        return REGISTRY.get_sample_value("gateway_malformed_total", {"topic": wallet}) or 0.0
+
+    async def scenario(gw: Gateway) -> None:
+        before = skipped()
+        write(b"written while nobody waits")
+        await asyncio.sleep(0.5)
+        assert skipped() == before  # never read, not even when the next request resumes
+        for _ in range(2):  # each time paused after the answer, and resumed from the end
+            request = deposit()
+            asked = asyncio.ensure_future(gw.ask(7, request, Kind.DEPOSIT))
+            await asyncio.sleep(0.2)
+            write(b"written while a deposit waits")
+            write(encode(answer_to(request, prefix)))
+            outcome = await asyncio.wait_for(asked, 5)
+            assert outcome is not None and outcome.status == "Done"
+            before += 1
+            assert skipped() == before
+        await asyncio.sleep(0.3)  # the pause reaches the fetcher
+        write(b"written after the last answer")
+        await asyncio.sleep(0.5)
+        assert skipped() == before
+
+    run(
+        scenario,
+        kafka_bootstrap,
+        prefix,
+        RequestProducer(kafka_bootstrap, f"{prefix}orders.requests"),
+    )
+
+
+def answer_to(request: Deposit, prefix: str) -> AccountUpdated:
+    return AccountUpdated(
+        seq=1,
+        cause=Cause(f"{prefix}orders.requests", 0, 0),
+        user_id=request.user_id,
+        balance=1,
+        holds=0,
+        available=1,
+        request_id=request.request_id,
     )
 
 

@@ -14,10 +14,10 @@ from libs.messages import (
     LedgerPosted,
     OrderRequestRejected,
     PlaceOrder,
+    RejectRequest,
     Withdraw,
     encode,
 )
-from libs.topics import symbol_partition
 from tests.integration.wallet.conftest import Stack
 from tests.unit.wallet.kit import BUY, LOT, PRICE, SELL, SYMBOL, USDT, cancel, place
 
@@ -65,13 +65,15 @@ def test_an_order_beyond_available_margin_is_rejected_with_its_reason(stack: Sta
     stack.send(place(1, 5, BUY, PRICE, LOT))
     stack.flush()
     stack.quiet()
-    [rejected] = [e for e in stack.wallet_events() if isinstance(e, OrderRequestRejected)]
+    # the book answers it, on matcher.events: the wallet sends it there refused
+    [rejected] = [m for _, m in stack.records(stack.topics.commands)]
+    assert isinstance(rejected, RejectRequest)
     assert (rejected.request_id, rejected.code, rejected.msg) == (
         "p1",
         -2019,
         "Margin is insufficient.",
     )
-    assert not list(stack.bus.replay(stack.topics.commands, symbol_partition(SYMBOL)))
+    assert not [e for e in stack.wallet_events() if isinstance(e, OrderRequestRejected)]
 
 
 def test_a_retried_client_order_id_is_answered_with_the_original_also_after_a_restart(
@@ -88,7 +90,7 @@ def test_a_retried_client_order_id_is_answered_with_the_original_also_after_a_re
     stack.send(place(2, 3, BUY, PRICE, LOT, client_order_id="x"))
     stack.flush()
     stack.quiet()
-    [answer] = [e for e in stack.wallet_events() if isinstance(e, OrderRequestRejected)]
+    [answer] = [m for _, m in stack.records(stack.topics.commands) if isinstance(m, RejectRequest)]
     assert (answer.request_id, answer.code, answer.order_id, answer.original_order_id) == (
         "p2",
         -4015,

@@ -25,12 +25,13 @@ from libs.messages import (
     OrderRejected,
     OrderRequestRejected,
     PlaceOrder,
+    RejectRequest,
     Side,
     WithdrawalCompleted,
 )
 from tests.unit.exchange.network import Network
 
-USER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, AmendOrder)
+USER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, AmendOrder, RejectRequest)
 ANSWERS = (OrderAccepted, OrderRejected, OrderCancelled, OrderAmended)
 
 
@@ -105,7 +106,9 @@ def user_commands_in_log_order(net: Network, symbol: str) -> list[str]:
                 if remaining == 0:
                     open_orders.pop(order, None)
                     ended.add(order)
-        elif kind in (OrderCancelled, OrderExpired) or (kind is OrderRejected and event.order_id):
+        elif kind in (OrderCancelled, OrderExpired) or (
+            kind is OrderRejected and event.order_id and not event.pre_trade  # not the wallet's
+        ):
             open_orders.pop(event.order_id, None)
             ended.add(event.order_id)
     for offset, cmd in enumerate(commands):  # placements the matcher never answered are bugs

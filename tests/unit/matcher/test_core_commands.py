@@ -9,6 +9,7 @@ from libs.messages import (
     OrderCancelled,
     OrderRejected,
     OrderType,
+    RejectRequest,
     ResumeSymbol,
 )
 from services.matcher.core import MatchingCore
@@ -253,3 +254,43 @@ def test_plain_strings_for_enum_fields_mean_the_same_as_enum_members():
 def test_an_unknown_enum_value_is_rejected_not_crashed_on():
     [event] = Harness().send(place(1, 1, "up", MID, 5))
     assert event.code == codes.INVALID_PARAM
+
+
+def test_a_request_the_wallet_refused_is_answered_in_its_place_and_changes_nothing():
+    h = Harness()
+    h.send(place(1, 1, BUY, MID, 10))
+    refusal = RejectRequest(
+        request_id="a2",
+        user_id=1,
+        symbol=SPEC.name,
+        order_id=1,
+        code=codes.MARGIN_INSUFFICIENT,
+        msg="Margin is insufficient.",
+    )
+    # in one batch with a later cancel of the same user's: the refusal is answered first
+    answered = h.send(refusal, cancel(1, 1))
+    assert kinds(answered) == ["OrderRejected", "OrderCancelled"]
+    rejected = answered[0]
+    assert (rejected.request_id, rejected.order_id, rejected.code, rejected.pre_trade) == (
+        "a2",
+        1,
+        codes.MARGIN_INSUFFICIENT,
+        True,
+    )
+    assert (rejected.msg, rejected.original_order_id) == ("Margin is insufficient.", None)
+    h2 = Harness()
+    h2.send(place(1, 1, BUY, MID, 10))
+    before = (h2.book(), dict(h2.core.user_orders), h2.core.trade_id)
+    h2.send(refusal)
+    assert (h2.book(), dict(h2.core.user_orders), h2.core.trade_id) == before
+    duplicate = RejectRequest(
+        request_id="p3",
+        user_id=1,
+        symbol=SPEC.name,
+        order_id=3,
+        code=codes.DUPLICATE_CLIENT_ORDER_ID,
+        msg="Duplicate client order id; original order_id=1",
+        original_order_id=1,
+    )
+    [answer] = h2.send(duplicate)
+    assert (answer.order_id, answer.original_order_id) == (3, 1)

@@ -17,6 +17,7 @@ from libs.messages import (
     OrderRequestRejected,
     PlaceOrder,
     PositionChanged,
+    RejectRequest,
     SetLeverage,
     WithdrawalCompleted,
 )
@@ -84,7 +85,7 @@ def test_an_order_beyond_available_margin_is_rejected_with_2019() -> None:
     ex = Exchange()
     ex.request(deposit(1, 2524 * USDT))
     out = ex.request(place(1, 1, BUY, PRICE, LOT))
-    [rejected] = of(OrderRequestRejected, out)
+    [rejected] = of(RejectRequest, out)
     assert (rejected.code, rejected.msg, rejected.request_id) == (
         -2019,
         "Margin is insufficient.",
@@ -128,7 +129,7 @@ def test_each_fill_posts_one_fee_entry_per_side() -> None:
 def test_a_market_order_without_any_reference_price_is_rejected_clearly() -> None:
     ex = Exchange()
     ex.request(deposit(1, 10_000 * USDT))
-    [rejected] = of(OrderRequestRejected, ex.request(place(1, 1, BUY, None, LOT)))
+    [rejected] = of(RejectRequest, ex.request(place(1, 1, BUY, None, LOT)))
     assert rejected.code == -2010 and "No mark or last price" in rejected.msg
 
 
@@ -243,7 +244,7 @@ def test_an_amend_that_raises_the_notional_is_checked_and_rehold() -> None:
     ex = Exchange()
     ex.request(deposit(1, 6000 * USDT))
     ex.request(place(1, 1, BUY, PRICE, LOT))
-    [bad] = of(OrderRequestRejected, ex.request(amend(1, 1, qty=3 * LOT)))
+    [bad] = of(RejectRequest, ex.request(amend(1, 1, qty=3 * LOT)))
     assert bad.code == -2019 and ex.wallet.holds.of_user(1) == 2525 * USDT
     ex.request(amend(1, 1, qty=2 * LOT))
     assert ex.wallet.holds.of_user(1) == 2 * 2525 * USDT
@@ -283,19 +284,23 @@ def test_a_retry_of_a_known_client_order_id_answers_the_original_whatever_the_ba
     ex.request(withdraw(1, ex.wallet.withdrawable(1)))  # nothing left for a second order
     held = ex.wallet.holds.of_user(1)
     out = ex.request(place(2, 1, BUY, PRICE, LOT, client_order_id="x"))
-    [answer] = out  # no margin check, no hold, nothing forwarded, no account update
-    assert isinstance(answer, OrderRequestRejected)
+    # no margin check, no hold, no account update: the refusal goes to the book, which
+    # answers it (and the wallet, reading that answer, changes nothing)
+    answer, answered, _ = out
+    assert isinstance(answer, RejectRequest)
     assert (answer.code, answer.original_order_id, answer.order_id) == (-4015, 1, 2)
     assert answer.msg == "Duplicate client order id; original order_id=1"
+    assert isinstance(answered, OrderRejected) and answered.pre_trade
+    assert (answered.code, answered.original_order_id, answered.msg) == (-4015, 1, answer.msg)
     assert ex.wallet.holds.of_user(1) == held and 2 not in ex.wallet.holds.by_order
 
 
 def test_the_first_order_with_a_client_id_keeps_it_even_when_it_was_refused() -> None:
     ex = Exchange()
-    [refused] = of(OrderRequestRejected, ex.request(place(1, 1, BUY, PRICE, client_order_id="y")))
+    [refused] = of(RejectRequest, ex.request(place(1, 1, BUY, PRICE, client_order_id="y")))
     assert refused.code == -2019
     ex.request(deposit(1, 10_000 * USDT))
-    [retry] = of(OrderRequestRejected, ex.request(place(2, 1, BUY, PRICE, client_order_id="y")))
+    [retry] = of(RejectRequest, ex.request(place(2, 1, BUY, PRICE, client_order_id="y")))
     assert (retry.code, retry.original_order_id) == (-4015, 1)
     # another user's "y", and this user's other ids, are theirs
     ex.request(deposit(2, 10_000 * USDT))

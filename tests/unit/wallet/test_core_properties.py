@@ -15,9 +15,9 @@ from libs.messages import (
     OrderCancelled,
     OrderExpired,
     OrderRejected,
-    OrderRequestRejected,
     PlaceOrder,
     PositionChanged,
+    RejectRequest,
     SetLeverage,
     WithdrawalCompleted,
 )
@@ -143,8 +143,8 @@ class Flow:
             if order.client_order_id:
                 self.client_ids[key] = order.order_id
             return out
-        [answer] = out
-        assert isinstance(answer, OrderRequestRejected)
+        answer = out[0]  # then the book's answer to it, which changes no hold
+        assert isinstance(answer, RejectRequest)
         assert (answer.code, answer.order_id, answer.original_order_id) == (
             -4015,
             order.order_id,

@@ -13,6 +13,7 @@ from libs.messages import (
     FundingPaid,
     OrderRequestRejected,
     PlaceOrder,
+    RejectRequest,
     encode,
 )
 from libs.topics import exchange_topics, symbol_partition, user_partition
@@ -58,17 +59,20 @@ def drain(loop: JournalLoop, pump: MatcherPump | None = None) -> None:
             return
 
 
-def test_accepted_orders_go_to_their_symbol_partition_and_rejections_to_the_user() -> None:
+def test_accepted_and_refused_orders_go_in_order_to_their_symbol_partition() -> None:
     bus, _, loop = setup()
     send(bus, Deposit(request_id="d", user_id=3, amount=3000 * USDT))
     send(bus, place(1, 3, BUY, PRICE, LOT))
     send(bus, place(2, 3, BUY, PRICE, LOT))  # beyond what is left
     drain(loop)
-    [forwarded] = [r for r in bus.replay(TOPICS.commands, symbol_partition(SYMBOL))]
-    assert ANY.decode(forwarded.value) == place(1, 3, BUY, PRICE, LOT)
+    forwarded, rejected = [
+        ANY.decode(r.value) for r in bus.replay(TOPICS.commands, symbol_partition(SYMBOL))
+    ]
+    assert forwarded == place(1, 3, BUY, PRICE, LOT)
+    assert isinstance(rejected, RejectRequest)  # the book answers it on matcher.events
+    assert (rejected.request_id, rejected.order_id, rejected.code) == ("p2", 2, -2019)
     events = [ANY.decode(r.value) for r in bus.replay(TOPICS.events, user_partition(3))]
-    [rejected] = [e for e in events if isinstance(e, OrderRequestRejected)]
-    assert (rejected.request_id, rejected.code) == ("p2", -2019)
+    assert not [e for e in events if isinstance(e, OrderRequestRejected)]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     updates = [e for e in events if isinstance(e, AccountUpdated)]
     assert (updates[-1].holds, updates[-1].request_id) == (2525 * USDT, "p1")
