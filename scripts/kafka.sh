@@ -9,7 +9,8 @@
 # `start` runs in the foreground (exec) so a supervisor owns the java process; SIGTERM stops it
 # cleanly. DATA_DIR keeps the cluster id and the topics across restarts. KAFKA_JVM_OPTS replaces
 # the JVM options below and KAFKA_EXTRA_PROPERTIES (lines of key=value) is appended to the
-# broker's properties, where it wins: for probes of broker settings (scripts/broker_cost.py).
+# broker's properties, where it wins: for probes of broker settings (scripts/broker_cost.py);
+# KAFKA_CPUS pins it to those CPUs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,8 +72,11 @@ print(id)' >"$data_dir/cluster.id"
             --cluster-id="$(cat "$data_dir/cluster.id")" -c "$props"
     fi
 
+    # KAFKA_CPUS (a taskset list) pins the broker: a probe (ADR 0001, point 8)
+    local pin=()
+    [[ -n "${KAFKA_CPUS:-}" ]] && pin=(taskset -c "$KAFKA_CPUS")
     # shellcheck disable=SC2086  # the options are words
-    exec java ${KAFKA_JVM_OPTS:--Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20} -Djava.awt.headless=true \
+    exec "${pin[@]}" java ${KAFKA_JVM_OPTS:--Xms512m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20} -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
         -cp "$LIBS/*" kafka.Kafka "$props"
 }

@@ -113,8 +113,10 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             return []
         self._inputs[record.topic].inc()
         user = getattr(message, "user_id", None)
-        if isinstance(message, PositionEvent) and user is not None:
-            self.dirty.add(user)  # its caused fields move (WalletCore.caused)
+        if isinstance(message, PositionEvent | PlaceOrder | AmendOrder) and user is not None:
+            # its caused fields move (WalletCore.caused), or its holds (told on wallet.events
+            # only with the book's answer)
+            self.dirty.add(user)
         cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
         messages = self.core.apply(cause, message)
         for m in messages:

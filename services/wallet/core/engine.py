@@ -28,6 +28,7 @@ from libs.messages import (
     MarkPriceSet,
     MatcherEvent,
     Message,
+    OrderAccepted,
     OrderAmended,
     OrderCancelled,
     OrderExpired,
@@ -323,7 +324,8 @@ class WalletCore:
                 amount,
             )
         )
-        self._touched[cmd.user_id] = None
+        # no AccountUpdated yet: it follows the book's answer (``_accepted``), in the turn
+        # that also settles what matching did, so both go out in one produce request
         self._out.append(cmd)
 
     def _duplicate(self, cmd: PlaceOrder, original: int) -> None:
@@ -344,8 +346,7 @@ class WalletCore:
                 if extra > 0:
                     if extra > self.available(cmd.user_id):
                         raise Rejected(codes.MARGIN_INSUFFICIENT)
-                    self.holds.set_amount(hold, needed)
-                    self._touched[cmd.user_id] = None
+                    self.holds.set_amount(hold, needed)  # told with the book's answer
         self._out.append(cmd)
 
     def _forward(self, cmd: CancelOrder | CancelAll) -> None:
@@ -459,6 +460,11 @@ class WalletCore:
             self._touched[hold.user_id] = None
             self.holds.close(hold)
 
+    def _accepted(self, event: OrderAccepted) -> None:
+        hold = self.holds.by_order.get(event.order_id)
+        if hold is not None:  # the hold taken when the order came: now told
+            self._touched[hold.user_id] = None
+
     def _rejected(self, event: OrderRejected) -> None:
         if event.order_id is None or event.pre_trade:
             return  # a refusal of ours changed no hold
@@ -557,6 +563,7 @@ _ORDER_REQUESTS = (PlaceOrder, AmendOrder, CancelOrder, CancelAll)
 """The requests a book answers, refusals included."""
 
 _MATCHER = {
+    OrderAccepted: WalletCore._accepted,
     OrderFilled: WalletCore._filled,
     OrderCancelled: WalletCore._ended,
     OrderExpired: WalletCore._ended,

@@ -11,6 +11,7 @@ from libs.messages import (
     Cause,
     Deposit,
     FundingPaid,
+    LedgerPosted,
     OrderRequestRejected,
     PlaceOrder,
     RejectRequest,
@@ -75,7 +76,23 @@ def test_accepted_and_refused_orders_go_in_order_to_their_symbol_partition() -> 
     assert not [e for e in events if isinstance(e, OrderRequestRejected)]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     updates = [e for e in events if isinstance(e, AccountUpdated)]
-    assert (updates[-1].holds, updates[-1].request_id) == (2525 * USDT, "p1")
+    assert [u.holds for u in updates] == [0]  # the deposit's; the hold is told with the answer
+
+
+def test_a_hold_is_told_with_the_books_answer_in_the_turn_that_settles_it() -> None:
+    bus, service, loop = setup()
+    pump = MatcherPump(bus, TOPICS.commands, TOPICS.matcher_events)
+    send(bus, Deposit(request_id="d", user_id=3, amount=6000 * USDT))
+    drain(loop, pump)
+    service.take_dirty()
+    send(bus, place(1, 3, BUY, PRICE, LOT))
+    loop.run_once()  # the order's turn: forwarded, no account event, the read model dirty
+    assert [type(e) for e in read(bus, TOPICS.events)] == [LedgerPosted, AccountUpdated]
+    assert service.take_dirty() == [3]
+    drain(loop, pump)  # the book accepts it (it rests): the hold is told
+    *_, told = read(bus, TOPICS.events)
+    assert isinstance(told, AccountUpdated) and told.holds == 2525 * USDT
+    assert told.available == (6000 - 2525) * USDT
 
 
 def test_malformed_and_unknown_records_on_each_input_are_skipped_and_counted() -> None:
