@@ -206,7 +206,10 @@ class ReplyListener:
             deadline = loop.time() + timeout
             if accounts:  # its answer is on wallet.events: read that from before the request
                 following = asyncio.wrap_future(self._follow_accounts())
-                await asyncio.wait_for(asyncio.shield(following), timeout)
+                try:
+                    await asyncio.wait_for(asyncio.shield(following), timeout)
+                except TimeoutError:  # the broker is away: the request was not sent (503)
+                    raise ConnectionError("wallet.events: no end to read answers from") from None
             delivered = produce()
             # shield: the request stays queued after our wait ends (it is the producer's now)
             await asyncio.wait_for(asyncio.shield(delivered), timeout)
