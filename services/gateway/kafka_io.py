@@ -208,8 +208,9 @@ class ReplyListener:
                 following = asyncio.wrap_future(self._follow_accounts())
                 try:
                     await asyncio.wait_for(asyncio.shield(following), timeout)
-                except TimeoutError:  # the broker is away: the request was not sent (503)
-                    raise ConnectionError("wallet.events: no end to read answers from") from None
+                except TimeoutError:  # the broker is away: send it, in flight unanswered (202)
+                    produce()
+                    raise
             delivered = produce()
             # shield: the request stays queued after our wait ends (it is the producer's now)
             await asyncio.wait_for(asyncio.shield(delivered), timeout)
