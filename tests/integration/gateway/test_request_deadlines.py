@@ -160,6 +160,35 @@ def test_the_listener_reads_wallet_events_only_while_an_account_request_waits(
     )
 
 
+def test_account_requests_waiting_together_are_each_answered(kafka_bootstrap: str, topics) -> None:
+    """The second of two waiting requests finds wallet.events being read already, and the
+    first one answered does not stop the reading while the other still waits."""
+    bus, prefix = topics
+    answers = bus.producer()
+
+    def write(request: Deposit) -> None:
+        value = encode(answer_to(request, prefix))
+        answers.produce(Outgoing(f"{prefix}wallet.events", value, b"7", user_partition(7)))
+        answers.flush()
+
+    async def scenario(gw: Gateway) -> None:
+        first, second = deposit(), deposit()
+        asked = [asyncio.ensure_future(gw.ask(7, r, Kind.DEPOSIT)) for r in (first, second)]
+        await asyncio.sleep(0.2)
+        write(first)
+        assert (await asyncio.wait_for(asked[0], 5)).status == "Done"
+        await asyncio.sleep(0.2)  # the listener had its chance to stop reading: it must not
+        write(second)
+        assert (await asyncio.wait_for(asked[1], 5)).status == "Done"
+
+    run(
+        scenario,
+        kafka_bootstrap,
+        prefix,
+        RequestProducer(kafka_bootstrap, f"{prefix}orders.requests"),
+    )
+
+
 def answer_to(request: Deposit, prefix: str) -> AccountUpdated:
     return AccountUpdated(
         seq=1,

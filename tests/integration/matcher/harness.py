@@ -147,6 +147,16 @@ class MatcherRun:
             assert self.process is None or self.process.poll() is None, "the matcher died"
             time.sleep(0.5)
 
+    def wait_events(self, count: int, timeout: float = 240, partition: int = 0) -> None:
+        """Wait until the events partition holds ``count`` records: what the service has
+        applied by now (its committed offsets trail that by up to a commit interval, in which
+        a fast matcher may finish the whole flow)."""
+        deadline = time.monotonic() + timeout
+        while (held := self.bus.end_offsets(self.events)[partition]) < count:
+            assert time.monotonic() < deadline, f"matcher wrote {held} of {count} events"
+            assert self.process is None or self.process.poll() is None, "the matcher died"
+            time.sleep(0.02)
+
     def read_events(self, partition: int = 0) -> list:
         return [ANY.decode(r.value) for r in self.bus.replay(self.events, partition)]
 
