@@ -212,32 +212,18 @@ class WalletCore:
     def _reject(self, request, error: Rejected, original_order_id: int | None = None) -> None:
         """Answer a refused request: an order's through its book (``RejectRequest``), so that
         every order answer is on ``matcher.events``; any other on ``wallet.events``."""
+        answer = {
+            "request_id": request.request_id,
+            "user_id": request.user_id,
+            "order_id": getattr(request, "order_id", None),
+            "code": error.code,
+            "msg": error.msg,
+            "original_order_id": original_order_id,
+        }
         if type(request) in _ORDER_REQUESTS and request.symbol in self.symbols:
-            self._out.append(
-                RejectRequest(
-                    request_id=request.request_id,
-                    user_id=request.user_id,
-                    symbol=request.symbol,
-                    order_id=getattr(request, "order_id", None),
-                    code=error.code,
-                    msg=error.msg,
-                    original_order_id=original_order_id,
-                    ts=request.ts,
-                )
-            )
-            return
-        self._emit(
-            OrderRequestRejected(
-                seq=0,
-                cause=self._cause,
-                request_id=request.request_id,
-                user_id=request.user_id,
-                order_id=getattr(request, "order_id", None),
-                code=error.code,
-                msg=error.msg,
-                original_order_id=original_order_id,
-            )
-        )
+            self._out.append(RejectRequest(symbol=request.symbol, ts=request.ts, **answer))
+        else:
+            self._emit(OrderRequestRejected(seq=0, cause=self._cause, **answer))
 
     # --- requests (orders.requests) ---------------------------------------------------------
 
