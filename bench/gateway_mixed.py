@@ -50,8 +50,8 @@ from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
 from libs.messages import OrderStatus, encode
 from libs.symbols import SymbolSpec, default_symbols
-from libs.topics import symbol_partition
-from services.positions.feeds import default_simulation
+from libs.topics import Topics, symbol_partition
+from services.index_feed.sources import default_simulation
 
 SYMBOL = "BTC-PERP"
 USERS = 200
@@ -196,13 +196,13 @@ class FlowRequest(Request):
 
 
 class IndexFeed(threading.Thread):
-    """The stack's index feed (as services.positions.feed --source sim, on the stack's topic
+    """The stack's index feed (as services.index_feed --source sim, on the stack's topic
     prefix): a round of ticks every FEED_INTERVAL; keeps the latest price of SYMBOL."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
         super().__init__(daemon=True)
         specs = default_symbols()
-        self.topic = f"{prefix}index.prices"
+        self.topic = Topics(prefix).index_prices
         self.ticks = default_simulation(specs).ticks(time.time_ns(), int(FEED_INTERVAL * 1e9))
         self.per_round = len(specs)
         self.producer = KafkaBus(bootstrap, client_id="bench-index-feed").producer()

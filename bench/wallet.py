@@ -109,15 +109,14 @@ def in_process() -> str:
 def through_kafka(bootstrap: str, n: int = KAFKA_REQUESTS) -> str:
     from libs.bus import JournalLoop, Outgoing
     from libs.bus.kafka import KafkaBus
-    from libs.topics import exchange_topics, user_partition
+    from libs.topics import Topics, exchange_topics, user_partition
     from services.wallet.service import WalletService
-    from services.wallet.topics import WalletTopics
 
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     bus = KafkaBus(bootstrap)
     for topic in exchange_topics():
         bus.create_topic(prefix + topic.name, topic.partitions, topic.config)
-    topics = WalletTopics(prefix)
+    topics = Topics(prefix)
     producer = bus.producer()
     users = 64
     for user in range(users):

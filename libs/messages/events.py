@@ -18,7 +18,7 @@ from libs.messages.enums import EndReason, LedgerAccountKind, OrderType, Side, T
 
 class Cause(msgspec.Struct, frozen=True, array_like=True):
     """The input record an event was derived from. ``topic`` is the logical name from
-    libs/topics.py (``matcher.events``), not the deployment's prefixed one: build it with
+    libs/topics (``matcher.events``), not the deployment's prefixed one: build it with
     ``libs.topics.cause_of``."""
 
     topic: str

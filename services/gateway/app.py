@@ -13,6 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.symbols import default_symbols
+from libs.topics import Topics
 from services.gateway import errors
 from services.gateway.api import account, market, trading, users
 from services.gateway.auth import Authenticator, limit_ip
@@ -83,14 +84,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         store = UserStore.from_url(settings.database_url)
         tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
         limiter = RateLimiter(redis)
-        prefix = settings.topic_prefix
+        topics = Topics(settings.topic_prefix)
         requests = RequestProducer(
-            settings.kafka_bootstrap_servers,
-            f"{prefix}orders.requests",
-            settings.delivery_timeout_seconds,
+            settings.kafka_bootstrap_servers, topics.requests, settings.delivery_timeout_seconds
         )
         replies = ReplyListener(
-            settings.kafka_bootstrap_servers, f"{prefix}matcher.events", f"{prefix}wallet.events"
+            settings.kafka_bootstrap_servers, topics.matcher_events, topics.wallet_events
         )
         app.state.settings = settings
         app.state.limiter = limiter
@@ -102,7 +101,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             ids=OrderIds(settings.gateway_instance),
             requests=requests,
             replies=replies,
-            reads=ReadModel(redis, Outstanding(prefix), settings.read_wait_seconds),
+            reads=ReadModel(redis, Outstanding(topics.prefix), settings.read_wait_seconds),
             users=store,
             tokens=tokens,
         )

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from libs.messages import BatchCompleted, Cause, Message, OrderFilled
+from libs.read_model import keys
 from libs.topics import logical_topic, physical_topic
-from services.gateway import keys
 from services.positions import read_model as positions_model
 from services.wallet import read_model as wallet_model
 

@@ -1,4 +1,4 @@
-"""Reads of the Redis read model (written by the engines and the gateway projector).
+"""Reads of the Redis read model (written by the engines and the projector).
 
 See docs/READ-MODEL.md for who writes which key. Nothing here writes. A user's reads first
 wait (bounded) until the writer of what they read has applied the user's last reply
@@ -14,7 +14,7 @@ import time
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
-from services.gateway import keys
+from libs.read_model import keys
 from services.gateway.freshness import Outstanding, Seen, Writer, covered
 from services.positions.read_model import funding_key, mark_key, positions_key
 from services.wallet.read_model import account_key, leverage_key

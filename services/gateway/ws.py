@@ -1,6 +1,6 @@
 """WebSocket streams: depth, trades and mark price per symbol, and each user's own events.
 
-The gateway projector publishes every change on Redis pub/sub (docs/READ-MODEL.md); each
+The projector publishes every change on Redis pub/sub (docs/READ-MODEL.md); each
 gateway process holds one subscription per channel, however many clients watch it, and fans
 messages out to them. The protocol is in docs/API.md.
 
@@ -23,7 +23,8 @@ from redis.asyncio import Redis
 
 from libs import codes
 from libs.money import format_cash, format_rate
-from services.gateway import keys, views
+from libs.read_model import keys
+from services.gateway import views
 from services.gateway.security import InvalidToken
 from services.gateway.state import Gateway
 

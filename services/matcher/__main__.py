@@ -13,6 +13,7 @@ import sys
 from libs.bus.kafka import KafkaBus
 from libs.settings import load_settings
 from libs.symbols import default_symbols
+from libs.topics import Topics
 from services.matcher.link import CoreDied, InlineLink
 from services.matcher.service import MatcherService
 from services.matcher.settings import MatcherSettings
@@ -28,9 +29,7 @@ def rebuild(settings: MatcherSettings, symbol: str) -> dict:
         KafkaBus(settings.kafka_bootstrap_servers, client_id="matcher-rebuild"),
         InlineLink(specs),
         listed,
-        commands_topic=settings.commands_topic,
-        events_topic=settings.events_topic,
-        snapshots_topic=settings.snapshots_topic,
+        topics=Topics(settings.topic_prefix),
     )
     service.load(symbol, listed.index(symbol))  # produces nothing: the live matcher may run
     return service.book_digest(symbol)

@@ -20,6 +20,7 @@ from libs.bus.loop import Watchdog
 from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
 from libs.settings import load_settings
 from libs.symbols import default_symbols
+from libs.topics import Topics
 from services.matcher.link import CoreLink, InlineLink, RingLink
 from services.matcher.service import MatcherMetrics, MatcherService
 from services.matcher.settings import MatcherSettings
@@ -83,17 +84,14 @@ def run(settings: MatcherSettings | None = None) -> int:
         client_id=instance,
         producer_config={"linger.ms": settings.matcher_linger_ms},
     )
-    partitions = (
-        None if owned is None else [(settings.commands_topic, listed.index(s)) for s in owned]
-    )
+    topics = Topics(settings.topic_prefix)
+    partitions = None if owned is None else [(topics.commands, listed.index(s)) for s in owned]
     metrics = MatcherMetrics(REGISTRY)
     service = MatcherService(
         bus,
         link,
         listed,
-        commands_topic=settings.commands_topic,
-        events_topic=settings.events_topic,
-        snapshots_topic=settings.snapshots_topic,
+        topics=topics,
         max_batch=settings.matcher_max_batch,
         max_poll=settings.matcher_max_poll,
         snapshot_every=settings.matcher_snapshot_every,
@@ -108,7 +106,7 @@ def run(settings: MatcherSettings | None = None) -> int:
     # a plain consumer: per owned symbol, the service's transactional producer writes
     service.consumer = bus.consumer(
         settings.matcher_group_id,
-        topics=[settings.commands_topic] if partitions is None else None,
+        topics=[topics.commands] if partitions is None else None,
         partitions=partitions,
         instance_id=instance,
         on_revoke=service.revoked,

@@ -43,6 +43,7 @@ from libs.bus import (
     snapshot_message,
 )
 from libs.bus.snapshots import offsets_key
+from libs.topics import Topics
 from services.matcher import recovery
 from services.matcher.host import BATCH, DIGEST, LOAD, SNAPSHOT, UNLOAD, pack, unpack
 from services.matcher.link import CoreLink
@@ -135,9 +136,7 @@ class MatcherService:
         symbols: list[str],
         *,
         consumer: Consumer | None = None,
-        commands_topic: str = "orders.commands",
-        events_topic: str = "matcher.events",
-        snapshots_topic: str = "matcher.snapshots",
+        topics: Topics | None = None,
         max_batch: int = 256,
         max_poll: int = 2_048,
         poll_timeout: float = 0.05,
@@ -154,9 +153,10 @@ class MatcherService:
         self.link = link
         self.symbols = symbols  # by partition: symbols[p] owns partition p
         self.consumer = consumer  # None: nothing live (rebuild)
-        self.commands_topic = commands_topic
-        self.events_topic = events_topic
-        self.snapshots_topic = snapshots_topic
+        topics = topics or Topics()
+        self.commands_topic = topics.commands
+        self.events_topic = topics.matcher_events
+        self.snapshots_topic = topics.matcher_snapshots
         self.max_batch = max_batch
         self.max_poll = max_poll
         self.poll_timeout = poll_timeout

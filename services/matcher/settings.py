@@ -36,9 +36,7 @@ class MatcherSettings(KafkaSettings):
     matcher_ring_bytes: int = Field(1 << 24, description="inbound ring size (power of two)")
     matcher_out_ring_bytes: int = Field(1 << 26, description="outbound ring (power of two)")
     matcher_inline: bool = Field(False, description="run the core in this process (tests)")
-    commands_topic: str = "orders.commands"
-    events_topic: str = "matcher.events"
-    snapshots_topic: str = "matcher.snapshots"
+    topic_prefix: str = Field("", description="prefix of every topic name (tests)")
 
     def owned_symbols(self, listed: list[str]) -> list[str] | None:
         """Return the symbols this instance is configured to own, in partition order, or None

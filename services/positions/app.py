@@ -10,10 +10,10 @@ from libs.bus import JournalLoop
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
 from libs.bus.snapshots import offsets_key
 from libs.ops import OpsServer, calm_gc, configure_logging, lower_priority, stop_on_signals
+from libs.topics import Topics
 from services.positions.read_model import RedisReadModel, picture
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
-from services.positions.topics import PositionsTopics
 
 log = logging.getLogger("services.positions")
 
@@ -29,7 +29,7 @@ def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
     )
     service = PositionsService(
         bus,
-        PositionsTopics(settings.topic_prefix),
+        Topics(settings.topic_prefix),
         snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds,
         funding_interval_seconds=settings.funding_interval_seconds,

@@ -4,7 +4,7 @@ Inputs from three topics interleave differently from run to run, and margin chec
 that interleaving (a balance against a mark). So, like the wallet, the engine is a
 ``libs.bus.JournaledHandler``: every turn appends its record to ``positions.journal`` before its
 outputs go out, and a recovery re-applies exactly those turns in their canonical order
-(``PositionsTopics.inputs`` order, then offset).
+(``positions_inputs`` order, then offset).
 """
 
 from __future__ import annotations
@@ -13,22 +13,16 @@ import logging
 
 from prometheus_client import Counter, Gauge
 
-from libs.bus import Bus, JournaledHandler, Outgoing, Record
+from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
-    Codec,
-    IndexPriceTick,
     LiquidationTriggered,
-    MatcherEvent,
-    WalletEvent,
-    concrete_kinds,
     encode,
 )
 from libs.symbols import SymbolSpec, default_symbols
-from libs.topics import cause_of
+from libs.topics import USER_PARTITIONS, Topics, cause_of
 from services.positions.core import Out, PositionsCore
 from services.positions.core.engine import COMMANDS, EVENTS
-from services.positions.topics import PositionsTopics
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +40,16 @@ LIQUIDATIONS = Counter("positions_liquidations_total", "Positions sent to liquid
 OPEN_POSITIONS = Gauge("positions_open", "Open positions", ["symbol"])
 
 
-MATCHER_CODEC = Codec(*concrete_kinds(MatcherEvent))
-WALLET_CODEC = Codec(*concrete_kinds(WalletEvent))
-INDEX_CODEC = Codec(IndexPriceTick)
+def positions_inputs(topics: Topics) -> list[TopicPartition]:
+    """Every input partition, in the order a turn applies them: balances first (so margin
+    checks see the freshest), then the matcher's facts, then index prices (so marks use
+    the latest trade)."""
+    symbols = len(default_symbols())
+    return (
+        [(topics.wallet_events, p) for p in range(USER_PARTITIONS)]
+        + [(topics.matcher_events, p) for p in range(symbols)]
+        + [(topics.index_prices, p) for p in range(symbols)]
+    )
 
 
 class PositionsService(JournaledHandler[PositionsCore, Out]):
@@ -61,7 +62,7 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
     def __init__(
         self,
         bus: Bus,
-        topics: PositionsTopics,
+        topics: Topics,
         *,
         snapshot_every: int = 1000,
         snapshot_seconds: float = 0.0,
@@ -71,9 +72,8 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
     ) -> None:
         self.topics = topics
         self._codecs = {
-            topics.matcher_events: MATCHER_CODEC,
-            topics.wallet_events: WALLET_CODEC,
-            topics.index_prices: INDEX_CODEC,
+            t: topics.codec(t)
+            for t in (topics.matcher_events, topics.wallet_events, topics.index_prices)
         }
         # each topic's counters, labelled once (labels() per record: a few % of the engine)
         self._inputs = {t: INPUTS.labels(topics.logical(t)) for t in self._codecs}
@@ -85,10 +85,10 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         }
         super().__init__(
             bus,
-            topics.inputs(),
-            topics.snapshots,
-            journal_topic=topics.journal,
-            outputs=[topics.events, topics.commands],
+            positions_inputs(topics),
+            topics.positions_snapshots,
+            journal_topic=topics.positions_journal,
+            outputs=[topics.positions_events, topics.commands],
             snapshot_every=snapshot_every,
             snapshot_seconds=snapshot_seconds,
         )

@@ -9,10 +9,10 @@ import time
 from libs.bus import JournalLoop
 from libs.bus.kafka import KafkaBus
 from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
+from libs.topics import Topics
 from services.wallet.read_model import RedisReadModel, picture
 from services.wallet.service import WalletService
 from services.wallet.settings import WalletSettings
-from services.wallet.topics import WalletTopics
 
 log = logging.getLogger("services.wallet")
 
@@ -29,7 +29,7 @@ def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
     )
     service = WalletService(
         bus,
-        WalletTopics(settings.topic_prefix),
+        Topics(settings.topic_prefix),
         snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds,
     )

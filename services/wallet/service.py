@@ -3,7 +3,7 @@
 Inputs from three topics interleave differently from run to run, and the pre-trade check
 depends on that interleaving. So the wallet is a ``libs.bus.JournaledHandler``: every turn
 appends its record to ``wallet.journal`` before its outputs go out, and a recovery re-applies
-exactly those turns in their canonical order (``WalletTopics.inputs`` order, then offset).
+exactly those turns in their canonical order (``wallet_inputs`` order, then offset).
 """
 
 from __future__ import annotations
@@ -12,29 +12,21 @@ import logging
 
 from prometheus_client import Counter
 
-from libs.bus import Bus, JournaledHandler, Outgoing, Record
+from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
     AmendOrder,
-    CancelAll,
-    CancelOrder,
-    Codec,
-    Deposit,
     LedgerAccountKind,
-    MatcherEvent,
     Message,
     PlaceOrder,
     PositionEvent,
-    SetLeverage,
     WalletEvent,
-    Withdraw,
-    concrete_kinds,
     encode,
 )
-from libs.topics import cause_of, symbol_partition, user_partition
+from libs.symbols import default_symbols
+from libs.topics import USER_PARTITIONS, Topics, cause_of, symbol_partition, user_partition
 from services.wallet.core import WalletCore, digest, dump, load
 from services.wallet.core.engine import _user_of
-from services.wallet.topics import WalletTopics
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +41,16 @@ OUTPUTS = Counter("wallet_outputs_total", "Messages produced", ["topic"])
 SNAPSHOTS = Counter("wallet_snapshots_total", "Snapshots produced")
 REWINDS = Counter("wallet_rewinds_total", "State recoveries from snapshot and journal")
 
-REQUEST_CODEC = Codec(
-    PlaceOrder, CancelOrder, CancelAll, AmendOrder, Deposit, Withdraw, SetLeverage
-)
 
-
-MATCHER_CODEC = Codec(*concrete_kinds(MatcherEvent))
-POSITION_CODEC = Codec(*concrete_kinds(PositionEvent))
+def wallet_inputs(topics: Topics) -> list[TopicPartition]:
+    """Every input partition, in the order a turn applies them: the matcher's facts first,
+    then the position engine's, then the requests (which then see the freshest state)."""
+    symbols = len(default_symbols())
+    return (
+        [(topics.matcher_events, p) for p in range(symbols)]
+        + [(topics.positions_events, p) for p in range(USER_PARTITIONS)]
+        + [(topics.requests, p) for p in range(USER_PARTITIONS)]
+    )
 
 
 class WalletService(JournaledHandler[WalletCore, Message]):
@@ -68,29 +63,28 @@ class WalletService(JournaledHandler[WalletCore, Message]):
     def __init__(
         self,
         bus: Bus,
-        topics: WalletTopics,
+        topics: Topics,
         *,
         snapshot_every: int = 1000,
         snapshot_seconds: float = 0.0,
     ) -> None:
         self.topics = topics
         self._codecs = {
-            topics.requests: REQUEST_CODEC,
-            topics.matcher_events: MATCHER_CODEC,
-            topics.position_events: POSITION_CODEC,
+            t: topics.codec(t)
+            for t in (topics.requests, topics.matcher_events, topics.positions_events)
         }
         # each topic's counters, labelled once: labels() per record cost 7% of the wallet
         self._inputs = {t: INPUTS.labels(topics.logical(t)) for t in self._codecs}
-        outputs = (topics.commands, topics.events)
+        outputs = (topics.commands, topics.wallet_events)
         self._outputs = {t: OUTPUTS.labels(topics.logical(t)) for t in outputs}
         self.dirty: set[int] = set()  # users whose read model changed since the last publish
         self.published_offsets: dict[str, int] = {}  # the applied offsets last written
         super().__init__(
             bus,
-            topics.inputs(),
-            topics.snapshots,
-            journal_topic=topics.journal,
-            outputs=[topics.commands, topics.events],
+            wallet_inputs(topics),
+            topics.wallet_snapshots,
+            journal_topic=topics.wallet_journal,
+            outputs=[topics.commands, topics.wallet_events],
             snapshot_every=snapshot_every,
             snapshot_seconds=snapshot_seconds,
         )
@@ -129,7 +123,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         for m in produced:
             if isinstance(m, WalletEvent):
                 user = _user_of(m)
-                topic = self.topics.events
+                topic = self.topics.wallet_events
                 out.append(Outgoing(topic, encode(m), str(user).encode(), user_partition(user)))
             else:  # a command for the symbol's book
                 symbol = m.symbol  # type: ignore[attr-defined]

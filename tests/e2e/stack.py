@@ -18,7 +18,7 @@ from tests.processes import ServiceProcess, free_port, fresh_redis_db
 
 
 class Stack:
-    """Matcher, wallet, positions, the gateway projector and a gateway on private topics."""
+    """Matcher, wallet, positions, the projector and a gateway on private topics."""
 
     def __init__(
         self, bootstrap: str, database_url: str, redis_url: str, redis_db: int = 9
@@ -57,9 +57,6 @@ class Stack:
             "matcher": service(
                 "matcher",
                 "services.matcher",
-                COMMANDS_TOPIC=f"{p}orders.commands",
-                EVENTS_TOPIC=f"{p}matcher.events",
-                SNAPSHOTS_TOPIC=f"{p}matcher.snapshots",
                 MATCHER_INSTANCE=f"{p}matcher-0",
                 MATCHER_GROUP_ID=f"{p}matcher",
                 MATCHER_SYMBOLS="BTC-PERP,ETH-PERP,SOL-PERP",
@@ -76,7 +73,7 @@ class Stack:
                 POSITIONS_GROUP_ID=f"{p}positions",
                 POSITIONS_TRANSACTIONAL_ID=f"{p}positions-0",
             ),
-            "projector": service("projector", "services.gateway.projector"),
+            "projector": service("projector", "services.projector"),
         }
         self.services["gateway"] = gateway(
             self.gateway_port,

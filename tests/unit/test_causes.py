@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from libs.bus import MemoryBus, Record
 from libs.messages import ANY, Cause, OrderFilled, Side, encode
-from libs.topics import cause_of, exchange_topics, logical_topic, physical_topic
+from libs.topics import Topics, cause_of, exchange_topics, logical_topic, physical_topic
 from services.positions.service import PositionsService
-from services.positions.topics import PositionsTopics
 from services.wallet.service import WalletService
-from services.wallet.topics import WalletTopics
 
 PREFIX = "deploy-7."
 FILL = OrderFilled(
@@ -36,8 +34,8 @@ def causes(prefix: str) -> dict[str, set[Cause]]:
     bus = MemoryBus()
     for topic in exchange_topics():
         bus.create_topic(prefix + topic.name, topic.partitions)
-    wallet = WalletService(bus, WalletTopics(prefix))
-    positions = PositionsService(bus, PositionsTopics(prefix))
+    wallet = WalletService(bus, Topics(prefix))
+    positions = PositionsService(bus, Topics(prefix))
     record = Record(f"{prefix}matcher.events", 0, 5, b"BTC-PERP", encode(FILL))
     found: dict[str, set[Cause]] = {}
     for name, service in (("wallet", wallet), ("positions", positions)):

@@ -123,8 +123,8 @@ SETTINGS_OF = {
     "matcher": {"services.matcher.settings:MatcherSettings"},
     "wallet": {"services.wallet.settings:WalletSettings"},
     "positions": {"services.positions.settings:PositionsSettings"},
-    "index-feed": {"libs.settings:KafkaSettings"},
-    "projector": {"services.gateway.projector:ProjectorSettings"},
+    "index-feed": {"services.index_feed.settings:IndexFeedSettings"},
+    "projector": {"services.projector.app:ProjectorSettings"},
     "gateway": {"services.gateway.settings:GatewaySettings"},
 }
 

@@ -7,14 +7,12 @@ from dataclasses import dataclass, field
 
 from libs.bus import JournalLoop, MemoryBus, Outgoing, Record
 from libs.messages import BatchCompleted, Cause, Deposit, PositionChanged, encode
-from libs.topics import exchange_topics, user_partition
+from libs.topics import Topics, exchange_topics, user_partition
 from services.positions import app as positions_app
 from services.positions.service import PositionsService
-from services.positions.topics import PositionsTopics
 from services.wallet import app as wallet_app
 from services.wallet.core import digest, dump, load
 from services.wallet.service import WalletService
-from services.wallet.topics import WalletTopics
 
 PREFIX = "w."
 USER = 3
@@ -39,7 +37,7 @@ def wallet() -> tuple[MemoryBus, WalletService, JournalLoop]:
     bus = MemoryBus()
     for topic in exchange_topics():
         bus.create_topic(PREFIX + topic.name, topic.partitions)
-    service = WalletService(bus, WalletTopics(PREFIX))
+    service = WalletService(bus, Topics(PREFIX))
     loop = JournalLoop(
         bus, service, group_id="w", transactional_id="w-0", partitions=service.inputs
     )
@@ -73,12 +71,12 @@ def test_the_wallet_writes_its_applied_offsets_and_each_users_last_position_caus
     bus, service, loop = wallet()
     topics, q = service.topics, user_partition(USER)
     produce(bus, topics.requests, Deposit(request_id="d", user_id=USER, amount=10**10), q)
-    produce(bus, topics.position_events, position_changed(1, FILL), q)
+    produce(bus, topics.positions_events, position_changed(1, FILL), q)
     drain(loop)
     model = FakeModel()
     wallet_app.publish(service, model)  # type: ignore[arg-type]
     [write] = model.writes
-    assert write["applied"] == {f"{topics.requests}:{q}": 1, f"{topics.position_events}:{q}": 1}
+    assert write["applied"] == {f"{topics.requests}:{q}": 1, f"{topics.positions_events}:{q}": 1}
     assert write["caused"] == {USER: {("matcher.events", 0): 18}}
 
     wallet_app.publish(service, model)  # type: ignore[arg-type]
@@ -95,11 +93,11 @@ def test_the_wallet_writes_its_applied_offsets_and_each_users_last_position_caus
 def test_a_rewind_keeps_only_the_position_causes_of_committed_turns():
     bus, service, loop = wallet()
     topics, q = service.topics, user_partition(USER)
-    produce(bus, topics.position_events, position_changed(1, FILL), q)
+    produce(bus, topics.positions_events, position_changed(1, FILL), q)
     drain(loop)
     later = Cause("matcher.events", 0, 30)
     service.handle(
-        [Record(topics.position_events, q, 1, b"k", encode(position_changed(2, later)))]
+        [Record(topics.positions_events, q, 1, b"k", encode(position_changed(2, later)))]
     )  # applied, never committed
     assert service.core.caused[USER] == {("matcher.events", 0): 31}
     service.rewind(loop.consumer.committed())
@@ -109,7 +107,7 @@ def test_a_rewind_keeps_only_the_position_causes_of_committed_turns():
 def test_the_position_causes_survive_a_snapshot_and_a_rewind():
     bus, service, loop = wallet()
     topics, q = service.topics, user_partition(USER)
-    produce(bus, topics.position_events, position_changed(1, FILL), q)
+    produce(bus, topics.positions_events, position_changed(1, FILL), q)
     drain(loop)
     restored = load(dump(service.core))  # what a rewind after a later snapshot starts from
     assert restored.caused[USER] == {("matcher.events", 0): 18}
@@ -120,7 +118,7 @@ def test_the_position_engine_writes_its_applied_offsets_with_its_read_model():
     bus = MemoryBus()
     for topic in exchange_topics():
         bus.create_topic(PREFIX + topic.name, topic.partitions)
-    service = PositionsService(bus, PositionsTopics(PREFIX))
+    service = PositionsService(bus, Topics(PREFIX))
     batch_end = BatchCompleted(symbol="BTC-PERP", seq=1, cmd_offset=0, first_offset=0, size=1)
     service.handle([Record(f"{PREFIX}matcher.events", 0, 6, b"BTC-PERP", encode(batch_end))])
     model = FakeModel()

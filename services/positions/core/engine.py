@@ -47,7 +47,8 @@ from libs.messages import (
     WalletEvent,
 )
 from libs.symbols import SymbolSpec
-from libs.topics import market_partition, user_partition
+from libs.topics import COMMANDS as COMMANDS_TOPIC
+from libs.topics import POSITIONS_EVENTS, market_partition, user_partition
 from services.positions.core import formulas as f
 from services.positions.core.book import TopOfBook
 from services.positions.core.state import (
@@ -58,8 +59,8 @@ from services.positions.core.state import (
     Position,
 )
 
-EVENTS = "positions.events"
-COMMANDS = "orders.commands"
+EVENTS = POSITIONS_EVENTS  # the logical names of what the engine writes (Out.topic)
+COMMANDS = COMMANDS_TOPIC
 NS = 1_000_000_000
 DEFAULT_LEVERAGE = 20
 PENDING_INDEX_LIMIT = 4096

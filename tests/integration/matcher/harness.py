@@ -17,7 +17,7 @@ from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, BatchCompleted, encode
 from libs.symbols import SymbolSpec, default_symbols, get_symbol
-from libs.topics import COMPACTED
+from libs.topics import COMPACTED, Topics
 from services.matcher.core import MatchingCore
 from tests.processes import LOG_DIR, ROOT, free_port
 
@@ -42,10 +42,11 @@ class MatcherRun:
         self.bus = KafkaBus(self.bootstrap)
         self.group = f"{self.name}.matcher"  # shared by the instances of one run only
         self.port = free_port()
+        self.topics = Topics(f"{self.name}.")
         self.commands, self.events, self.snapshots = (
-            f"{self.name}.commands",
-            f"{self.name}.events",
-            f"{self.name}.snapshots",
+            self.topics.commands,
+            self.topics.matcher_events,
+            self.topics.matcher_snapshots,
         )
         self.bus.create_topic(self.commands, 3)
         self.bus.create_topic(self.events, 3)
@@ -54,9 +55,7 @@ class MatcherRun:
     def env(self) -> dict[str, str]:
         env = os.environ | {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "COMMANDS_TOPIC": self.commands,
-            "EVENTS_TOPIC": self.events,
-            "SNAPSHOTS_TOPIC": self.snapshots,
+            "TOPIC_PREFIX": self.topics.prefix,
             "MATCHER_INSTANCE": f"{self.name}-{self.instance}",
             "MATCHER_GROUP_ID": self.group,
             "MATCHER_SYMBOLS": self.symbols or "",

@@ -24,8 +24,7 @@ from libs.messages import (
     encode,
 )
 from libs.symbols import get_symbol
-from libs.topics import exchange_topics, symbol_partition, user_partition
-from services.positions.topics import PositionsTopics
+from libs.topics import Topics, exchange_topics, symbol_partition, user_partition
 from tests.integration.wallet.matcher_pump import MatcherPump
 from tests.processes import ServiceProcess, free_port
 
@@ -70,9 +69,7 @@ class MatcherProcess(ServiceProcess):
             {
                 **os.environ,
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "COMMANDS_TOPIC": f"{prefix}orders.commands",
-                "EVENTS_TOPIC": f"{prefix}matcher.events",
-                "SNAPSHOTS_TOPIC": f"{prefix}matcher.snapshots",
+                "TOPIC_PREFIX": prefix,
                 "MATCHER_INSTANCE": f"{prefix}matcher-0",
                 "MATCHER_GROUP_ID": f"{prefix}matcher",
                 "MATCHER_SYMBOLS": "BTC-PERP,ETH-PERP,SOL-PERP",
@@ -94,7 +91,7 @@ class Stack:
         self, bootstrap: str, redis_url: str, matcher: str = "pump", **env: object
     ) -> None:
         self.prefix = f"p{uuid.uuid4().hex[:10]}."
-        self.topics = PositionsTopics(self.prefix)
+        self.topics = Topics(self.prefix)
         self.bus = KafkaBus(bootstrap)
         for topic in exchange_topics():
             self.bus.create_topic(self.prefix + topic.name, topic.partitions, topic.config)
@@ -182,7 +179,9 @@ class Stack:
         return sum(self.bus.end_offsets(self.topics.matcher_events).values())
 
     def events(self, kind: type | None = None) -> list:
-        return [e for e in self.read(self.topics.events) if kind is None or type(e) is kind]
+        return [
+            e for e in self.read(self.topics.positions_events) if kind is None or type(e) is kind
+        ]
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout

@@ -93,7 +93,7 @@ def test_kill_9_at_random_points_changes_nothing(make_stack, matcher):
     assert kills >= 3
 
     events = stack.events()
-    topic = stack.topics.events
+    topic = stack.topics.positions_events
     for p in sorted(stack.bus.end_offsets(topic)):  # gapless: nothing lost, nothing twice
         seqs = [ANY.decode(r.value).seq for r in stack.bus.replay(topic, p)]
         assert seqs == list(range(1, len(seqs) + 1)), f"partition {p}"

@@ -12,8 +12,7 @@ import pytest
 from libs.bus import Outgoing
 from libs.bus.kafka import KafkaBus
 from libs.messages import ANY, Cause, Message, encode
-from libs.topics import cause_of, exchange_topics, user_partition
-from services.wallet.topics import WalletTopics
+from libs.topics import Topics, cause_of, exchange_topics, user_partition
 from tests.integration.positions.conftest import MatcherProcess
 from tests.integration.wallet.matcher_pump import MatcherPump
 from tests.processes import ServiceProcess, free_port, fresh_redis_db
@@ -79,7 +78,7 @@ class Stack:
     ) -> None:
         self.prefix = f"t{uuid.uuid4().hex[:10]}."
         self.redis_url = fresh_redis_db(redis_url, WALLET_DB)
-        self.topics = WalletTopics(self.prefix)
+        self.topics = Topics(self.prefix)
         self.bus = KafkaBus(bootstrap)
         for topic in exchange_topics():
             self.bus.create_topic(self.prefix + topic.name, topic.partitions, topic.config)
@@ -117,7 +116,7 @@ class Stack:
         ]
 
     def wallet_events(self) -> list:
-        return [message for _, message in self.records(self.topics.events)]
+        return [message for _, message in self.records(self.topics.wallet_events)]
 
     def quiet(self, timeout: float = 90) -> dict:
         """Wait until the wallet has applied every input and the pump has nothing left."""
@@ -127,7 +126,7 @@ class Stack:
             for topic in (
                 self.topics.requests,
                 self.topics.matcher_events,
-                self.topics.position_events,
+                self.topics.positions_events,
             ):
                 for p, end in self._record_ends(topic).items():
                     ends[f"{topic}:{p}"] = end

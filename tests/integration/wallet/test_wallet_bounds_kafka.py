@@ -26,7 +26,7 @@ def test_bounded_deposits_and_a_poison_input_leave_a_working_wallet_after_kill_9
         realised_pnl=LEDGER_LIMIT + 1,  # the ledger refuses it after the position was recorded
         fee=0,
     )
-    stack.send(poison, stack.topics.position_events)
+    stack.send(poison, stack.topics.positions_events)
     stack.send(Deposit(request_id="after", user_id=2, amount=7 * USDT))
     stack.flush()
     state = stack.quiet()

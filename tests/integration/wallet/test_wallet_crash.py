@@ -150,7 +150,7 @@ def reference(stack: Stack) -> tuple[WalletCore, list[Message]]:
     """Return an uninterrupted wallet fed the logs the flow produced, and all it output."""
     core = WalletCore()
     out: list[Message] = []
-    for cause, event in stack.records(stack.topics.position_events):
+    for cause, event in stack.records(stack.topics.positions_events):
         out += core.apply(cause, event)
     requests = iter(stack.records(stack.topics.requests))
     # the matcher names a command by its offset; the wallet forwarded it for one request
@@ -201,7 +201,7 @@ def test_kill_9_at_random_points_changes_no_balance_hold_or_entry(
                 for request in requests[start : start + 10]:
                     if isinstance(request, list):  # position events
                         for event in request:
-                            stack.send(event, stack.topics.position_events)  # its user's partition
+                            stack.send(event, stack.topics.positions_events)  # its user's partition
                         continue
                     stack.send(request, partition=0)
                 stack.flush()

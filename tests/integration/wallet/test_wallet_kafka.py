@@ -118,7 +118,7 @@ def test_malformed_input_on_each_topic_is_skipped_and_counted(stack: Stack) -> N
     for topic, kind in (
         (stack.topics.requests, funding),
         (stack.topics.matcher_events, wrong),
-        (stack.topics.position_events, wrong),
+        (stack.topics.positions_events, wrong),
     ):
         for value in (b"\xc1garbage", None, kind):
             stack.send_raw(topic, value)

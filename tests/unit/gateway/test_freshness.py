@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libs.messages import AccountUpdated, Cause, OrderFilled
-from services.gateway import keys
+from libs.read_model import keys
 from services.gateway.freshness import Outstanding, ReplyPositions, Seen, Writer, needs
 from services.gateway.reads import ReadModel
 from services.gateway.replies import Kind, ReplyTracker

@@ -12,9 +12,9 @@ from libs.messages import (
     OrderType,
 )
 from services.gateway import views
-from services.gateway.projection import BOOK_TYPES
 from services.matcher.core.stops import STOP, TAKE_PROFIT
 from services.positions.core.book import LIMIT_STOPS
+from services.projector.orders import BOOK_TYPES
 
 T = OrderType
 

@@ -79,8 +79,8 @@ def test_lower_priority_applies_to_the_threads_started_after_it() -> None:
 
 
 def test_the_engines_off_the_reply_path_lower_their_priority_by_default() -> None:
-    from services.gateway.projector import ProjectorSettings
     from services.positions.settings import PositionsSettings
+    from services.projector.app import ProjectorSettings
 
     for settings in (PositionsSettings, ProjectorSettings):
         found = settings(kafka_bootstrap_servers="x:1", redis_url="redis://x")

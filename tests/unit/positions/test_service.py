@@ -27,13 +27,12 @@ from libs.messages import (
     TimeInForce,
     encode,
 )
-from libs.topics import USER_PARTITIONS, exchange_topics, symbol_partition, user_partition
+from libs.topics import USER_PARTITIONS, Topics, exchange_topics, symbol_partition, user_partition
 from services.positions.service import MALFORMED, PositionsService
-from services.positions.topics import PositionsTopics
 from tests.integration.wallet.matcher_pump import MatcherPump
 from tests.unit.positions.kit import NS, lots, ticks, usdt
 
-TOPICS = PositionsTopics()
+TOPICS = Topics()
 SYMBOL = "BTC-PERP"
 
 
@@ -110,8 +109,8 @@ class Stack:
     def events(self, kind: type | None = None) -> list:
         out = [
             ANY.decode(r.value)
-            for p in range(len(self.bus.end_offsets(TOPICS.events)))
-            for r in self.bus.replay(TOPICS.events, p)
+            for p in range(len(self.bus.end_offsets(TOPICS.positions_events)))
+            for r in self.bus.replay(TOPICS.positions_events, p)
         ]
         return [e for e in out if kind is None or type(e) is kind]
 
@@ -123,7 +122,9 @@ def test_an_index_tick_goes_to_the_matcher_and_the_echo_is_published():
     assert any(type(e) is MarkPriceSet for e in stack.pump.events)
     (update,) = stack.events(MarkPriceUpdated)
     assert (update.mark_price, update.index_price) == (ticks("50000"), ticks("50000"))
-    partition_events = [r for r in stack.bus.replay(TOPICS.events, symbol_partition(SYMBOL))]
+    partition_events = [
+        r for r in stack.bus.replay(TOPICS.positions_events, symbol_partition(SYMBOL))
+    ]
     assert len(partition_events) == 1
 
 
@@ -142,7 +143,9 @@ def test_fills_become_position_changes_on_each_users_partition_with_gapless_seqs
         (9, -lots("0.5")),
     ]
     for partition in range(USER_PARTITIONS):
-        seqs = [ANY.decode(r.value).seq for r in stack.bus.replay(TOPICS.events, partition)]
+        seqs = [
+            ANY.decode(r.value).seq for r in stack.bus.replay(TOPICS.positions_events, partition)
+        ]
         assert seqs == list(range(1, len(seqs) + 1))
 
 

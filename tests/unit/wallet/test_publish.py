@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 from libs.bus import JournalLoop, MemoryBus, Outgoing
 from libs.messages import Deposit, encode
-from libs.topics import exchange_topics, user_partition
+from libs.topics import Topics, exchange_topics, user_partition
 from services.wallet import app
 from services.wallet.service import WalletService
-from services.wallet.topics import WalletTopics
 
 PREFIX = "p."
 REQUESTS = itertools.count()
@@ -39,7 +38,7 @@ def running_wallet(*users: int) -> tuple[MemoryBus, WalletService, JournalLoop]:
     bus = MemoryBus()
     for topic in exchange_topics():
         bus.create_topic(PREFIX + topic.name, topic.partitions)
-    service = WalletService(bus, WalletTopics(PREFIX))
+    service = WalletService(bus, Topics(PREFIX))
     loop = JournalLoop(
         bus, service, group_id="w", transactional_id="w-0", partitions=service.inputs
     )

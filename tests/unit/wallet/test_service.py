@@ -17,13 +17,12 @@ from libs.messages import (
     RejectRequest,
     encode,
 )
-from libs.topics import exchange_topics, symbol_partition, user_partition
+from libs.topics import Topics, exchange_topics, symbol_partition, user_partition
 from services.wallet.service import MALFORMED, WalletService
-from services.wallet.topics import WalletTopics
 from tests.integration.wallet.matcher_pump import MatcherPump
 from tests.unit.wallet.kit import BUY, LOT, PRICE, SELL, SYMBOL, USDT, cancel, place
 
-TOPICS = WalletTopics()
+TOPICS = Topics()
 
 
 def setup(snapshot_every: int = 1000) -> tuple[MemoryBus, WalletService, JournalLoop]:
@@ -72,7 +71,7 @@ def test_accepted_and_refused_orders_go_in_order_to_their_symbol_partition() -> 
     assert forwarded == place(1, 3, BUY, PRICE, LOT)
     assert isinstance(rejected, RejectRequest)  # the book answers it on matcher.events
     assert (rejected.request_id, rejected.order_id, rejected.code) == ("p2", 2, -2019)
-    events = [ANY.decode(r.value) for r in bus.replay(TOPICS.events, user_partition(3))]
+    events = [ANY.decode(r.value) for r in bus.replay(TOPICS.wallet_events, user_partition(3))]
     assert not [e for e in events if isinstance(e, OrderRequestRejected)]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     updates = [e for e in events if isinstance(e, AccountUpdated)]
@@ -87,10 +86,10 @@ def test_a_hold_is_told_with_the_books_answer_in_the_turn_that_settles_it() -> N
     service.take_dirty()
     send(bus, place(1, 3, BUY, PRICE, LOT))
     loop.run_once()  # the order's turn: forwarded, no account event, the read model dirty
-    assert [type(e) for e in read(bus, TOPICS.events)] == [LedgerPosted, AccountUpdated]
+    assert [type(e) for e in read(bus, TOPICS.wallet_events)] == [LedgerPosted, AccountUpdated]
     assert service.take_dirty() == [3]
     drain(loop, pump)  # the book accepts it (it rests): the hold is told
-    *_, told = read(bus, TOPICS.events)
+    *_, told = read(bus, TOPICS.wallet_events)
     assert isinstance(told, AccountUpdated) and told.holds == 2525 * USDT
     assert told.available == (6000 - 2525) * USDT
 
@@ -114,9 +113,9 @@ def test_malformed_and_unknown_records_on_each_input_are_skipped_and_counted() -
         t: MALFORMED.labels(t)._value.get()
         for t in ("orders.requests", "matcher.events", "positions.events")
     }
-    for topic in (TOPICS.requests, TOPICS.matcher_events, TOPICS.position_events):
+    for topic in (TOPICS.requests, TOPICS.matcher_events, TOPICS.positions_events):
         for value in garbage[:3] + (
-            [wrong_kind] if topic != TOPICS.position_events else garbage[3:]
+            [wrong_kind] if topic != TOPICS.positions_events else garbage[3:]
         ):
             producer.produce(Outgoing(topic, value, b"1", user_partition(1)))
     send(bus, Deposit(request_id="ok", user_id=1, amount=5 * USDT))
@@ -186,7 +185,7 @@ def test_the_rewind_replays_the_recorded_turns_not_a_new_interleaving() -> None:
         realised_pnl=-900 * USDT,
         fee=0,
     )
-    send(bus, loss, TOPICS.position_events)
+    send(bus, loss, TOPICS.positions_events)
     drain(loop)
     assert service.core.holds.of_user(1) == 2525 * USDT
     # one turn of the same records would apply the loss first and refuse the order ...

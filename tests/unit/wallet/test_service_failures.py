@@ -38,7 +38,7 @@ def test_an_input_that_raises_half_way_is_undone_skipped_counted_and_skipped_aga
     drain(loop)  # three inputs: a snapshot, the base a failure is undone to
     before = failed()
     # the core records the position, then the ledger refuses the profit: past LEDGER_LIMIT
-    send(bus, changed("BTC-PERP", 5, 500 * USDT, pnl=LEDGER_LIMIT), TOPICS.position_events)
+    send(bus, changed("BTC-PERP", 5, 500 * USDT, pnl=LEDGER_LIMIT), TOPICS.positions_events)
     send(bus, Deposit(request_id="d4", user_id=1, amount=7 * USDT))
     drain(loop)
     assert failed() == before + 1
@@ -46,8 +46,8 @@ def test_an_input_that_raises_half_way_is_undone_skipped_counted_and_skipped_aga
     assert service.core.balance(1) == 3007 * USDT  # and the wallet went on
     assert service.full_publish  # the read model is rewritten from the restored state
     outputs = {(t, p): 0 for t in service.output_topics for p in bus.end_offsets(t)}
-    turns = journaled(bus, service.source, (TOPICS.journal, 0), outputs, 0)[0]
-    index = service.inputs.index((TOPICS.position_events, user_partition(1)))
+    turns = journaled(bus, service.source, (TOPICS.wallet_journal, 0), outputs, 0)[0]
+    index = service.inputs.index((TOPICS.positions_events, user_partition(1)))
     assert [s for t in turns for s in t.skipped] == [(index, 0)]
     rebuilt = WalletService(bus, TOPICS, snapshot_every=3)
     rebuilt.rewind(loop.consumer.committed())
@@ -63,8 +63,8 @@ def test_an_input_whose_events_cannot_be_encoded_is_skipped_and_leaves_no_trace(
     drain(loop)
     before = failed()
     # each position's margin is INT64_MAX: with both, "available" no longer fits 64 bits
-    send(bus, changed("BTC-PERP", 1, INT64_MAX), TOPICS.position_events)
-    send(bus, changed("ETH-PERP", 1, INT64_MAX), TOPICS.position_events)
+    send(bus, changed("BTC-PERP", 1, INT64_MAX), TOPICS.positions_events)
+    send(bus, changed("ETH-PERP", 1, INT64_MAX), TOPICS.positions_events)
     drain(loop)
     assert failed() == before + 1
     assert list(service.core.positions[1]) == ["BTC-PERP"]

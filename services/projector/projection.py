@@ -1,9 +1,12 @@
-"""The gateway read model as a pure projection: decoded Kafka records in, Redis commands out.
+"""The read model as a pure projection: decoded Kafka records in, Redis commands out.
+
+This module holds the transitions and the order they apply in; an order's state and hash are
+``orders.py``, a book's level totals ``depth.py``, the key names ``libs/read_model/keys.py``.
 
 ``Projection.apply`` takes one record of ``orders.requests``, ``matcher.events``,
 ``wallet.events`` or ``positions.events``; ``Projection.flush`` returns the Redis commands
 (writes and ``PUBLISH``es, in order) that the records applied since the last flush imply,
-ending with the ``projector:offsets`` they cover. The I/O shell (``projector.py``) runs them in
+ending with the ``projector:offsets`` they cover. The I/O shell (``app.py``) runs them in
 one atomic batch, so Redis and the offsets it covers move together. No I/O, no clock here: the
 wall-clock time of trades and fills is passed in.
 
@@ -16,7 +19,7 @@ Ordering rules that make the result the same whatever order the topics are read 
   the batch is applied.
 - A wallet or position event waits (with the rest of its partition, in order) until the
   record that caused it (its ``cause``, a logical topic name mapped to the topic read here by
-  ``ProjectorTopics.prefix``, when on a topic the projector reads) is applied. So a
+  ``Topics.prefix``, when on a topic the projector reads) is applied. So a
   wallet rejection always finds the pending order it refuses and is told apart from a refused
   amend or cancel, and a user's stream shows a fill before the balance and position it moved.
 - Matcher events may come before their ``PlaceOrder`` (the topics are read independently):
@@ -33,14 +36,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
 from libs import codes
 from libs.messages import (
-    LIMIT_PRICED,
-    WAITS_FOR_TRIGGER,
     AccountUpdated,
     AutoDeleveraged,
     BatchCompleted,
@@ -64,22 +65,12 @@ from libs.messages import (
     PositionChanged,
     Side,
 )
+from libs.read_model import keys
 from libs.redis_batch import Command, flat
 from libs.symbols import SymbolSpec
-from libs.topics import logical_topic, physical_topic
-from services.gateway import keys
-
-OPEN = frozenset((OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED))
-FINAL = frozenset(
-    (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
-)
-
-BOOK_TYPES = LIMIT_PRICED | {OrderType.LIQUIDATION}
-"""Types with a limit price: they sit in the book while open (a liquidation order only inside
-its batch: it is IOC). Market types never rest."""
-
-LIQUIDATION_ID_BIT = 1 << 62
-"""Set in the ids of the position engine's liquidation orders: they have no ``PlaceOrder``."""
+from libs.topics import Topics, physical_topic
+from services.projector.depth import Book
+from services.projector.orders import LIQUIDATION_ID_BIT, Order
 
 TRIM_ORDER_HISTORY = """
 local old = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
@@ -105,27 +96,9 @@ def _json(value: object) -> bytes:
     return orjson.dumps(value)
 
 
-@dataclass(frozen=True)
-class ProjectorTopics:
-    """The four topics the projector reads (tests use their own names), and the prefix that
-    maps an event's ``cause`` (a logical topic name) to one of them."""
-
-    requests: str = "orders.requests"
-    matcher_events: str = "matcher.events"
-    wallet_events: str = "wallet.events"
-    positions_events: str = "positions.events"
-    prefix: str = ""
-
-    @classmethod
-    def with_prefix(cls, prefix: str) -> ProjectorTopics:
-        return cls(*(physical_topic(name, prefix) for name in (cls().names())), prefix=prefix)
-
-    def names(self) -> list[str]:
-        return [self.requests, self.matcher_events, self.wallet_events, self.positions_events]
-
-    def logical(self, topic: str) -> str:
-        """Return the topic's name without the prefix (for metric labels)."""
-        return logical_topic(topic, self.prefix)
+def projected_topics(topics: Topics) -> list[str]:
+    """The four topics the projector reads, as ``topics`` names them."""
+    return [topics.requests, topics.matcher_events, topics.wallet_events, topics.positions_events]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,166 +111,10 @@ class Input:
     message: Message | None
 
 
-@dataclass(slots=True, eq=False)
-class Order:
-    """One order as the read model shows it (the ``order:{id}`` hash), plus whether its
-    ``PlaceOrder`` was seen. Fields a record does not know yet are empty."""
-
-    order_id: int
-    user_id: int
-    symbol: str
-    request_id: str
-    requested: bool
-    side: str = ""
-    order_type: str = ""
-    tif: str = ""
-    price: int | None = None
-    stop_price: int | None = None
-    qty: int = 0
-    filled: int = 0
-    status: str = OrderStatus.PENDING
-    reason: str = ""
-    code: int | None = None
-    msg: str = ""
-    reduce_only: bool = False
-    client_order_id: str = ""
-    ts: int = 0
-    triggered: bool = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN
-
-    @property
-    def held(self) -> bool:
-        """Whether the projection keeps it in memory: not final, or its request is still due."""
-        return self.status not in FINAL or not self.requested
-
-    @property
-    def resting_lots(self) -> int:
-        """Lots this order adds to its book level: the remainder of an open limit-priced order
-        that is not waiting for its trigger."""
-        if self.status not in OPEN or self.order_type not in BOOK_TYPES or self.price is None:
-            return 0
-        if self.order_type in WAITS_FOR_TRIGGER and not self.triggered:
-            return 0
-        return self.qty - self.filled
-
-    def take_terms(self, source: PlaceOrder | OrderAccepted) -> None:
-        """Copy what the order is (side, type, prices, quantity, ids) from its request or its
-        acceptance, which say the same."""
-        self.user_id = source.user_id
-        self.symbol = source.symbol
-        self.request_id = source.request_id
-        self.side = str(source.side)
-        self.order_type = str(source.order_type)
-        self.tif = str(source.tif)
-        self.price = source.price
-        self.stop_price = source.stop_price
-        self.qty = source.qty
-        self.reduce_only = source.reduce_only
-        self.client_order_id = source.client_order_id or ""
-
-    def fields(self) -> dict[str, str]:
-        """Return the ``order:{id}`` hash."""
-        return {
-            "order_id": str(self.order_id),
-            "user_id": str(self.user_id),
-            "symbol": self.symbol,
-            "side": self.side,
-            "order_type": self.order_type,
-            "tif": self.tif,
-            "price": "" if self.price is None else str(self.price),
-            "stop_price": "" if self.stop_price is None else str(self.stop_price),
-            "qty": str(self.qty),
-            "filled": str(self.filled),
-            "status": self.status,
-            "reason": self.reason,
-            "code": "" if self.code is None else str(self.code),
-            "msg": self.msg,
-            "reduce_only": "1" if self.reduce_only else "0",
-            "client_order_id": self.client_order_id,
-            "request_id": self.request_id,
-            "ts": str(self.ts),
-            "triggered": "1" if self.triggered else "0",
-        }
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str], requested: bool) -> Order:
-        """Return the order an ``order:{id}`` hash describes (a restart's rebuild)."""
-
-        def number(name: str) -> int | None:
-            text = fields.get(name, "")
-            return int(text) if text else None
-
-        return cls(
-            order_id=int(fields["order_id"]),
-            user_id=int(fields["user_id"]),
-            symbol=fields.get("symbol", ""),
-            request_id=fields.get("request_id", ""),
-            requested=requested,
-            side=fields.get("side", ""),
-            order_type=fields.get("order_type", ""),
-            tif=fields.get("tif", ""),
-            price=number("price"),
-            stop_price=number("stop_price"),
-            qty=number("qty") or 0,
-            filled=number("filled") or 0,
-            status=fields.get("status", OrderStatus.PENDING),
-            reason=fields.get("reason", ""),
-            code=number("code"),
-            msg=fields.get("msg", ""),
-            reduce_only=fields.get("reduce_only") == "1",
-            client_order_id=fields.get("client_order_id", ""),
-            ts=number("ts") or 0,
-            triggered=fields.get("triggered") == "1",
-        )
-
-
-@dataclass(slots=True)
-class Book:
-    """One symbol's aggregated levels (side -> price -> lots) and its depth update id."""
-
-    update_id: int = 0
-    levels: dict[str, dict[int, int]] = field(default_factory=lambda: {"buy": {}, "sell": {}})
-    before: dict[tuple[str, int], int] = field(default_factory=dict)
-    """Totals of the levels touched since the last depth message, as they were then."""
-
-    def add(self, side: str, price: int, lots: int) -> None:
-        level = self.levels[side]
-        total = level.get(price, 0)
-        self.before.setdefault((side, price), total)
-        total += lots
-        if total:
-            level[price] = total
-        else:
-            del level[price]
-
-    def take_changes(self) -> tuple[list[list[int]], list[list[int]]]:
-        """Return the levels whose total changed since the last call, with their new totals
-        (0: gone), bids and asks best first; start counting afresh."""
-        bids: list[list[int]] = []
-        asks: list[list[int]] = []
-        for (side, price), before in self.before.items():
-            now = self.levels[side].get(price, 0)
-            if now != before:
-                (bids if side == "buy" else asks).append([price, now])
-        self.before = {}
-        bids.sort(reverse=True)
-        asks.sort()
-        return bids, asks
-
-    def bids(self) -> list[tuple[int, int]]:
-        return sorted(self.levels["buy"].items(), reverse=True)
-
-    def asks(self) -> list[tuple[int, int]]:
-        return sorted(self.levels["sell"].items())
-
-
 class Projection:
     """The read model's state and transitions; see the module docstring."""
 
-    def __init__(self, topics: ProjectorTopics, specs: dict[str, SymbolSpec]) -> None:
+    def __init__(self, topics: Topics, specs: dict[str, SymbolSpec]) -> None:
         self.topics = topics
         self.specs = specs
         self.orders: dict[int, Order] = {}
@@ -306,7 +123,7 @@ class Projection:
         """Per partition, the offset after the last record applied (what Redis will cover)."""
         self._batches: dict[tuple[str, int], list[Message | None]] = {}
         self._waiting: dict[tuple[str, int], deque[Input]] = {}
-        self._inputs = frozenset(topics.names())
+        self._inputs = frozenset(projected_topics(topics))
         self._now_ms = 0
         self._matcher = {
             OrderAccepted: self._accepted,
@@ -334,7 +151,7 @@ class Projection:
     @classmethod
     def restore(
         cls,
-        topics: ProjectorTopics,
+        topics: Topics,
         specs: dict[str, SymbolSpec],
         offsets: dict[tuple[str, int], int],
         held: list[Order],

@@ -1,7 +1,7 @@
-"""The gateway projector: ``orders.requests``, ``matcher.events``, ``wallet.events`` and
+"""The projector: ``orders.requests``, ``matcher.events``, ``wallet.events`` and
 ``positions.events`` in, the gateway's Redis read model and pub/sub messages out.
 
-``python -m services.gateway.projector``. The state transitions are ``projection.py`` (pure);
+``python -m services.projector``. The state transitions are ``projection.py`` (pure);
 this is the I/O around it and its composition root. It reads every partition by assignment,
 not in a consumer group: its offsets live in Redis (``projector:offsets``), written in the same
 atomic batch as the effects they cover (``libs.redis_batch``), so after a crash Redis holds
@@ -28,18 +28,7 @@ from libs.bus import Record
 from libs.bus.kafka import BATCHED_FETCH, ISOLATION, fetch_ready
 from libs.bus.stats import counted
 from libs.messages import (
-    AmendOrder,
-    CancelAll,
-    CancelOrder,
     Codec,
-    Deposit,
-    MatcherEvent,
-    PlaceOrder,
-    PositionEvent,
-    SetLeverage,
-    WalletEvent,
-    Withdraw,
-    concrete_kinds,
 )
 from libs.ops import (
     OFF_REPLY_PATH_NICENESS,
@@ -49,19 +38,20 @@ from libs.ops import (
     lower_priority,
     stop_on_signals,
 )
+from libs.read_model import keys
 from libs.redis_batch import Command, RedisBatch
 from libs.settings import KafkaSettings, load_settings
 from libs.symbols import SymbolSpec, default_symbols
-from services.gateway import keys
-from services.gateway.projection import (
+from libs.topics import Topics
+from services.projector.orders import Order
+from services.projector.projection import (
     TRIM_ORDER_HISTORY,
     Input,
-    Order,
     Projection,
-    ProjectorTopics,
+    projected_topics,
 )
 
-log = logging.getLogger("services.gateway.projector")
+log = logging.getLogger("services.projector")
 
 RECORDS = Counter(
     "projector_records_total", "Records decoded and handed to the projection", ["topic"]
@@ -104,16 +94,9 @@ class ProjectorSettings(KafkaSettings):
     )
 
 
-def codecs(topics: ProjectorTopics) -> dict[str, Codec]:
+def codecs(topics: Topics) -> dict[str, Codec]:
     """Return the decoder of each input topic: every kind its producers write."""
-    return {
-        topics.requests: Codec(
-            PlaceOrder, CancelOrder, CancelAll, AmendOrder, Deposit, Withdraw, SetLeverage
-        ),
-        topics.matcher_events: Codec(*concrete_kinds(MatcherEvent)),
-        topics.wallet_events: Codec(*concrete_kinds(WalletEvent)),
-        topics.positions_events: Codec(*concrete_kinds(PositionEvent)),
-    }
+    return {topic: topics.codec(topic) for topic in projected_topics(topics)}
 
 
 class ReadModelLost(Exception):
@@ -127,7 +110,7 @@ class RedisReadModel:
         self.client = redis.Redis.from_url(url, socket_timeout=30, decode_responses=True)
         self.batch = RedisBatch(self.client, {"trim_order_history": TRIM_ORDER_HISTORY})
 
-    def load(self, topics: ProjectorTopics, specs: dict[str, SymbolSpec]) -> Projection:
+    def load(self, topics: Topics, specs: dict[str, SymbolSpec]) -> Projection:
         """Return the projection Redis holds, or an empty one (after deleting every key the
         projector owns) when ``projector:ready`` is missing."""
         if not self.client.exists(keys.READY_KEY):
@@ -266,7 +249,7 @@ class Projector:
     def __init__(self, settings: ProjectorSettings, specs: dict[str, SymbolSpec]) -> None:
         self.settings = settings
         self.specs = specs
-        self.topics = ProjectorTopics.with_prefix(settings.topic_prefix)
+        self.topics = Topics(settings.topic_prefix)
         self.codecs = codecs(self.topics)
         # each topic's counter, labelled once: labels() per record was 5% of the projector
         self._records = {t: RECORDS.labels(self._logical(t)) for t in self.codecs}
@@ -284,7 +267,7 @@ class Projector:
                 RELOADS.inc()
                 reader = PartitionReader(
                     self.settings.kafka_bootstrap_servers,
-                    self.topics.names(),
+                    projected_topics(self.topics),
                     self.projection.offsets,
                 )
                 self._announce()

@@ -1,6 +1,6 @@
 """Names of the gateway read model's Redis keys and pub/sub channels: the one place they are built.
 
-The gateway projector (``services/gateway/projector.py``) writes them, the gateway reads them;
+The projector (``services/projector/app.py``) writes them, the gateway reads them;
 the schema is in docs/READ-MODEL.md ("Gateway projector"). Amounts are integers in exchange
 units (ticks, lots, 1e-8 USDT) written as decimal strings; the gateway formats them.
 """

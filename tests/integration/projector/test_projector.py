@@ -1,4 +1,4 @@
-"""The gateway projector process on real Kafka and Redis: the keys and messages it writes, and
+"""The projector process on real Kafka and Redis: the keys and messages it writes, and
 what survives ``kill -9`` and a flushed Redis."""
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from libs.messages import (
     TimeInForce,
     encode,
 )
+from libs.read_model import keys
 from libs.symbols import default_symbols
-from libs.topics import cause_of
-from services.gateway import keys
-from services.gateway.projection import Input, ProjectorTopics
-from services.gateway.projector import RedisReadModel
+from libs.topics import Topics, cause_of
 from services.matcher.core import MatchingCore
+from services.projector.app import RedisReadModel
+from services.projector.projection import Input
 from tests.processes import ServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ PARTITIONS = {"requests": 2, "matcher_events": 3, "wallet_events": 2, "positions
 def prefix(kafka_bootstrap: str) -> str:
     """A private set of the projector's topics, named by a random prefix."""
     name = f"it-projector-{uuid.uuid4().hex[:10]}-"
-    topics = ProjectorTopics.with_prefix(name)
+    topics = Topics(name)
     bus = KafkaBus(kafka_bootstrap)
     for role, partitions in PARTITIONS.items():
         bus.create_topic(getattr(topics, role), partitions)
@@ -74,13 +74,13 @@ def store(redis_url: str) -> Iterator[RedisReadModel]:
 
 
 class ProjectorProcess(ServiceProcess):
-    """``python -m services.gateway.projector`` on the test's topics: start, kill -9, stop."""
+    """``python -m services.projector`` on the test's topics: start, kill -9, stop."""
 
     def __init__(self, bootstrap: str, redis_url: str, prefix: str) -> None:
         port = free_port()
         super().__init__(
             "projector",
-            "services.gateway.projector",
+            "services.projector",
             {
                 **os.environ,
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -109,7 +109,7 @@ class Venue:
     events. Keeps the offsets each partition will end at."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.topics = ProjectorTopics.with_prefix(prefix)
+        self.topics = Topics(prefix)
         self.core = MatchingCore(SPEC)
         self.plain = KafkaBus(bootstrap).producer()
         self.matcher = KafkaProducer(
@@ -540,7 +540,7 @@ def test_under_a_topic_prefix_a_position_event_is_held_back_until_its_fill_is_ap
 
 
 def test_the_order_history_keeps_the_newest_1000_closed_orders_and_every_open_one(store):
-    topics = ProjectorTopics.with_prefix("history-")
+    topics = Topics("history-")
     projection = store.load(topics, {SYMBOL: SPEC})
     core = MatchingCore(SPEC)
     user = 9

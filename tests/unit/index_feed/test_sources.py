@@ -9,8 +9,8 @@ import pytest
 
 from libs.bus import MemoryBus
 from libs.messages import Codec, IndexPriceTick
-from services.positions.feed import publish
-from services.positions.feeds import (
+from services.index_feed.__main__ import publish
+from services.index_feed.sources import (
     FeedError,
     csv_replay,
     default_simulation,

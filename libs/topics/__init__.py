@@ -1,4 +1,10 @@
-"""The exchange's Kafka topics: the write-ahead log of every service.
+"""The exchange's Kafka topics, declared once: the write-ahead log of every service.
+
+Each topic is declared here with its key, partitions, producers, consumers, the message kinds
+that may be on it (so its codec) and its retention; ``Topics`` maps the table's names to the
+names one deployment runs under (``TOPIC_PREFIX``). Every service, tool and test names and
+decodes its topics through these two. ``docs/ARCHITECTURE.md``'s topic table is
+``markdown_table`` (a unit test holds them equal).
 
 ``python -m libs.topics create`` creates the missing ones (idempotent) on the broker
 named by ``KAFKA_BOOTSTRAP_SERVERS``; ``python -m libs.topics list`` prints the table.
@@ -6,12 +12,34 @@ named by ``KAFKA_BOOTSTRAP_SERVERS``; ``python -m libs.topics list`` prints the 
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
+from functools import cache
 
-from libs.messages import Cause
+from libs.messages import (
+    Cause,
+    Codec,
+    IndexPriceTick,
+    MatcherCommand,
+    MatcherEvent,
+    Message,
+    OrderRequest,
+    PositionEvent,
+    WalletEvent,
+    concrete_kinds,
+)
 from libs.symbols import default_symbols
+
+REQUESTS = "orders.requests"
+COMMANDS = "orders.commands"
+MATCHER_EVENTS = "matcher.events"
+INDEX_PRICES = "index.prices"
+POSITIONS_EVENTS = "positions.events"
+WALLET_EVENTS = "wallet.events"
+MATCHER_SNAPSHOTS = "matcher.snapshots"
+WALLET_SNAPSHOTS = "wallet.snapshots"
+WALLET_JOURNAL = "wallet.journal"
+POSITIONS_SNAPSHOTS = "positions.snapshots"
+POSITIONS_JOURNAL = "positions.journal"
 
 USER_PARTITIONS = 1
 """Partitions of the user-keyed topics: the unit of scale-out for wallet and positions.
@@ -36,12 +64,29 @@ COMPACTED = {
 
 @dataclass(frozen=True)
 class Topic:
+    """One topic of the table: ``name`` is its logical name (a deployment runs it as
+    ``prefix + name``); ``kinds`` the messages its producers write (none: snapshot and journal
+    records, which their own modules encode)."""
+
     name: str
     key: str
     partitions: int
     producers: str
     consumers: str
     config: dict[str, str] = field(default_factory=dict)
+    kinds: tuple[type[Message], ...] = ()
+
+    @property
+    def codec(self) -> Codec:
+        """The decoder of this topic's records: every kind its producers write, nothing else."""
+        if not self.kinds:
+            raise LookupError(f"{self.name} holds no messages (snapshots or journal records)")
+        return _codec(self.kinds)
+
+
+@cache
+def _codec(kinds: tuple[type[Message], ...]) -> Codec:
+    return Codec(*kinds)
 
 
 def exchange_topics() -> list[Topic]:
@@ -49,56 +94,61 @@ def exchange_topics() -> list[Topic]:
     symbols = len(default_symbols())
     return [
         Topic(
-            "orders.requests",
+            REQUESTS,
             "user",
             USER_PARTITIONS,
             "gateway",
-            "wallet, gateway projector",
+            "wallet, projector",
             FOREVER,
+            OrderRequest.__args__,
         ),
         Topic(
-            "orders.commands",
+            COMMANDS,
             "symbol",
             symbols,
             "wallet, positions (liquidations, deleverages, mark ticks), admin CLI",
             "matcher",
             FOREVER,
+            MatcherCommand.__args__,
         ),
         Topic(
-            "matcher.events",
+            MATCHER_EVENTS,
             "symbol",
             symbols,
             "matcher",
-            "positions, wallet, gateway (replies, projector)",
+            "positions, wallet, gateway (every order reply, projector)",
             FOREVER,
+            concrete_kinds(MatcherEvent),
         ),
-        Topic("index.prices", "symbol", symbols, "index feed", "positions", FOREVER),
         Topic(
-            "positions.events",
+            INDEX_PRICES, "symbol", symbols, "index feed", "positions", FOREVER, (IndexPriceTick,)
+        ),
+        Topic(
+            POSITIONS_EVENTS,
             "user",
             USER_PARTITIONS,
             "positions",
-            "wallet, gateway projector",
+            "wallet, projector",
             FOREVER,
+            concrete_kinds(PositionEvent),
         ),
         Topic(
-            "wallet.events",
+            WALLET_EVENTS,
             "user",
             USER_PARTITIONS,
             "wallet",
-            "positions, gateway (replies, projector)",
+            "positions, gateway (account replies, while one waits; projector)",
             FOREVER,
+            concrete_kinds(WalletEvent),
         ),
-        Topic("matcher.snapshots", "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
-        Topic("wallet.snapshots", "partition", 1, "wallet", "wallet (on start)", COMPACTED),
+        Topic(MATCHER_SNAPSHOTS, "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
+        Topic(WALLET_SNAPSHOTS, "partition", 1, "wallet", "wallet (on start)", COMPACTED),
         Topic(
-            "wallet.journal", "none", 1, "wallet (a record per turn)", "wallet (on start)", FOREVER
+            WALLET_JOURNAL, "none", 1, "wallet (a record per turn)", "wallet (on start)", FOREVER
         ),
+        Topic(POSITIONS_SNAPSHOTS, "partition", 1, "positions", "positions (on start)", COMPACTED),
         Topic(
-            "positions.snapshots", "partition", 1, "positions", "positions (on start)", COMPACTED
-        ),
-        Topic(
-            "positions.journal",
+            POSITIONS_JOURNAL,
             "none",
             1,
             "positions (a record per turn)",
@@ -106,6 +156,77 @@ def exchange_topics() -> list[Topic]:
             FOREVER,
         ),
     ]
+
+
+@cache
+def topic_table() -> dict[str, Topic]:
+    """Return the table by logical name."""
+    return {t.name: t for t in exchange_topics()}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The names one deployment runs the table's topics under: ``prefix`` + the table's name.
+
+    The one place a logical name becomes a physical one and back (tests run under prefixes of
+    their own; a ``Cause`` always names the logical topic, see ``cause_of``)."""
+
+    prefix: str = ""
+
+    def physical(self, name: str) -> str:
+        return physical_topic(name, self.prefix)
+
+    def logical(self, topic: str) -> str:
+        """Return the topic's name in the table (for causes and metric labels)."""
+        return logical_topic(topic, self.prefix)
+
+    def codec(self, topic: str) -> Codec:
+        """Return the decoder of a topic of this deployment (by its physical name)."""
+        return topic_table()[self.logical(topic)].codec
+
+    @property
+    def requests(self) -> str:
+        return self.physical(REQUESTS)
+
+    @property
+    def commands(self) -> str:
+        return self.physical(COMMANDS)
+
+    @property
+    def matcher_events(self) -> str:
+        return self.physical(MATCHER_EVENTS)
+
+    @property
+    def index_prices(self) -> str:
+        return self.physical(INDEX_PRICES)
+
+    @property
+    def positions_events(self) -> str:
+        return self.physical(POSITIONS_EVENTS)
+
+    @property
+    def wallet_events(self) -> str:
+        return self.physical(WALLET_EVENTS)
+
+    @property
+    def matcher_snapshots(self) -> str:
+        return self.physical(MATCHER_SNAPSHOTS)
+
+    @property
+    def wallet_snapshots(self) -> str:
+        return self.physical(WALLET_SNAPSHOTS)
+
+    @property
+    def wallet_journal(self) -> str:
+        return self.physical(WALLET_JOURNAL)
+
+    @property
+    def positions_snapshots(self) -> str:
+        return self.physical(POSITIONS_SNAPSHOTS)
+
+    @property
+    def positions_journal(self) -> str:
+        return self.physical(POSITIONS_JOURNAL)
 
 
 def symbol_partition(symbol: str) -> int:
@@ -199,27 +320,3 @@ def markdown_table(topics: list[Topic]) -> str:
             f"{t.consumers} | {retention} |"
         )
     return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m libs.topics", description=__doc__)
-    parser.add_argument("action", choices=["create", "list"])
-    args = parser.parse_args(argv)
-    if args.action == "list":
-        print(markdown_table(exchange_topics()))
-        return 0
-    from libs.settings import KafkaSettings, load_settings
-
-    settings = load_settings(KafkaSettings)
-    try:
-        created = create_topics(settings.kafka_bootstrap_servers, exchange_topics())
-    except TopologyError as error:
-        print(f"python -m libs.topics create: {error}", file=sys.stderr)
-        return 2
-    names = ", ".join(created) or "none"
-    print(f"topics ready on {settings.kafka_bootstrap_servers}; created: {names}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,10 +25,11 @@ from libs.messages import (
     TimeInForce,
     TriggerBy,
 )
-from libs.topics import cause_of
-from services.gateway import keys
-from services.gateway.projection import Input, Order, Projection, ProjectorTopics
+from libs.read_model import keys
+from libs.topics import Topics, cause_of
 from services.matcher.core import MatchingCore
+from services.projector.orders import Order
+from services.projector.projection import Input, Projection
 from tests.unit.matcher.kit import (
     BUY,
     MID,
@@ -43,7 +44,7 @@ from tests.unit.matcher.kit import (
     place,
 )
 
-TOPICS = ProjectorTopics.with_prefix("t.")
+TOPICS = Topics("t.")
 SPECS = {SYMBOL: SPEC}
 NOW_MS = 1_700_000_000_000
 LIQUIDATION_ID = (1 << 62) | 7

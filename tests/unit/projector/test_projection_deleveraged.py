@@ -5,9 +5,9 @@ order record appears for it (it is no order)."""
 from __future__ import annotations
 
 from libs.messages import Deleveraged
-from services.gateway import keys
-from tests.unit.gateway.test_projection import TOPICS, Exchange
+from libs.read_model import keys
 from tests.unit.matcher.kit import BUY, MID, SELL, deleverage, place
+from tests.unit.projector.test_projection import TOPICS, Exchange
 
 
 def test_a_deleverage_batch_applies_and_expires_the_orders_it_made_useless():

@@ -1,4 +1,6 @@
-"""Publish index prices to ``index.prices``: ``python -m services.positions.feed``.
+"""The index feed, a process of its own: ``python -m services.index_feed`` publishes index
+prices to ``index.prices`` (under ``TOPIC_PREFIX``), the position engine's reference for marks
+and funding.
 
 Sources: ``sim`` (the default: a seeded random walk, one tick per symbol every ``--interval``
 seconds, stamped with the wall clock), ``csv`` (a ``timestamp,symbol,price`` file replayed
@@ -18,26 +20,31 @@ from pathlib import Path
 
 from libs.bus import Outgoing, Producer
 from libs.messages import IndexPriceTick, encode
-from libs.settings import KafkaSettings, load_settings
+from libs.settings import load_settings
 from libs.symbols import default_symbols
-from libs.topics import symbol_partition
-from services.positions.feeds import default_simulation, parse_binance_mark_price, read_csv
+from libs.topics import INDEX_PRICES, Topics, symbol_partition
+from services.index_feed.settings import IndexFeedSettings
+from services.index_feed.sources import default_simulation, parse_binance_mark_price, read_csv
 
-log = logging.getLogger("positions.feed")
-TOPIC = "index.prices"
+log = logging.getLogger("index_feed")
 
 
-def tick_message(tick: IndexPriceTick) -> Outgoing:
+def tick_message(tick: IndexPriceTick, topic: str) -> Outgoing:
     return Outgoing(
-        TOPIC, encode(tick), key=tick.symbol.encode(), partition=symbol_partition(tick.symbol)
+        topic, encode(tick), key=tick.symbol.encode(), partition=symbol_partition(tick.symbol)
     )
 
 
-def publish(producer: Producer, ticks: Iterable[IndexPriceTick], flush_every: int = 100) -> int:
-    """Produce ``ticks`` to ``index.prices``; return how many."""
+def publish(
+    producer: Producer,
+    ticks: Iterable[IndexPriceTick],
+    flush_every: int = 100,
+    topic: str = INDEX_PRICES,
+) -> int:
+    """Produce ``ticks`` to ``topic`` (``index.prices``); return how many."""
     count = 0
     for tick in ticks:
-        producer.produce(tick_message(tick))
+        producer.produce(tick_message(tick, topic))
         count += 1
         if count % flush_every == 0:
             producer.flush()
@@ -68,7 +75,7 @@ def binance_lines(path: Path) -> Iterator[IndexPriceTick]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.positions.feed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.index_feed", description=__doc__)
     parser.add_argument("--source", choices=["sim", "csv", "binance"], default="sim")
     parser.add_argument("--path", type=Path, help="the csv or recorded-messages file")
     parser.add_argument("--seed", type=int, default=7)
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced", action="store_true", help="csv/binance: keep the file's pace")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = load_settings(KafkaSettings)
+    settings = load_settings(IndexFeedSettings)
     from libs.bus.kafka import KafkaBus
 
     specs = default_symbols()
@@ -101,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         # sim: one flush per round (a tick of every symbol), so a round reaches the broker in
         # one request and the engines take it in one turn, not one transaction per symbol
         rounds = len(specs) if args.source == "sim" else 100
-        count = publish(producer, ticks, flush_every=rounds)
+        topic = Topics(settings.topic_prefix).index_prices
+        count = publish(producer, ticks, flush_every=rounds, topic=topic)
     except KeyboardInterrupt:
         count = -1
     finally:

@@ -8,17 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libs.messages import OrderType, PlaceOrder, SelfTradePrevention, TimeInForce, TriggerBy
-from services.gateway import keys
-from services.gateway.projection import Projection
-from tests.unit.gateway.test_projection import (
-    NOW_MS,
-    SPECS,
-    SYMBOL,
-    TOPICS,
-    Exchange,
-    FakeRedis,
-    restore_from,
-)
+from libs.read_model import keys
+from services.projector.projection import Projection
 from tests.unit.matcher.kit import (
     BUY,
     MID,
@@ -29,6 +20,15 @@ from tests.unit.matcher.kit import (
     liquidation,
     mark,
     place,
+)
+from tests.unit.projector.test_projection import (
+    NOW_MS,
+    SPECS,
+    SYMBOL,
+    TOPICS,
+    Exchange,
+    FakeRedis,
+    restore_from,
 )
 
 USERS = st.integers(1, 4)
