@@ -381,24 +381,39 @@ class PositionsCore:
 
     def _check(self, symbol: str, market: Market, seq: int) -> None:
         """Check the accounts whose liquidation price the mark reached, and every account that
-        also holds another symbol (its prices here are stale); liquidate the bust."""
+        also holds another symbol (its prices here are stale); liquidate the bust.
+
+        Every bust account's cancel-alls (and fences) go out before any of the liquidation
+        orders: an order sent first could fill a later bust account's resting order, changing
+        a position whose bankruptcy price is already fixed (it would end below zero)."""
         at_risk = set(market.risk.at_risk(market.mark))
         counter = 0
+        orders: list[LiquidationOrder] = []
         for user in sorted(at_risk | market.multi):
             account = self.accounts[user]
             if account.liquidating or account.balance is None:
                 continue
             upnl, _, maintenance = self.risk(account)
             if maintenance > 0 and maintenance >= account.balance + upnl:
-                counter = self._liquidate(account, symbol, seq, counter)
+                counter = self._liquidate(account, symbol, seq, counter, orders)
             elif user in at_risk:
                 self._reindex(account)  # its price was stale (other marks, balance moved)
             else:
                 continue  # a multi-symbol account still safe: nothing to say on every tick
             self._account_risk(account)
+        for order in orders:
+            self._command(order.symbol, order)
 
-    def _liquidate(self, account: Account, symbol: str, seq: int, counter: int) -> int:
-        """Start liquidating every position of a bust account; return the id counter."""
+    def _liquidate(
+        self,
+        account: Account,
+        symbol: str,
+        seq: int,
+        counter: int,
+        orders: list[LiquidationOrder],
+    ) -> int:
+        """Start liquidating every position of a bust account: send its cancel-alls, add its
+        liquidation orders to ``orders`` (the caller sends them); return the id counter."""
         self._unindex(account)
         upnl, _, maintenance = self.risk(account)
         equity = (account.balance or 0) + upnl
@@ -457,8 +472,7 @@ class PositionsCore:
                 # before the liquidation order (which a batch would otherwise put first). It
                 # repeats the last tick sent, so the matcher's mark never steps back.
                 self._command(name, MarkPriceTick(symbol=name, mark_price=fence_mark, ts=fence_ts))
-            self._command(
-                name,
+            orders.append(
                 LiquidationOrder(
                     request_id=request,
                     order_id=order_id,
@@ -468,7 +482,7 @@ class PositionsCore:
                     qty=qty,
                     price=bound,
                     ts=market.mark_ts,
-                ),
+                )
             )
         return counter
 

@@ -3,7 +3,7 @@ orders cancelled, position closed, insurance accounting right, nobody's balance 
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from libs.messages import (
@@ -176,6 +176,32 @@ def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
     assert ranked[0] == SHORT2
 
 
+def test_two_accounts_bust_on_one_tick_have_their_orders_cancelled_before_either_is_liquidated():
+    """The first bust account's liquidation order must not fill the second's resting bid: that
+    would grow a position whose bankruptcy price is already fixed, and the ADL at that price
+    would leave the second account with a loss beyond its balance (found by hypothesis)."""
+    x = Exchange()
+    first, second, short = 10, 12, 11
+    for user in (first, second, short):
+        deposit(x, user, "3000")
+        x.request(SetLeverage(request_id=f"l{user}", user_id=user, symbol=SYMBOL, leverage=50))
+    place(x, short, "sell", "50000", "1.6")
+    place(x, first, "buy", "50000", "0.8")
+    place(x, second, "buy", "50000", "0.8")
+    bid = place(x, second, "buy", "50000", "0.1")  # rests: nobody sells any more
+    x.index(SYMBOL, ticks("46400"), 2)  # no mid: the mark is the index; both longs are bust
+    assert sorted(e.user_id for e in x.events(LiquidationTriggered)) == [first, second]
+    assert [(e.order_id, e.reason) for e in x.events(OrderCancelled)] == [(bid, "cancel_all")]
+    assert not [e for e in x.events(OrderFilled) if e.liquidation]
+    for user in (first, second):
+        assert SYMBOL not in x.positions.accounts[user].positions
+        assert not x.wallet.positions.get(user)
+        assert x.balance(user) >= 0, f"user {user}: {x.balance(user)}"
+    assert x.balance(short) >= 0
+    assert x.insurance() >= 0
+    assert x.money_made(3 * usdt("3000")) == 0
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(
@@ -189,6 +215,23 @@ def test_adl_ranks_the_most_profitable_most_leveraged_short_first():
         max_size=40,
     ),
     st.lists(st.integers(-25, 25), min_size=1, max_size=10),
+)
+@example(  # user 10's liquidation order filled user 12's bid at 50000 before 12's cancel-all
+    orders=[
+        (0, "buy", 0, 1),
+        (0, "buy", 0, 11),
+        (0, "buy", 0, 24),
+        (0, "buy", 0, 88),
+        (0, "sell", 0, 1),
+        (0, "sell", 0, 18),
+        (0, "sell", 0, 26),
+        (1, "sell", 0, 31),
+        (1, "sell", 0, 50),
+        (1, "sell", 0, 67),
+        (2, "buy", 0, 38),
+        (2, "buy", 0, 42),
+    ],
+    moves=[-12, -24],
 )
 def test_whatever_the_flow_nobody_ends_negative_money_is_kept_positions_agree_and_net_to_zero(
     orders, moves
