@@ -74,7 +74,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         snapshot_seconds: float = 0.0,
     ) -> None:
         self.topics = topics
-        self._codecs = {
+        self._codecs: dict[str, Codec[Message]] = {
             topics.requests: REQUEST_CODEC,
             topics.matcher_events: MATCHER_CODEC,
             topics.position_events: POSITION_CODEC,
@@ -132,6 +132,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
                 topic = self.topics.events
                 out.append(Outgoing(topic, encode(m), str(user).encode(), user_partition(user)))
             else:  # a command for the symbol's book
+                # the core's other outputs are all book commands, each with a symbol
                 symbol = m.symbol  # type: ignore[attr-defined]
                 topic = self.topics.commands
                 out.append(Outgoing(topic, encode(m), symbol.encode(), symbol_partition(symbol)))
