@@ -71,4 +71,4 @@ lint: venv
 clean:
 	-$(SUPERVISE) down infra/stack-test.toml
 	-$(SUPERVISE) down infra/stack.toml
-	rm -rf .run .cache .pytest_cache .ruff_cache
+	rm -rf .run .cache .pytest_cache .ruff_cache .mypy_cache
