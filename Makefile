@@ -22,7 +22,7 @@ help:
 	@echo "make test       run every test against a throw-away stack (PYTEST_ARGS=... to pass on)"
 	@echo "make test-unit  run tests/unit only, no services"
 	@echo "make bench      run the benchmarks against a throw-away stack"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff and mypy"
 	@echo "make clean      stop everything, remove .run/ and .cache/"
 
 venv: $(VENV_STAMP)
@@ -66,8 +66,9 @@ bench: deps
 lint: venv
 	$(VENV)/bin/ruff check libs services tests bench scripts
 	$(VENV)/bin/ruff format --check libs services tests bench scripts
+	$(VENV)/bin/mypy
 
 clean:
 	-$(SUPERVISE) down infra/stack-test.toml
 	-$(SUPERVISE) down infra/stack.toml
-	rm -rf .run .cache .pytest_cache .ruff_cache
+	rm -rf .run .cache .pytest_cache .ruff_cache .mypy_cache

@@ -394,7 +394,7 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         turns, self.entry_seq, landed = journaled(
             self.bus, self.source, (self.journal_topic, journal_from), outputs, after
         )
-        self._skip = {tuple(s) for turn in turns for s in turn.skipped}
+        self._skip = {s for turn in turns for s in turn.skipped}  # already tuples, as decoded
         replayed = self._replay(turns, produce=produce)
         self._skip = set()
         self.skipped = []

@@ -217,11 +217,11 @@ class KafkaBus(Bus):
                     # the end of a partition always answers (EOF): silence is a broker away
                     raise BusError(f"replay {topic}[{partition}]: no answer, broker away?")
                 for message in messages:
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
+                    failure = message.error()
+                    if failure is not None:
+                        if failure.code() == KafkaError._PARTITION_EOF:
                             return
-                        raise BusError(f"replay {topic}[{partition}]: {error}")
+                        raise BusError(f"replay {topic}[{partition}]: {failure}")
                     yield _record(message)
         finally:
             reader.close()
@@ -470,11 +470,11 @@ class KafkaConsumer(Consumer):
             raise BusError(f"consume: {error}") from error
         records = []
         for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
+            failure = message.error()
+            if failure is not None:
+                if failure.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise BusError(f"consume: {error}")
+                raise BusError(f"consume: {failure}")
             records.append(_record(message))
         return records
 

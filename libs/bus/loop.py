@@ -156,7 +156,9 @@ class JournalLoop:
         """Process one batch (if any arrives within ``timeout``, by default the poll timeout);
         return its size."""
         idle = timeout is None
-        records = self.consumer.poll_batch(self.max_batch, self.poll_timeout if idle else timeout)
+        records = self.consumer.poll_batch(
+            self.max_batch, self.poll_timeout if timeout is None else timeout
+        )
         self.turn_started = self.clock()
         try:
             return self._turn(records, idle=idle and not records)

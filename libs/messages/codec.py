@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from libs.bus import Record
 
 M = TypeVar("M", bound=Message)
+# A codec only hands messages out: a Codec[OrderFilled] is a Codec[Message] too.
+M_co = TypeVar("M_co", bound=Message, covariant=True)
 log = logging.getLogger(__name__)
 
 
@@ -65,10 +67,10 @@ def encode_json(message: Message) -> bytes:
     return _json_encoder.encode(message)
 
 
-class Codec(Generic[M]):
+class Codec(Generic[M_co]):
     """Decode the wire bytes of one topic's message kinds; anything else is a DecodeError."""
 
-    def __init__(self, *kinds: type[M]) -> None:
+    def __init__(self, *kinds: type[M_co]) -> None:
         if not kinds:
             raise ValueError("a codec needs at least one message kind")
         self.kinds = kinds
@@ -78,7 +80,7 @@ class Codec(Generic[M]):
 
     encode = staticmethod(encode)
 
-    def decode(self, data: bytes | None) -> M:
+    def decode(self, data: bytes | None) -> M_co:
         if data is None:
             raise DecodeError("empty message (tombstone)")
         try:
@@ -86,7 +88,7 @@ class Codec(Generic[M]):
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             raise DecodeError(str(error)) from None
 
-    def decode_input(self, record: Record) -> M | None:
+    def decode_input(self, record: Record) -> M_co | None:
         """Decode a consumed record; a malformed one is logged and gives None, for the caller
         to count and skip (a consumer never stops or guesses on bad input)."""
         try:
@@ -101,7 +103,7 @@ class Codec(Generic[M]):
             )
             return None
 
-    def decode_json(self, data: bytes | str) -> M:
+    def decode_json(self, data: bytes | str) -> M_co:
         try:
             return self._json_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:

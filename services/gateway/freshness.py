@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 from libs.messages import BatchCompleted, Cause, Message, OrderFilled
 from libs.read_model import keys
@@ -70,9 +71,10 @@ class ReplyPositions:
         """Take one record (after the replies it settles were given their ``Seen``)."""
         kind = type(event)
         if kind is OrderFilled:
+            filled = cast(OrderFilled, event)  # exactly (kind is OrderFilled)
             fills = self._fills.setdefault((topic, partition), {})
-            fills[event.taker_order_id] = offset
-            fills[event.maker_order_id] = offset
+            fills[filled.taker_order_id] = offset
+            fills[filled.maker_order_id] = offset
         elif kind is BatchCompleted:
             self._fills.pop((topic, partition), None)
 

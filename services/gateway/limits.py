@@ -80,7 +80,8 @@ class RateLimiter:
         """Count one request against each ``(bucket, limit, window_seconds)`` in turn, in one
         round trip, stopping at the first that refuses it: the same counts and answer as
         ``hit`` on each in turn until one refuses."""
-        keys, args = [], []
+        keys: list[str] = []
+        args: list[int] = []
         for bucket, limit, window_seconds in limits:
             if limit < 1 or window_seconds < 1:
                 raise ValueError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import cast
 
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
@@ -32,6 +33,10 @@ GAVE_UP = Counter(
 )
 FIRST_POLL_SECONDS = 0.0005
 LAST_POLL_SECONDS = 0.01
+
+StrHash = dict[str, str]
+"""A hash as the gateway reads it: its client decodes responses (``decode_responses=True`` in
+app.py), so redis-py's ``bytes | str`` answers are all ``str`` here."""
 
 
 class ReadModel:
@@ -86,7 +91,7 @@ class ReadModel:
         """Return an order; ``user_id``: the reader, whose last reply it must reflect."""
         if user_id is not None:
             await self.caught_up(user_id, Writer.PROJECTOR)
-        fields = await self.redis.hgetall(keys.order_key(order_id))
+        fields = cast(StrHash, await self.redis.hgetall(keys.order_key(order_id)))
         return fields or None
 
     async def order_by_client_id(self, user_id: int, client_order_id: str) -> dict[str, str] | None:
@@ -102,10 +107,8 @@ class ReadModel:
                 reverse=True,
             )[:limit]
         else:
-            ids = [
-                int(i)
-                for i in await self.redis.zrevrange(keys.all_orders_key(user_id), 0, limit - 1)
-            ]
+            members = await self.redis.zrevrange(keys.all_orders_key(user_id), 0, limit - 1)
+            ids = [int(i) for i in cast("list[str]", members)]  # no scores asked for
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -128,7 +131,7 @@ class ReadModel:
 
     async def positions(self, user_id: int) -> dict[str, str]:
         await self.caught_up(user_id, Writer.POSITIONS)
-        return await self.redis.hgetall(positions_key(user_id))
+        return cast(StrHash, await self.redis.hgetall(positions_key(user_id)))
 
     async def book(self, symbol: str) -> tuple[int, list, list]:
         fields = await self.redis.hgetall(keys.book_key(symbol))
@@ -152,7 +155,7 @@ class ReadModel:
         ]
 
     async def mark(self, symbol: str) -> dict[str, str]:
-        return await self.redis.hgetall(mark_key(symbol))
+        return cast(StrHash, await self.redis.hgetall(mark_key(symbol)))
 
     async def funding(self, symbol: str) -> dict[str, str]:
-        return await self.redis.hgetall(funding_key(symbol))
+        return cast(StrHash, await self.redis.hgetall(funding_key(symbol)))

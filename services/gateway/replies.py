@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import cast
 
 from libs.messages import (
     AccountUpdated,
@@ -104,33 +105,44 @@ class ReplyTracker:
             self._orders.pop(waiting.outcome.order_id or 0, None)
 
     def apply(self, event: Message) -> list[tuple[str, Outcome]]:
+        # dispatch on the exact type; mypy does not narrow through `kind`, hence the casts
         kind = type(event)
         if kind is OrderFilled:
-            self._fill(event)
+            self._fill(cast(OrderFilled, event))
             return []
         if kind is BatchCompleted:
-            return self._end_batch(event.symbol)
+            return self._end_batch(cast(BatchCompleted, event).symbol)
         if kind is OrderExpired or kind is OrderCancelled:
-            self._ended(event)  # may end an order placed in this same batch
-        request_id = getattr(event, "request_id", None)
-        waiting = self._waiting.get(request_id) if request_id else None
+            # may end an order placed in this same batch
+            self._ended(cast("OrderExpired | OrderCancelled", event))
+        request_id: str | None = getattr(event, "request_id", None)
+        if not request_id:
+            return []
+        waiting = self._waiting.get(request_id)
         if waiting is None:
             return []
         if kind is OrderRejected or kind is OrderRequestRejected:
-            outcome = waiting.outcome or Outcome(OrderStatus.REJECTED, order_id=event.order_id)
-            outcome.status, outcome.code, outcome.msg = OrderStatus.REJECTED, event.code, event.msg
+            rejected = cast("OrderRejected | OrderRequestRejected", event)
+            outcome = waiting.outcome or Outcome(OrderStatus.REJECTED, order_id=rejected.order_id)
+            outcome.status, outcome.code, outcome.msg = (
+                OrderStatus.REJECTED,
+                rejected.code,
+                rejected.msg,
+            )
             outcome.event = event  # a -4015 names the original order
             return self._settle(request_id, outcome)
         if waiting.kind is Kind.PLACE and kind is OrderAccepted:
-            outcome = Outcome(OrderStatus.NEW, event.order_id, event.symbol, event.qty)
-            waiting.outcome = self._orders[event.order_id] = outcome
-            self._batch_end.setdefault(event.symbol, []).append(request_id)
+            accepted = cast(OrderAccepted, event)
+            outcome = Outcome(OrderStatus.NEW, accepted.order_id, accepted.symbol, accepted.qty)
+            waiting.outcome = self._orders[accepted.order_id] = outcome
+            self._batch_end.setdefault(accepted.symbol, []).append(request_id)
             return []
         if waiting.kind is Kind.CANCEL_ALL and kind is OrderCancelled:
+            cancelled = cast(OrderCancelled, event)
             if waiting.outcome is None:
-                waiting.outcome = Outcome(OrderStatus.CANCELLED, symbol=event.symbol)
-                self._batch_end.setdefault(event.symbol, []).append(request_id)
-            waiting.outcome.cancelled.append(event)
+                waiting.outcome = Outcome(OrderStatus.CANCELLED, symbol=cancelled.symbol)
+                self._batch_end.setdefault(cancelled.symbol, []).append(request_id)
+            waiting.outcome.cancelled.append(cancelled)
             return []
         if _SETTLES.get(waiting.kind) is kind:
             return self._settle(request_id, _settled(event))

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from libs import codes
-from libs.messages import Message
+from libs.messages import Message, OrderRequest
 from libs.symbols import SymbolSpec
 from services.gateway.errors import ApiError
 from services.gateway.ids import OrderIds
@@ -70,7 +70,7 @@ class Gateway:
     async def ask(
         self,
         user_id: int,
-        message: Message,
+        message: OrderRequest,
         kind: Kind,
         on_lost: Callable[[], None] | None = None,
     ) -> Outcome | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any, cast
 
 from psycopg2 import errors as pg_errors
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker, undefer
 
@@ -153,11 +155,16 @@ class UserStore:
         Revoking a revoked key succeeds and keeps the first revocation time.
         """
         with self._sessions.begin() as session:
-            result = session.execute(
-                update(ApiKey)
-                .where(ApiKey.id == key_id, ApiKey.user_id == user_id)
-                .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
-                .execution_options(synchronize_session=False)
+            # an UPDATE's result is a CursorResult (the one that counts rows); execute() is
+            # typed with the general Result
+            result = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.id == key_id, ApiKey.user_id == user_id)
+                    .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
+                    .execution_options(synchronize_session=False)
+                ),
             )
             return result.rowcount == 1
 

@@ -49,7 +49,7 @@ def run_core(
                 log.error("I/O process gone; core exiting")
                 sys.exit(3)
             continue
-        replies = []
+        replies: list[bytes] = []
         for frame in frames:
             if frame == STOP:
                 outbound.push_batch(replies)

@@ -101,7 +101,7 @@ def run_latency(spec: SymbolSpec, commands: list[MatcherCommand]):
     core = MatchingCore(spec)
     process = core.process_batch
     clock = time.perf_counter_ns
-    latencies = []
+    latencies: list[int] = []
     keep = latencies.append
     fills: list[OrderFilled] = []
     for offset, cmd in enumerate(commands):

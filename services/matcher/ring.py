@@ -38,6 +38,7 @@ import select
 import struct
 import time
 from multiprocessing import shared_memory
+from typing import cast
 
 HEADER = 256
 _HEAD, _TAIL, _CONSUMER_SLEEPING, _PRODUCER_SLEEPING = 0, 8, 16, 24  # indexes in a 'Q' view
@@ -66,7 +67,7 @@ class Ring:
         self.mask = capacity - 1
         self.max_record = capacity // 2 - 8
         self._shm = shared_memory.SharedMemory(create=True, size=HEADER + capacity)
-        self._buf = self._shm.buf
+        self._buf = cast(memoryview, self._shm.buf)  # None only once the mapping is closed
         self._words = self._buf[:HEADER].cast("Q")
         for index in (_HEAD, _TAIL, _CONSUMER_SLEEPING, _PRODUCER_SLEEPING):
             self._words[index] = 0
@@ -198,7 +199,7 @@ class Ring:
         """Release this process's mapping; the creating process also frees the memory."""
         self._words.release()
         self._data.release()
-        self._buf = None  # type: ignore[assignment]
+        self._buf = None  # type: ignore[assignment]  # released: nothing reads it after close
         self._shm.close()
         if os.getpid() == self._owner:
             self._shm.unlink()

@@ -46,7 +46,8 @@ def publish(service: PositionsService, model: RedisReadModel | None) -> None:
     users = service.take_dirty()
     with service.lock:
         full = users is None
-        views, markets = picture(service.core, sorted(service.core.accounts) if full else users)
+        shown = sorted(service.core.accounts) if users is None else users
+        views, markets = picture(service.core, shown)
         applied = {offsets_key(t, p): o for (t, p), o in service.applied.items() if o}
     if not model.write(views, markets, full=full, applied=applied):
         service.full_publish = True

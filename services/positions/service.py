@@ -10,19 +10,25 @@ outputs go out, and a recovery re-applies exactly those turns in their canonical
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from prometheus_client import Counter, Gauge
 
 from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
+    Codec,
+    IndexPriceTick,
     LiquidationTriggered,
+    MatcherEvent,
+    Message,
+    WalletEvent,
     encode,
 )
 from libs.symbols import SymbolSpec, default_symbols
 from libs.topics import USER_PARTITIONS, Topics, cause_of
 from services.positions.core import Out, PositionsCore
-from services.positions.core.engine import COMMANDS, EVENTS
+from services.positions.core.engine import COMMANDS, EVENTS, CoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         basis_window: int = 60,
     ) -> None:
         self.topics = topics
-        self._codecs = {
+        self._codecs: dict[str, Codec[Message]] = {
             t: topics.codec(t)
             for t in (topics.matcher_events, topics.wallet_events, topics.index_prices)
         }
@@ -79,7 +85,7 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         self._inputs = {t: INPUTS.labels(topics.logical(t)) for t in self._codecs}
         self._outputs = {t: OUTPUTS.labels(t) for t in (EVENTS, COMMANDS)}
         self.specs = specs or default_symbols()
-        self.options = {
+        self.options: CoreOptions = {
             "funding_interval_seconds": funding_interval_seconds,
             "basis_window": basis_window,
         }
@@ -96,7 +102,7 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
     # --- the journal's hooks -----------------------------------------------------------------
 
     def new_core(self) -> PositionsCore:
-        return PositionsCore(self.specs, **self.options)  # type: ignore[arg-type]
+        return PositionsCore(self.specs, **self.options)
 
     def dump_core(self, core: PositionsCore) -> bytes:
         return core.snapshot()
@@ -112,11 +118,12 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
             return []
         self._inputs[record.topic].inc()
         cause = cause_of(record.topic, record.partition, record.offset, topics.prefix)
+        # each topic's codec decodes only its own family
         if record.topic == topics.matcher_events:
-            return self.core.apply_matcher(message, cause)  # type: ignore[arg-type]
+            return self.core.apply_matcher(cast(MatcherEvent, message), cause)
         if record.topic == topics.wallet_events:
-            return self.core.apply_wallet(message, cause)  # type: ignore[arg-type]
-        return self.core.apply_index(message, cause)  # type: ignore[arg-type]
+            return self.core.apply_wallet(cast(WalletEvent, message), cause)
+        return self.core.apply_index(cast(IndexPriceTick, message), cause)
 
     def outgoing(self, produced: list[Out]) -> list[Outgoing]:
         out = []

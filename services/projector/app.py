@@ -118,7 +118,7 @@ class RedisReadModel:
             self.client.set(keys.READY_KEY, 1)
             return Projection(topics, specs)
         offsets = {
-            keys.parse_offsets_field(name): int(value)
+            keys.parse_offsets_field(str(name)): int(value)
             for name, value in self.client.hgetall(keys.OFFSETS_KEY).items()
         }
         held = self.client.hgetall(keys.HELD_KEY)

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -125,7 +127,8 @@ class Projection:
         self._waiting: dict[tuple[str, int], deque[Input]] = {}
         self._inputs = frozenset(projected_topics(topics))
         self._now_ms = 0
-        self._matcher = {
+        # each handler takes the kind it is keyed by (Any: a dict cannot say so per entry)
+        self._matcher: dict[type[Message], Callable[[Any], None]] = {
             OrderAccepted: self._accepted,
             OrderFilled: self._filled,
             OrderCancelled: self._cancelled,
@@ -134,7 +137,7 @@ class Projection:
             OrderAmended: self._amended,
             OrderTriggered: self._triggered,
         }
-        self._others = {
+        self._others: dict[type[Message], Callable[[Any], None]] = {
             PlaceOrder: self._requested,
             OrderRequestRejected: self._request_rejected,
             AccountUpdated: self._account,
@@ -192,9 +195,10 @@ class Projection:
 
     def _other(self, key: tuple[str, int], item: Input) -> None:
         try:
-            handler = self._others.get(type(item.message))
+            message = item.message
+            handler = None if message is None else self._others.get(type(message))
             if handler is not None:
-                handler(item.message)
+                handler(message)
         finally:
             self._advance(key, item.offset)
 
@@ -204,6 +208,7 @@ class Projection:
         if type(item.message) is not BatchCompleted:
             return
         del self._batches[key]
+        # every record of matcher.events is a matcher event, and each names its symbol
         symbols = {event.symbol for event in batch if event is not None}  # type: ignore[attr-defined]
         try:
             for event in batch:
@@ -345,6 +350,7 @@ class Projection:
             book = self.books[symbol] = Book()
         return book
 
+    # resting_lots is 0 for an order without a price, so below order.price is an int
     def _book(self, order: Order) -> None:
         lots = order.resting_lots
         if lots:

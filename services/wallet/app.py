@@ -54,7 +54,7 @@ def publish(service: WalletService, model: RedisReadModel | None, *, look: bool 
     with service.lock:
         applied = service.applied_offsets()
         full = users is None
-        shown = service.core.users() if full else users
+        shown = service.core.users() if users is None else users
         pictures = picture(service.core, shown)
         known = service.core.caused
         caused = {user: dict(known[user]) for user in shown if user in known}

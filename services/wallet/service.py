@@ -16,6 +16,7 @@ from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
     AmendOrder,
+    Codec,
     LedgerAccountKind,
     Message,
     PlaceOrder,
@@ -69,7 +70,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         snapshot_seconds: float = 0.0,
     ) -> None:
         self.topics = topics
-        self._codecs = {
+        self._codecs: dict[str, Codec[Message]] = {
             t: topics.codec(t)
             for t in (topics.requests, topics.matcher_events, topics.positions_events)
         }
@@ -126,6 +127,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
                 topic = self.topics.wallet_events
                 out.append(Outgoing(topic, encode(m), str(user).encode(), user_partition(user)))
             else:  # a command for the symbol's book
+                # the core's other outputs are all book commands, each with a symbol
                 symbol = m.symbol  # type: ignore[attr-defined]
                 topic = self.topics.commands
                 out.append(Outgoing(topic, encode(m), symbol.encode(), symbol_partition(symbol)))

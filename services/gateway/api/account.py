@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from libs import codes
-from libs.messages import Deposit, OrderStatus, SetLeverage, Withdraw
+from libs.messages import AccountUpdated, Deposit, OrderStatus, SetLeverage, Withdraw
 from libs.money import MAX_TRANSFER, MoneyError, format_cash, parse_cash
 from services.gateway import views
 from services.gateway.auth import Caller, same_user
@@ -59,7 +61,7 @@ async def deposit(body: AmountBody, caller: Caller, gw: Gw) -> JSONResponse:
         return JSONResponse({"status": OrderStatus.PENDING, "amount": body.amount}, 202)
     if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
-    event = outcome.event
+    event = cast(AccountUpdated, outcome.event)  # a deposit is settled by its AccountUpdated
     return JSONResponse(
         {
             "status": OrderStatus.DONE,

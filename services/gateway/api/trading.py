@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
@@ -16,6 +16,7 @@ from libs.messages import (
     AmendOrder,
     CancelAll,
     CancelOrder,
+    OrderAmended,
     OrderStatus,
     OrderType,
     PlaceOrder,
@@ -167,7 +168,14 @@ def _pending(spec: SymbolSpec, order_id: int, command: PlaceOrder) -> JSONRespon
 def _stored_reply(gw: Gateway, fields: dict[str, str]) -> JSONResponse:
     """The order as the read model holds it, with the status code its first reply had."""
     view = views.order(gw.symbols[fields["symbol"]], fields)
-    keep = ("order_id", "status", "filled", "remaining", "symbol", "client_order_id")
+    keep: tuple[str, ...] = (
+        "order_id",
+        "status",
+        "filled",
+        "remaining",
+        "symbol",
+        "client_order_id",
+    )
     keep += ("reason", "code", "msg")
     status_code = {OrderStatus.PENDING: 202, OrderStatus.REJECTED: 400}.get(view["status"], 200)
     return JSONResponse({k: view[k] for k in keep if view[k] is not None}, status_code)
@@ -337,7 +345,7 @@ async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
         return JSONResponse({"order_id": body.order_id, "status": OrderStatus.PENDING}, 202)
     if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
-    event = outcome.event
+    event = cast(OrderAmended, outcome.event)  # an amend is settled by its OrderAmended
     return JSONResponse(
         {
             "order_id": event.order_id,

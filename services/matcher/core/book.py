@@ -26,7 +26,7 @@ class BookSide:
 
     def add(self, order: Order) -> None:
         """Append ``order`` to the back of its price level."""
-        price = order.price
+        price: int = order.price  # type: ignore[assignment]  # resting: priced (no cast: hot path)
         level = self.levels.get(price)
         if level is None:
             self.levels[price] = deque((order,))
@@ -41,7 +41,7 @@ class BookSide:
 
     def remove(self, order: Order) -> None:
         """Take ``order`` out of its level (anywhere in the queue); drop the level if empty."""
-        price = order.price
+        price: int = order.price  # type: ignore[assignment]  # resting: priced (no cast: hot path)
         level = self.levels[price]
         if level[0] is order:
             level.popleft()

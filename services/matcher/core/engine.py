@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import msgspec
 
 from libs import codes
@@ -73,7 +76,7 @@ def batch_class(cmd: MatcherCommand) -> int:
     go later than this, never earlier: after that user's earlier commands (``_ordered``)."""
     kind = type(cmd)
     if kind is PlaceOrder:
-        return 2 if cmd.order_type is MARKET else 3
+        return 2 if cast(PlaceOrder, cmd).order_type is MARKET else 3
     if kind is LiquidationOrder or kind is Deleverage:
         return 0
     return 1  # cancel, cancel-all, amend
@@ -150,7 +153,8 @@ class MatchingCore:
         self.halted = False
         self.halt_reason = ""
         self._out: list[MatcherEvent] = []
-        self._handlers = {
+        # each handler takes the command of the type it is keyed by
+        self._handlers: dict[type[MatcherCommand], Callable[[int, Any], None]] = {
             PlaceOrder: self._place,
             CancelOrder: self._cancel,
             CancelAll: self._cancel_all,
@@ -175,7 +179,8 @@ class MatchingCore:
             offset, cmd = batch[0]
             if offset <= self.last_offset:
                 return []
-            self._out = out = []
+            out: list[MatcherEvent] = []
+            self._out = out
             trades = self.trade_id
             if type(cmd) is PlaceOrder:
                 self._place(offset, cmd)
@@ -192,7 +197,8 @@ class MatchingCore:
         fresh = [item for item in batch if item[0] > applied]
         if not fresh:
             return []
-        self._out = out = []
+        out = []
+        self._out = out
         for offset, cmd in self._ordered(fresh):
             self._apply(offset, cmd)
         first, last = fresh[0][0], fresh[-1][0]
@@ -358,7 +364,7 @@ class MatchingCore:
 
     def _rest(self, order: Order) -> None:
         side = self.bids if order.is_buy else self.asks
-        price = order.price
+        price: int = order.price  # type: ignore[assignment]  # resting: priced (no cast: hot path)
         level = side.levels.get(price)
         if level is None:
             side.add(order)  # a new level: let the side insert its price key
@@ -378,7 +384,7 @@ class MatchingCore:
 
     def _band(self, bound: int) -> tuple[int, int]:
         """Return the (lowest, highest) price within ``bound`` (a rate) of the mark price."""
-        mark = self.mark_price
+        mark = cast(int, self.mark_price)  # a band is asked for only once a mark is set
         return -((-mark * (RATE_ONE - bound)) // RATE_ONE), mark * (RATE_ONE + bound) // RATE_ONE
 
     def _filter(self, price: int | None, qty: int, notional_price: int | None, exempt: bool):
@@ -709,7 +715,7 @@ class MatchingCore:
         uid, oid = cmd.user_id, cmd.order_id
         if oid is None and cmd.client_order_id is not None:
             oid = self.client_ids.get((uid, cmd.client_order_id))
-        order = self.orders.get(oid) or self.stops.get(oid)
+        order = None if oid is None else self.orders.get(oid) or self.stops.get(oid)
         if order is None or order.user_id != uid or cmd.symbol != self.symbol:
             return self._reject(
                 offset, cmd, cmd.order_id, codes.UNKNOWN_ORDER, "Unknown order sent"
@@ -732,7 +738,8 @@ class MatchingCore:
             return self._reject(offset, cmd, oid, codes.UNKNOWN_ORDER, "Unknown order sent")
         if self.halted:
             return self._reject(offset, cmd, oid, codes.NEW_ORDER_REJECTED, "Symbol is halted")
-        price = order.price if cmd.price is None else cmd.price
+        # a resting order is priced
+        price = cast(int, order.price) if cmd.price is None else cmd.price
         qty = order.qty if cmd.qty is None else cmd.qty
         if price == order.price and qty == order.qty:
             return self._reject(offset, cmd, oid, codes.NO_NEED_TO_MODIFY, "No need to modify")
@@ -765,7 +772,8 @@ class MatchingCore:
             )
         )
         if not keep:
-            self._execute(order, offset, order.cmd.tif, price)
+            # a resting order was placed (a liquidation is IOC and never rests)
+            self._execute(order, offset, cast(PlaceOrder, order.cmd).tif, price)
 
     def _refused(self, offset: int, cmd: RejectRequest) -> None:
         """The wallet refused the request: answer it in sequence, change nothing."""
@@ -880,7 +888,8 @@ class MatchingCore:
         tuid, toid, is_buy = taker.user_id, taker.order_id, taker.is_buy
         tside = BUY if is_buy else SELL
         liquidation = type(taker.cmd) is LiquidationOrder
-        stp = STP_NONE if liquidation else taker.cmd.stp
+        # not a liquidation: a PlaceOrder (mypy does not narrow through the flag)
+        stp = STP_NONE if liquidation else taker.cmd.stp  # type: ignore[union-attr]
         stp_on = stp is not STP_NONE
         taker_reduce = taker.reduce_only
         remaining = taker.remaining
@@ -1081,7 +1090,8 @@ class MatchingCore:
         while self.stops:
             fired = None
             for order in self.stops.values():
-                reference = self._reference(order.cmd.trigger_by)
+                # only placed orders wait for a trigger
+                reference = self._reference(cast(PlaceOrder, order.cmd).trigger_by)
                 if reference is not None and fires(order, reference):
                     fired = order, reference
                     break
@@ -1103,7 +1113,7 @@ class MatchingCore:
             self._execute_triggered(order, offset)
 
     def _execute_triggered(self, order: Order, offset: int) -> None:
-        cmd = order.cmd
+        cmd = cast(PlaceOrder, order.cmd)  # only placed orders wait for a trigger
         trades = self.trade_id
         if order.reduce_only:
             reducible = self._reducible(order.user_id, order.is_buy)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from libs.messages import OrderType, PlaceOrder
 from libs.money import RATE_ONE
 from services.matcher.core.orders import Order
@@ -13,7 +15,7 @@ TAKE_PROFIT = frozenset((OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIM
 def immediately_triggers(cmd: PlaceOrder, reference: int) -> bool:
     """Return True if a stop or take-profit would fire at ``reference`` the moment it is placed."""
     buy = cmd.side == "buy"
-    stop = cmd.stop_price
+    stop = cast(int, cmd.stop_price)  # a stop-priced order without one was refused before
     if cmd.order_type in STOP:
         return reference >= stop if buy else reference <= stop
     return reference <= stop if buy else reference >= stop
@@ -27,14 +29,16 @@ def fires(order: Order, reference: int) -> bool:
     price (or at once without one), follows the best price seen and fires when the price
     comes back by ``callback_rate`` from it.
     """
-    cmd = order.cmd
+    cmd = cast(PlaceOrder, order.cmd)  # only placed orders wait for a trigger
     kind = cmd.order_type
     if kind is not OrderType.TRAILING_STOP:
+        stop = cast(int, cmd.stop_price)  # stop-priced: refused at placement without one
         if kind in STOP:
-            return reference >= cmd.stop_price if order.is_buy else reference <= cmd.stop_price
-        return reference <= cmd.stop_price if order.is_buy else reference >= cmd.stop_price
+            return reference >= stop if order.is_buy else reference <= stop
+        return reference <= stop if order.is_buy else reference >= stop
     if not order.activated:
-        activation = cmd.activation_price
+        # not activated at placement: it has an activation price
+        activation = cast(int, cmd.activation_price)
         reached = reference <= activation if order.is_buy else reference >= activation
         if not reached:
             return False
@@ -45,7 +49,7 @@ def fires(order: Order, reference: int) -> bool:
     if extreme is None:
         order.extreme = reference
         return False
-    rate = cmd.callback_rate
+    rate = cast(int, cmd.callback_rate)  # a trailing stop without one was refused
     if order.is_buy:
         if reference < extreme:
             order.extreme = reference

@@ -14,6 +14,7 @@ import hashlib
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypedDict, Unpack, cast
 
 import msgspec
 
@@ -76,6 +77,13 @@ class Out:
     partition: int
     key: bytes
     message: Message
+
+
+class CoreOptions(TypedDict, total=False):
+    """``PositionsCore``'s keyword options, as a service keeps them to build and restore cores."""
+
+    funding_interval_seconds: int | None
+    basis_window: int
 
 
 def liquidation_id(symbol_index: int, seq: int, k: int) -> int:
@@ -242,7 +250,7 @@ class PositionsCore:
         account = self.account(user)
         position = account.positions.get(symbol)
         opened = position is None
-        if opened:
+        if position is None:
             position = account.positions[symbol] = Position()
         if position.liq != NOT_INDEXED:
             market.risk.remove(position.size > 0, position.liq, user)
@@ -604,15 +612,17 @@ class PositionsCore:
         market.seq = event.seq
         self._cause = cause
         market.book.apply(event)
+        # dispatch on the exact type; mypy does not narrow through `kind`, hence the casts
         kind = type(event)
         if kind is OrderFilled:
-            self._on_fill(event)
+            self._on_fill(cast(OrderFilled, event))
         elif kind is MarkPriceSet:
-            self._on_mark(event)
+            self._on_mark(cast(MarkPriceSet, event))
         elif kind is Deleveraged:
-            self._on_deleveraged(event)
+            self._on_deleveraged(cast(Deleveraged, event))
         elif kind is OrderExpired or kind is OrderRejected:
-            liquidation = market.liquidations.get(event.order_id or 0)
+            ended = cast("OrderExpired | OrderRejected", event)
+            liquidation = market.liquidations.get(ended.order_id or 0)
             if liquidation is not None:
                 self._finish_liquidation(event.symbol, liquidation)
         return self._take()
@@ -623,18 +633,21 @@ class PositionsCore:
             return []
         self.wallet_seq[cause.partition] = event.seq
         self._cause = cause
+        # dispatch on the exact type; mypy does not narrow through `kind`, hence the casts
         kind = type(event)
         if kind is AccountUpdated:
-            account = self.account(event.user_id)
-            account.balance = event.balance
+            updated = cast(AccountUpdated, event)
+            account = self.account(updated.user_id)
+            account.balance = updated.balance
             if not account.liquidating:
                 self._reindex(account)
         elif kind is LedgerPosted:
-            for leg in event.legs:
+            for leg in cast(LedgerPosted, event).legs:
                 if leg.kind == LedgerAccountKind.INSURANCE:
                     self.insurance += leg.amount
         elif kind is LeverageSet:
-            self.account(event.user_id).leverage[event.symbol] = event.leverage
+            lev = cast(LeverageSet, event)
+            self.account(lev.user_id).leverage[lev.symbol] = lev.leverage
         return self._take()
 
     def apply_index(self, tick: IndexPriceTick, cause: Cause) -> list[Out]:
@@ -760,8 +773,10 @@ class PositionsCore:
         )
 
     @classmethod
-    def restore(cls, specs: dict[str, SymbolSpec], data: bytes, **options: object) -> PositionsCore:
-        core = cls(specs, **options)  # type: ignore[arg-type]
+    def restore(
+        cls, specs: dict[str, SymbolSpec], data: bytes, **options: Unpack[CoreOptions]
+    ) -> PositionsCore:
+        core = cls(specs, **options)
         _, markets, accounts, insurance, wallet_seq, out_seq = msgspec.msgpack.decode(data)
         for row in markets:
             m = core.markets[row[0]]

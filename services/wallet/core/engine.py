@@ -7,6 +7,9 @@ matcher event, a position event) and returns what it causes: commands to forward
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgspec
 
 from libs import codes
@@ -163,7 +166,8 @@ class WalletCore:
 
     def apply(self, cause: Cause, message: Message) -> list[Message]:
         """Apply one input; return the commands to forward and the wallet events it caused."""
-        self._out = out = []
+        out: list[Message] = []
+        self._out = out
         self._touched = {}
         self._cause = cause
         if isinstance(message, PositionEvent):
@@ -535,7 +539,8 @@ def _none(core: WalletCore, event) -> None:
     return None
 
 
-_REQUESTS = {
+# Dispatch tables: each handler takes the message of the type it is keyed by.
+_REQUESTS: dict[type[Message], Callable[[WalletCore, Any], None]] = {
     PlaceOrder: WalletCore._place,
     AmendOrder: WalletCore._amend,
     CancelOrder: WalletCore._forward,
@@ -548,7 +553,7 @@ _REQUESTS = {
 _ORDER_REQUESTS = (PlaceOrder, AmendOrder, CancelOrder, CancelAll)
 """The requests a book answers, refusals included."""
 
-_MATCHER = {
+_MATCHER: dict[type[Message], Callable[[WalletCore, Any], None]] = {
     OrderAccepted: WalletCore._accepted,
     OrderFilled: WalletCore._filled,
     OrderCancelled: WalletCore._ended,
@@ -559,7 +564,9 @@ _MATCHER = {
     BatchCompleted: _none,
 }
 
-_HANDLERS = {kind: WalletCore._request for kind in _REQUESTS}
+_HANDLERS: dict[type[Message], Callable[[WalletCore, Any], str | None]] = {
+    kind: WalletCore._request for kind in _REQUESTS
+}
 _HANDLERS.update(
     {
         kind: WalletCore._matcher

@@ -43,7 +43,7 @@ class Ledger:
         if not legs:
             raise LedgerError("an entry needs legs")
         balances = self.balances
-        after = {}
+        after: dict[Account, int] = {}
         for leg in legs:
             key = (leg.kind, leg.owner)
             after[key] = after.get(key, balances.get(key, 0)) + leg.amount
