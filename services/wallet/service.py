@@ -26,7 +26,7 @@ from libs.messages import (
 )
 from libs.symbols import default_symbols
 from libs.topics import USER_PARTITIONS, Topics, cause_of, symbol_partition, user_partition
-from services.wallet.core import WalletCore, digest, dump, load
+from services.wallet.core import WalletCore
 from services.wallet.core.engine import _user_of
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,10 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         return WalletCore()
 
     def dump_core(self, core: WalletCore) -> bytes:
-        return dump(core)
+        return core.snapshot()
 
     def load_core(self, state: bytes) -> WalletCore:
-        return load(state, WalletCore())
+        return WalletCore.restore(state)
 
     def apply_record(self, record: Record) -> list[Message]:
         message = self._codecs[record.topic].decode_input(record)
@@ -146,7 +146,7 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         """The state's digest and what it covers (``/digest`` and ``rebuild`` print this)."""
         with self.lock:
             return {
-                "digest": digest(self.core),
+                "digest": self.core.digest(),
                 "entries": self.core.ledger.entry_id,
                 "users": len(self.core.users()),
                 "open_holds": len(self.core.holds.by_order),

@@ -11,7 +11,7 @@ from libs.topics import Topics, exchange_topics, user_partition
 from services.positions import app as positions_app
 from services.positions.service import PositionsService
 from services.wallet import app as wallet_app
-from services.wallet.core import digest, dump, load
+from services.wallet.core import WalletCore
 from services.wallet.service import WalletService
 
 PREFIX = "w."
@@ -109,9 +109,10 @@ def test_the_position_causes_survive_a_snapshot_and_a_rewind():
     topics, q = service.topics, user_partition(USER)
     produce(bus, topics.positions_events, position_changed(1, FILL), q)
     drain(loop)
-    restored = load(dump(service.core))  # what a rewind after a later snapshot starts from
+    # what a rewind after a later snapshot starts from
+    restored = WalletCore.restore(service.core.snapshot())
     assert restored.caused[USER] == {("matcher.events", 0): 18}
-    assert digest(restored) == digest(service.core)
+    assert restored.digest() == service.core.digest()
 
 
 def test_the_position_engine_writes_its_applied_offsets_with_its_read_model():

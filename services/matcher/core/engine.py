@@ -51,6 +51,7 @@ from libs.money import RATE_ONE
 from libs.symbols import SymbolSpec
 from services.matcher.core.book import BookSide
 from services.matcher.core.orders import Order
+from services.matcher.core.snapshot import MATCHING_STATE, VERSION, MatchingState, OrderState
 from services.matcher.core.stops import fires, immediately_triggers
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -211,24 +212,56 @@ class MatchingCore:
         """Return (seq, bids, asks): up to ``levels`` aggregated [(price, lots)], best first."""
         return self.seq, self.bids.depth(levels), self.asks.depth(levels)
 
-    def snapshot(self) -> bytes:
-        """Return the whole core state as deterministic bytes."""
-        from services.matcher.core.snapshot import dump
+    # --- snapshot (the convention of libs/state.py) ------------------------------------------
 
-        return dump(self)
+    def to_state(self) -> MatchingState:
+        """Return the whole state as a canonical value (equal histories, equal states)."""
+        return MatchingState(
+            version=VERSION,
+            symbol=self.symbol,
+            seq=self.seq,
+            last_offset=self.last_offset,
+            trade_id=self.trade_id,
+            last_price=self.last_price,
+            mark_price=self.mark_price,
+            halted=self.halted,
+            halt_reason=self.halt_reason,
+            book=[_order_state(o) for side in (self.bids, self.asks) for o in side.orders()],
+            stops=[_order_state(o) for o in self.stops.values()],
+            positions=sorted((u, p) for u, p in self.positions.items() if p),
+            client_ids=sorted((u, c, o) for (u, c), o in self.client_ids.items()),
+        )
+
+    @classmethod
+    def from_state(cls, spec: SymbolSpec, state: MatchingState) -> MatchingCore:
+        """Return a core of ``spec`` holding ``state``."""
+        if state.symbol != spec.name:
+            raise ValueError(f"a snapshot of {state.symbol}, not {spec.name}")
+        core = cls(spec)
+        core.seq, core.last_offset, core.trade_id = state.seq, state.last_offset, state.trade_id
+        core.last_price = state.last_price
+        if state.mark_price is not None:
+            core.set_mark(state.mark_price)
+        core.halted, core.halt_reason = state.halted, state.halt_reason
+        for saved in state.book:
+            core._rest(_order(saved))
+        for saved in state.stops:
+            order = _order(saved)
+            core.stops[order.order_id] = order
+            core._index(order)
+        core.positions = dict(state.positions)
+        core.client_ids = {(u, c): o for u, c, o in state.client_ids}
+        return core
+
+    def snapshot(self) -> bytes:
+        return MATCHING_STATE.encode(self.to_state())
 
     @classmethod
     def restore(cls, spec: SymbolSpec, data: bytes) -> MatchingCore:
-        """Return a core in the state ``snapshot()`` captured."""
-        from services.matcher.core.snapshot import load
-
-        return load(cls(spec), data)
+        return cls.from_state(spec, MATCHING_STATE.decode(data))
 
     def digest(self) -> str:
-        """Return a hex hash of the canonical state (equal after restore)."""
-        from services.matcher.core.snapshot import digest
-
-        return digest(self)
+        return MATCHING_STATE.digest(self.to_state())
 
     def open_order(self, order_id: int) -> Order | None:
         """Return an open order (resting or waiting for its trigger), if any."""
@@ -1128,3 +1161,24 @@ class MatchingCore:
             self._execute(order, offset, FOK if cmd.tif is FOK else IOC, None)
         if self.trade_id != trades and self.reduce_only:
             self._enforce_reduce_only(offset)
+
+
+def _order_state(o: Order) -> OrderState:
+    return OrderState(
+        o.cmd,
+        o.is_buy,
+        o.price,
+        o.qty,
+        o.remaining,
+        o.filled,
+        o.reduce_only,
+        o.activated,
+        o.extreme,
+    )
+
+
+def _order(s: OrderState) -> Order:
+    order = Order.of(s.cmd, s.is_buy, s.price, s.qty, s.reduce_only)
+    order.remaining = s.remaining  # s.filled == s.qty - s.remaining: filled is derived
+    order.activated, order.extreme = s.activated, s.extreme
+    return order

@@ -24,6 +24,7 @@ from libs.messages import (
     Side,
     TimeInForce,
 )
+from services.positions.core.snapshot import TopOfBookState
 
 RESTING_TIF = (TimeInForce.GTC, TimeInForce.GTX)
 LIMIT_STOPS = LIMIT_PRICED & STOP_PRICED  # stop-limit, take-profit-limit: rest once triggered
@@ -117,18 +118,18 @@ class TopOfBook:
         return (bid + ask) // 2
 
     # -- snapshot -----------------------------------------------------------------------------
-    def dump(self) -> list:
-        return [
-            [[oid, *order] for oid, order in sorted(self.orders.items())],
-            [[oid, *order] for oid, order in sorted(self.waiting.items())],
-        ]
+    def to_state(self) -> TopOfBookState:
+        return TopOfBookState(
+            [(oid, b, p, r, q) for oid, (b, p, r, q) in sorted(self.orders.items())],
+            [(oid, b, p, q) for oid, (b, p, q) in sorted(self.waiting.items())],
+        )
 
     @classmethod
-    def load(cls, data: list) -> TopOfBook:
+    def from_state(cls, state: TopOfBookState) -> TopOfBook:
         book = cls()
-        for oid, is_buy, price, remaining, qty in data[0]:
+        for oid, is_buy, price, remaining, qty in state.orders:
             book.orders[oid] = [is_buy, price, remaining, qty]
             book._level(is_buy, price, remaining)
-        for oid, is_buy, price, qty in data[1]:
+        for oid, is_buy, price, qty in state.waiting:
             book.waiting[oid] = [is_buy, price, qty]
         return book

@@ -10,7 +10,6 @@ message belongs to; the service produces them.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -52,6 +51,15 @@ from libs.topics import COMMANDS as COMMANDS_TOPIC
 from libs.topics import POSITIONS_EVENTS, market_partition, user_partition
 from services.positions.core import formulas as f
 from services.positions.core.book import TopOfBook
+from services.positions.core.snapshot import (
+    POSITIONS_STATE,
+    VERSION,
+    AccountState,
+    LiquidationState,
+    MarketState,
+    PositionsState,
+    PositionState,
+)
 from services.positions.core.state import (
     NOT_INDEXED,
     Account,
@@ -708,14 +716,14 @@ class PositionsCore:
             }
         return out
 
-    # -- snapshot ----------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        """Return the whole state as canonical MessagePack (equal histories, equal bytes)."""
+    # -- snapshot (the convention of libs/state.py) -------------------------------------------
+    def to_state(self) -> PositionsState:
+        """Return the whole state as a canonical value (equal histories, equal states)."""
         markets = []
         for name in sorted(self.markets):
             m = self.markets[name]
             markets.append(
-                [
+                MarketState(
                     name,
                     m.seq,
                     m.mark,
@@ -730,7 +738,7 @@ class PositionsCore:
                     m.premium_sum,
                     m.premium_samples,
                     [
-                        [
+                        LiquidationState(
                             o.order_id,
                             o.user,
                             o.side,
@@ -741,73 +749,79 @@ class PositionsCore:
                             o.fees,
                             o.reserve,
                             o.adl,
-                        ]
+                        )
                         for _, o in sorted(m.liquidations.items())
                     ],
-                    m.book.dump(),
+                    m.book.to_state(),
                     m.sent_mark,
                     m.sent_ts,
-                ]
+                )
             )
-        accounts = []
-        for user in sorted(self.accounts):
-            a = self.accounts[user]
-            accounts.append(
-                [
-                    user,
-                    a.balance,
-                    a.liquidating,
-                    sorted(a.leverage.items()),
-                    [[s, p.size, p.entry, p.fees] for s, p in sorted(a.positions.items())],
-                ]
+        accounts = [
+            AccountState(
+                user,
+                a.balance,
+                a.liquidating,
+                sorted(a.leverage.items()),
+                [PositionState(s, p.size, p.entry, p.fees) for s, p in sorted(a.positions.items())],
             )
-        return msgspec.msgpack.encode(
-            [
-                1,
-                markets,
-                accounts,
-                self.insurance,
-                sorted(self.wallet_seq.items()),
-                sorted(self.out_seq.items()),
-            ]
+            for user, a in sorted(self.accounts.items())
+        ]
+        return PositionsState(
+            VERSION,
+            markets,
+            accounts,
+            self.insurance,
+            sorted(self.wallet_seq.items()),
+            sorted(self.out_seq.items()),
         )
 
     @classmethod
-    def restore(
-        cls, specs: dict[str, SymbolSpec], data: bytes, **options: Unpack[CoreOptions]
+    def from_state(
+        cls, specs: dict[str, SymbolSpec], state: PositionsState, **options: Unpack[CoreOptions]
     ) -> PositionsCore:
+        """Return a core of ``specs`` holding ``state``."""
         core = cls(specs, **options)
-        _, markets, accounts, insurance, wallet_seq, out_seq = msgspec.msgpack.decode(data)
-        for row in markets:
-            m = core.markets[row[0]]
-            (m.seq, m.mark, m.mark_ts, m.last_trade, m.index, m.index_ts) = row[1:7]
-            m.basis = deque(row[7])
-            m.pending_index = dict((int(t), p) for t, p in row[8])
-            m.next_funding, m.last_rate, m.premium_sum, m.premium_samples = row[9:13]
-            for o in row[13]:
-                m.liquidations[o[0]] = Liquidation(*o)
-                core.insurance_reserved += m.liquidations[o[0]].reserve
-            m.book = TopOfBook.load(row[14])
-            m.sent_mark, m.sent_ts = row[15], row[16]
-        for user, balance, liquidating, leverage, positions in accounts:
-            account = core.account(user)
-            account.balance, account.liquidating = balance, liquidating
-            account.leverage = dict(leverage)
-            for symbol, size, entry, fees in positions:
-                position = Position(size, entry, fees)
-                account.positions[symbol] = position
-                core.markets[symbol].holders[user] = position
+        for saved in state.markets:
+            m = core.markets[saved.symbol]
+            m.seq, m.mark, m.mark_ts = saved.seq, saved.mark, saved.mark_ts
+            m.last_trade, m.index, m.index_ts = saved.last_trade, saved.index, saved.index_ts
+            m.basis = deque(saved.basis)
+            m.pending_index = dict(saved.pending_index)
+            m.next_funding, m.last_rate = saved.next_funding, saved.last_rate
+            m.premium_sum, m.premium_samples = saved.premium_sum, saved.premium_samples
+            for o in saved.liquidations:
+                m.liquidations[o.order_id] = Liquidation(*msgspec.structs.astuple(o))
+                core.insurance_reserved += o.reserve
+            m.book = TopOfBook.from_state(saved.book)
+            m.sent_mark, m.sent_ts = saved.sent_mark, saved.sent_ts
+        for a in state.accounts:
+            account = core.account(a.user)
+            account.balance, account.liquidating = a.balance, a.liquidating
+            account.leverage = dict(a.leverage)
+            for p in a.positions:
+                position = Position(p.size, p.entry, p.fees)
+                account.positions[p.symbol] = position
+                core.markets[p.symbol].holders[a.user] = position
             core._file_multi(account)
         for user in sorted(core.accounts):
             account = core.accounts[user]
             if not account.liquidating:
                 core._reindex(account)
-        core.insurance = insurance
-        core.wallet_seq = dict(wallet_seq)
-        core.out_seq = dict(out_seq)
+        core.insurance = state.insurance
+        core.wallet_seq = dict(state.wallet_seq)
+        core.out_seq = dict(state.out_seq)
         core.dirty.clear()
         return core
 
+    def snapshot(self) -> bytes:
+        return POSITIONS_STATE.encode(self.to_state())
+
+    @classmethod
+    def restore(
+        cls, specs: dict[str, SymbolSpec], data: bytes, **options: Unpack[CoreOptions]
+    ) -> PositionsCore:
+        return cls.from_state(specs, POSITIONS_STATE.decode(data), **options)
+
     def digest(self) -> str:
-        """Return the SHA-256 of the snapshot bytes."""
-        return hashlib.sha256(self.snapshot()).hexdigest()
+        return POSITIONS_STATE.digest(self.to_state())

@@ -3,18 +3,17 @@
 from services.wallet.core.engine import DEFAULT_LEVERAGE, Rejected, WalletCore
 from services.wallet.core.holds import Hold, Holds
 from services.wallet.core.ledger import Ledger, LedgerError, transfer
-from services.wallet.core.snapshot import digest, dump, load
+from services.wallet.core.snapshot import WALLET_STATE, WalletState
 
 __all__ = [
     "DEFAULT_LEVERAGE",
+    "WALLET_STATE",
     "Hold",
     "Holds",
     "Ledger",
     "LedgerError",
     "Rejected",
     "WalletCore",
-    "digest",
-    "dump",
-    "load",
+    "WalletState",
     "transfer",
 ]

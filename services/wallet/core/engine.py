@@ -24,6 +24,7 @@ from libs.messages import (
     Cause,
     Deposit,
     FundingPaid,
+    LedgerAccountKind,
     LedgerLeg,
     LedgerPosted,
     LeverageSet,
@@ -63,6 +64,7 @@ from services.wallet.core.ledger import (
     Ledger,
     transfer,
 )
+from services.wallet.core.snapshot import VERSION, WALLET_STATE, HoldState, WalletState
 
 DEFAULT_LEVERAGE = 20
 
@@ -104,6 +106,77 @@ class WalletCore:
         self._out: list[Message] = []
         self._touched: dict[int, None] = {}
         self._cause = Cause("", 0, 0)
+
+    # --- snapshot (the convention of libs/state.py) ------------------------------------------
+
+    def to_state(self) -> WalletState:
+        """Return the whole state as a canonical value (equal histories, equal states)."""
+        ledger, holds = self.ledger, self.holds
+        return WalletState(
+            version=VERSION,
+            entry_id=ledger.entry_id,
+            balances=sorted((str(k), o, v) for (k, o), v in ledger.balances.items() if v),
+            holds=[
+                HoldState(
+                    h.order_id,
+                    h.user_id,
+                    h.symbol,
+                    h.request_id,
+                    h.price,
+                    h.leverage,
+                    h.remaining,
+                    h.filled,
+                    h.amount,
+                )
+                for _, h in sorted(holds.by_order.items())
+            ],
+            leverage=sorted((u, s, v) for u, m in self.leverage.items() for s, v in m.items()),
+            positions=sorted(
+                (u, s, size, entry)
+                for u, m in self.positions.items()
+                for s, (size, entry) in m.items()
+            ),
+            marks=sorted(self.marks.items()),
+            last_prices=sorted(self.last_prices.items()),
+            matcher_seq=sorted(self.matcher_seq.items()),
+            event_seq=sorted(self.event_seq.items()),
+            client_ids=sorted((u, c, o) for (u, c), o in self.client_ids.items()),
+            caused=sorted((u, t, p, o) for u, m in self.caused.items() for (t, p), o in m.items()),
+        )
+
+    @classmethod
+    def from_state(cls, s: WalletState, symbols: dict[str, SymbolSpec] | None = None) -> WalletCore:
+        """Return a core holding ``s``."""
+        core = cls(symbols)
+        ledger, holds = core.ledger, core.holds
+        ledger.entry_id = s.entry_id
+        ledger.balances = {(LedgerAccountKind(k), o): v for k, o, v in s.balances}
+        for h in s.holds:
+            holds.by_order[h.order_id] = Hold(*msgspec.structs.astuple(h))
+            holds.by_user[h.user_id] = holds.by_user.get(h.user_id, 0) + h.amount
+        holds.by_user = {u: v for u, v in holds.by_user.items() if v}
+        for u, sym, lev in s.leverage:
+            core.leverage.setdefault(u, {})[sym] = lev
+        for u, sym, size, entry in s.positions:
+            core.positions.setdefault(u, {})[sym] = (size, entry)
+        core.marks = dict(s.marks)
+        core.last_prices = dict(s.last_prices)
+        core.matcher_seq = dict(s.matcher_seq)
+        core.event_seq = dict(s.event_seq)
+        core.client_ids = {(u, c): o for u, c, o in s.client_ids}
+        for u, topic, partition, offset in s.caused:
+            core.caused.setdefault(u, {})[(topic, partition)] = offset
+        return core
+
+    def snapshot(self) -> bytes:
+        return WALLET_STATE.encode(self.to_state())
+
+    @classmethod
+    def restore(cls, data: bytes, symbols: dict[str, SymbolSpec] | None = None) -> WalletCore:
+        return cls.from_state(WALLET_STATE.decode(data), symbols)
+
+    def digest(self) -> str:
+        return WALLET_STATE.digest(self.to_state())
 
     # --- the account picture ----------------------------------------------------------------
 

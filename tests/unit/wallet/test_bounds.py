@@ -24,7 +24,7 @@ from libs.money import (
     MAX_INSIDE,
     MAX_TRANSFER,
 )
-from services.wallet.core import Ledger, LedgerError, WalletCore, digest, dump, load
+from services.wallet.core import Ledger, LedgerError, WalletCore
 from services.wallet.core.snapshot import VERSION
 from tests.unit.wallet.kit import (
     BUY,
@@ -74,7 +74,7 @@ def test_the_faucet_sum_attack_over_many_accounts_stops_at_the_exchange_bound() 
     refusal = rejected(ex.request(deposit(users_to_fill + 1, MAX_TRANSFER)))
     assert refusal is not None and refusal.code == -4095 and "exchange" in refusal.msg
     assert ex.wallet.balance(users_to_fill + 1) == 0
-    digest(ex.wallet)  # the state still encodes
+    ex.wallet.digest()  # the state still encodes
 
 
 def test_what_used_to_overflow_the_outside_account_is_refused_and_the_state_still_encodes() -> None:
@@ -82,7 +82,7 @@ def test_what_used_to_overflow_the_outside_account_is_refused_and_the_state_stil
     for user in range(1, 12):  # the old faucet let each of these through: 1.1e19 units
         ex.request(deposit(user, 10**10 * USDT))
     assert ex.wallet.ledger.balance(OUTSIDE) == 0
-    assert dump(ex.wallet) and digest(ex.wallet)
+    assert ex.wallet.snapshot() and ex.wallet.digest()
 
 
 @pytest.mark.parametrize("amount", [MAX_TRANSFER + 1, INT64_MAX, 0, -1])
@@ -108,14 +108,14 @@ def test_version_1_and_2_snapshots_with_their_lifetime_totals_still_load() -> No
     ex = Exchange()
     ex.request(deposit(1, 1000 * USDT))
     ex.request(place(1, 1, BUY, PRICE - 100))
-    current = msgspec.msgpack.decode(dump(ex.wallet))
+    current = msgspec.msgpack.decode(ex.wallet.snapshot())
     assert current[0] == VERSION == 3
     # versions 1 and 2 had deposits, withdrawals after entry_id and reserved, released after
     # holds; 2 added the client ids at the end (3 the position causes after them)
     v2 = [2, current[1], 1000 * USDT, 0, current[2], current[3], 77, 11, *current[4:-1]]
-    assert digest(load(msgspec.msgpack.encode(v2), WalletCore())) == digest(ex.wallet)
+    assert WalletCore.restore(msgspec.msgpack.encode(v2)).digest() == ex.wallet.digest()
     v1 = [1, *v2[1:-1]]  # no client ids (none were used here)
-    assert digest(load(msgspec.msgpack.encode(v1), WalletCore())) == digest(ex.wallet)
+    assert WalletCore.restore(msgspec.msgpack.encode(v1)).digest() == ex.wallet.digest()
 
 
 AMOUNTS = st.one_of(
@@ -152,5 +152,5 @@ def test_whatever_the_requests_every_output_and_the_state_encode_within_the_boun
         assert 0 <= -ledger.balance(OUTSIDE) <= MAX_INSIDE
         for (account, _), value in ledger.balances.items():
             assert account is OUTSIDE or 0 <= value <= MAX_BALANCE
-        assert load(dump(ex.wallet), WalletCore()) is not None
-        digest(ex.wallet)
+        assert WalletCore.restore(ex.wallet.snapshot()) is not None
+        ex.wallet.digest()

@@ -21,7 +21,7 @@ from libs.messages import (
     SetLeverage,
     WithdrawalCompleted,
 )
-from services.wallet.core import WalletCore, digest, dump, load, snapshot
+from services.wallet.core import WalletCore
 from tests.unit.wallet.kit import (
     BUY,
     LOT,
@@ -234,10 +234,10 @@ def test_matcher_events_seen_twice_are_applied_once() -> None:
     ex.request(place(1, 1, BUY, PRICE, 2 * LOT))
     ex.request(place(2, 2, SELL, PRICE, LOT))
     ex.mark(PRICE)
-    before = digest(ex.wallet)
+    before = ex.wallet.digest()
     for event in list(ex.matcher_events):
         assert ex.event(event, "matcher.events") == []
-    assert digest(ex.wallet) == before
+    assert ex.wallet.digest() == before
 
 
 def test_an_amend_that_raises_the_notional_is_checked_and_rehold() -> None:
@@ -272,8 +272,8 @@ def test_snapshot_restores_an_equal_state() -> None:
     ex.request(place(2, 2, SELL, PRICE, LOT))
     ex.event(position(1, LOT, 50_000 * USDT))
     ex.mark(PRICE)
-    restored = load(dump(ex.wallet), WalletCore())
-    assert digest(restored) == digest(ex.wallet)
+    restored = WalletCore.restore(ex.wallet.snapshot())
+    assert restored.digest() == ex.wallet.digest()
     assert restored.available(1) == ex.wallet.available(1)
 
 
@@ -313,12 +313,12 @@ def test_the_snapshot_keeps_the_client_ids_and_reads_a_version_1_snapshot() -> N
     ex = Exchange()
     ex.request(deposit(1, 10_000 * USDT))
     ex.request(place(1, 1, BUY, PRICE, LOT, client_order_id="x"))
-    restored = load(dump(ex.wallet), WalletCore())
-    assert restored.client_ids == {(1, "x"): 1} and digest(restored) == digest(ex.wallet)
+    restored = WalletCore.restore(ex.wallet.snapshot())
+    assert restored.client_ids == {(1, "x"): 1} and restored.digest() == ex.wallet.digest()
     [retry] = restored.apply(CAUSE, place(2, 1, BUY, PRICE, LOT, client_order_id="x"))
     assert retry.original_order_id == 1
-    state = snapshot.state_of(ex.wallet)
+    state = ex.wallet.to_state()
     fields = msgspec.structs.astuple(state)
     # version 1: lifetime totals after entry_id and after holds, no client ids, no causes
     old = msgspec.msgpack.encode([1, fields[1], 0, 0, *fields[2:4], 0, 0, *fields[4:-2]])
-    assert load(old, WalletCore()).client_ids == {}
+    assert WalletCore.restore(old).client_ids == {}

@@ -21,7 +21,7 @@ from libs.messages import (
     SetLeverage,
     WithdrawalCompleted,
 )
-from services.wallet.core import WalletCore, digest, dump, load
+from services.wallet.core import WalletCore
 from tests.unit.wallet.kit import (
     BUY,
     PRICE,
@@ -222,8 +222,8 @@ def test_a_restored_snapshot_continues_exactly_like_the_original(ops, data) -> N
     for operation in ops[:cut]:
         first.run(operation)
         second.run(operation)
-    second.ex.wallet = load(dump(second.ex.wallet), WalletCore())
+    second.ex.wallet = WalletCore.restore(second.ex.wallet.snapshot())
     for operation in ops[cut:]:
         first.run(operation)
         second.run(operation)
-    assert digest(first.ex.wallet) == digest(second.ex.wallet)
+    assert first.ex.wallet.digest() == second.ex.wallet.digest()
