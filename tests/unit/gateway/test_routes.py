@@ -331,6 +331,20 @@ INVALID_ORDERS: list[tuple[str, Any, int, int, str]] = [
         "leverage must be a whole number from 1 to 125.",
     ),
     (
+        "leverage in superscript digits",
+        ORDER | {"leverage": "²"},
+        400,
+        -1130,
+        "leverage must be a whole number from 1 to 125.",
+    ),
+    (
+        "leverage in Arabic-Indic digits",
+        ORDER | {"leverage": "\u0661\u0660"},  # 10 in Arabic-Indic digits
+        400,
+        -1130,
+        "leverage must be a whole number from 1 to 125.",
+    ),
+    (
         "a fractional leverage",
         ORDER | {"leverage": 1.5},
         400,
