@@ -478,6 +478,23 @@ def test_a_body_that_is_no_order_is_refused_and_nothing_reaches_the_log(
     assert stack.produced == []
 
 
+UNPARSABLE = [
+    pytest.param(b"[" * 20_000 + b"]" * 20_000, id="nested deeper than the parser goes"),
+    pytest.param(b'{"symbol": "\xff"}', id="not UTF-8"),
+    pytest.param(b'{"user_id": ' + b"9" * 5000 + b"}", id="an integer of 5000 digits"),
+]
+BODY_ROUTES = ["/place_order", "/cancel", "/amend", "/deposit", "/leverage", "/signup"]
+
+
+@pytest.mark.parametrize("content", UNPARSABLE)
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_body_json_cannot_parse_is_a_400(stack: Stack, path: str, content: bytes) -> None:
+    headers = stack.bearer(MINE) | {"Content-Type": "application/json"}
+    reply = stack.client.post(path, content=content, headers=headers)
+    refused(reply, 400, 400, "There was an error parsing the body")
+    assert stack.produced == []
+
+
 def test_a_chunked_body_over_the_limit_is_a_413(stack: Stack) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(10):
