@@ -488,10 +488,12 @@ BODY_ROUTES = ["/place_order", "/cancel", "/amend", "/deposit", "/leverage", "/s
 
 @pytest.mark.parametrize("content", UNPARSABLE)
 @pytest.mark.parametrize("path", BODY_ROUTES)
-def test_a_body_json_cannot_parse_is_a_400(stack: Stack, path: str, content: bytes) -> None:
+def test_a_body_json_cannot_parse_is_a_400_invalid_parameter(
+    stack: Stack, path: str, content: bytes
+) -> None:
     headers = stack.bearer(MINE) | {"Content-Type": "application/json"}
     reply = stack.client.post(path, content=content, headers=headers)
-    refused(reply, 400, 400, "There was an error parsing the body")
+    refused(reply, 400, -1130, "There was an error parsing the body")
     assert stack.produced == []
 
 
@@ -1395,3 +1397,8 @@ def test_no_order_body_gets_a_5xx_and_a_refused_one_reaches_nothing() -> None:
             assert len(stack.produced) == before, body
 
         answers()
+
+
+def test_an_unknown_path_or_method_keeps_its_http_status_as_the_code(stack: Stack) -> None:
+    refused(get(stack, "/nowhere"), 404, 404, "Not Found")
+    refused(get(stack, "/place_order"), 405, 405, "Method Not Allowed")
