@@ -124,7 +124,7 @@ class Session:
         try:
             request = json.loads(raw)
             op = request["op"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # Recursion: nested too deep
             return await self.error(
                 codes.INVALID_PARAM, 'Send JSON like {"op": "subscribe", "channels": [...]}.'
             )

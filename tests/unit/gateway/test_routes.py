@@ -1315,6 +1315,21 @@ def test_the_websocket_answers_bad_tokens_and_malformed_requests_with_errors(
         assert socket.receive_json() == {"op": "pong"}
 
 
+def test_a_websocket_message_nested_too_deep_is_an_error_not_a_dropped_socket(
+    stack: Stack,
+) -> None:
+    with stack.client.websocket_connect("/ws") as socket:
+        socket.send_text("[" * 20_000 + "]" * 20_000)
+        assert socket.receive_json() == {
+            "error": {
+                "code": -1130,
+                "msg": 'Send JSON like {"op": "subscribe", "channels": [...]}.',
+            }
+        }
+        socket.send_text(json.dumps({"op": "ping"}))
+        assert socket.receive_json() == {"op": "pong"}
+
+
 # --- fuzz ---------------------------------------------------------------------------------
 
 DECIMALS = st.one_of(
