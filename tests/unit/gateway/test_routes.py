@@ -97,6 +97,14 @@ def only(stack: Stack) -> Message:
     return message
 
 
+def test_the_app_runs_on_the_adapters_it_is_given_and_leaves_them_open() -> None:
+    with started() as stack:
+        gateway = stack.client.app.state.gateway  # type: ignore[attr-defined]
+        assert (gateway.requests, gateway.replies) == (stack.requests, stack.replies)
+        assert gateway.users is stack.users
+    assert not (stack.requests.closed or stack.replies.closed or stack.users.closed)
+
+
 # --- POST /place_order --------------------------------------------------------------------
 
 
