@@ -1,4 +1,4 @@
-"""The gateway's composition root: settings -> Postgres, Redis, Kafka -> FastAPI app."""
+"""The gateway's composition root: settings and adapters (Postgres, Redis, Kafka) -> FastAPI app."""
 
 from __future__ import annotations
 
@@ -9,25 +9,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.symbols import default_symbols
 from libs.topics import Topics
 from services.gateway import errors
+from services.gateway.adapters import Adapters, build_adapters
 from services.gateway.api import account, market, trading, users
 from services.gateway.auth import Authenticator, limit_ip
 from services.gateway.body_limit import BodyLimit
-from services.gateway.db import migrate
 from services.gateway.freshness import Outstanding
 from services.gateway.ids import OrderIds
-from services.gateway.kafka_io import ReplyListener, RequestProducer
 from services.gateway.limits import RateLimiter
 from services.gateway.reads import ReadModel
 from services.gateway.security import TokenIssuer
 from services.gateway.settings import GatewaySettings
 from services.gateway.state import Gateway
-from services.gateway.users import UserStore
 from services.gateway.ws import Hub
 from services.gateway.ws import router as ws_router
 
@@ -71,48 +68,39 @@ class Measured:
             _requests(name, status).inc()
 
 
-def create_app(settings: GatewaySettings) -> FastAPI:
+def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> FastAPI:
+    """Build the gateway's app. It connects as it starts (its lifespan): to ``adapters`` when
+    given (the caller's to close), else to the real ones, which it builds and closes itself."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        migrate(settings.database_url)
-        # a request waits (up to 2 s) for a free connection instead of failing when a burst
-        # has them all in use
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=128, timeout=2, decode_responses=True
-        )
-        redis = Redis(connection_pool=pool)
-        store = UserStore.from_url(settings.database_url)
+        outside = adapters if adapters is not None else build_adapters(settings)
+        redis = outside.redis
         tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_seconds)
         limiter = RateLimiter(redis)
-        topics = Topics(settings.topic_prefix)
-        requests = RequestProducer(
-            settings.kafka_bootstrap_servers, topics.requests, settings.delivery_timeout_seconds
-        )
-        replies = ReplyListener(
-            settings.kafka_bootstrap_servers, topics.matcher_events, topics.wallet_events
-        )
         app.state.settings = settings
         app.state.limiter = limiter
-        app.state.auth = Authenticator(tokens, store, limiter, settings.user_rate_per_second)
+        users = outside.users
+        app.state.auth = Authenticator(tokens, users, limiter, settings.user_rate_per_second)
         app.state.hub = Hub(redis)
         app.state.gateway = Gateway(
             settings=settings,
             symbols=default_symbols(),
             ids=OrderIds(settings.gateway_instance),
-            requests=requests,
-            replies=replies,
-            reads=ReadModel(redis, Outstanding(topics.prefix), settings.read_wait_seconds),
-            users=store,
+            requests=outside.requests,
+            replies=outside.replies,
+            reads=ReadModel(
+                redis, Outstanding(Topics(settings.topic_prefix).prefix), settings.read_wait_seconds
+            ),
+            users=users,
             tokens=tokens,
         )
         try:
             yield
         finally:
             await app.state.hub.close()
-            replies.close()
-            requests.close()
-            store.close()
-            await redis.aclose()
+            if adapters is None:
+                await outside.aclose()
 
     app = FastAPI(
         title="Perpetual-futures exchange",

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from libs import codes
+from services.gateway.adapters import Users
 from services.gateway.errors import ApiError, unauthorized
 from services.gateway.limits import Limit, RateLimiter
 from services.gateway.security import (
@@ -32,7 +33,6 @@ from services.gateway.security import (
     check_timestamp,
     signature_ok,
 )
-from services.gateway.users import UserStore
 
 DEFAULT_RECV_WINDOW_MS = 5000
 
@@ -41,7 +41,7 @@ class Authenticator:
     def __init__(
         self,
         tokens: TokenIssuer,
-        users: UserStore,
+        users: Users,
         limiter: RateLimiter,
         user_rate_per_second: int,
     ) -> None:

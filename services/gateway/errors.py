@@ -56,9 +56,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            _body(error.status_code, str(error.detail)), error.status_code, headers=error.headers
-        )
+        # FastAPI's 400 is a body it could not parse (not UTF-8, nested too deep, an integer
+        # too long): an invalid parameter like malformed JSON. Unknown paths and methods keep
+        # their HTTP status as the code: Binance has none for them.
+        status = error.status_code
+        code = codes.INVALID_PARAM if status == 400 else status
+        return JSONResponse(_body(code, str(error.detail)), status, headers=error.headers)
 
     @app.exception_handler(RedisError)
     async def redis_error(request: Request, error: RedisError) -> JSONResponse:

@@ -49,7 +49,9 @@ class LeanRoute(APIRoute):
                 return await stock(request)
             try:
                 received = json.loads(await request.body())
-            except ValueError:  # the stock handler answers it as FastAPI does
+            # the stock handler answers these as FastAPI does (RecursionError: a body nested
+            # deeper than the parser goes, a few KB of "[")
+            except (ValueError, RecursionError):
                 return await stock(request)
             if counts_ip:
                 await limit_ip(request)

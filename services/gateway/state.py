@@ -16,15 +16,14 @@ from fastapi import Depends, Request
 from libs import codes
 from libs.messages import Message, OrderRequest
 from libs.symbols import SymbolSpec
+from services.gateway.adapters import Replies, Requests, Users
 from services.gateway.errors import ApiError
 from services.gateway.ids import OrderIds
-from services.gateway.kafka_io import ReplyListener, RequestProducer
 from services.gateway.reads import ReadModel
 from services.gateway.replies import Kind, Outcome
 from services.gateway.retries import RecentPlacements
 from services.gateway.security import TokenIssuer
 from services.gateway.settings import GatewaySettings
-from services.gateway.users import UserStore
 
 log = logging.getLogger("services.gateway")
 
@@ -34,10 +33,10 @@ class Gateway:
     settings: GatewaySettings
     symbols: dict[str, SymbolSpec]
     ids: OrderIds
-    requests: RequestProducer
-    replies: ReplyListener
+    requests: Requests
+    replies: Replies
     reads: ReadModel
-    users: UserStore
+    users: Users
     tokens: TokenIssuer
     placements: RecentPlacements = field(default_factory=RecentPlacements)
     request_ids: Iterator[str] = field(default_factory=lambda: unique_ids(uuid.uuid4().hex[:16]))

@@ -124,7 +124,8 @@ class Session:
         try:
             request = json.loads(raw)
             op = request["op"]
-        except (ValueError, KeyError, TypeError):
+        # RecursionError: JSON nested deeper than the parser goes (a few KB of "[")
+        except (ValueError, KeyError, TypeError, RecursionError):
             return await self.error(
                 codes.INVALID_PARAM, 'Send JSON like {"op": "subscribe", "channels": [...]}.'
             )

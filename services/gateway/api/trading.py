@@ -74,7 +74,9 @@ def _leverage(value: int | str | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, str):
-        if not value.isdigit() or len(value) > 3:
+        # isdigit() is also true of superscripts (int() refuses them: a 500) and of other
+        # scripts' digits (int() reads them); the API's numbers are ASCII
+        if not (value.isascii() and value.isdigit()) or len(value) > 3:
             raise invalid("leverage must be a whole number from 1 to 125.")
         value = int(value)
     if not 1 <= value <= 125:
