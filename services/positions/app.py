@@ -18,9 +18,7 @@ from services.positions.topics import PositionsTopics
 log = logging.getLogger("services.positions")
 
 
-def build(
-    settings: PositionsSettings, bus: Bus | None = None
-) -> tuple[Bus, PositionsService]:
+def build(settings: PositionsSettings, bus: Bus | None = None) -> tuple[Bus, PositionsService]:
     # A killed engine's open transaction blocks committed-offset reads until its successor
     # aborts it or it times out: keep the timeout short.
     bus = bus or KafkaBus(

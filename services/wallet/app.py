@@ -19,9 +19,7 @@ log = logging.getLogger("services.wallet")
 LOOK_EVERY_SECONDS = 1.0  # how often an idle wallet asks Redis whether it lost the picture
 
 
-def build(
-    settings: WalletSettings, bus: Bus | None = None
-) -> tuple[Bus, WalletService]:
+def build(settings: WalletSettings, bus: Bus | None = None) -> tuple[Bus, WalletService]:
     # A transaction stays open commit_seconds; a killed wallet's is aborted by its successor
     # at once (the fence), and otherwise times out soon.
     bus = bus or KafkaBus(
