@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "verify", parents=[common], help="every live digest against its rebuild"
     )
+    check.add_argument(
+        "--engine",
+        action="append",
+        choices=engines.REBUILDS,
+        help="only these engines (default: all with a rebuild)",
+    )
     check.add_argument("--symbol", action="append", help="only these books (default: all)")
     check.add_argument(
         "--timeout",
@@ -159,10 +165,14 @@ def digest_url(target: Target, engine: str, symbol: str | None = None) -> str:
 
 
 def exchange_engines(
-    target: Target, bars: Bars, symbols: Sequence[str] | None = None
+    target: Target,
+    bars: Bars,
+    symbols: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[Engine]:
-    """Return every engine with a rebuild, each with how to ask it live and to rebuild it
-    (the matcher once per book)."""
+    """Return the engines with a rebuild (``names``, default all), each with how to ask it
+    live and to rebuild it (the matcher once per book of ``symbols``, default all)."""
+    names = names or engines.REBUILDS
 
     def bus() -> ProgressBus:
         return ProgressBus(target.bootstrap, bars, client_id="exchange-verify")
@@ -173,8 +183,10 @@ def exchange_engines(
     def rebuilt(engine: str, symbol: str | None = None) -> Callable[[], dict]:
         return lambda: engines.rebuild(engine, target, bus(), symbol)
 
-    found = [Engine(name, live(name), rebuilt(name)) for name in ("wallet", "positions")]
-    for symbol in symbols or engines.symbols():
+    found = [
+        Engine(name, live(name), rebuilt(name)) for name in ("wallet", "positions") if name in names
+    ]
+    for symbol in (symbols or engines.symbols()) if "matcher" in names else []:
         name = f"matcher/{symbol}"
         found.append(Engine(name, live("matcher", symbol), rebuilt("matcher", symbol)))
     return found
@@ -185,13 +197,16 @@ def verify_exchange(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     symbols: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
     report: Callable[[Check], None] | None = None,
     progress: bool = False,
 ) -> list[Check]:
-    """Verify every engine of ``target``: its live digest against its rebuild at the same
-    offsets. All agree when every returned check is ``ok``."""
+    """Verify the engines of ``target`` (``names``, default all; the matcher's books of
+    ``symbols``, default all): each live digest against its rebuild at the same offsets.
+    All agree when every returned check is ``ok``."""
     with Bars(enabled=progress) as bars:
-        return verify(exchange_engines(target, bars, symbols), timeout, report=report)
+        found = exchange_engines(target, bars, symbols, names)
+        return verify(found, timeout, report=report)
 
 
 # ---------------------------------------------------------------- the commands
@@ -218,7 +233,12 @@ def cmd_verify(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         print(line(check), file=out, flush=True)
 
     checks = verify_exchange(
-        target, timeout=args.timeout, symbols=args.symbol, report=report, progress=True
+        target,
+        timeout=args.timeout,
+        symbols=args.symbol,
+        names=args.engine,
+        report=report,
+        progress=True,
     )
     bad = [c.engine for c in checks if not c.ok]
     print(f"{'FAILED: ' + ', '.join(bad) if bad else 'all agree'}", file=out)

@@ -1,0 +1,91 @@
+"""Live against rebuilt: compared only at the same offsets, asked again until they meet."""
+
+from __future__ import annotations
+
+import itertools
+
+from exchange.verify import Check, Engine, Verdict, compare, line, verify, verify_one
+
+WALLET = {"digest": "aa" * 32, "offsets": {"orders.requests:0": 5, "matcher.events:0": 9}}
+BOOK = {"symbol": "BTC-PERP", "digest": "cc" * 32, "offset": 41}
+
+
+def test_equal_digests_at_equal_offsets_agree():
+    assert compare("wallet", WALLET, dict(WALLET)).verdict is Verdict.AGREE
+    assert compare("matcher/BTC-PERP", BOOK, dict(BOOK)).ok
+
+
+def test_a_different_digest_at_the_same_offsets_differs():
+    check = compare("wallet", WALLET, {**WALLET, "digest": "bb" * 32})
+    assert check.verdict is Verdict.DIFFER and not check.ok
+    assert line(check).startswith("wallet") and "DIFFERS" in line(check)
+    assert "aaaaaaaa" in line(check) and "bbbbbbbb" in line(check)
+
+
+def test_different_offsets_are_not_compared():
+    later = {**WALLET, "offsets": {**WALLET["offsets"], "matcher.events:0": 10}}
+    assert compare("wallet", WALLET, later).verdict is Verdict.APART
+    assert compare("matcher/BTC-PERP", BOOK, {**BOOK, "offset": 40}).verdict is Verdict.APART
+    assert "matcher.events:0=10" in line(compare("wallet", WALLET, later))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_live_engine_is_asked_again_until_it_reaches_the_rebuilds_offsets():
+    lives = iter([{**BOOK, "offset": 39}, {**BOOK, "offset": 40}, BOOK, BOOK])
+    clock = Clock()
+    engine = Engine("matcher/BTC-PERP", lambda: next(lives), lambda: BOOK)
+    check = verify_one(engine, 10.0, clock=clock, sleep=clock.sleep)
+    assert check.ok and clock.now == 0.5
+
+
+def test_an_engine_that_never_reaches_the_same_offsets_fails_at_the_deadline():
+    clock = Clock()
+    counter = itertools.count()
+    engine = Engine("matcher/BTC-PERP", lambda: {**BOOK, "offset": next(counter)}, lambda: BOOK)
+    check = verify_one(engine, 0.0, clock=clock, sleep=clock.sleep)
+    assert check.verdict is Verdict.APART
+    assert "NOT SETTLED" in line(check)
+
+
+def test_a_difference_is_reported_at_once():
+    clock = Clock()
+    engine = Engine("wallet", lambda: WALLET, lambda: {**WALLET, "digest": "bb" * 32})
+    assert verify_one(engine, 60.0, clock=clock, sleep=clock.sleep).verdict is Verdict.DIFFER
+    assert clock.now == 0.0
+
+
+def test_an_engine_that_cannot_be_asked_is_unreachable_with_the_reason():
+    def refused() -> dict:
+        raise ConnectionRefusedError("connection refused")
+
+    clock = Clock()
+    check = verify_one(Engine("positions", refused, dict), 1.0, clock=clock, sleep=clock.sleep)
+    assert check.verdict is Verdict.UNREACHABLE
+    assert line(check).split() == [
+        "positions",
+        "UNREACHABLE",
+        "ConnectionRefusedError:",
+        "connection",
+        "refused",
+    ]
+
+
+def test_every_engine_is_reported_in_turn():
+    seen: list[Check] = []
+    engines = [
+        Engine("wallet", lambda: WALLET, lambda: WALLET),
+        Engine("matcher/BTC-PERP", lambda: BOOK, lambda: {**BOOK, "digest": "dd"}),
+    ]
+    checks = verify(engines, 1.0, report=seen.append, sleep=lambda _: None)
+    assert [c.verdict for c in checks] == [Verdict.AGREE, Verdict.DIFFER]
+    assert seen == checks
