@@ -39,11 +39,13 @@ state is the Redis read model, which it reloads from Redis, not from the topics.
 
 
 def matcher_settings(target: Target) -> MatcherSettings:
-    return MatcherSettings(
-        kafka_bootstrap_servers=target.bootstrap,
-        commands_topic=target.topic("orders.commands"),
-        events_topic=target.topic("matcher.events"),
-        snapshots_topic=target.topic("matcher.snapshots"),
+    return MatcherSettings.model_validate(
+        {
+            "kafka_bootstrap_servers": target.bootstrap,
+            "commands_topic": target.topic("orders.commands"),
+            "events_topic": target.topic("matcher.events"),
+            "snapshots_topic": target.topic("matcher.snapshots"),
+        }
     )
 
 
@@ -51,13 +53,14 @@ def rebuild(engine: str, target: Target, bus: Bus, symbol: str | None = None) ->
     """Return ``engine``'s digest rebuilt from ``target``'s topics read through ``bus``
     (the matcher's: the book of ``symbol``), producing nothing."""
     if engine == "wallet":
-        wallet = WalletSettings(
-            kafka_bootstrap_servers=target.bootstrap, topic_prefix=target.prefix
+        # validated, not read from the environment: the target names the deployment
+        wallet = WalletSettings.model_validate(
+            {"kafka_bootstrap_servers": target.bootstrap, "topic_prefix": target.prefix}
         )
         return _rebuild_wallet(wallet, bus)
     if engine == "positions":
-        positions = PositionsSettings(
-            kafka_bootstrap_servers=target.bootstrap, topic_prefix=target.prefix
+        positions = PositionsSettings.model_validate(
+            {"kafka_bootstrap_servers": target.bootstrap, "topic_prefix": target.prefix}
         )
         return _rebuild_positions(positions, bus)
     if engine == "matcher":

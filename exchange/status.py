@@ -150,7 +150,7 @@ def gather_projector_lag(target: Target, ends: dict[str, dict[int, int] | None])
         client.close()
     by_topic: dict[str, dict[int, int]] = {}
     for field, value in fields.items():
-        topic, partition = engines.parse_offsets_field(field)
+        topic, partition = engines.parse_offsets_field(str(field))
         if target.prefix and not topic.startswith(target.prefix):
             continue
         name = logical_topic(topic, target.prefix)

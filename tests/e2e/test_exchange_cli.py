@@ -31,6 +31,9 @@ from tests.processes import ROOT, ServiceProcess, free_port
 SYMBOL = "BTC-PERP"
 COMMANDS = Codec(*MatcherCommand.__args__)
 
+Private = tuple[Stack, ServiceProcess, str, int]
+"""The session's stack, a matcher on a prefix of its own, that prefix, its last offset."""
+
 
 def exchange(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m exchange ARGV`` as a user would."""
@@ -61,7 +64,7 @@ def traded(stack: Stack) -> Stack:
     return stack
 
 
-def test_verify_exits_0_when_every_engine_agrees_with_its_rebuild(traded: Stack):
+def test_verify_exits_0_when_every_engine_agrees_with_its_rebuild(traded: Stack) -> None:
     done = exchange(*traded.cli_args(), "verify", "--timeout", "120")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
@@ -71,7 +74,7 @@ def test_verify_exits_0_when_every_engine_agrees_with_its_rebuild(traded: Stack)
     assert lines[-1] == "all agree"
 
 
-def test_replay_prints_the_live_books_state_at_the_live_offset(traded: Stack):
+def test_replay_prints_the_live_books_state_at_the_live_offset(traded: Stack) -> None:
     live = live_book(traded)
     done = exchange(
         *traded.cli_args(), "replay", "--symbol", SYMBOL, "--to", str(live["offset"]), "--json"
@@ -86,7 +89,7 @@ def test_replay_prints_the_live_books_state_at_the_live_offset(traded: Stack):
     assert "ask" in shown.stdout and "bid" in shown.stdout
 
 
-def test_replay_to_an_earlier_offset_is_the_book_before_the_later_commands(traded: Stack):
+def test_replay_to_an_earlier_offset_is_the_book_before_the_later_commands(traded: Stack) -> None:
     live = live_book(traded)
     done = exchange(*traded.cli_args(), "replay", "--symbol", SYMBOL, "--to", "0", "--json")
     book = json.loads(done.stdout)
@@ -94,7 +97,7 @@ def test_replay_to_an_earlier_offset_is_the_book_before_the_later_commands(trade
     assert book["digest"] != live["digest"]
 
 
-def test_rebuild_prints_the_rebuilt_digest_as_json(traded: Stack):
+def test_rebuild_prints_the_rebuilt_digest_as_json(traded: Stack) -> None:
     done = exchange(*traded.cli_args(), "rebuild", "matcher", "--symbol", SYMBOL)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == live_book(traded)
@@ -104,7 +107,7 @@ def test_rebuild_prints_the_rebuilt_digest_as_json(traded: Stack):
     assert rebuilt["users"] >= 2 and sum(rebuilt["accounts"].values()) == 0
 
 
-def test_tail_decodes_real_records(traded: Stack):
+def test_tail_decodes_real_records(traded: Stack) -> None:
     done = exchange(*traded.cli_args(), "tail", "orders.requests", "-n", "5")
     assert done.returncode == 0, done.stderr
     records = [json.loads(row) for row in done.stdout.splitlines()]
@@ -120,7 +123,7 @@ def test_tail_decodes_real_records(traded: Stack):
     assert all(r["message"]["symbol"] == SYMBOL for r in ours)
 
 
-def test_status_lists_processes_topics_and_lag(traded: Stack):
+def test_status_lists_processes_topics_and_lag(traded: Stack) -> None:
     deadline = time.monotonic() + 60  # the wallet commits its offsets every few seconds
     while True:
         done = exchange(*traded.cli_args(), "--stack", "infra/stack-test.toml", "status")
@@ -144,7 +147,7 @@ def test_status_lists_processes_topics_and_lag(traded: Stack):
 
 
 @pytest.fixture(scope="module")
-def private(traded: Stack) -> Iterator[tuple[Stack, ServiceProcess, str, int]]:
+def private(traded: Stack) -> Iterator[Private]:
     """A matcher alone on a fresh prefix, fed a copy of the session's BTC-PERP commands and a
     record that is no command; yield (stack, matcher, prefix, last command offset)."""
     prefix = f"cli{uuid.uuid4().hex[:8]}."
@@ -201,7 +204,7 @@ def cli_args(stack: Stack, matcher: ServiceProcess, prefix: str) -> list[str]:
     ]
 
 
-def test_tail_prints_an_error_line_for_a_malformed_record_and_goes_on(private):
+def test_tail_prints_an_error_line_for_a_malformed_record_and_goes_on(private: Private) -> None:
     stack, matcher, prefix, last = private
     done = exchange(*cli_args(stack, matcher, prefix), "tail", "orders.commands", "-n", "3")
     assert done.returncode == 0, done.stderr
@@ -212,7 +215,9 @@ def test_tail_prints_an_error_line_for_a_malformed_record_and_goes_on(private):
     assert "message" in ours[0] and "message" in ours[2]
 
 
-def test_verify_fails_naming_the_book_whose_log_disagrees_with_the_live_one(private):
+def test_verify_fails_naming_the_book_whose_log_disagrees_with_the_live_one(
+    private: Private,
+) -> None:
     stack, matcher, prefix, last = private
     args = cli_args(stack, matcher, prefix)
     done = exchange(*args, "verify", "--engine", "matcher", "--symbol", SYMBOL)
@@ -246,7 +251,7 @@ def test_verify_fails_naming_the_book_whose_log_disagrees_with_the_live_one(priv
     assert done.stdout.splitlines()[-1] == f"FAILED: matcher/{SYMBOL}"
 
 
-def test_verify_fails_naming_an_engine_it_cannot_reach(private):
+def test_verify_fails_naming_an_engine_it_cannot_reach(private: Private) -> None:
     stack, matcher, prefix, _ = private
     args = [
         *cli_args(stack, matcher, prefix),
@@ -259,7 +264,7 @@ def test_verify_fails_naming_an_engine_it_cannot_reach(private):
     assert "UNREACHABLE" in row and "refused" in row.lower()
 
 
-def test_replay_reads_the_command_log_not_the_snapshots(private):
+def test_replay_reads_the_command_log_not_the_snapshots(private: Private) -> None:
     stack, matcher, prefix, last = private  # after the test above wrote its snapshot
     done = exchange(*cli_args(stack, matcher, prefix), "replay", "--symbol", SYMBOL, "--json")
     book = json.loads(done.stdout)

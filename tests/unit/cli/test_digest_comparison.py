@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from exchange.verify import Check, Engine, Verdict, compare, line, verify, verify_one
 
-WALLET = {"digest": "aa" * 32, "offsets": {"orders.requests:0": 5, "matcher.events:0": 9}}
-BOOK = {"symbol": "BTC-PERP", "digest": "cc" * 32, "offset": 41}
+WALLET: dict[str, Any] = {
+    "digest": "aa" * 32,
+    "offsets": {"orders.requests:0": 5, "matcher.events:0": 9},
+}
+BOOK: dict[str, Any] = {"symbol": "BTC-PERP", "digest": "cc" * 32, "offset": 41}
 
 
-def test_equal_digests_at_equal_offsets_agree():
+def test_equal_digests_at_equal_offsets_agree() -> None:
     assert compare("wallet", WALLET, dict(WALLET)).verdict is Verdict.AGREE
     assert compare("matcher/BTC-PERP", BOOK, dict(BOOK)).ok
 
 
-def test_a_different_digest_at_the_same_offsets_differs():
+def test_a_different_digest_at_the_same_offsets_differs() -> None:
     check = compare("wallet", WALLET, {**WALLET, "digest": "bb" * 32})
     assert check.verdict is Verdict.DIFFER and not check.ok
     assert line(check).startswith("wallet") and "DIFFERS" in line(check)
     assert "aaaaaaaa" in line(check) and "bbbbbbbb" in line(check)
 
 
-def test_different_offsets_are_not_compared():
+def test_different_offsets_are_not_compared() -> None:
     later = {**WALLET, "offsets": {**WALLET["offsets"], "matcher.events:0": 10}}
     assert compare("wallet", WALLET, later).verdict is Verdict.APART
     assert compare("matcher/BTC-PERP", BOOK, {**BOOK, "offset": 40}).verdict is Verdict.APART
@@ -40,7 +44,7 @@ class Clock:
         self.now += seconds
 
 
-def test_a_live_engine_is_asked_again_until_it_reaches_the_rebuilds_offsets():
+def test_a_live_engine_is_asked_again_until_it_reaches_the_rebuilds_offsets() -> None:
     lives = iter([{**BOOK, "offset": 39}, {**BOOK, "offset": 40}, BOOK, BOOK])
     clock = Clock()
     engine = Engine("matcher/BTC-PERP", lambda: next(lives), lambda: BOOK)
@@ -48,7 +52,7 @@ def test_a_live_engine_is_asked_again_until_it_reaches_the_rebuilds_offsets():
     assert check.ok and clock.now == 0.5
 
 
-def test_an_engine_that_never_reaches_the_same_offsets_fails_at_the_deadline():
+def test_an_engine_that_never_reaches_the_same_offsets_fails_at_the_deadline() -> None:
     clock = Clock()
     counter = itertools.count()
     engine = Engine("matcher/BTC-PERP", lambda: {**BOOK, "offset": next(counter)}, lambda: BOOK)
@@ -57,14 +61,14 @@ def test_an_engine_that_never_reaches_the_same_offsets_fails_at_the_deadline():
     assert "NOT SETTLED" in line(check)
 
 
-def test_a_difference_is_reported_at_once():
+def test_a_difference_is_reported_at_once() -> None:
     clock = Clock()
     engine = Engine("wallet", lambda: WALLET, lambda: {**WALLET, "digest": "bb" * 32})
     assert verify_one(engine, 60.0, clock=clock, sleep=clock.sleep).verdict is Verdict.DIFFER
     assert clock.now == 0.0
 
 
-def test_an_engine_that_cannot_be_asked_is_unreachable_with_the_reason():
+def test_an_engine_that_cannot_be_asked_is_unreachable_with_the_reason() -> None:
     def refused() -> dict:
         raise ConnectionRefusedError("connection refused")
 
@@ -80,7 +84,7 @@ def test_an_engine_that_cannot_be_asked_is_unreachable_with_the_reason():
     ]
 
 
-def test_every_engine_is_reported_in_turn():
+def test_every_engine_is_reported_in_turn() -> None:
     seen: list[Check] = []
     engines = [
         Engine("wallet", lambda: WALLET, lambda: WALLET),

@@ -25,7 +25,7 @@ def book(bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> BookView:
     return BookView("BTC-PERP", 41, 7, "ab" * 32, bids, asks)
 
 
-def test_a_book_prints_asks_from_the_top_down_then_bids_best_first_in_decimals():
+def test_a_book_prints_asks_from_the_top_down_then_bids_best_first_in_decimals() -> None:
     tick, lot = BTC.prices.parse, BTC.quantities.parse
     shown = format_book(
         book(
@@ -43,18 +43,18 @@ def test_a_book_prints_asks_from_the_top_down_then_bids_best_first_in_decimals()
     ]
 
 
-def test_an_empty_book_says_so():
+def test_an_empty_book_says_so() -> None:
     assert format_book(book([], []), BTC).endswith("(empty book)")
 
 
-def test_a_book_as_json_has_decimal_strings():
+def test_a_book_as_json_has_decimal_strings() -> None:
     price, size = BTC.prices.parse("50000.0"), BTC.quantities.parse("0.5")
     shown = book_json(book([(price, size)], []), BTC)
     assert shown["bids"] == [[BTC.prices.format(price), BTC.quantities.format(size)]]
     assert shown["asks"] == [] and shown["offset"] == 41 and shown["seq"] == 7
 
 
-def test_a_replay_stops_after_the_last_recorded_batch_and_never_inside_one():
+def test_a_replay_stops_after_the_last_recorded_batch_and_never_inside_one() -> None:
     cuts = [(0, 0), (1, 3), (4, 4)]
     assert stop_offset(cuts, None) == 5
     assert stop_offset(cuts, 0) == 1
@@ -77,7 +77,7 @@ def place() -> PlaceOrder:
     )
 
 
-def test_a_record_is_one_json_line_with_where_it_is_and_the_decoded_message():
+def test_a_record_is_one_json_line_with_where_it_is_and_the_decoded_message() -> None:
     record = Record("p.orders.commands", 0, 12, b"BTC-PERP", encode(place()))
     shown = json.loads(json_line(decode_record(record, "orders.commands")))
     assert {k: shown[k] for k in ("topic", "partition", "offset", "key")} == {
@@ -91,7 +91,7 @@ def test_a_record_is_one_json_line_with_where_it_is_and_the_decoded_message():
     assert "error" not in shown
 
 
-def test_a_malformed_record_is_an_error_line_not_a_crash():
+def test_a_malformed_record_is_an_error_line_not_a_crash() -> None:
     for value in (b"\xc1garbage", None, encode(BatchCompleted("BTC-PERP", 1, 2, 2, 1))):
         # garbage, a tombstone, and a kind that does not belong on the topic
         shown = decode_record(Record("orders.requests", 0, 3, None, value), "orders.requests")
@@ -100,7 +100,7 @@ def test_a_malformed_record_is_an_error_line_not_a_crash():
         assert json.loads(json_line(shown))["offset"] == 3
 
 
-def test_snapshots_show_what_they_cover_not_their_state_and_journal_headers_are_decoded():
+def test_snapshots_show_what_they_cover_not_their_state_and_journal_headers_are_decoded() -> None:
     snapshot = Snapshot(key="wallet", offsets={"wallet.events:0": 4}, seq=2, state=b"x" * 99)
     message = snapshot_message("wallet.snapshots", snapshot)
     record = Record("wallet.snapshots", 0, 0, message.key, message.value)
@@ -114,11 +114,11 @@ def test_snapshots_show_what_they_cover_not_their_state_and_journal_headers_are_
     assert "error" in shown
 
 
-def test_every_topic_of_the_table_has_a_decoder():
+def test_every_topic_of_the_table_has_a_decoder() -> None:
     assert sorted(DECODERS) == sorted(TOPICS)
 
 
-def test_the_status_lists_processes_topics_and_lag():
+def test_the_status_lists_processes_topics_and_lag() -> None:
     processes = Processes(
         Path("infra/stack.toml"),
         "ready (pid 10)",
@@ -139,7 +139,7 @@ def test_the_status_lists_processes_topics_and_lag():
     assert lag_line.split() == ["p.matcher", "orders.commands", "4", "at", "0:5", "2:3"]
 
 
-def test_a_status_without_groups_says_so():
+def test_a_status_without_groups_says_so() -> None:
     text = format_status(None, {}, [], target=Target("h:1"))
     assert "no consumer group has committed" in text
     assert "processes" not in text

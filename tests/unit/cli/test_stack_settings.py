@@ -18,7 +18,7 @@ from exchange.stack import (
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_local_stack_table_gives_the_broker_redis_and_every_engines_port():
+def test_the_local_stack_table_gives_the_broker_redis_and_every_engines_port() -> None:
     table = read_table(DEFAULT_STACK)
     target = resolve(environ={}, table=table)
     assert target.bootstrap == "127.0.0.1:9092"
@@ -33,13 +33,13 @@ def test_the_local_stack_table_gives_the_broker_redis_and_every_engines_port():
     assert target.stack_file == DEFAULT_STACK
 
 
-def test_the_test_stack_table_extends_the_local_one_with_its_own_ports():
+def test_the_test_stack_table_extends_the_local_one_with_its_own_ports() -> None:
     target = resolve(environ={}, table=read_table(ROOT / "infra" / "stack-test.toml"))
     assert target.bootstrap == "127.0.0.1:19092"
     assert target.digest_urls["wallet"] == "http://127.0.0.1:19102"
 
 
-def test_the_table_is_read_by_the_supervisors_loader(tmp_path: Path):
+def test_the_table_is_read_by_the_supervisors_loader(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(
         '[vars]\nkafka_port = "1"\nwallet_metrics_port = "7"\n'
         '[env]\nKAFKA_BOOTSTRAP_SERVERS = "h:${kafka_port}"\n'
@@ -50,7 +50,7 @@ def test_the_table_is_read_by_the_supervisors_loader(tmp_path: Path):
     assert table.variables["wallet_metrics_port"] == "7"
 
 
-def test_the_environment_overrides_the_table_and_flags_override_both():
+def test_the_environment_overrides_the_table_and_flags_override_both() -> None:
     table = StackTable(
         Path("t.toml"),
         {"wallet_metrics_port": "1"},
@@ -72,17 +72,17 @@ def test_the_environment_overrides_the_table_and_flags_override_both():
     assert target.topic("orders.commands") == "orders.commands"
 
 
-def test_without_a_table_or_a_broker_it_says_how_to_name_one():
+def test_without_a_table_or_a_broker_it_says_how_to_name_one() -> None:
     with pytest.raises(StackNotFound, match="--bootstrap"):
         resolve(environ={}, table=None)
 
 
-def test_a_missing_table_is_reported():
+def test_a_missing_table_is_reported() -> None:
     with pytest.raises(StackNotFound):
         read_table(Path("/nonexistent/stack.toml"))
 
 
-def test_digest_urls_are_engine_equals_url():
+def test_digest_urls_are_engine_equals_url() -> None:
     assert parse_digest_urls(["wallet=http://h:1/", "matcher=http://h:2"]) == {
         "wallet": "http://h:1",
         "matcher": "http://h:2",
