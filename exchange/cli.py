@@ -218,11 +218,29 @@ def cmd_status(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         processes = status.gather_processes(target.stack_file)
     bus = KafkaBus(target.bootstrap, client_id="exchange-status")
     ends = status.gather_ends(bus, target)
-    notes = []
-    lags = status.gather_group_lags(target, ends)
+    lags, notes = [], []
+    for engine in ("wallet", "positions"):
+        try:
+            digest = fetch_json(digest_url(target, engine), timeout=5)
+        except Exception as error:  # an engine away: the rest of the status still stands
+            notes.append(f"{engine} (/digest): {type(error).__name__}: {error}")
+            continue
+        lags += status.digest_lags(engine, digest, ends, target.prefix)
+    books: dict[int, int] = {}
+    for symbol in engines.symbols():
+        try:
+            book = fetch_json(digest_url(target, "matcher", symbol), timeout=5)
+        except Exception as error:
+            notes.append(f"matcher (/digest?symbol={symbol}): {type(error).__name__}: {error}")
+            continue
+        books[default_symbols()[symbol].index] = book["offset"] + 1
+    if books:
+        commands = ends.get("orders.commands") or {}
+        lags.append(status.Lag("matcher (/digest)", "orders.commands", books, commands))
+    lags += status.gather_group_lags(target, ends)
     try:
         lags += status.gather_projector_lag(target, ends)
-    except Exception as error:  # Redis away: the rest of the status still stands
+    except Exception as error:  # Redis away
         notes.append(f"projector (Redis {target.redis_url}): {type(error).__name__}: {error}")
     print(status.format_status(processes, ends, lags, target=target, notes=notes), file=out)
     return 0

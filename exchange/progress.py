@@ -19,25 +19,14 @@ LONG = 5000
 
 
 class Bars:
-    """The bars of one command (a context manager); ``None`` of them when ``enabled`` is off."""
+    """The bars of one command (a context manager). Nothing is drawn, not even a blank line,
+    until a long replay starts; with ``enabled`` off, never."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        self._progress = (
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            if enabled
-            else None
-        )
+        self.enabled = enabled
+        self._progress: Progress | None = None
 
     def __enter__(self) -> Bars:
-        if self._progress is not None:
-            self._progress.start()
         return self
 
     def __exit__(
@@ -48,13 +37,27 @@ class Bars:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+
+    def _started(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+        return self._progress
 
     def track(self, name: str, records: Iterator[Record], total: int) -> Iterator[Record]:
         """Yield ``records``, advancing a bar named ``name`` when ``total`` is long."""
-        progress = self._progress
-        if progress is None or total < LONG:
+        if not self.enabled or total < LONG:
             yield from records
             return
+        progress = self._started()
         task = progress.add_task(name, total=total)
         try:
             for record in records:

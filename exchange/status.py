@@ -105,6 +105,23 @@ def gather_group_lags(
     return lags
 
 
+def digest_lags(
+    engine: str, digest: dict, ends: dict[str, dict[int, int] | None], prefix: str
+) -> list[Lag]:
+    """Return where an engine's ``/digest`` says it is: its input ``offsets`` (the matcher's
+    digest of one book: its last command ``offset``, on that symbol's partition)."""
+    by_topic: dict[str, dict[int, int]] = {}
+    if "offsets" in digest:
+        for key, offset in digest["offsets"].items():
+            topic, _, partition = key.rpartition(":")
+            by_topic.setdefault(logical_topic(topic, prefix), {})[int(partition)] = offset
+    return [
+        Lag(f"{engine} (/digest)", name, positions, ends.get(name) or {})
+        for name, positions in sorted(by_topic.items())
+        if ends.get(name) is not None
+    ]
+
+
 def format_status(
     processes: Processes | None,
     ends: dict[str, dict[int, int] | None],
@@ -125,9 +142,11 @@ def format_status(
         shown = "missing" if per is None else " ".join(f"{p}:{o}" for p, o in sorted(per.items()))
         total = "" if per is None else f"  (total {sum(per.values())})"
         lines.append(f"  {name:<20} {shown}{total}")
-    lines.append("lag: records behind the end (committed position per partition)")
+    lines.append("lag: records behind the end, at a reader's position per partition")
+    lines.append("  (/digest: what an engine applied; a group: what it committed, every few")
+    lines.append("  seconds; Redis: what the projector wrote)")
     if not lags:
-        lines.append("  no consumer group has committed on these topics")
+        lines.append("  no reader has a position on these topics")
     for lag in lags:
         at = " ".join(f"{p}:{o}" for p, o in sorted(lag.positions.items()))
         lines.append(f"  {lag.reader:<24} {lag.topic:<20} {lag.behind:>8}  at {at}")

@@ -9,7 +9,7 @@ import msgspec
 
 from exchange.replay import BookView, book_json, format_book, stop_offset
 from exchange.stack import Target
-from exchange.status import Lag, Process, Processes, format_status
+from exchange.status import Lag, Process, Processes, digest_lags, format_status
 from exchange.tail import DECODERS, TOPICS, decode_record, json_line
 from libs.bus import Record
 from libs.bus.journal import ENTRY_HEADER, Entry, TurnRecord
@@ -139,7 +139,20 @@ def test_the_status_lists_processes_topics_and_lag() -> None:
     assert lag_line.split() == ["p.matcher", "orders.commands", "4", "at", "0:5", "2:3"]
 
 
-def test_a_status_without_groups_says_so() -> None:
+def test_an_engines_digest_says_where_it_is_in_each_topic() -> None:
+    ends: dict[str, dict[int, int] | None] = {"matcher.events": {0: 9, 1: 4}, "wallet.events": None}
+    digest = {"digest": "ab", "offsets": {"p.matcher.events:0": 7, "p.matcher.events:1": 4}}
+    (lag,) = digest_lags("wallet", digest, ends, "p.")
+    assert (lag.reader, lag.topic, lag.positions, lag.behind) == (
+        "wallet (/digest)",
+        "matcher.events",
+        {0: 7, 1: 4},
+        2,
+    )
+    assert digest_lags("matcher", {"digest": "cd", "offset": 3}, ends, "") == []
+
+
+def test_a_status_without_readers_says_so() -> None:
     text = format_status(None, {}, [], target=Target("h:1"))
-    assert "no consumer group has committed" in text
+    assert "no reader has a position" in text
     assert "processes" not in text
