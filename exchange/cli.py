@@ -337,5 +337,6 @@ def main(
     except BusError as error:
         print(f"exchange {args.command}: the broker at {target.bootstrap}: {error}", file=err)
         return 1
-    except BrokenPipeError:  # `exchange tail ... | head`
+    except BrokenPipeError:  # `exchange tail ... | head`: stop quietly, even at exit's flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         return 0

@@ -79,14 +79,13 @@ def format_book(book: BookView, spec: SymbolSpec) -> str:
     rows += [["bid", p, q] for p, q in shown["bids"]]
     width_p = max([len("price"), *(len(r[1]) for r in rows)])
     width_q = max([len("size"), *(len(r[2]) for r in rows)])
-    lines = [
-        f"{book.symbol} after command offset {book.offset} (seq {book.seq}), digest {book.digest}",
-        f"     {'price':>{width_p}}  {'size':>{width_q}}",
-    ]
+    head = f"{book.symbol} after command offset {book.offset} (seq {book.seq})"
+    lines = [f"{head}, digest {book.digest}"]
+    if not rows:
+        return "\n".join([*lines, "(empty book)"])
+    lines.append(f"     {'price':>{width_p}}  {'size':>{width_q}}")
     for i, (side, p, q) in enumerate(rows):
         if side == "bid" and (i == 0 or rows[i - 1][0] == "ask"):
             lines.append("     " + "-" * (width_p + width_q + 2))
         lines.append(f"{side}  {p:>{width_p}}  {q:>{width_q}}")
-    if not rows:
-        lines.append("(empty book)")
     return "\n".join(lines)
