@@ -180,8 +180,11 @@ def exchange_engines(
     def live(engine: str, symbol: str | None = None) -> Callable[[], dict]:
         return lambda: fetch_json(digest_url(target, engine, symbol))
 
-    def rebuilt(engine: str, symbol: str | None = None) -> Callable[[], dict]:
-        return lambda: engines.rebuild(engine, target, bus(), symbol)
+    def rebuilt(engine: str, symbol: str | None = None) -> Callable[[dict], dict]:
+        return lambda _live: engines.rebuild(engine, target, bus(), symbol)
+
+    def projector_at(live: dict) -> dict:  # it can stop at the live offsets: it does
+        return engines.rebuild_projector(target, bus(), live.get("offsets", {}))
 
     found = [
         Engine(name, live(name), rebuilt(name)) for name in ("wallet", "positions") if name in names
@@ -189,6 +192,8 @@ def exchange_engines(
     for symbol in (symbols or engines.symbols()) if "matcher" in names else []:
         name = f"matcher/{symbol}"
         found.append(Engine(name, live("matcher", symbol), rebuilt("matcher", symbol)))
+    if "projector" in names:
+        found.append(Engine("projector", live("projector"), projector_at))
     return found
 
 

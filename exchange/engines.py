@@ -10,7 +10,9 @@ from exchange.stack import Target
 from libs.bus import Bus
 from libs.symbols import default_symbols
 from services.gateway.keys import OFFSETS_KEY as PROJECTOR_OFFSETS_KEY
-from services.gateway.keys import parse_offsets_field
+from services.gateway.keys import offsets_field, parse_offsets_field
+from services.gateway.projection import Input, Projection, ProjectorTopics
+from services.gateway.projector import codecs as projector_codecs
 from services.matcher.app import rebuild as _rebuild_matcher
 from services.matcher.host import BATCH, LOAD, CoreHost, pack, unpack
 from services.matcher.recovery import landed, replay_batches
@@ -29,13 +31,13 @@ __all__ = [
     "pack",
     "parse_offsets_field",
     "rebuild",
+    "rebuild_projector",
     "replay_batches",
     "unpack",
 ]
 
-REBUILDS = ("wallet", "positions", "matcher")
-"""The engines with a rebuild from the topics alone. The gateway projector has none: its
-state is the Redis read model, which it reloads from Redis, not from the topics."""
+REBUILDS = ("wallet", "positions", "matcher", "projector")
+"""The engines with a rebuild from the topics alone."""
 
 
 def matcher_settings(target: Target) -> MatcherSettings:
@@ -63,11 +65,46 @@ def rebuild(engine: str, target: Target, bus: Bus, symbol: str | None = None) ->
             {"kafka_bootstrap_servers": target.bootstrap, "topic_prefix": target.prefix}
         )
         return _rebuild_positions(positions, bus)
+    if engine == "projector":
+        return rebuild_projector(target, bus)
     if engine == "matcher":
         if symbol is None:
             raise ValueError("the matcher rebuilds one book: name its symbol")
         return _rebuild_matcher(matcher_settings(target), symbol, bus)
     raise ValueError(f"no rebuild for {engine!r} (one of {', '.join(REBUILDS)})")
+
+
+def rebuild_projector(target: Target, bus: Bus, upto: dict[str, int] | None = None) -> dict:
+    """Return the digest of the gateway projector's state rebuilt from its four topics, each
+    partition read up to ``upto`` (``offsets`` of a live ``/digest``: the same offsets; a
+    partition it does not name is not read) or to its end.
+
+    The projector itself reloads from Redis; this is the same ``Projection`` fed from offset 0.
+    Its state does not depend on how its topics interleave (a wallet or position event waits
+    for its cause), so reading them one after another gives the live one's digest."""
+    topics = ProjectorTopics.with_prefix(target.prefix)
+    decoders = projector_codecs(topics)
+    projection = Projection(topics, default_symbols())
+    for topic in topics.names():
+        for partition, end in sorted(bus.end_offsets(topic).items()):
+            stop = end if upto is None else upto.get(offsets_field(topic, partition), 0)
+            if stop <= 0:
+                continue
+            for record in bus.replay(topic, partition, 0):
+                if record.offset >= stop:
+                    break
+                message = decoders[topic].decode_input(record)
+                item = Input(record.topic, record.partition, record.offset, message)
+                try:
+                    projection.apply(item, 0)
+                except Exception:  # the live projector skips it the same way (and counts it)
+                    continue
+            projection.flush()  # the Redis commands are not wanted: forget them as we go
+    return {
+        "digest": projection.digest(),
+        "orders_held": len(projection.orders),
+        "offsets": {offsets_field(t, p): o for (t, p), o in sorted(projection.offsets.items())},
+    }
 
 
 def symbols() -> list[str]:

@@ -41,11 +41,12 @@ class Check:
 
 @dataclass(frozen=True)
 class Engine:
-    """How to ask one engine: its live digest, and its rebuild from the topics."""
+    """How to ask one engine: its live digest, and its rebuild from the topics (given the
+    live digest it will be compared with, for an engine that can rebuild at its offsets)."""
 
     name: str
     live: Callable[[], dict]
-    rebuild: Callable[[], dict]
+    rebuild: Callable[[dict], dict]
 
 
 def coverage(digest: dict) -> object:
@@ -101,7 +102,7 @@ def verify_one(
     while True:
         try:
             before = engine.live()
-            rebuilt = engine.rebuild()
+            rebuilt = engine.rebuild(before)
             after = engine.live()  # a live engine may have reached the rebuild meanwhile
         except Exception as error:  # any failure to ask is this engine's line, not a crash
             check = Check(

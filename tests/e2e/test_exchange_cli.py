@@ -68,7 +68,7 @@ def test_verify_exits_0_when_every_engine_agrees_with_its_rebuild(traded: Stack)
     done = exchange(*traded.cli_args(), "verify", "--timeout", "120")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    for engine in ("wallet", "positions", "matcher/BTC-PERP", "matcher/ETH-PERP"):
+    for engine in ("wallet", "positions", "matcher/BTC-PERP", "matcher/ETH-PERP", "projector"):
         row = next(row for row in lines if row.startswith(engine + " "))
         assert row.split()[1] == "agrees", row
     assert lines[-1] == "all agree"
@@ -105,6 +105,9 @@ def test_rebuild_prints_the_rebuilt_digest_as_json(traded: Stack) -> None:
     assert done.returncode == 0, done.stderr
     rebuilt = json.loads(done.stdout)
     assert rebuilt["users"] >= 2 and sum(rebuilt["accounts"].values()) == 0
+    done = exchange(*traded.cli_args(), "rebuild", "projector")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["orders_held"] >= 3  # the levels left on the book
 
 
 def test_tail_decodes_real_records(traded: Stack) -> None:

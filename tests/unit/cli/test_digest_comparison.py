@@ -47,7 +47,7 @@ class Clock:
 def test_a_live_engine_is_asked_again_until_it_reaches_the_rebuilds_offsets() -> None:
     lives = iter([{**BOOK, "offset": 39}, {**BOOK, "offset": 40}, BOOK, BOOK])
     clock = Clock()
-    engine = Engine("matcher/BTC-PERP", lambda: next(lives), lambda: BOOK)
+    engine = Engine("matcher/BTC-PERP", lambda: next(lives), lambda _: BOOK)
     check = verify_one(engine, 10.0, clock=clock, sleep=clock.sleep)
     assert check.ok and clock.now == 0.5
 
@@ -55,7 +55,7 @@ def test_a_live_engine_is_asked_again_until_it_reaches_the_rebuilds_offsets() ->
 def test_an_engine_that_never_reaches_the_same_offsets_fails_at_the_deadline() -> None:
     clock = Clock()
     counter = itertools.count()
-    engine = Engine("matcher/BTC-PERP", lambda: {**BOOK, "offset": next(counter)}, lambda: BOOK)
+    engine = Engine("matcher/BTC-PERP", lambda: {**BOOK, "offset": next(counter)}, lambda _: BOOK)
     check = verify_one(engine, 0.0, clock=clock, sleep=clock.sleep)
     assert check.verdict is Verdict.APART
     assert "NOT SETTLED" in line(check)
@@ -63,7 +63,7 @@ def test_an_engine_that_never_reaches_the_same_offsets_fails_at_the_deadline() -
 
 def test_a_difference_is_reported_at_once() -> None:
     clock = Clock()
-    engine = Engine("wallet", lambda: WALLET, lambda: {**WALLET, "digest": "bb" * 32})
+    engine = Engine("wallet", lambda: WALLET, lambda _: {**WALLET, "digest": "bb" * 32})
     assert verify_one(engine, 60.0, clock=clock, sleep=clock.sleep).verdict is Verdict.DIFFER
     assert clock.now == 0.0
 
@@ -84,11 +84,20 @@ def test_an_engine_that_cannot_be_asked_is_unreachable_with_the_reason() -> None
     ]
 
 
+def test_a_rebuild_is_told_the_live_digest_it_will_be_compared_with() -> None:
+    def at(live: dict[str, Any]) -> dict[str, Any]:
+        return {**WALLET, "offsets": live["offsets"]}  # an engine that can stop there
+
+    moving = iter([{**WALLET, "offsets": {"orders.requests:0": n}} for n in (6, 7)])
+    check = verify_one(Engine("projector", lambda: next(moving), at), 0.0)
+    assert check.ok and check.live == {**WALLET, "offsets": {"orders.requests:0": 6}}
+
+
 def test_every_engine_is_reported_in_turn() -> None:
     seen: list[Check] = []
     engines = [
-        Engine("wallet", lambda: WALLET, lambda: WALLET),
-        Engine("matcher/BTC-PERP", lambda: BOOK, lambda: {**BOOK, "digest": "dd"}),
+        Engine("wallet", lambda: WALLET, lambda _: WALLET),
+        Engine("matcher/BTC-PERP", lambda: BOOK, lambda _: {**BOOK, "digest": "dd"}),
     ]
     checks = verify(engines, 1.0, report=seen.append, sleep=lambda _: None)
     assert [c.verdict for c in checks] == [Verdict.AGREE, Verdict.DIFFER]
