@@ -52,16 +52,21 @@ def live_book(stack: Stack, symbol: str = SYMBOL) -> dict:
 
 
 @pytest.fixture(scope="module")
-def traded(stack: Stack) -> Stack:
-    """The session's exchange after two users traded: fills, and levels left on both sides."""
+def traded(stack: Stack) -> Iterator[Stack]:
+    """The session's exchange after two users traded: fills, and levels left on both sides
+    (cancelled afterwards: the other e2e tests trade on BTC-PERP too)."""
     with httpx.Client(base_url=stack.url, timeout=10) as api:
         seller, buyer = Trader(api), Trader(api)
-        for price in ("50010.0", "50020.0", "50030.0"):
-            assert seller.place("Sell", price, "0.010", symbol=SYMBOL)["status"] == "New"
-        assert buyer.place("Buy", "49990.0", "0.020", symbol=SYMBOL)["status"] == "New"
-        taken = buyer.place("Buy", "50020.0", "0.015", symbol=SYMBOL)
-        assert taken["status"] == "Filled", taken
-    return stack
+        try:
+            for price in ("50010.0", "50020.0", "50030.0"):
+                assert seller.place("Sell", price, "0.010", symbol=SYMBOL)["status"] == "New"
+            assert buyer.place("Buy", "49990.0", "0.020", symbol=SYMBOL)["status"] == "New"
+            taken = buyer.place("Buy", "50020.0", "0.015", symbol=SYMBOL)
+            assert taken["status"] == "Filled", taken
+            yield stack
+        finally:
+            for user in (seller, buyer):
+                assert user.post("/cancel_all", {"symbol": SYMBOL}).status_code == 200
 
 
 def test_verify_exits_0_when_every_engine_agrees_with_its_rebuild(traded: Stack) -> None:
