@@ -2,7 +2,7 @@
 
     exchange status                          processes, topics' end offsets, consumer lag
     exchange verify                          every engine's live digest == its rebuild
-    exchange rebuild wallet|positions        the rebuilt digest, as JSON
+    exchange rebuild wallet|positions|projector   the rebuilt digest, as JSON
     exchange rebuild matcher --symbol S
     exchange replay --symbol S [--to N]      the book after command offset N
     exchange tail TOPIC [--from-beginning] [-n N]
@@ -10,8 +10,10 @@
 With no flags and no environment it finds the local stack in infra/stack.toml (``make up``);
 ``--stack infra/stack-test.toml`` names another table; ``--bootstrap``, ``--redis``,
 ``--prefix`` and ``--digest-url ENGINE=URL`` (or KAFKA_BOOTSTRAP_SERVERS, REDIS_URL,
-TOPIC_PREFIX) any other stack. This module is the composition root: it parses, builds the
-adapters, and hands them to the commands' modules.
+TOPIC_PREFIX) any other stack.
+
+This module is the composition root: it parses, builds the adapters, and hands them to the
+commands' modules.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every subcommand (pure: nothing is read or connected)."""
     parser = argparse.ArgumentParser(
         prog="exchange",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="\n\n".join(__doc__.split("\n\n")[:3]) if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="See docs/RUNNING.md.",
     )
     _where(parser, None)
