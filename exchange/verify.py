@@ -89,26 +89,37 @@ def _short_coverage(value: object) -> str:
     return f"offset {value}"
 
 
+REACH_SECONDS = 5.0
+"""How long an engine that cannot be asked is asked again (one that answers, until the
+deadline): a stack that is down fails in seconds, a service restarting is waited for."""
+
+
 def verify_one(
     engine: Engine,
     deadline: float,
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    reach_seconds: float = REACH_SECONDS,
 ) -> Check:
     """Ask ``engine`` until its live state and its rebuild cover the same offsets (then
-    compare them once) or ``deadline`` (on ``clock``) passes."""
-    check = Check(engine.name, Verdict.UNREACHABLE, error="not asked")
+    compare them once) or ``deadline`` (on ``clock``) passes; give up on an engine that
+    cannot be asked after ``reach_seconds``."""
+    unreachable_since: float | None = None
     while True:
         try:
             before = engine.live()
             rebuilt = engine.rebuild(before)
             after = engine.live()  # a live engine may have reached the rebuild meanwhile
         except Exception as error:  # any failure to ask is this engine's line, not a crash
-            check = Check(
-                engine.name, Verdict.UNREACHABLE, error=f"{type(error).__name__}: {error}"
-            )
+            reason = f"{type(error).__name__}: {error}"
+            check = Check(engine.name, Verdict.UNREACHABLE, error=reason)
+            if unreachable_since is None:
+                unreachable_since = clock()
+            if clock() - unreachable_since >= reach_seconds:
+                return check
         else:
+            unreachable_since = None
             check = compare(engine.name, after, rebuilt)
             if check.verdict is Verdict.APART:
                 check = compare(engine.name, before, rebuilt)

@@ -93,6 +93,15 @@ def test_a_rebuild_is_told_the_live_digest_it_will_be_compared_with() -> None:
     assert check.ok and check.live == {**WALLET, "offsets": {"orders.requests:0": 6}}
 
 
+def test_an_engine_that_cannot_be_asked_is_given_up_on_before_the_deadline() -> None:
+    def refused() -> dict[str, Any]:
+        raise ConnectionRefusedError("connection refused")
+
+    clock = Clock()
+    check = verify_one(Engine("wallet", refused, dict), 600.0, clock=clock, sleep=clock.sleep)
+    assert check.verdict is Verdict.UNREACHABLE and clock.now == 5.0
+
+
 def test_every_engine_is_reported_in_turn() -> None:
     seen: list[Check] = []
     engines = [
