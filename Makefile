@@ -13,12 +13,13 @@ KAFKA_STAMP := .cache/kafka/libs/.fetched
 SUPERVISE  := $(PYTHON) scripts/supervise.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps up down status test test-unit bench lint clean
+.PHONY: help venv deps up down status verify test test-unit bench lint clean
 
 help:
 	@echo "make up         start Kafka, Postgres, Redis (and the services) in the background"
 	@echo "make down       stop them"
 	@echo "make status     what runs where"
+	@echo "make verify     every engine's live state equals its rebuild from the topics"
 	@echo "make test       run every test against a throw-away stack (PYTEST_ARGS=... to pass on)"
 	@echo "make test-unit  run tests/unit only, no services"
 	@echo "make bench      run the benchmarks against a throw-away stack"
@@ -52,6 +53,11 @@ down:
 status:
 	$(SUPERVISE) status infra/stack.toml
 
+# `python -m exchange verify` against the `make up` stack (docs/RUNNING.md); exits 1 when an
+# engine's live digest differs from its rebuild or cannot be asked.
+verify: venv
+	$(PY) -m exchange verify
+
 # A fresh stack per run (data wiped), always torn down. scripts/with-test-stack.sh exits with
 # pytest's status; make reports a failure as "Error N" with N that status (and exits 2).
 test: deps
@@ -64,8 +70,8 @@ bench: deps
 	scripts/with-test-stack.sh $(PY) -m bench
 
 lint: venv
-	$(VENV)/bin/ruff check libs services tests bench scripts
-	$(VENV)/bin/ruff format --check libs services tests bench scripts
+	$(VENV)/bin/ruff check libs services exchange tests bench scripts
+	$(VENV)/bin/ruff format --check libs services exchange tests bench scripts
 	$(VENV)/bin/mypy
 
 clean:

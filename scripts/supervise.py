@@ -58,6 +58,7 @@ class Stack:
     run_dir: Path
     env: dict[str, str]
     entries: list[Entry]
+    variables: dict[str, str] = field(default_factory=dict)  # [vars], expanded
 
     def path(self, name: str, suffix: str) -> Path:
         return self.run_dir / f"{name}.{suffix}"
@@ -132,7 +133,8 @@ def load_stack(path: Path) -> Stack:
             )
         )
     run_dir = ROOT / _expand(variables.get("run_dir", ".run"), variables)
-    return Stack(run_dir=run_dir, env=env, entries=entries)
+    expanded = {k: _expand(v, variables) for k, v in variables.items()}
+    return Stack(run_dir=run_dir, env=env, entries=entries, variables=expanded)
 
 
 # ---------------------------------------------------------------- pid files

@@ -10,29 +10,10 @@ import argparse
 import json
 import sys
 
-from libs.bus.kafka import KafkaBus
 from libs.settings import load_settings
-from libs.symbols import default_symbols
-from libs.topics import Topics
-from services.matcher.link import CoreDied, InlineLink
-from services.matcher.service import MatcherService
+from services.matcher.app import rebuild
+from services.matcher.link import CoreDied
 from services.matcher.settings import MatcherSettings
-
-
-def rebuild(settings: MatcherSettings, symbol: str) -> dict:
-    """Return the digest of ``symbol``'s book rebuilt from snapshot + commands + batches."""
-    specs = default_symbols()
-    listed = list(specs)
-    if symbol not in specs:
-        raise SystemExit(f"unknown symbol {symbol!r} (listed: {', '.join(listed)})")
-    service = MatcherService(
-        KafkaBus(settings.kafka_bootstrap_servers, client_id="matcher-rebuild"),
-        InlineLink(specs),
-        listed,
-        topics=Topics(settings.topic_prefix),
-    )
-    service.load(symbol, listed.index(symbol))  # produces nothing: the live matcher may run
-    return service.book_digest(symbol)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from confluent_kafka import KafkaException
 from prometheus_client import REGISTRY
 
-from libs.bus import BusError
+from libs.bus import Bus, BusError
 from libs.bus.kafka import KafkaBus
 from libs.bus.loop import Watchdog
 from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
@@ -147,3 +147,20 @@ def _update_lag(service: MatcherService, metrics: MatcherMetrics) -> None:
         return
     for symbol, lag in lags.items():
         metrics.lag.labels(symbol).set(lag)
+
+
+def rebuild(settings: MatcherSettings, symbol: str, bus: Bus | None = None) -> dict:
+    """Return the digest of ``symbol``'s book rebuilt from snapshot + commands + batches,
+    producing nothing (the live matcher may run). ``python -m exchange rebuild matcher``."""
+    specs = default_symbols()
+    listed = list(specs)
+    if symbol not in specs:
+        raise SystemExit(f"unknown symbol {symbol!r} (listed: {', '.join(listed)})")
+    service = MatcherService(
+        bus or KafkaBus(settings.kafka_bootstrap_servers, client_id="matcher-rebuild"),
+        InlineLink(specs),
+        listed,
+        topics=Topics(settings.topic_prefix),
+    )
+    service.load(symbol, listed.index(symbol))  # produces nothing: the live matcher may run
+    return service.book_digest(symbol)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from libs.bus import JournalLoop
+from libs.bus import Bus, JournalLoop
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
 from libs.bus.snapshots import offsets_key
 from libs.ops import OpsServer, calm_gc, configure_logging, lower_priority, stop_on_signals
@@ -18,10 +18,10 @@ from services.positions.settings import PositionsSettings
 log = logging.getLogger("services.positions")
 
 
-def build(settings: PositionsSettings) -> tuple[KafkaBus, PositionsService]:
+def build(settings: PositionsSettings, bus: Bus | None = None) -> tuple[Bus, PositionsService]:
     # A killed engine's open transaction blocks committed-offset reads until its successor
     # aborts it or it times out: keep the timeout short.
-    bus = KafkaBus(
+    bus = bus or KafkaBus(
         settings.kafka_bootstrap_servers,
         client_id="positions",
         producer_config={"transaction.timeout.ms": 10000},
@@ -90,11 +90,13 @@ def main() -> None:
     run(settings, stop)
 
 
-def rebuild() -> dict:
-    """Return the digest of the state rebuilt from the topics alone (snapshot + journal)."""
+def rebuild(settings: PositionsSettings | None = None, bus: Bus | None = None) -> dict:
+    """Return the digest of the state rebuilt from the topics alone (snapshot + journal),
+    producing nothing (the live service may run). ``python -m exchange rebuild positions``."""
     from libs.settings import load_settings
 
-    settings = load_settings(PositionsSettings)
-    _, service = build(settings)
+    if settings is None:
+        settings = load_settings(PositionsSettings)
+    _, service = build(settings, bus)
     service.rewind({})
     return service.digest_json()

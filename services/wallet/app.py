@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 
-from libs.bus import JournalLoop
+from libs.bus import Bus, JournalLoop
 from libs.bus.kafka import KafkaBus
 from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
 from libs.topics import Topics
@@ -19,10 +19,10 @@ log = logging.getLogger("services.wallet")
 LOOK_EVERY_SECONDS = 1.0  # how often an idle wallet asks Redis whether it lost the picture
 
 
-def build(settings: WalletSettings) -> tuple[KafkaBus, WalletService]:
+def build(settings: WalletSettings, bus: Bus | None = None) -> tuple[Bus, WalletService]:
     # A transaction stays open commit_seconds; a killed wallet's is aborted by its successor
     # at once (the fence), and otherwise times out soon.
-    bus = KafkaBus(
+    bus = bus or KafkaBus(
         settings.kafka_bootstrap_servers,
         client_id="wallet",
         producer_config={"transaction.timeout.ms": 10000},
@@ -104,11 +104,13 @@ def main() -> None:
     run(settings, stop)
 
 
-def rebuild() -> dict:
-    """Return the digest of the state rebuilt from the topics alone (snapshot + journal)."""
+def rebuild(settings: WalletSettings | None = None, bus: Bus | None = None) -> dict:
+    """Return the digest of the state rebuilt from the topics alone (snapshot + journal),
+    producing nothing (the live service may run). ``python -m exchange rebuild wallet``."""
     from libs.settings import load_settings
 
-    settings = load_settings(WalletSettings)
-    _, service = build(settings)
+    if settings is None:
+        settings = load_settings(WalletSettings)
+    _, service = build(settings, bus)
     service.rewind({})
     return service.digest_json()

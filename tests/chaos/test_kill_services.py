@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -22,9 +20,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from exchange.cli import verify_exchange
+from exchange.verify import line
 from tests.e2e.conftest import Trader
 from tests.e2e.stack import Stack
-from tests.processes import ROOT
 
 VICTIMS = ["wallet", "matcher", "projector", "positions", "gateway"]
 SYMBOL = "ETH-PERP"
@@ -62,19 +61,6 @@ def _digest(url: str) -> dict:
         return json.loads(response.read())
 
 
-def _rebuild(stack: Stack, service: str, *args: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", f"services.{service}", "rebuild", *args],
-        cwd=ROOT,
-        env=stack.services[service].env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _quiet(check, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -83,24 +69,12 @@ def _quiet(check, timeout: float = 60) -> None:
 
 
 def _assert_live_equals_rebuilt(stack: Stack, symbol: str) -> None:
-    """Each engine's live state equals its state rebuilt from the topics alone (the matcher's
-    book of ``symbol``)."""
-    wallet = stack.services["wallet"]
-    _quiet(
-        lambda: (
-            _digest(wallet.ready_url.replace("/metrics", "/digest"))["digest"]
-            == _rebuild(stack, "wallet")["digest"]
-        ),
-        timeout=120,
-    )
-    matcher = stack.services["matcher"]
-    live = _digest(matcher.ready_url.replace("/metrics", f"/digest?symbol={symbol}"))
-    assert _rebuild(stack, "matcher", "--symbol", symbol) == live
-    positions = stack.services["positions"]
-    assert (
-        _digest(positions.ready_url.replace("/metrics", "/digest"))["digest"]
-        == _rebuild(stack, "positions")["digest"]
-    )
+    """Each engine's live state equals its state rebuilt from the topics alone, at the same
+    offsets (the wallet, positions, and the matcher's book of ``symbol``): the check of
+    ``python -m exchange verify``."""
+    engines = ["wallet", "positions", "matcher"]
+    checks = verify_exchange(stack.target(), timeout=120, symbols=[symbol], names=engines)
+    assert all(check.ok for check in checks), "\n".join(line(check) for check in checks)
 
 
 def test_killing_every_service_mid_trading_loses_and_doubles_nothing(stack: Stack):

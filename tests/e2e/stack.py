@@ -12,6 +12,7 @@ import uuid
 
 import psycopg2
 
+from exchange.stack import Target
 from libs.bus.kafka import KafkaBus
 from libs.topics import exchange_topics
 from tests.processes import ServiceProcess, free_port, fresh_redis_db
@@ -93,6 +94,25 @@ class Stack:
     def stop(self) -> None:
         for service in reversed(self.services.values()):
             service.stop()
+
+    def target(self) -> Target:
+        """Where ``python -m exchange`` finds this stack: its broker, Redis, prefix and the
+        engines' ops endpoints."""
+        urls = {
+            name: f"http://127.0.0.1:{self.services[name].port}"
+            for name in ("matcher", "wallet", "positions", "projector")
+        }
+        return Target(self.bootstrap, self.redis_url, self.prefix, urls)
+
+    def cli_args(self) -> list[str]:
+        """The same as ``python -m exchange`` flags (put before the command)."""
+        target = self.target()
+        args = ["--bootstrap", target.bootstrap, "--prefix", target.prefix]
+        if target.redis_url:
+            args += ["--redis", target.redis_url]
+        for name, url in target.digest_urls.items():
+            args += ["--digest-url", f"{name}={url}"]
+        return args
 
     def check_alive(self) -> None:
         dead = [s.name for s in self.services.values() if not s.alive()]
