@@ -109,4 +109,5 @@ class LeverageBody(Body):
 
 
 class ApiKeyBody(Body):
-    label: str = Field("", max_length=64)
+    # printable text only: Postgres refuses a NUL in a string (that was a 500)
+    label: str = Field("", max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")

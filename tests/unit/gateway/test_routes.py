@@ -1297,6 +1297,15 @@ def test_an_api_key_label_is_bounded(stack: Stack) -> None:
     assert stack.users.keys == {}
 
 
+@pytest.mark.parametrize("label", ["a\x00b", "line\nbreak", "\x7f"])
+def test_an_api_key_label_is_printable_text(stack: Stack, label: str) -> None:
+    response = post(stack, "/api_keys", {"label": label})
+    assert response.status_code == 400
+    assert response.json()["code"] == -1130
+    assert response.json()["msg"].startswith("label: String should match pattern")
+    assert stack.users.keys == {}
+
+
 # --- WebSocket ----------------------------------------------------------------------------
 
 
