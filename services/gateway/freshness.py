@@ -20,9 +20,9 @@ from typing import cast
 
 from libs.messages import BatchCompleted, Cause, Message, OrderFilled
 from libs.read_model import keys
+from libs.read_model import positions as positions_model
+from libs.read_model import wallet as wallet_model
 from libs.topics import logical_topic, physical_topic
-from services.positions import read_model as positions_model
-from services.wallet import read_model as wallet_model
 
 
 class Writer(StrEnum):

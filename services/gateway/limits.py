@@ -22,6 +22,10 @@ import math
 
 from redis.asyncio import Redis
 
+KEY_PREFIX = "ratelimit:"
+OWNED_PATTERNS = (f"{KEY_PREFIX}*",)
+"""Every Redis key the gateway writes: its rate limits' counters (the rest it only reads)."""
+
 # KEYS: every request's windows' counters, request after request; ARGV: the number of
 # requests, then for each its number of windows, and a limit and a window in ms per window.
 # For each request: counts one hit in each of its windows in turn and stops at the first that
@@ -87,7 +91,7 @@ class RateLimiter:
                 raise ValueError(
                     f"need limit >= 1 and window >= 1 s, got {limit} per {window_seconds}"
                 )
-            keys.append(f"ratelimit:{bucket}:{window_seconds}")
+            keys.append(f"{KEY_PREFIX}{bucket}:{window_seconds}")
             args += (limit, window_seconds * 1000)
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queued.append((keys, args, answer))

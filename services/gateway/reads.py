@@ -16,9 +16,9 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
 from libs.read_model import keys
+from libs.read_model.positions import funding_key, mark_key, positions_key
+from libs.read_model.wallet import account_key, leverage_key
 from services.gateway.freshness import Outstanding, Seen, Writer, covered
-from services.positions.read_model import funding_key, mark_key, positions_key
-from services.wallet.read_model import account_key, leverage_key
 
 WAITED = Histogram(
     "gateway_read_wait_seconds",

@@ -1,14 +1,8 @@
 """The position engine's hot state in Redis, for the gateway: a cache, rebuilt when lost.
 
-- ``positions:{user}``: hash of symbol -> JSON ``{"size", "entry_notional", "entry_price",
-  "break_even", "mark", "upnl", "liq_price", "margin_ratio"}`` (lots, cash 1e-8 USDT, ticks,
-  rate 1e-8); a closed position's field is removed, a user without positions has no key.
-- ``mark:{symbol}``: hash of ``mark``, ``index`` (ticks) and ``ts`` (ns) of the applied mark.
-- ``funding:{symbol}``: hash of ``rate`` (the last rate, 1e-8) and ``next_funding_time`` (ns).
-- ``positions:ready``: set once the full picture is written; when it is missing (Redis
-  restarted or flushed) the next publish writes every user again.
-- ``positions:applied``: hash ``topic:partition`` -> the next input offset the keys above
-  reflect, in the same batch (the gateway's read-your-writes waits on it).
+The keys and what they hold are ``libs/read_model/positions.py``, which the gateway reads with;
+this module computes each user's view and the markets' and writes them, with the offsets they
+cover.
 """
 
 from __future__ import annotations
@@ -18,25 +12,17 @@ import logging
 
 import redis
 
+from libs.read_model.positions import (
+    APPLIED_KEY,
+    READY_KEY,
+    funding_key,
+    mark_key,
+    positions_key,
+)
 from libs.redis_batch import Command, RedisBatch, flat
 from services.positions.core import PositionsCore
 
 log = logging.getLogger(__name__)
-
-READY_KEY = "positions:ready"
-APPLIED_KEY = "positions:applied"
-
-
-def positions_key(user_id: int) -> str:
-    return f"positions:{user_id}"
-
-
-def mark_key(symbol: str) -> str:
-    return f"mark:{symbol}"
-
-
-def funding_key(symbol: str) -> str:
-    return f"funding:{symbol}"
 
 
 def picture(core: PositionsCore, users: list[int]) -> tuple[dict[int, dict], dict[str, tuple]]:

@@ -1,14 +1,7 @@
 """The wallet's hot state in Redis, for the gateway: a cache, rebuilt from the state when lost.
 
-- ``wallet:account:{user}``: hash of ``balance``, ``holds``, ``available``, ``margin`` (position
-  initial margin) and ``upnl``, integers in 1e-8 USDT.
-- ``wallet:leverage:{user}``: hash of symbol -> leverage in force (the default where unset).
-- ``wallet:ready``: set once the full picture is written; when it is missing (Redis restarted
-  or flushed) the next publish writes every user again.
-- ``wallet:applied``: hash ``topic:partition`` -> the next input offset the hashes above
-  reflect, written after them in each publish; and, in ``wallet:account:{user}``,
-  ``caused:{topic}:{partition}`` -> the offset after the cause of the user's last position
-  event applied (the gateway's read-your-writes waits on both, see docs/READ-MODEL.md).
+The keys and what they hold are ``libs/read_model/wallet.py``, which the gateway reads with;
+this module computes each user's picture and writes it, with the offsets it covers.
 """
 
 from __future__ import annotations
@@ -17,27 +10,17 @@ import logging
 
 import redis
 
+from libs.read_model.wallet import (
+    APPLIED_KEY,
+    READY_KEY,
+    account_key,
+    caused_field,
+    leverage_key,
+)
 from libs.redis_batch import Command, RedisBatch, flat
 from services.wallet.core import WalletCore
 
 log = logging.getLogger(__name__)
-
-READY_KEY = "wallet:ready"
-APPLIED_KEY = "wallet:applied"
-
-
-def account_key(user_id: int) -> str:
-    return f"wallet:account:{user_id}"
-
-
-def leverage_key(user_id: int) -> str:
-    return f"wallet:leverage:{user_id}"
-
-
-def caused_field(topic: str, partition: int) -> str:
-    """Return the account hash's field of the user's last position event caused by a record
-    of this (logical) topic and partition."""
-    return f"caused:{topic}:{partition}"
 
 
 def picture(core: WalletCore, users: list[int]) -> dict[int, tuple[dict, dict]]:

@@ -1,9 +1,7 @@
 """Services meet only on topics: no service imports another, and ``libs`` imports none.
 
-Read from the source (``ast``), so an import inside a function counts too. Two crossings are
-left, both the gateway spelling the Redis keys the wallet and the position engine write
-(issue 13, seam 1: the projector becomes the read model's one writer and they go). The list is
-exact: a new crossing fails, and so does one that went without leaving the list.
+Read from the source (``ast``), so an import inside a function counts too. What services share
+lives in ``libs`` (the read model's key names in ``libs/read_model``).
 """
 
 from __future__ import annotations
@@ -13,10 +11,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__init__.py").exists())
-LEFT = {
-    ("gateway", "services.positions.read_model"),
-    ("gateway", "services.wallet.read_model"),
-}
 
 
 def _imports(path: Path) -> set[str]:
@@ -58,9 +52,9 @@ def _exists(parts: list[str]) -> bool:
     return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
 
 
-def test_no_service_imports_another_but_the_crossings_left():
+def test_no_service_imports_another():
     found = {crossing for service in SERVICES for crossing in _crossings(service)}
-    assert found == LEFT
+    assert found == set()
 
 
 def test_libs_import_no_service():

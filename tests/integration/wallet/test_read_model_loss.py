@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import redis
 
-from services.positions.read_model import READY_KEY as POSITIONS_READY
+from libs.read_model.positions import READY_KEY as POSITIONS_READY
+from libs.read_model.wallet import READY_KEY as WALLET_READY
 from services.positions.read_model import RedisReadModel as PositionsModel
-from services.wallet.read_model import READY_KEY as WALLET_READY
 from services.wallet.read_model import RedisReadModel as WalletModel
 
 DB = 13  # keys of their own: the wallet's and the engine's key names are not prefixed

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 
 from libs.messages import AccountUpdated, Cause, OrderFilled
 from libs.read_model import keys
+from libs.read_model.positions import APPLIED_KEY as POSITIONS_APPLIED
+from libs.read_model.wallet import APPLIED_KEY as WALLET_APPLIED
+from libs.read_model.wallet import account_key
 from services.gateway.freshness import Outstanding, ReplyPositions, Seen, Writer, needs
 from services.gateway.reads import ReadModel
 from services.gateway.replies import Kind, ReplyTracker
 from services.matcher.core import MatchingCore
-from services.positions.read_model import APPLIED_KEY as POSITIONS_APPLIED
-from services.wallet.read_model import APPLIED_KEY as WALLET_APPLIED
-from services.wallet.read_model import account_key
 from tests.unit.matcher.kit import BUY, MID, SELL, SPEC, cancel, place
 
 PREFIX = "p."
