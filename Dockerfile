@@ -1,4 +1,5 @@
-# One image for every Python process of the exchange (services and the topics one-shot);
+# One image for every Python process of the exchange (services, the topics one-shot and the
+# `python -m exchange` command line, which takes the stack by flags or environment here);
 # docker-compose.yml picks the module with `command: ["python", "-m", ...]`.
 FROM python:3.11-slim
 
@@ -11,6 +12,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY libs ./libs
 COPY services ./services
+COPY exchange ./exchange
 RUN pip install . \
     && useradd --system --no-create-home exchange
 USER exchange
