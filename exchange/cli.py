@@ -25,6 +25,7 @@ import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TextIO
 
@@ -179,16 +180,21 @@ def exchange_engines(
     names = names or engines.REBUILDS
 
     def bus() -> ProgressBus:
-        return ProgressBus(target.bootstrap, bars, client_id="exchange-verify")
+        return ProgressBus(target.bootstrap, bars, "exchange-verify")
 
     def live(engine: str, symbol: str | None = None) -> Callable[[], dict]:
         return lambda: fetch_json(digest_url(target, engine, symbol))
 
     def rebuilt(engine: str, symbol: str | None = None) -> Callable[[dict], dict]:
-        return lambda _live: engines.rebuild(engine, target, bus(), symbol)
+        def rebuild(_live: dict) -> dict:
+            with closing(bus()) as reader:
+                return engines.rebuild(engine, target, reader, symbol)
+
+        return rebuild
 
     def projector_at(live: dict) -> dict:  # it can stop at the live offsets: it does
-        return engines.rebuild_projector(target, bus(), live.get("offsets", {}))
+        with closing(bus()) as reader:
+            return engines.rebuild_projector(target, reader, live.get("offsets", {}))
 
     found = [
         Engine(name, live(name), rebuilt(name)) for name in ("wallet", "positions") if name in names
@@ -225,8 +231,8 @@ def cmd_status(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     processes = None
     if target.stack_file is not None:
         processes = status.gather_processes(target.stack_file)
-    bus = KafkaBus(target.bootstrap, client_id="exchange-status")
-    ends = status.gather_ends(bus, target)
+    with closing(KafkaBus(target.bootstrap, client_id="exchange-status")) as bus:
+        ends = status.gather_ends(bus, target)
     lags, notes = [], []
     for engine in ("wallet", "positions"):
         try:
@@ -276,8 +282,7 @@ def cmd_rebuild(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     if args.service == "matcher" and args.symbol is None:
         raise UsageError("rebuild matcher needs --symbol")
     _check_symbol(args.symbol)
-    with Bars() as bars:
-        bus = ProgressBus(target.bootstrap, bars, client_id="exchange-rebuild")
+    with Bars() as bars, closing(ProgressBus(target.bootstrap, bars, "exchange-rebuild")) as bus:
         digest = engines.rebuild(args.service, target, bus, args.symbol)
     print(json.dumps(digest), file=out)
     return 0
@@ -285,8 +290,7 @@ def cmd_rebuild(target: Target, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_replay(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     spec = default_symbols()[_check_symbol(args.symbol)]
-    with Bars() as bars:
-        bus = ProgressBus(target.bootstrap, bars, client_id="exchange-replay")
+    with Bars() as bars, closing(ProgressBus(target.bootstrap, bars, "exchange-replay")) as bus:
         book = replay.replay_book(bus, target, spec, args.to, args.levels)
     if args.json:
         print(json.dumps(replay.book_json(book, spec)), file=out)
@@ -296,10 +300,10 @@ def cmd_replay(target: Target, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_tail(target: Target, args: argparse.Namespace, out: TextIO) -> int:
-    bus = KafkaBus(target.bootstrap, client_id="exchange-tail")
     physical = target.topic(args.topic)
-    for record in tail.read(bus, physical, count=args.n, from_beginning=args.from_beginning):
-        print(tail.json_line(tail.decode_record(record, args.topic)), file=out, flush=True)
+    with closing(KafkaBus(target.bootstrap, client_id="exchange-tail")) as bus:
+        for record in tail.read(bus, physical, count=args.n, from_beginning=args.from_beginning):
+            print(tail.json_line(tail.decode_record(record, args.topic)), file=out, flush=True)
     return 0
 
 

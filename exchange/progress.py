@@ -73,7 +73,7 @@ class Bars:
 class ProgressBus(KafkaBus):
     """A KafkaBus whose replays advance ``bars``."""
 
-    def __init__(self, bootstrap_servers: str, bars: Bars, *, client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, bars: Bars, client_id: str) -> None:
         super().__init__(bootstrap_servers, client_id=client_id)
         self.bars = bars
 

@@ -169,3 +169,7 @@ class Bus(ABC):
     @abstractmethod
     def replay(self, topic: str, partition: int, start: int = 0) -> Iterator[Record]:
         """Yield the records of a partition from ``start`` to its current end."""
+
+    def close(self) -> None:  # noqa: B027 (a no-op unless the bus holds a client of its own)
+        """Release the clients the bus holds itself (not the producers and consumers it made,
+        which their owners close)."""

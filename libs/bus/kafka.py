@@ -103,6 +103,12 @@ class KafkaBus(Bus):
     def _base(self) -> dict[str, Any]:
         return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
 
+    def close(self) -> None:
+        """Close the consumer that ``end_offsets`` keeps for its lookups."""
+        if self._watermarks is not None:
+            self._watermarks.close()
+            self._watermarks = None
+
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:

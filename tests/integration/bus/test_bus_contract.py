@@ -134,6 +134,17 @@ def test_replay_reads_a_partition_from_an_offset_to_its_end(bus: Bus, name: str)
     assert bus.end_offsets(name) == {0: 3, 1: 0}
 
 
+def test_a_closed_bus_lets_its_lookups_go_and_can_look_again(bus: Bus, name: str):
+    bus.create_topic(name, 1)
+    _produce(bus, name, [b"a"])
+    assert bus.end_offsets(name) == {0: 1}
+    bus.close()  # the Kafka bus closes the consumer it kept for lookups
+    bus.close()  # twice is harmless
+    _produce(bus, name, [b"b"])
+    assert bus.end_offsets(name) == {0: 2}  # a new lookup client when asked again
+    bus.close()
+
+
 def test_a_newer_producer_with_the_same_transactional_id_fences_the_older(bus: Bus, name: str):
     bus.create_topic(name, 1)
     consumer = bus.consumer(f"{name}-g", partitions=[(name, 0)])
