@@ -42,6 +42,7 @@ class StateCodec(Generic[S]):
         self.version = version
         self.upgrades = dict(upgrades or {})
         self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(kind)
 
     def encode(self, state: S) -> bytes:
         if state.version != self.version:
@@ -52,6 +53,12 @@ class StateCodec(Generic[S]):
 
     def decode(self, data: bytes) -> S:
         """Return the state in ``data``, upgraded to this version."""
+        try:  # the current version decodes straight into its struct (a large book: seconds)
+            state = self._decoder.decode(data)
+            if state.version == self.version:
+                return state
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # another version's layout: read it raw, then upgrade it
         raw = msgspec.msgpack.decode(data)
         if not isinstance(raw, list) or not raw or not isinstance(raw[0], int):
             raise StateVersionError(f"not a versioned {self.kind.__name__}")
