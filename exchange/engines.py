@@ -96,11 +96,7 @@ def rebuild_projector(target: Target, bus: Bus, upto: dict[str, int] | None = No
                 except Exception:  # the live projector skips it the same way (and counts it)
                     continue
             projection.flush()  # the Redis commands are not wanted: forget them as we go
-    return {
-        "digest": projection.digest(),
-        "orders_held": len(projection.orders),
-        "offsets": {offsets_field(t, p): o for (t, p), o in sorted(projection.offsets.items())},
-    }
+    return projection.digest_json()
 
 
 def symbols() -> list[str]:

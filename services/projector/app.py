@@ -346,13 +346,7 @@ class Projector:
             projection = self.projection
             if projection is None:
                 raise LookupError("not loaded yet")
-            return {
-                "digest": projection.digest(),
-                "orders_held": len(projection.orders),
-                "offsets": {
-                    keys.offsets_field(t, p): o for (t, p), o in sorted(projection.offsets.items())
-                },
-            }
+            return projection.digest_json()
 
 
 def main() -> None:

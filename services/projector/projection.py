@@ -631,6 +631,15 @@ class Projection:
 
     # --- views --------------------------------------------------------------------------------
 
+    def digest_json(self) -> dict:
+        """The digest and what it covers: the projector's ``/digest``, and what a rebuild from
+        the topics reports to be compared with it (``python -m exchange verify``)."""
+        return {
+            "digest": self.digest(),
+            "orders_held": len(self.orders),
+            "offsets": {keys.offsets_field(t, p): o for (t, p), o in sorted(self.offsets.items())},
+        }
+
     def digest(self) -> str:
         """Return a hash of the applied state (held orders, books, offsets): equal for equal
         inputs however they were batched, and after a restore from Redis."""
