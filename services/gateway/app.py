@@ -12,7 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.symbols import default_symbols
-from libs.topics import Topics
 from services.gateway import errors
 from services.gateway.adapters import Adapters, build_adapters
 from services.gateway.api import account, market, trading, users
@@ -89,9 +88,7 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
             ids=OrderIds(settings.gateway_instance),
             requests=outside.requests,
             replies=outside.replies,
-            reads=ReadModel(
-                redis, Outstanding(Topics(settings.topic_prefix).prefix), settings.read_wait_seconds
-            ),
+            reads=ReadModel(redis, Outstanding(settings.topic_prefix), settings.read_wait_seconds),
             users=users,
             tokens=tokens,
         )
