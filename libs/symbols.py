@@ -22,6 +22,9 @@ from libs.money import (
     parse_rate,
 )
 
+DEFAULT_LEVERAGE = 20
+"""A user's leverage on a symbol until they set one (capped by the symbol's first bracket)."""
+
 DEFAULT_FILE = Path(__file__).with_name("symbols.toml")
 
 
@@ -104,6 +107,11 @@ class SymbolSpec:
     @property
     def max_leverage(self) -> int:
         return self.brackets[0].max_leverage
+
+    @property
+    def default_leverage(self) -> int:
+        """The leverage of a user who never set one for this symbol."""
+        return min(DEFAULT_LEVERAGE, self.max_leverage)
 
     def bracket_for(self, notional: int) -> Bracket:
         """Return the maintenance-margin tier that a position of ``notional`` falls in."""

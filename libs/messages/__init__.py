@@ -73,6 +73,7 @@ from libs.messages.events import (
     SymbolResumed,
     WalletEvent,
     WithdrawalCompleted,
+    account_users,
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -167,6 +167,25 @@ class BatchCompleted(MatcherEvent, frozen=True):
     size: int
 
 
+def account_users(event: MatcherEvent) -> tuple[int, ...]:
+    """The users whose account the wallet tells (an ``AccountUpdated`` caused by this record)
+    when it applies a book record: every answer about one of their orders, since each may move
+    a hold or a fee, except a refusal of the wallet's own, which changed nothing. The read
+    side's read-your-writes counts on it (docs/READ-MODEL.md)."""
+    kind = type(event)
+    if kind is OrderFilled:
+        filled: OrderFilled = event  # type: ignore[assignment]  # exactly (kind is OrderFilled)
+        return (filled.taker_user_id, filled.maker_user_id)
+    if kind in _ANSWERS_TOLD and not getattr(event, "pre_trade", False):
+        return (event.user_id,)  # type: ignore[attr-defined]  # every kind there names its user
+    return ()
+
+
+_ANSWERS_TOLD = frozenset(
+    (OrderAccepted, OrderCancelled, OrderExpired, OrderAmended, OrderRejected)
+)
+
+
 # --- index.prices (key = symbol) ---------------------------------------------------------
 
 
@@ -202,6 +221,7 @@ class PositionChanged(PositionEvent, frozen=True, kw_only=True):
     entry_notional: int  # |size| at average entry price, cash
     realised_pnl: int
     fee: int
+    fees: int = 0  # the open position's share of the fees paid for it (its break-even price)
 
 
 class MarkPriceUpdated(PositionEvent, frozen=True, kw_only=True):
@@ -209,6 +229,7 @@ class MarkPriceUpdated(PositionEvent, frozen=True, kw_only=True):
     mark_price: int
     index_price: int
     ts: int
+    next_funding_time: int = 0  # ns; the first funding time after ``ts``
 
 
 class FundingRateSet(PositionEvent, frozen=True, kw_only=True):
@@ -298,13 +319,19 @@ class OrderRequestRejected(WalletEvent, frozen=True, kw_only=True):
 
 
 class AccountUpdated(WalletEvent, frozen=True, kw_only=True):
-    """A user's balance picture: what the gateway serves on ``GET /account``."""
+    """A user's balance picture, as the wallet's pre-trade check sees it: what the gateway
+    serves on ``GET /account``. The wallet tells one for every input that touched the user
+    (``cause``); ``origin`` is the cause of the position event behind it, when it came through
+    one (the fill it settles), so the read side knows which fills the picture covers."""
 
     user_id: int
     balance: int
     holds: int
-    available: int
+    available: int  # balance + upnl - margin - holds
     request_id: str | None = None
+    margin: int = 0  # initial margin of the positions, at the wallet's marks
+    upnl: int = 0  # unrealised PnL of the positions, at the wallet's marks
+    origin: Cause | None = None
 
 
 class LeverageSet(WalletEvent, frozen=True, kw_only=True):

@@ -1,8 +1,22 @@
-"""Names of the gateway read model's Redis keys and pub/sub channels: the one place they are built.
+"""Names of the read model's Redis keys and pub/sub channels: the one place they are built.
 
-The projector (``services/projector/app.py``) writes them, the gateway reads them;
-the schema is in docs/READ-MODEL.md ("Gateway projector"). Amounts are integers in exchange
-units (ticks, lots, 1e-8 USDT) written as decimal strings; the gateway formats them.
+The projector (``services/projector/``) is the read model's one writer, fed by the topics; the
+gateway reads. The schema is in docs/READ-MODEL.md. Amounts are integers in exchange units
+(ticks, lots, 1e-8 USDT) written as decimal strings; the gateway formats them.
+
+Per user, besides orders and fills:
+- ``account:{user}``: the last ``AccountUpdated``'s ``balance``, ``holds``, ``available``,
+  ``margin`` and ``upnl``; and the read-your-writes watermarks, each the offset after the last
+  record of a ``{topic}:{partition}`` (logical topic name) that the hash covers:
+  ``told:`` the book records the wallet told the account about (``AccountUpdated.cause``),
+  ``settled:`` the fills whose position event the wallet applied (``AccountUpdated.origin``),
+  ``position:`` the fills whose ``PositionChanged`` is in ``positions:{user}``.
+- ``leverage:{user}``: symbol -> leverage, for the symbols the user set one on.
+- ``positions:{user}``: symbol -> JSON ``{"size", "entry_notional", "fees"}`` of each open
+  position (signed lots, cash); the view (PnL, liquidation price, ...) is computed on read from
+  these, the balance and the marks (``libs/read_model/positions.py``).
+Per symbol: ``mark:{symbol}`` (``mark``, ``index`` in ticks, ``ts`` in ns) and
+``funding:{symbol}`` (``rate`` of the last funding, 1e-8; ``next_funding_time`` in ns).
 """
 
 from __future__ import annotations
@@ -25,6 +39,11 @@ HELD_KEY = "projector:held"
 memory: open, pending, or closed but still waiting for their ``PlaceOrder``."""
 
 OWNED_PATTERNS = (
+    "account:*",
+    "leverage:*",
+    "positions:*",
+    "mark:*",
+    "funding:*",
     "order:*",
     "orders:*",
     "coid:*",
@@ -66,6 +85,41 @@ def trades_key(symbol: str) -> str:
 
 def fills_key(user_id: int) -> str:
     return f"fills:{user_id}"
+
+
+def account_key(user_id: int) -> str:
+    return f"account:{user_id}"
+
+
+def leverage_key(user_id: int) -> str:
+    return f"leverage:{user_id}"
+
+
+def positions_key(user_id: int) -> str:
+    return f"positions:{user_id}"
+
+
+def mark_key(symbol: str) -> str:
+    return f"mark:{symbol}"
+
+
+def funding_key(symbol: str) -> str:
+    return f"funding:{symbol}"
+
+
+def told_field(topic: str, partition: int) -> str:
+    """The account's watermark of the book records the wallet told it about."""
+    return f"told:{topic}:{partition}"
+
+
+def settled_field(topic: str, partition: int) -> str:
+    """The account's watermark of the fills whose position event the wallet applied."""
+    return f"settled:{topic}:{partition}"
+
+
+def position_field(topic: str, partition: int) -> str:
+    """The account's watermark of the fills whose position change ``positions:{user}`` shows."""
+    return f"position:{topic}:{partition}"
 
 
 def offsets_field(topic: str, partition: int) -> str:

@@ -17,6 +17,7 @@ from typing import TypedDict, Unpack, cast
 
 import msgspec
 
+from libs import perpetual as f
 from libs.messages import (
     AccountRisk,
     AccountUpdated,
@@ -46,10 +47,11 @@ from libs.messages import (
     Side,
     WalletEvent,
 )
+from libs.read_model.positions import PositionFacts
+from libs.read_model.positions import view as positions_view
 from libs.symbols import SymbolSpec
 from libs.topics import COMMANDS as COMMANDS_TOPIC
 from libs.topics import POSITIONS_EVENTS, market_partition, user_partition
-from services.positions.core import formulas as f
 from services.positions.core.book import TopOfBook
 from services.positions.core.snapshot import (
     POSITIONS_STATE,
@@ -71,7 +73,6 @@ from services.positions.core.state import (
 EVENTS = POSITIONS_EVENTS  # the logical names of what the engine writes (Out.topic)
 COMMANDS = COMMANDS_TOPIC
 NS = 1_000_000_000
-DEFAULT_LEVERAGE = 20
 PENDING_INDEX_LIMIT = 4096
 ADL_COUNTERPARTIES = 256
 """At most this many ranked counterparties in one ``Deleverage`` (a command stays small)."""
@@ -161,12 +162,9 @@ class PositionsCore:
         return out
 
     def mark_of(self, symbol: str, position: Position) -> int:
-        """Return the symbol's mark, or the position's average entry while none is known."""
-        market = self.markets[symbol]
-        if market.mark:
-            return market.mark
-        lots = abs(position.size)
-        return position.entry // (lots * market.spec.cash_per_tick_lot) if lots else 0
+        return f.mark_or_entry(
+            self.markets[symbol].spec, position.size, position.entry, self.markets[symbol].mark
+        )
 
     def upnl(self, symbol: str, position: Position) -> int:
         spec = self.specs[symbol]
@@ -185,7 +183,7 @@ class PositionsCore:
             notional = spec.notional(self.mark_of(symbol, position), abs(position.size))
             upnl += self.upnl(symbol, position)
             maintenance += spec.maintenance_margin(notional)
-            leverage = account.leverage.get(symbol, min(DEFAULT_LEVERAGE, spec.max_leverage))
+            leverage = account.leverage.get(symbol, spec.default_leverage)
             initial += f.ceil_div(notional, leverage)
         return upnl, initial, maintenance
 
@@ -301,6 +299,7 @@ class PositionsCore:
             entry_notional=position.entry,
             realised_pnl=realised,
             fee=fee,
+            fees=position.fees if position.size else 0,
         )
         return realised
 
@@ -354,6 +353,7 @@ class PositionsCore:
             mark_price=event.mark_price,
             index_price=index if index is not None else market.index,
             ts=event.ts,
+            next_funding_time=market.next_funding,
         )
         self._check(symbol, market, event.seq)
 
@@ -693,28 +693,17 @@ class PositionsCore:
 
     # -- read model --------------------------------------------------------------------------
     def view(self, user: int) -> dict[str, dict]:
-        """Return the user's positions as the read model shows them (Redis ``positions:{u}``)."""
+        """Return the user's positions as the read side computes them from the events
+        (``libs/read_model/positions.py``), at this engine's marks and balance."""
         account = self.accounts.get(user)
         if account is None:
             return {}
-        ratio = self.margin_ratio(account) if account.positions else 0
-        out = {}
-        for symbol, position in sorted(account.positions.items()):
-            spec = self.specs[symbol]
-            lots = abs(position.size)
-            out[symbol] = {
-                "size": position.size,
-                "entry_notional": position.entry,
-                "entry_price": position.entry // (lots * spec.cash_per_tick_lot),
-                "break_even": f.break_even_price(
-                    spec, position.size, position.entry, position.fees
-                ),
-                "mark": self.mark_of(symbol, position),
-                "upnl": self.upnl(symbol, position),
-                "liq_price": self.liquidation_price(account, symbol),
-                "margin_ratio": ratio,
-            }
-        return out
+        facts = {
+            symbol: PositionFacts(position.size, position.entry, position.fees)
+            for symbol, position in account.positions.items()
+        }
+        marks: dict[str, int | None] = {name: m.mark for name, m in self.markets.items()}
+        return positions_view(self.specs, facts, account.balance or 0, marks)
 
     # -- snapshot (the convention of libs/state.py) -------------------------------------------
     def to_state(self) -> PositionsState:

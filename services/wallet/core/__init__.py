@@ -1,12 +1,11 @@
 """The wallet's pure core: ledger, holds, leverage, positions, pre-trade check. No I/O."""
 
-from services.wallet.core.engine import DEFAULT_LEVERAGE, Rejected, WalletCore
+from services.wallet.core.engine import Rejected, WalletCore
 from services.wallet.core.holds import Hold, Holds
 from services.wallet.core.ledger import Ledger, LedgerError, transfer
 from services.wallet.core.snapshot import WALLET_STATE, WalletState
 
 __all__ = [
-    "DEFAULT_LEVERAGE",
     "WALLET_STATE",
     "Hold",
     "Holds",

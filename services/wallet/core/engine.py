@@ -51,6 +51,7 @@ from libs.messages import (
     WithdrawalCompleted,
 )
 from libs.money import MAX_BALANCE, MAX_INSIDE, MAX_TRANSFER, RATE_ONE, format_cash
+from libs.perpetual import ceil_div
 from libs.symbols import SymbolSpec, default_symbols
 from libs.topics import user_partition
 from services.wallet.core.holds import Hold, Holds
@@ -65,12 +66,6 @@ from services.wallet.core.ledger import (
     transfer,
 )
 from services.wallet.core.snapshot import VERSION, WALLET_STATE, HoldState, WalletState
-
-DEFAULT_LEVERAGE = 20
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 class Rejected(Exception):
@@ -187,7 +182,7 @@ class WalletCore:
         chosen = self.leverage.get(user_id, {}).get(symbol)
         if chosen is not None:
             return chosen
-        return min(DEFAULT_LEVERAGE, self.symbols[symbol].max_leverage)
+        return self.symbols[symbol].default_leverage
 
     def _position_value(self, symbol: str, size: int, entry: int) -> int:
         """Notional of a position at mark (at entry while the symbol has no mark)."""

@@ -14,7 +14,7 @@ arithmetic).
 from __future__ import annotations
 
 from libs.money import RATE_ONE
-from services.positions.core import formulas as f
+from libs import perpetual as f
 from tests.unit.positions.kit import BTC, lots, ticks, usdt
 
 PCT = RATE_ONE // 100  # 1% in rate units

@@ -17,7 +17,7 @@ from libs.messages import (
     Side,
 )
 from services.positions.core import PositionsCore
-from services.positions.core import formulas as f
+from libs import perpetual as f
 from tests.unit.positions.exchange import Exchange
 from tests.unit.positions.kit import BTC, NS, SPECS, Feed, messages, usdt
 

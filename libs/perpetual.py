@@ -1,4 +1,5 @@
-"""The position engine's formulas, as pure integer functions.
+"""The perpetual contract's formulas (PnL, margin, liquidation, funding, mark), as pure integer
+functions: the position engine's rules and the read side's position view use the same ones.
 
 Units: prices in ticks, sizes in signed lots (> 0 long), cash in 1e-8 USDT, rates in 1e-8
 (``RATE_ONE`` = 100%). Every division names its rounding; docs/POSITIONS.md gives the sources.
@@ -26,6 +27,14 @@ def unrealised_pnl(spec: SymbolSpec, size: int, entry_notional: int, mark: int) 
     if not size:
         return 0
     return sign(size) * (spec.notional(mark, abs(size)) - entry_notional)
+
+
+def mark_or_entry(spec: SymbolSpec, size: int, entry_notional: int, mark: int | None) -> int:
+    """Return the symbol's mark, or the position's average entry price while none is known."""
+    if mark:
+        return mark
+    lots = abs(size)
+    return entry_notional // (lots * spec.cash_per_tick_lot) if lots else 0
 
 
 def close_entry(entry_notional: int, size: int, qty: int) -> int:
