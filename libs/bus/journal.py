@@ -142,10 +142,9 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
 
     A subclass names its ``snapshot_key`` (and, to count them, the ``snapshots_made`` and
     ``rewinds`` counters) and fills in the hooks: ``new_core``, ``dump_core``, ``load_core``,
-    ``apply_record`` and ``outgoing`` (and ``after_replay`` if replayed inputs leave marks to
-    clear). ``inputs`` lists the input partitions in their canonical order; ``outputs`` the
-    topics ``outgoing`` writes to (each message with its partition set). ``lock`` guards the
-    state for readers on other threads.
+    ``apply_record`` and ``outgoing``. ``inputs`` lists the input partitions in their canonical
+    order; ``outputs`` the topics ``outgoing`` writes to (each message with its partition set).
+    ``lock`` guards the state for readers on other threads.
     """
 
     snapshot_key: ClassVar[str]  # the snapshot's key on the snapshots topic
@@ -188,7 +187,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self._since_base: list[Record] = []
         self.since_snapshot = 0
         self.last_snapshot = clock()
-        self.full_publish = True  # after a (re)load: write every user to the read model
 
     # --- hooks -------------------------------------------------------------------------------
 
@@ -215,9 +213,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
     @abstractmethod
     def outgoing(self, produced: list[Produced]) -> list[Outgoing]:
         """Return the messages to produce for what one record produced (live turns only)."""
-
-    def after_replay(self) -> None:
-        """Clear what the replayed turns marked (a reload publishes everything anyway)."""
 
     def count_failure(self, record: Record) -> None:
         """Count an input the core could not apply (the journal has logged and skipped it)."""
@@ -295,7 +290,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             if self.rewinds is not None:
                 self.rewinds.inc()
             outputs, landed = self._load(produce=True)
-            self.full_publish = True
             return self._missing(outputs, landed)
 
     def rewind(self, committed: dict[TopicPartition, int] | None = None) -> None:
@@ -304,7 +298,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             if self.rewinds is not None:
                 self.rewinds.inc()
             self._load(produce=False)
-            self.full_publish = True
 
     # --- turns -------------------------------------------------------------------------------
 
@@ -356,8 +349,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         self.core = self.new_core() if self._base is None else self.load_core(self._base)
         for earlier in self._since_base:  # each applied cleanly before, so it does again
             self.apply_record(earlier)
-        self.after_replay()
-        self.full_publish = True
         self.skipped.append((index, record.offset))
 
     # --- snapshots and recovery ---------------------------------------------------------------
@@ -429,7 +420,6 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
                     i += 1
                 cursor[index] = i
             outputs += self._apply_turn(self._fresh(batch), produce=produce)[1]
-        self.after_replay()
         return outputs
 
     def _missing(

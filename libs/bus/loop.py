@@ -33,7 +33,6 @@ from libs.bus.base import (
 log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT_SECONDS = 10.0  # a turn unacknowledged this long: the broker is away
-GATHER_SECONDS = 0.003  # run_gathered: how long after a first turn more are gathered
 
 
 @dataclass
@@ -169,16 +168,6 @@ class JournalLoop:
             return 0
         finally:
             self.turn_started = None
-
-    def run_gathered(self, linger: float = GATHER_SECONDS) -> int:
-        """Run turns until one finds nothing or ``linger`` seconds have passed since the first
-        that applied something; return the records applied. A caller that writes a read model
-        after them writes once for the few turns one order causes within a few ms."""
-        applied = self.run_once()
-        due = self.clock() + linger
-        while applied and (left := due - self.clock()) > 0 and (more := self.run_once(left)):
-            applied += more
-        return applied
 
     def _turn(self, records: list[Record], *, idle: bool = False) -> int:
         producer = self.producer

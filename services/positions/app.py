@@ -1,5 +1,4 @@
-"""The position engine's composition root: settings -> KafkaBus -> service -> loop -> ops ->
-Redis."""
+"""The position engine's composition root: settings -> KafkaBus -> service -> loop -> ops."""
 
 from __future__ import annotations
 
@@ -8,10 +7,8 @@ import threading
 
 from libs.bus import Bus, JournalLoop
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
-from libs.bus.snapshots import offsets_key
 from libs.ops import OpsServer, calm_gc, configure_logging, lower_priority, stop_on_signals
 from libs.topics import Topics
-from services.positions.read_model import RedisReadModel, picture
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
 
@@ -38,21 +35,6 @@ def build(settings: PositionsSettings, bus: Bus | None = None) -> tuple[Bus, Pos
     return bus, service
 
 
-def publish(service: PositionsService, model: RedisReadModel | None) -> None:
-    """Write what changed since the last publish (everything after a reload or a lost Redis:
-    the write itself finds that out)."""
-    if model is None:
-        return
-    users = service.take_dirty()
-    with service.lock:
-        full = users is None
-        shown = sorted(service.core.accounts) if users is None else users
-        views, markets = picture(service.core, shown)
-        applied = {offsets_key(t, p): o for (t, p), o in service.applied.items() if o}
-    if not model.write(views, markets, full=full, applied=applied):
-        service.full_publish = True
-
-
 def run(settings: PositionsSettings, stop: threading.Event) -> None:
     bus, service = build(settings)
     loop = JournalLoop(  # fences the previous engine, then recovers the state from the log
@@ -66,14 +48,11 @@ def run(settings: PositionsSettings, stop: threading.Event) -> None:
         stall_timeout=settings.stall_seconds,
     )
     ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)
-    model = RedisReadModel(settings.redis_url) if settings.redis_url else None
     log.info("positions ready: %s", service.digest_json())
     print("positions ready", flush=True)
     try:
         while not stop.is_set():
-            applied = loop.run_gathered()  # one write for the few turns an order causes here
-            if applied or service.full_publish:
-                publish(service, model)
+            loop.run_once()
     finally:
         ops.close()
         loop.close()

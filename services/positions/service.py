@@ -135,9 +135,6 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
                 LIQUIDATIONS.inc()
         return out
 
-    def after_replay(self) -> None:
-        self.core.dirty.clear()
-
     def count_failure(self, record: Record) -> None:
         FAILED.labels(self.topics.logical(record.topic)).inc()
 
@@ -156,13 +153,3 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
                 "insurance": core.insurance,
                 "offsets": {offsets_key(t, p): o for (t, p), o in self.applied.items() if o},
             }
-
-    def take_dirty(self) -> list[int] | None:
-        """Return the users to write to the read model (None: every user), and forget them."""
-        with self.lock:
-            if self.full_publish:
-                self.full_publish = False
-                self.core.dirty.clear()
-                return None
-            dirty, self.core.dirty = sorted(self.core.dirty), set()
-            return dirty

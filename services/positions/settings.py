@@ -11,7 +11,6 @@ from libs.settings import JournalSettings
 class PositionsSettings(JournalSettings):
     metrics_port: int = Field(9103, description="/metrics, /digest and /healthz")
     metrics_host: str = Field("127.0.0.1", description="address the ops endpoint binds")
-    redis_url: str | None = Field(None, description="redis:// URL of the read model; none: off")
     positions_group_id: str = Field("positions", description="consumer group of the engine")
     positions_transactional_id: str = Field("positions-0", description="transactional id")
     topic_prefix: str = Field("", description="prefix of every topic name (tests)")

@@ -1,7 +1,8 @@
 """The read model as a pure projection: decoded Kafka records in, Redis commands out.
 
 This module holds the transitions and the order they apply in; an order's state and hash are
-``orders.py``, a book's level totals ``depth.py``, the key names ``libs/read_model/keys.py``.
+``orders.py``, a book's level totals ``depth.py``, the accounts, positions and markets the
+engines' events tell ``pictures.py``, the key names ``libs/read_model/keys.py``.
 
 ``Projection.apply`` takes one record of ``orders.requests``, ``matcher.events``,
 ``wallet.events`` or ``positions.events``; ``Projection.flush`` returns the Redis commands
@@ -49,6 +50,7 @@ from libs.messages import (
     BatchCompleted,
     FundingPaid,
     FundingRateSet,
+    LeverageSet,
     LiquidationSettled,
     LiquidationTriggered,
     MarkPriceUpdated,
@@ -73,6 +75,7 @@ from libs.symbols import SymbolSpec
 from libs.topics import Topics, physical_topic
 from services.projector.depth import Book
 from services.projector.orders import LIQUIDATION_ID_BIT, Order
+from services.projector.pictures import Pictures
 
 TRIM_ORDER_HISTORY = """
 local old = redis.call('ZRANGE', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
@@ -141,6 +144,7 @@ class Projection:
             PlaceOrder: self._requested,
             OrderRequestRejected: self._request_rejected,
             AccountUpdated: self._account,
+            LeverageSet: self._leverage,
             PositionChanged: self._position,
             MarkPriceUpdated: self._mark,
             FundingRateSet: self._funding_rate,
@@ -263,11 +267,12 @@ class Projection:
         self._lists: dict[str, int] = {}
         self._changed_books: set[str] = set()
         self._moved: set[tuple[str, int]] = set()
+        self._pictures = Pictures()
 
     def flush(self) -> list[Command]:
         """Return the Redis commands for everything applied since the last flush, in order:
         publications and list pushes as they happened, then the final state of every order,
-        list and book touched, then the offsets covered."""
+        list, book, account, position and market touched, then the offsets covered."""
         out = self._out
         for order in self._dirty.values():
             oid = order.order_id
@@ -295,6 +300,7 @@ class Projection:
             )
         for key, keep in self._lists.items():
             out.append(("LTRIM", key, 0, keep - 1))
+        out += self._pictures.commands()
         for symbol in sorted(self._changed_books):
             book = self.books[symbol]
             out.append(
@@ -565,6 +571,7 @@ class Projection:
             self._reject(order, event.code, event.msg)
 
     def _account(self, event: AccountUpdated) -> None:
+        self._pictures.account(event)
         self._publish(
             keys.user_channel(event.user_id),
             {
@@ -575,7 +582,11 @@ class Projection:
             },
         )
 
+    def _leverage(self, event: LeverageSet) -> None:
+        self._pictures.leverage(event)
+
     def _position(self, event: PositionChanged) -> None:
+        self._pictures.position(event)
         self._publish(
             keys.user_channel(event.user_id),
             {
@@ -618,12 +629,14 @@ class Projection:
         )
 
     def _mark(self, event: MarkPriceUpdated) -> None:
+        self._pictures.mark(event)
         self._publish(
             keys.mark_channel(event.symbol),
             {"type": "mark", "mark": event.mark_price, "index": event.index_price, "ts": event.ts},
         )
 
     def _funding_rate(self, event: FundingRateSet) -> None:
+        self._pictures.funding(event)
         self._publish(
             keys.mark_channel(event.symbol),
             {"type": "funding", "rate": event.rate, "funding_time": event.funding_time},

@@ -15,12 +15,9 @@ from prometheus_client import Counter
 from libs.bus import Bus, JournaledHandler, Outgoing, Record, TopicPartition
 from libs.bus.snapshots import offsets_key
 from libs.messages import (
-    AmendOrder,
     Codec,
     LedgerAccountKind,
     Message,
-    PlaceOrder,
-    PositionEvent,
     WalletEvent,
     encode,
 )
@@ -78,8 +75,6 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         self._inputs = {t: INPUTS.labels(topics.logical(t)) for t in self._codecs}
         outputs = (topics.commands, topics.wallet_events)
         self._outputs = {t: OUTPUTS.labels(topics.logical(t)) for t in outputs}
-        self.dirty: set[int] = set()  # users whose read model changed since the last publish
-        self.published_offsets: dict[str, int] = {}  # the applied offsets last written
         super().__init__(
             bus,
             wallet_inputs(topics),
@@ -107,17 +102,8 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             MALFORMED.labels(self.topics.logical(record.topic)).inc()
             return []
         self._inputs[record.topic].inc()
-        user = getattr(message, "user_id", None)
-        if isinstance(message, PositionEvent | PlaceOrder | AmendOrder) and user is not None:
-            # its caused fields move (WalletCore.caused), or its holds (told on wallet.events
-            # only with the book's answer)
-            self.dirty.add(user)
         cause = cause_of(record.topic, record.partition, record.offset, self.topics.prefix)
-        messages = self.core.apply(cause, message)
-        for m in messages:
-            if isinstance(m, WalletEvent):
-                self.dirty.add(_user_of(m))
-        return messages
+        return self.core.apply(cause, message)
 
     def outgoing(self, produced: list[Message]) -> list[Outgoing]:
         out = []
@@ -133,9 +119,6 @@ class WalletService(JournaledHandler[WalletCore, Message]):
                 out.append(Outgoing(topic, encode(m), symbol.encode(), symbol_partition(symbol)))
             self._outputs[topic].inc()
         return out
-
-    def after_replay(self) -> None:
-        self.dirty.clear()
 
     def count_failure(self, record: Record) -> None:
         FAILED.labels(self.topics.logical(record.topic)).inc()
@@ -161,17 +144,3 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         for (kind, _owner), value in self.core.ledger.balances.items():
             totals[kind.value] += value
         return totals
-
-    def applied_offsets(self) -> dict[str, int]:
-        """Return ``topic:partition`` -> the next input offset the state reflects."""
-        return {offsets_key(t, p): o for (t, p), o in self.applied.items() if o}
-
-    def take_dirty(self) -> list[int] | None:
-        """Return the users to write to the read model (None: every user), and forget them."""
-        with self.lock:
-            if self.full_publish:
-                self.full_publish = False
-                self.dirty.clear()
-                return None
-            dirty, self.dirty = sorted(self.dirty), set()
-            return dirty

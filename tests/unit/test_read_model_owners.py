@@ -1,6 +1,6 @@
-"""No Redis key is written by two services: each writer owns key patterns no other writer's
-keys match, builds its keys from its own schema module only, and the gateway, the reader,
-writes nothing but its rate limits."""
+"""The read model has one writer, the projector: it owns key patterns no other writer's keys
+match (the gateway's rate limits), the engines do not talk to Redis at all, and the gateway, the
+reader, writes nothing but its rate limits."""
 
 from __future__ import annotations
 
@@ -11,17 +11,11 @@ from pathlib import Path
 from types import ModuleType
 
 from libs.read_model import keys as projector_keys
-from libs.read_model import positions as positions_keys
-from libs.read_model import wallet as wallet_keys
 from services.gateway import limits
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SCHEMAS: dict[str, ModuleType] = {
-    "projector": projector_keys,
-    "wallet": wallet_keys,
-    "positions": positions_keys,
-}
+SCHEMAS: dict[str, ModuleType] = {"projector": projector_keys}
 OWNED = {name: module.OWNED_PATTERNS for name, module in SCHEMAS.items()}
 OWNED["gateway"] = limits.OWNED_PATTERNS
 
@@ -67,12 +61,24 @@ def _schema_imports(folder: str) -> set[str]:
     return found
 
 
-def test_each_writer_builds_its_keys_from_its_own_schema_only():
-    assert _schema_imports("projector") == {"keys"}
-    assert _schema_imports("wallet") == {"wallet"}
-    assert _schema_imports("positions") == {"positions"}
-    assert _schema_imports("matcher") == set()
-    assert _schema_imports("index_feed") == set()
+def test_the_projector_builds_every_key_and_the_engines_none():
+    assert _schema_imports("projector") == {"keys", "positions"}  # positions: a position's facts
+    for engine in ("wallet", "positions", "matcher", "index_feed"):
+        assert _schema_imports(engine) == set(), engine
+
+
+def test_no_process_but_the_projector_and_the_gateway_talks_to_redis():
+    talkers = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                module = getattr(node, "module", None) or ""
+                if any(n.split(".")[0] == "redis" for n in [*names, module]) or module in (
+                    "libs.redis_batch",
+                ):
+                    talkers.add(path.relative_to(ROOT / "services").parts[0])
+    assert talkers == {"projector", "gateway"}
 
 
 WRITES = {"set", "hset", "hdel", "delete", "incr", "expire", "lpush", "ltrim", "zadd", "sadd"}

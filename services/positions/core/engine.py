@@ -47,8 +47,6 @@ from libs.messages import (
     Side,
     WalletEvent,
 )
-from libs.read_model.positions import PositionFacts
-from libs.read_model.positions import view as positions_view
 from libs.symbols import SymbolSpec
 from libs.topics import COMMANDS as COMMANDS_TOPIC
 from libs.topics import POSITIONS_EVENTS, market_partition, user_partition
@@ -122,7 +120,6 @@ class PositionsCore:
         self.insurance_reserved = 0  # fees the fund backs for liquidations in flight
         self.wallet_seq: dict[int, int] = {}  # last wallet.events seq per partition
         self.out_seq: dict[int, int] = {}  # last positions.events seq per partition
-        self.dirty: set[int] = set()  # users whose read model changed (for Redis)
         self._out: list[Out] = []
         self._cause = Cause("", 0, 0)
 
@@ -219,7 +216,6 @@ class PositionsCore:
     def _reindex(self, account: Account) -> None:
         """Recompute the account's liquidation prices and file them in the at-risk index."""
         self._unindex(account)
-        self.dirty.add(account.user)
         if account.balance is None or account.liquidating:
             return  # unknown balance: never liquidate on a guess; liquidating: already handled
         for symbol, position in account.positions.items():
@@ -289,7 +285,6 @@ class PositionsCore:
             market.holders.pop(user, None)
         if opened or not position.size:
             self._file_multi(account)
-        self.dirty.add(user)
         self._user_event(
             user,
             PositionChanged,
@@ -691,20 +686,6 @@ class PositionsCore:
         )
         return self._take()
 
-    # -- read model --------------------------------------------------------------------------
-    def view(self, user: int) -> dict[str, dict]:
-        """Return the user's positions as the read side computes them from the events
-        (``libs/read_model/positions.py``), at this engine's marks and balance."""
-        account = self.accounts.get(user)
-        if account is None:
-            return {}
-        facts = {
-            symbol: PositionFacts(position.size, position.entry, position.fees)
-            for symbol, position in account.positions.items()
-        }
-        marks: dict[str, int | None] = {name: m.mark for name, m in self.markets.items()}
-        return positions_view(self.specs, facts, account.balance or 0, marks)
-
     # -- snapshot (the convention of libs/state.py) -------------------------------------------
     def to_state(self) -> PositionsState:
         """Return the whole state as a canonical value (equal histories, equal states)."""
@@ -800,7 +781,6 @@ class PositionsCore:
         core.insurance = state.insurance
         core.wallet_seq = dict(state.wallet_seq)
         core.out_seq = dict(state.out_seq)
-        core.dirty.clear()
         return core
 
     def snapshot(self) -> bytes:

@@ -49,6 +49,7 @@ from libs.messages import (
     WalletEvent,
     Withdraw,
     WithdrawalCompleted,
+    account_users,
 )
 from libs.money import MAX_BALANCE, MAX_INSIDE, MAX_TRANSFER, RATE_ONE, format_cash
 from libs.perpetual import ceil_div
@@ -94,10 +95,6 @@ class WalletCore:
         # (user, client order id) -> the order id of the first PlaceOrder that used it, for ever:
         # a retry is answered with that order, whatever the balance is now (docs/WALLET.md)
         self.client_ids: dict[tuple[int, str], int] = {}
-        # user -> (cause topic, partition) -> the offset after the cause of the last position
-        # event of the user applied: how far the account reflects the position engine, for
-        # read-your-writes (docs/READ-MODEL.md); state, so a rewind or restart keeps it
-        self.caused: dict[int, dict[tuple[str, int], int]] = {}
         self._out: list[Message] = []
         self._touched: dict[int, None] = {}
         self._cause = Cause("", 0, 0)
@@ -136,7 +133,6 @@ class WalletCore:
             matcher_seq=sorted(self.matcher_seq.items()),
             event_seq=sorted(self.event_seq.items()),
             client_ids=sorted((u, c, o) for (u, c), o in self.client_ids.items()),
-            caused=sorted((u, t, p, o) for u, m in self.caused.items() for (t, p), o in m.items()),
         )
 
     @classmethod
@@ -159,8 +155,6 @@ class WalletCore:
         core.matcher_seq = dict(s.matcher_seq)
         core.event_seq = dict(s.event_seq)
         core.client_ids = {(u, c): o for u, c, o in s.client_ids}
-        for u, topic, partition, offset in s.caused:
-            core.caused.setdefault(u, {})[(topic, partition)] = offset
         return core
 
     def snapshot(self) -> bytes:
@@ -238,32 +232,32 @@ class WalletCore:
         self._out = out
         self._touched = {}
         self._cause = cause
-        if isinstance(message, PositionEvent):
-            self._note_cause(message)
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return out
         request_id = handler(self, message)
+        user = getattr(message, "user_id", None)
+        # the fill (or mark) behind a position event: the read side's watermark of what the
+        # account has settled (docs/READ-MODEL.md, "Read-your-writes")
+        origin = message.cause if isinstance(message, PositionEvent) else None
         for user_id in self._touched:
+            upnl, margin = self.unrealised_pnl(user_id), self.position_margin(user_id)
+            balance, holds = self.balance(user_id), self.holds.of_user(user_id)
             self._emit(
                 AccountUpdated(
                     seq=0,
                     cause=cause,
                     user_id=user_id,
-                    balance=self.balance(user_id),
-                    holds=self.holds.of_user(user_id),
-                    available=self.available(user_id),
-                    request_id=request_id if getattr(message, "user_id", None) == user_id else None,
+                    balance=balance,
+                    holds=holds,
+                    available=balance + upnl - margin - holds,
+                    request_id=request_id if user == user_id else None,
+                    margin=margin,
+                    upnl=upnl,
+                    origin=origin if user == user_id else None,
                 )
             )
         return out
-
-    def _note_cause(self, event: PositionEvent) -> None:
-        user = getattr(event, "user_id", None)
-        if user is not None:
-            mine = self.caused.setdefault(user, {})
-            place = (event.cause.topic, event.cause.partition)
-            mine[place] = max(mine.get(place, 0), event.cause.offset + 1)
 
     def _emit(self, event: WalletEvent) -> None:
         partition = user_partition(_user_of(event))
@@ -480,6 +474,8 @@ class WalletCore:
         handler = _MATCHER.get(type(event))
         if handler is not None:
             handler(self, event)
+        for user in account_users(event):  # told even when nothing moved: the read side
+            self._touched[user] = None  # counts on an answer for each (docs/READ-MODEL.md)
         return None
 
     def _filled(self, event: OrderFilled) -> None:

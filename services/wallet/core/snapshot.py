@@ -9,10 +9,10 @@ import msgspec
 
 from libs.state import State, StateCodec
 
-VERSION = 3
-"""3: no lifetime totals (they grow without bound), and the position causes per user; 2 added
-the client ids (1 had none); both older versions also held deposits, withdrawals, reserved and
-released, dropped on load."""
+VERSION = 4
+"""4: no position causes per user (``AccountUpdated.origin`` tells them); 3: no lifetime totals
+(they grow without bound), and the position causes; 2 added the client ids (1 had none); both
+older versions also held deposits, withdrawals, reserved and released, dropped on load."""
 
 
 class HoldState(msgspec.Struct, array_like=True, frozen=True):
@@ -38,14 +38,20 @@ class WalletState(State, frozen=True):
     matcher_seq: list[tuple[str, int]]
     event_seq: list[tuple[int, int]]
     client_ids: list[tuple[int, str, int]] = []  # (user, client order id, order id), sorted
-    caused: list[tuple[int, str, int, int]] = []  # (user, topic, partition, offset), sorted
 
 
 def _without_lifetime_totals(raw: list[Any]) -> list[Any]:
-    """v1 and v2 held lifetime totals at 2:4 and 6:8: drop them."""
+    """v1 and v2 held lifetime totals at 2:4 and 6:8: drop them (no position causes yet)."""
     return [VERSION, raw[1], *raw[4:6], *raw[8:]]
 
 
+def _without_causes(raw: list[Any]) -> list[Any]:
+    """v3 held the position causes per user last, at 11: drop them."""
+    return [VERSION, *raw[1:11]]
+
+
 WALLET_STATE = StateCodec(
-    WalletState, VERSION, {1: _without_lifetime_totals, 2: _without_lifetime_totals}
+    WalletState,
+    VERSION,
+    {1: _without_lifetime_totals, 2: _without_lifetime_totals, 3: _without_causes},
 )

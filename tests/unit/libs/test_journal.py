@@ -3,7 +3,6 @@ bus (which, like Kafka read_uncommitted, shows every written record at once)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from libs.bus import (
@@ -254,15 +253,3 @@ def test_a_restart_loads_the_snapshot_then_replays_the_journaled_turns() -> None
     assert fresh.core == counter.core
     assert fresh.applied == counter.applied
     assert (fresh.snapshot_no, fresh.since_snapshot) == (1, 2)
-    assert fresh.full_publish
-
-
-def test_run_gathered_runs_turns_until_one_finds_nothing() -> None:
-    bus, counter, loop = setup()
-    assert loop.run_gathered() == 0  # nothing came
-    send(bus, FIRST, "1", "2")
-    send(bus, SECOND, "3")
-    started = time.monotonic()
-    assert loop.run_gathered(linger=0.05) == 3  # and a look for more, at most the linger long
-    assert time.monotonic() - started < 1
-    assert counter.core == Count(6, "123")

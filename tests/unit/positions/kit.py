@@ -19,6 +19,7 @@ from libs.messages import (
     Side,
 )
 from libs.messages.enums import EndReason, OrderType, TimeInForce
+from libs.read_model.positions import PositionFacts, view
 from libs.symbols import default_symbols
 from services.positions.core import PositionsCore
 
@@ -233,3 +234,15 @@ class Feed:
 
 def messages(out: list, kind: type) -> list:
     return [o.message for o in out if type(o.message) is kind]
+
+
+def read_view(core: PositionsCore, user: int) -> dict[str, dict]:
+    """The user's positions as the gateway computes them (``libs/read_model/positions.py``),
+    from this engine's positions, balance and marks."""
+    account = core.accounts[user]
+    facts = {
+        symbol: PositionFacts(position.size, position.entry, position.fees)
+        for symbol, position in account.positions.items()
+    }
+    marks: dict[str, int | None] = {name: m.mark for name, m in core.markets.items()}
+    return view(core.specs, facts, account.balance or 0, marks)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from libs.messages import AccountRisk, OrderFilled, PositionChanged, Side
-from tests.unit.positions.kit import BTC, Feed, lots, messages, ticks, usdt
+from libs.messages import AccountRisk, MarkPriceUpdated, OrderFilled, PositionChanged, Side
+from libs.read_model.positions import PositionFacts, view
+from tests.unit.positions.kit import BTC, Feed, lots, messages, read_view, ticks, usdt
 
 
 def changed(out, user):
@@ -89,7 +90,7 @@ def test_the_read_model_shows_entry_break_even_mark_upnl_and_liquidation_price()
     feed.balance(1, "10000")
     feed.fill(1, 2, "50000", "1")
     feed.mark("51000", 1)
-    view = feed.core.view(1)["BTC-PERP"]
+    view = read_view(feed.core, 1)["BTC-PERP"]
     assert view["size"] == lots("1")
     assert view["entry_price"] == ticks("50000")
     assert view["mark"] == ticks("51000")
@@ -125,3 +126,24 @@ def test_snapshot_restore_gives_the_same_digest_and_the_same_future():
     assert [o.message for o in a] == [o.message for o in b]
     assert restored.core.digest() == feed.core.digest()
     assert BTC.name in restored.core.markets
+
+
+def test_the_events_tell_the_read_side_enough_to_compute_the_engines_view():
+    """The projector keeps what ``PositionChanged``, ``MarkPriceUpdated`` and the balance say;
+    the gateway computes the view from them with the engine's own formulas."""
+    feed = Feed()
+    feed.balance(1, "10000")
+    out = feed.fill(1, 2, "50000", "1")
+    out += feed.fill(1, 3, "52000", "0.5")
+    out += feed.fill(4, 1, "53000", "0.7", taker="sell")  # reduces: the fees shrink with it
+    out += feed.mark("51000", 1)
+    facts = {m.symbol: PositionFacts(m.size, m.entry_notional, m.fees) for m in changed(out, 1)}
+    [mark] = messages(out, MarkPriceUpdated)
+    assert mark.next_funding_time > mark.ts
+    account = feed.core.accounts[1]
+    computed = view(feed.core.specs, facts, account.balance, {"BTC-PERP": mark.mark_price})
+    assert computed == read_view(feed.core, 1)
+    shown = computed["BTC-PERP"]  # the engine's own rules agree with the view
+    assert shown["liq_price"] == feed.core.liquidation_price(account, "BTC-PERP")
+    assert shown["margin_ratio"] == feed.core.margin_ratio(account)
+    assert facts["BTC-PERP"].fees == account.positions["BTC-PERP"].fees > 0

@@ -13,8 +13,8 @@ arithmetic).
 
 from __future__ import annotations
 
-from libs.money import RATE_ONE
 from libs import perpetual as f
+from libs.money import RATE_ONE
 from tests.unit.positions.kit import BTC, lots, ticks, usdt
 
 PCT = RATE_ONE // 100  # 1% in rate units

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from libs import perpetual as f
 from libs.messages import (
     Deposit,
     FundingPaid,
@@ -17,7 +18,6 @@ from libs.messages import (
     Side,
 )
 from services.positions.core import PositionsCore
-from libs import perpetual as f
 from tests.unit.positions.exchange import Exchange
 from tests.unit.positions.kit import BTC, NS, SPECS, Feed, messages, usdt
 

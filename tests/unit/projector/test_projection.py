@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import msgspec
+
 from libs.messages import (
     AccountUpdated,
     AutoDeleveraged,
     Cause,
     FundingPaid,
     FundingRateSet,
+    LeverageSet,
     LiquidationSettled,
     LiquidationTriggered,
     MarkPriceUpdated,
@@ -22,10 +25,12 @@ from libs.messages import (
     PlaceOrder,
     PositionChanged,
     SelfTradePrevention,
+    SetLeverage,
     TimeInForce,
     TriggerBy,
 )
 from libs.read_model import keys
+from libs.read_model.positions import PositionFacts
 from libs.topics import Topics, cause_of
 from services.matcher.core import MatchingCore
 from services.projector.orders import Order
@@ -910,3 +915,100 @@ def test_replaying_the_same_inputs_into_a_fresh_projection_gives_the_same_state(
         fresh.apply(item, NOW_MS)
     fresh.flush()
     assert fresh.digest() == ex.projection.digest()
+
+
+def test_the_engines_events_become_the_account_position_and_market_pictures():
+    """The projector is the read model's one writer: what the wallet and the position engine
+    tell lands in their keys, with the watermarks read-your-writes waits on."""
+    ex = Exchange()
+    ex.send(place(1, 1, SELL, MID, 10))
+    events = ex.core.process_batch([(1, place(2, 2, BUY, MID, 4))])
+    for event in events:
+        ex.record(TOPICS.matcher_events, event)
+    fill = Cause("matcher.events", 0, ex.next_offset[(TOPICS.matcher_events, 0)] - 2)
+    opened = PositionChanged(
+        seq=1,
+        cause=fill,
+        user_id=2,
+        symbol=SYMBOL,
+        trade_id=1,
+        size=4,
+        entry_notional=40,
+        realised_pnl=0,
+        fee=1,
+        fees=1,
+    )
+    position_offset = ex.record(TOPICS.positions_events, opened).offset
+    settled = Cause("positions.events", 0, position_offset)
+    told = AccountUpdated(
+        seq=1, cause=fill, user_id=2, balance=50, holds=3, available=7, margin=40, upnl=0
+    )
+    ex.record(TOPICS.wallet_events, told)
+    ex.record(
+        TOPICS.wallet_events,
+        AccountUpdated(
+            seq=2,
+            cause=settled,
+            user_id=2,
+            balance=49,
+            holds=3,
+            available=6,
+            margin=40,
+            upnl=0,
+            origin=fill,
+        ),
+    )
+    asked = SetLeverage(request_id="l", user_id=2, symbol=SYMBOL, leverage=5)
+    request = ex.record(TOPICS.requests, asked, partition=1)
+    ex.record(
+        TOPICS.wallet_events,
+        LeverageSet(
+            seq=3,
+            cause=Cause("orders.requests", 1, request.offset),
+            request_id="l",
+            user_id=2,
+            symbol=SYMBOL,
+            leverage=5,
+        ),
+    )
+    ex.record(
+        TOPICS.positions_events,
+        MarkPriceUpdated(
+            seq=2,
+            cause=fill,
+            symbol=SYMBOL,
+            mark_price=MID + 1,
+            index_price=MID,
+            ts=9,
+            next_funding_time=28_800 * 10**9,
+        ),
+    )
+    ex.record(
+        TOPICS.positions_events,
+        FundingRateSet(seq=3, cause=fill, symbol=SYMBOL, rate=100, funding_time=0),
+    )
+    ex.flush()
+    data = ex.redis.data
+    after = str(fill.offset + 1)
+    assert data[keys.account_key(2)] == {
+        "balance": "49",
+        "holds": "3",
+        "available": "6",
+        "margin": "40",
+        "upnl": "0",
+        keys.told_field("matcher.events", 0): after,
+        keys.told_field("positions.events", 0): str(position_offset + 1),
+        keys.settled_field("matcher.events", 0): after,
+        keys.position_field("matcher.events", 0): after,
+    }
+    assert data[keys.leverage_key(2)] == {SYMBOL: "5"}
+    assert PositionFacts.from_json(data[keys.positions_key(2)][SYMBOL]) == (4, 40, 1)
+    assert data[keys.mark_key(SYMBOL)] == {"mark": str(MID + 1), "index": str(MID), "ts": "9"}
+    assert data[keys.funding_key(SYMBOL)] == {
+        "next_funding_time": str(28_800 * 10**9),
+        "rate": "100",
+    }
+    closed = msgspec.structs.replace(opened, seq=4, size=0, entry_notional=0, fees=0)
+    ex.record(TOPICS.positions_events, closed)
+    ex.flush()
+    assert keys.positions_key(2) not in data  # no open position: no key

@@ -104,15 +104,18 @@ def test_the_ledger_refuses_an_entry_past_its_limit_before_changing_any_balance(
     assert (dict(ledger.balances), ledger.entry_id) == before
 
 
-def test_version_1_and_2_snapshots_with_their_lifetime_totals_still_load() -> None:
+def test_version_1_2_and_3_snapshots_still_load() -> None:
     ex = Exchange()
     ex.request(deposit(1, 1000 * USDT))
     ex.request(place(1, 1, BUY, PRICE - 100))
     current = msgspec.msgpack.decode(ex.wallet.snapshot())
-    assert current[0] == VERSION == 3
+    assert current[0] == VERSION == 4
+    # 3 had the position causes per user after the client ids
+    v3 = [3, *current[1:], [[1, "matcher.events", 0, 5]]]
+    assert WalletCore.restore(msgspec.msgpack.encode(v3)).digest() == ex.wallet.digest()
     # versions 1 and 2 had deposits, withdrawals after entry_id and reserved, released after
-    # holds; 2 added the client ids at the end (3 the position causes after them)
-    v2 = [2, current[1], 1000 * USDT, 0, current[2], current[3], 77, 11, *current[4:-1]]
+    # holds; 2 added the client ids at the end
+    v2 = [2, current[1], 1000 * USDT, 0, current[2], current[3], 77, 11, *current[4:]]
     assert WalletCore.restore(msgspec.msgpack.encode(v2)).digest() == ex.wallet.digest()
     v1 = [1, *v2[1:-1]]  # no client ids (none were used here)
     assert WalletCore.restore(msgspec.msgpack.encode(v1)).digest() == ex.wallet.digest()

@@ -20,6 +20,7 @@ from libs.messages import (
     RejectRequest,
     SetLeverage,
     WithdrawalCompleted,
+    account_users,
 )
 from services.wallet.core import WalletCore
 from tests.unit.wallet.kit import (
@@ -319,6 +320,37 @@ def test_the_snapshot_keeps_the_client_ids_and_reads_a_version_1_snapshot() -> N
     assert retry.original_order_id == 1
     state = ex.wallet.to_state()
     fields = msgspec.structs.astuple(state)
-    # version 1: lifetime totals after entry_id and after holds, no client ids, no causes
-    old = msgspec.msgpack.encode([1, fields[1], 0, 0, *fields[2:4], 0, 0, *fields[4:-2]])
+    # version 1: lifetime totals after entry_id and after holds, no client ids
+    old = msgspec.msgpack.encode([1, fields[1], 0, 0, *fields[2:4], 0, 0, *fields[4:-1]])
     assert WalletCore.restore(old).client_ids == {}
+
+
+def test_every_answer_of_the_book_tells_the_account_of_each_user_it_names() -> None:
+    """The read side's read-your-writes waits for an ``AccountUpdated`` caused by each book
+    record ``account_users`` names, so one goes out even when nothing moved (docs/READ-MODEL.md)."""
+    ex = Exchange()
+    ex.request(deposit(1, 10_000 * USDT))
+    out = ex.request(place(1, 1, SELL, PRICE, LOT, reduce_only=True))  # no hold, yet told
+    [told] = of(AccountUpdated, out)
+    assert (told.user_id, told.holds, told.cause.topic) == (1, 0, "matcher.events")
+    out = ex.request(cancel(99, 1))  # the book knows no such order: still an answer to tell
+    [refused] = of(OrderRejected, out)
+    assert not refused.pre_trade and [u.user_id for u in of(AccountUpdated, out)] == [1]
+    out = ex.request(place(2, 1, BUY, PRICE, 1000 * LOT))  # the wallet refuses it: nothing moved
+    [refused] = of(OrderRejected, out)
+    assert refused.pre_trade and account_users(refused) == () and not of(AccountUpdated, out)
+
+
+def test_an_account_update_tells_margin_upnl_and_the_fill_behind_a_position_event() -> None:
+    ex = Exchange()
+    ex.request(deposit(1, 3000 * USDT))
+    ex.mark(PRICE + 1000)  # 50,100: a long of 1 BTC from 50,000 gains 100
+    fill = Cause("matcher.events", 0, 41)
+    changed = msgspec.structs.replace(position(1, LOT, 50_000 * USDT), cause=fill)
+    [update] = of(AccountUpdated, ex.event(changed))
+    assert update.origin == fill
+    assert update.upnl == 100 * USDT
+    assert update.margin == 2505 * USDT  # 50,100 at 20x
+    assert update.available == update.balance + update.upnl - update.margin - update.holds
+    [deposited] = of(AccountUpdated, ex.request(deposit(1, 1 * USDT)))
+    assert deposited.origin is None
