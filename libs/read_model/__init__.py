@@ -1,5 +1,4 @@
-"""The Redis read model's schema: its key and channel names, each module those of one writer,
-shared with the reader (the gateway). ``keys``: the projector's (orders, books, trades, fills,
-pub/sub channels); ``wallet``: the wallet's (accounts, leverage); ``positions``: the position
-engine's (positions, marks, funding). No key matches two writers' patterns
-(``tests/unit/test_read_model_owners.py``)."""
+"""The Redis read model's schema, shared by its one writer (the projector) and its reader (the
+gateway): ``keys``, every key and channel name with the hashes' fields; ``positions``, a
+position's facts as stored and the view the gateway computes from them. The only other keys
+in Redis are the gateway's rate limits (``tests/unit/test_read_model_owners.py``)."""

@@ -43,12 +43,14 @@ class Replies(Protocol):
     async def ask(
         self,
         request_id: str,
+        user_id: int,
         kind: Kind,
         produce: Callable[[], asyncio.Future[None]],
         timeout: float,
     ) -> Outcome | None:
-        """Register, ``produce`` the request and wait for its answer, all within ``timeout``:
-        None when the time is up; ``ConnectionError`` when the log did not take it."""
+        """Register ``user_id``'s request, ``produce`` it and wait for its answer, all within
+        ``timeout``: None when the time is up; ``ConnectionError`` when the log did not take
+        it."""
         ...
 
     def close(self) -> None: ...

@@ -82,13 +82,16 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
         users = outside.users
         app.state.auth = Authenticator(tokens, users, limiter, settings.user_rate_per_second)
         app.state.hub = Hub(redis)
+        symbols = default_symbols()
         app.state.gateway = Gateway(
             settings=settings,
-            symbols=default_symbols(),
+            symbols=symbols,
             ids=OrderIds(settings.gateway_instance),
             requests=outside.requests,
             replies=outside.replies,
-            reads=ReadModel(redis, Outstanding(settings.topic_prefix), settings.read_wait_seconds),
+            reads=ReadModel(
+                redis, Outstanding(settings.topic_prefix), settings.read_wait_seconds, symbols
+            ),
             users=users,
             tokens=tokens,
         )

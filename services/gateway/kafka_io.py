@@ -186,11 +186,13 @@ class ReplyListener:
     async def ask(
         self,
         request_id: str,
+        user_id: int,
         kind: Kind,
         produce: Callable[[], asyncio.Future[None]],
         timeout: float,
     ) -> Outcome | None:
-        """Register, ``produce`` the request, and wait for its answer; all within ``timeout``.
+        """Register ``user_id``'s request, ``produce`` it, and wait for its answer; all within
+        ``timeout``.
 
         Return None when the time is up (the request may still be in flight to the broker, or
         in the log unanswered); raise ``ConnectionError`` when the log did not take it.
@@ -198,7 +200,7 @@ class ReplyListener:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         with self._lock:  # registered before sending, so the answer cannot come first
-            self._tracker.expect(request_id, kind)
+            self._tracker.expect(request_id, kind, user_id)
             self._futures[request_id] = (loop, future)
         accounts = kind in ACCOUNT_KINDS
         try:
@@ -294,7 +296,9 @@ class ReplyListener:
                 place = (message.topic(), message.partition(), message.offset())
                 answered = self._tracker.apply(event)
                 for _, outcome in answered:
-                    outcome.seen = self._positions.seen(*place, event, outcome.order_id)
+                    outcome.seen = self._positions.seen(
+                        *place, event, outcome.order_id, outcome.user_id
+                    )
                 self._positions.observe(*place, event)
                 settled += answered
             waiters = [(self._futures.get(rid), outcome) for rid, outcome in settled]

@@ -1,8 +1,9 @@
-"""Reads of the Redis read model (written by the engines and the projector).
+"""Reads of the Redis read model (written by the projector).
 
-See docs/READ-MODEL.md for who writes which key. Nothing here writes. A user's reads first
-wait (bounded) until the writer of what they read has applied the user's last reply
-(``freshness.py``); users with no reply outstanding pay nothing for it.
+See docs/READ-MODEL.md for the keys. Nothing here writes. A user's reads first wait (bounded)
+until the read model covers what the user's last replies showed (``freshness.py``); users
+with no reply outstanding pay nothing for it. Positions are computed on read from their facts,
+the balance and the marks (``libs.read_model.positions.view``).
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 
 from libs.read_model import keys
-from libs.read_model.positions import funding_key, mark_key, positions_key
-from libs.read_model.wallet import account_key, leverage_key
-from services.gateway.freshness import Outstanding, Seen, Writer, covered
+from libs.read_model.positions import PositionFacts, view
+from libs.symbols import SymbolSpec, default_symbols
+from services.gateway.freshness import Outstanding, Read, Seen, covered
 
 WAITED = Histogram(
     "gateway_read_wait_seconds",
     "Time a read waited for the read model to cover the user's last reply",
-    ["writer"],
+    ["read"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2),
 )
 GAVE_UP = Counter(
     "gateway_read_wait_timeouts_total",
     "Reads answered with what the read model had after waiting the whole bound",
-    ["writer"],
+    ["read"],
 )
 FIRST_POLL_SECONDS = 0.0005
 LAST_POLL_SECONDS = 0.01
@@ -41,21 +42,27 @@ app.py), so redis-py's ``bytes | str`` answers are all ``str`` here."""
 
 class ReadModel:
     def __init__(
-        self, redis: Redis, outstanding: Outstanding | None = None, wait_seconds: float = 2.0
+        self,
+        redis: Redis,
+        outstanding: Outstanding | None = None,
+        wait_seconds: float = 2.0,
+        symbols: dict[str, SymbolSpec] | None = None,
     ) -> None:
         self.redis = redis
         self.outstanding = outstanding if outstanding is not None else Outstanding()
         self.wait_seconds = wait_seconds
+        self.symbols = symbols if symbols is not None else default_symbols()
 
     def saw(self, user_id: int, seen: Seen | None) -> None:
         """Note a reply given to the user: their next reads reflect at least what it said."""
         if seen is not None:
             self.outstanding.saw(user_id, seen)
 
-    async def caught_up(self, user_id: int, writer: Writer) -> None:
-        """Return once ``writer`` has applied the user's replies (at once when none is
-        outstanding), or after ``wait_seconds``: then the read shows what there is."""
-        need = self.outstanding.of(user_id, writer)
+    async def caught_up(self, user_id: int, read: Read) -> None:
+        """Return once the read model covers what the user's replies showed to reads of this
+        kind (at once when none is outstanding), or after ``wait_seconds``: then the read
+        shows what there is."""
+        need = self.outstanding.of(user_id, read)
         if need is None:
             return
         by_key: dict[str, list[str]] = {}
@@ -68,9 +75,9 @@ class ReadModel:
             waited = time.monotonic() - started
             if done or waited >= self.wait_seconds:
                 if not done:
-                    GAVE_UP.labels(writer.value).inc()
-                WAITED.labels(writer.value).observe(waited)
-                self.outstanding.settle(user_id, writer, need)
+                    GAVE_UP.labels(read.value).inc()
+                WAITED.labels(read.value).observe(waited)
+                self.outstanding.settle(user_id, read, need)
                 return
             await asyncio.sleep(min(pause, self.wait_seconds - waited))
             pause = min(pause * 2, LAST_POLL_SECONDS)
@@ -90,17 +97,17 @@ class ReadModel:
     async def order(self, order_id: int, user_id: int | None = None) -> dict[str, str] | None:
         """Return an order; ``user_id``: the reader, whose last reply it must reflect."""
         if user_id is not None:
-            await self.caught_up(user_id, Writer.PROJECTOR)
+            await self.caught_up(user_id, Read.ORDERS)
         fields = cast(StrHash, await self.redis.hgetall(keys.order_key(order_id)))
         return fields or None
 
     async def order_by_client_id(self, user_id: int, client_order_id: str) -> dict[str, str] | None:
-        await self.caught_up(user_id, Writer.PROJECTOR)
+        await self.caught_up(user_id, Read.ORDERS)
         order_id = await self.redis.get(keys.client_order_key(user_id, client_order_id))
         return await self.order(int(order_id)) if order_id else None
 
     async def orders(self, user_id: int, open_only: bool, limit: int) -> list[dict[str, str]]:
-        await self.caught_up(user_id, Writer.PROJECTOR)
+        await self.caught_up(user_id, Read.ORDERS)
         if open_only:
             ids = sorted(
                 (int(i) for i in await self.redis.smembers(keys.open_orders_key(user_id))),
@@ -118,20 +125,41 @@ class ReadModel:
         return [fields for fields in found if fields]
 
     async def open_order_ids(self, user_id: int) -> set[int]:
-        await self.caught_up(user_id, Writer.PROJECTOR)
+        await self.caught_up(user_id, Read.ORDERS)
         return {int(i) for i in await self.redis.smembers(keys.open_orders_key(user_id))}
 
-    async def account(self, user_id: int) -> tuple[dict[str, str], dict[str, str]]:
-        await self.caught_up(user_id, Writer.WALLET)
+    async def account(self, user_id: int) -> tuple[dict[str, str], dict[str, int]]:
+        """Return the account hash (missing fields: 0) and the leverage per symbol: the one
+        the user set, else the symbol's default; none for a user the wallet never told of."""
+        await self.caught_up(user_id, Read.ACCOUNT)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(account_key(user_id))
-            pipe.hgetall(leverage_key(user_id))
-            fields, leverage = await pipe.execute()
+            pipe.hgetall(keys.account_key(user_id))
+            pipe.hgetall(keys.leverage_key(user_id))
+            fields, chosen = await pipe.execute()
+        if not fields and not chosen:
+            return fields, {}
+        leverage = {
+            symbol: int(chosen.get(symbol) or spec.default_leverage)
+            for symbol, spec in self.symbols.items()
+        }
         return fields, leverage
 
-    async def positions(self, user_id: int) -> dict[str, str]:
-        await self.caught_up(user_id, Writer.POSITIONS)
-        return cast(StrHash, await self.redis.hgetall(positions_key(user_id)))
+    async def positions(self, user_id: int) -> dict[str, dict[str, int]]:
+        """Return symbol -> the view of each open position (``positions.view``), at the
+        marks as they are now; one round trip."""
+        await self.caught_up(user_id, Read.POSITIONS)
+        names = list(self.symbols)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.positions_key(user_id))
+            pipe.hget(keys.account_key(user_id), "balance")
+            for name in names:
+                pipe.hget(keys.mark_key(name), "mark")
+            held, balance, *marks = await pipe.execute()
+        if not held:
+            return {}
+        facts = {symbol: PositionFacts.from_json(raw) for symbol, raw in held.items()}
+        at = {name: int(mark) if mark else None for name, mark in zip(names, marks, strict=True)}
+        return view(self.symbols, facts, int(balance or 0), at)
 
     async def book(self, symbol: str) -> tuple[int, list, list]:
         fields = await self.redis.hgetall(keys.book_key(symbol))
@@ -149,13 +177,15 @@ class ReadModel:
         ]
 
     async def fills(self, user_id: int, limit: int) -> list[dict]:
-        await self.caught_up(user_id, Writer.PROJECTOR)
+        await self.caught_up(user_id, Read.ORDERS)
         return [
             json.loads(f) for f in await self.redis.lrange(keys.fills_key(user_id), 0, limit - 1)
         ]
 
     async def mark(self, symbol: str) -> dict[str, str]:
-        return cast(StrHash, await self.redis.hgetall(mark_key(symbol)))
+        """Return ``mark``, ``index``, ``ts`` (each missing before the first mark)."""
+        return cast(StrHash, await self.redis.hgetall(keys.mark_key(symbol)))
 
     async def funding(self, symbol: str) -> dict[str, str]:
-        return cast(StrHash, await self.redis.hgetall(funding_key(symbol)))
+        """Return ``rate`` and ``next_funding_time`` (either may be missing)."""
+        return cast(StrHash, await self.redis.hgetall(keys.funding_key(symbol)))

@@ -62,6 +62,7 @@ class Outcome:
     reason: str | None = None
     event: Message | None = None  # the settling event (deposit/withdraw/leverage/amend, rejection)
     cancelled: list[OrderCancelled] = field(default_factory=list)
+    user_id: int = 0  # who asked (set as the request settles)
     seen: Seen | None = None  # where the answer is in the log (read-your-writes)
 
     @property
@@ -72,6 +73,7 @@ class Outcome:
 @dataclass
 class _Waiting:
     kind: Kind
+    user_id: int
     outcome: Outcome | None = None  # set once the order is accepted / first cancel seen
 
 
@@ -95,8 +97,9 @@ class ReplyTracker:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def expect(self, request_id: str, kind: Kind) -> None:
-        self._waiting[request_id] = _Waiting(kind)
+    def expect(self, request_id: str, kind: Kind, user_id: int) -> None:
+        """Wait for the answer to ``user_id``'s request."""
+        self._waiting[request_id] = _Waiting(kind, user_id)
 
     def forget(self, request_id: str) -> None:
         """Stop waiting (the caller timed out); a late event is then ignored."""
@@ -184,7 +187,7 @@ class ReplyTracker:
         return settled
 
     def _settle(self, request_id: str, outcome: Outcome) -> list[tuple[str, Outcome]]:
-        del self._waiting[request_id]
+        outcome.user_id = self._waiting.pop(request_id).user_id
         if outcome.order_id is not None:
             self._orders.pop(outcome.order_id, None)
         return [(request_id, outcome)]

@@ -91,7 +91,7 @@ class Gateway:
 
         try:
             outcome = await self.replies.ask(
-                message.request_id, kind, produce, self.settings.reply_timeout_seconds
+                message.request_id, user_id, kind, produce, self.settings.reply_timeout_seconds
             )
         except ConnectionError as error:
             raise _unavailable(error) from None

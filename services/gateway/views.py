@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from libs.money import format_cash, format_rate
 from libs.symbols import SymbolSpec
 
@@ -53,7 +51,7 @@ def order(spec: SymbolSpec, fields: dict[str, str]) -> dict:
     }
 
 
-def account(fields: dict[str, str], leverage: dict[str, str]) -> dict:
+def account(fields: dict[str, str], leverage: dict[str, int]) -> dict:
     def cash(name: str) -> str:
         return format_cash(int(fields.get(name) or 0))
 
@@ -68,20 +66,20 @@ def account(fields: dict[str, str], leverage: dict[str, str]) -> dict:
     }
 
 
-def position(spec: SymbolSpec, raw: str) -> dict:
-    view = json.loads(raw)
-    size = int(view["size"])
+def position(spec: SymbolSpec, view: dict[str, int]) -> dict:
+    """Shape a position's view (``libs.read_model.positions.view``)."""
+    size = view["size"]
     return {
         "symbol": spec.name,
         "side": "Long" if size > 0 else "Short",
         "size": ("-" if size < 0 else "") + spec.lots_to_qty(abs(size)),
-        "entry_price": price_or_none(spec, int(view["entry_price"])),
-        "break_even_price": price_or_none(spec, int(view["break_even"])),
-        "mark_price": price_or_none(spec, int(view["mark"])),
-        "unrealised_pnl": format_cash(int(view["upnl"])),
-        "liquidation_price": price_or_none(spec, int(view["liq_price"])),
-        "margin_ratio": format_rate(int(view["margin_ratio"])),
-        "entry_notional": format_cash(int(view["entry_notional"])),
+        "entry_price": price_or_none(spec, view["entry_price"]),
+        "break_even_price": price_or_none(spec, view["break_even"]),
+        "mark_price": price_or_none(spec, view["mark"]),
+        "unrealised_pnl": format_cash(view["upnl"]),
+        "liquidation_price": price_or_none(spec, view["liq_price"]),
+        "margin_ratio": format_rate(view["margin_ratio"]),
+        "entry_notional": format_cash(view["entry_notional"]),
     }
 
 

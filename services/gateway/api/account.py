@@ -43,7 +43,7 @@ async def account(caller: Caller, gw: Gw) -> dict:
 async def positions(caller: Caller, gw: Gw) -> list[dict]:
     held = await gw.reads.positions(caller)
     return [
-        views.position(gw.symbols[s], raw) for s, raw in sorted(held.items()) if s in gw.symbols
+        views.position(gw.symbols[s], view) for s, view in sorted(held.items()) if s in gw.symbols
     ]
 
 

@@ -106,6 +106,7 @@ def run(stack, x: Exchange) -> None:
     assert last_mark.mark_price == SPEC.price_to_ticks("50000")
     assert last_mark.next_funding_time > last_mark.ts
 
+
 def funding_entries(wallet: list) -> list[tuple[int, LedgerPosted]]:
     """Return the wallet's funding journal entries with their funding time (seconds)."""
     return [

@@ -72,6 +72,7 @@ class FakeReplies:
     async def ask(
         self,
         request_id: str,
+        user_id: int,
         kind: Kind,
         produce: Callable[[], asyncio.Future[None]],
         timeout: float,
@@ -203,6 +204,10 @@ class Stack:
                 await pipe.execute()
 
         self.run(write())
+
+    def seed_hash(self, key: str, fields: dict[str, Any]) -> None:
+        """Write a hash of the read model as the projector does (values as decimal strings)."""
+        self.run(self.redis.hset(key, mapping={k: str(v) for k, v in fields.items()}))
 
 
 @contextmanager

@@ -37,7 +37,7 @@ class Unanswered:
     def __init__(self) -> None:
         self.asked: list = []
 
-    async def ask(self, _request_id, _kind, produce, _timeout):
+    async def ask(self, _request_id, _user_id, _kind, produce, _timeout):
         self.asked.append(produce)
         return None
 

@@ -35,7 +35,7 @@ class Exchange:
                 self.settled[request_id] = outcome
 
     def place(self, command) -> None:
-        self.tracker.expect(command.request_id, Kind.PLACE)
+        self.tracker.expect(command.request_id, Kind.PLACE, command.user_id)
         self.run(command)
 
 
@@ -88,7 +88,7 @@ def test_a_matcher_rejection_carries_its_code():
 
 def test_a_wallet_rejection_settles_the_request():
     tracker = ReplyTracker()
-    tracker.expect("r9", Kind.PLACE)
+    tracker.expect("r9", Kind.PLACE, 3)
     rejection = OrderRequestRejected(
         seq=1, cause=CAUSE, request_id="r9", user_id=3, order_id=9, code=-2019, msg="Margin"
     )
@@ -106,24 +106,24 @@ def test_cancel_and_cancel_all_settle_on_their_events():
     ex.run(
         place(1, 10, BUY, 499_000, 5), place(2, 10, BUY, 498_000, 5), place(3, 10, BUY, 497_000, 5)
     )
-    ex.tracker.expect("c1", Kind.CANCEL)
+    ex.tracker.expect("c1", Kind.CANCEL, 10)
     ex.run(cancel(1, 10))
     assert (ex.settled["c1"].status, ex.settled["c1"].remaining) == ("Cancelled", 5)
-    ex.tracker.expect("ca10", Kind.CANCEL_ALL)
+    ex.tracker.expect("ca10", Kind.CANCEL_ALL, 10)
     ex.run(cancel_all(10))
     assert sorted(e.order_id for e in ex.settled["ca10"].cancelled) == [2, 3]
 
 
 def test_unknown_cancel_is_rejected_and_others_requests_are_ignored():
     ex = Exchange()
-    ex.tracker.expect("c5", Kind.CANCEL)
+    ex.tracker.expect("c5", Kind.CANCEL, 10)
     ex.run(cancel(5, 10), place(6, 11, BUY, 490_000, 1))  # r6 is another gateway's
     assert ex.settled["c5"].status == "Rejected" and "r6" not in ex.settled
 
 
 def test_a_late_answer_after_forget_is_ignored():
     ex = Exchange()
-    ex.tracker.expect("r1", Kind.PLACE)
+    ex.tracker.expect("r1", Kind.PLACE, 10)
     ex.tracker.forget("r1")
     ex.run(place(1, 10, BUY, 500_000, 5))
     assert ex.settled == {} and len(ex.tracker) == 0
@@ -131,7 +131,7 @@ def test_a_late_answer_after_forget_is_ignored():
 
 def test_deposit_settles_on_the_account_update_carrying_its_request_id():
     tracker = ReplyTracker()
-    tracker.expect("d1", Kind.DEPOSIT)
+    tracker.expect("d1", Kind.DEPOSIT, 4)
     other = AccountUpdated(seq=1, cause=CAUSE, user_id=4, balance=1, holds=0, available=1)
     assert tracker.apply(other) == []
     mine = AccountUpdated(
@@ -145,7 +145,7 @@ def test_batches_of_other_symbols_do_not_settle_an_order():
     tracker = ReplyTracker()
     ex = Exchange()
     ex.tracker = tracker
-    tracker.expect("r1", Kind.PLACE)
+    tracker.expect("r1", Kind.PLACE, 10)
     ex.run(place(1, 10, BUY, 500_000, 5))
     assert "r1" in ex.settled
     other = BatchCompleted(symbol="ETH-PERP", seq=1, cmd_offset=0, first_offset=0, size=1)

@@ -31,6 +31,8 @@ from libs.messages import (
     TimeInForce,
     Withdraw,
 )
+from libs.read_model import keys
+from libs.read_model.positions import PositionFacts
 from services.gateway.replies import Kind, Outcome
 from services.gateway.security import TokenIssuer, sign
 from services.projector.orders import Order
@@ -982,6 +984,64 @@ def test_an_empty_account_and_no_positions_read_as_zeros(stack: Stack) -> None:
     assert get(stack, "/positions").json() == []
 
 
+def test_the_account_and_positions_are_served_from_the_projectors_keys(stack: Stack) -> None:
+    usdt = 10**8
+    stack.seed_hash(
+        keys.account_key(MINE),
+        {
+            "balance": 100 * usdt,
+            "holds": 5 * usdt,
+            "available": 80 * usdt,
+            "margin": 25 * usdt,
+            "upnl": 10 * usdt,
+            "told:matcher.events:0": 41,  # watermarks: not shown
+        },
+    )
+    stack.seed_hash(keys.leverage_key(MINE), {"ETH-PERP": 50})  # the others: their default
+    btc = PositionFacts(10, 500 * usdt, usdt // 4)  # long 0.010 at 50000.0, fees 0.25
+    eth = PositionFacts(-2000, 6000 * usdt, 0)  # short 2.000 at 3000.00
+    stack.seed_hash(
+        keys.positions_key(MINE), {"BTC-PERP": btc.to_json(), "ETH-PERP": eth.to_json()}
+    )
+    stack.seed_hash(keys.mark_key("BTC-PERP"), {"mark": 510_000, "index": 509_990})
+    assert get(stack, "/account").json() == {
+        "asset": "USDT",
+        "balance": "100",
+        "available": "80",
+        "holds": "5",
+        "position_margin": "25",
+        "unrealised_pnl": "10",
+        "leverage": {"BTC-PERP": 20, "ETH-PERP": 50, "SOL-PERP": 20},
+    }
+    assert get(stack, "/positions").json() == [
+        {
+            "symbol": "BTC-PERP",
+            "side": "Long",
+            "size": "0.010",
+            "entry_price": "50000.0",
+            "break_even_price": "50050.1",
+            "mark_price": "51000.0",
+            "unrealised_pnl": "10",
+            "liquidation_price": "43172.7",
+            "margin_ratio": "0.29127273",
+            "entry_notional": "500",
+        },
+        {
+            "symbol": "ETH-PERP",
+            "side": "Short",
+            "size": "-2.000",
+            "entry_price": "3000.00",
+            "break_even_price": "2998.50",
+            "mark_price": "3000.00",  # no mark yet: at its entry
+            "unrealised_pnl": "0",
+            "liquidation_price": "3038.78",
+            "margin_ratio": "0.29127273",
+            "entry_notional": "6000",
+        },
+    ]
+    assert get(stack, "/positions", THEIRS).json() == []
+
+
 def test_a_deposit_withdrawal_and_leverage_change_reach_the_log(stack: Stack) -> None:
     assert post(stack, "/deposit", {"asset": "USDT", "amount": "100.5"}).json() == {
         "status": "Pending",
@@ -1145,6 +1205,47 @@ def test_market_data_of_a_listed_symbol_is_served_and_of_others_refused(
         -1130,
         "path.symbol: String should have at most 32 characters",
     )
+
+
+def test_the_mark_and_funding_read_as_none_before_the_first_mark(stack: Stack) -> None:
+    assert get(stack, "/markprice/BTC-PERP", None).json() == {
+        "symbol": "BTC-PERP",
+        "mark_price": None,
+        "index_price": None,
+        "time": 0,
+        "last_funding_rate": "0",
+        "next_funding_time": 0,
+    }
+    assert get(stack, "/funding/BTC-PERP", None).json() == {
+        "symbol": "BTC-PERP",
+        "funding_rate": "0",
+        "next_funding_time": 0,
+        "interval_seconds": 28800,
+    }
+
+
+def test_the_mark_and_funding_are_served_from_the_projectors_keys(stack: Stack) -> None:
+    stack.seed_hash(
+        keys.mark_key("BTC-PERP"),
+        {"mark": 510_000, "index": 509_990, "ts": 1_700_000_000_123_456_789},
+    )
+    stack.seed_hash(
+        keys.funding_key("BTC-PERP"), {"rate": 10_000, "next_funding_time": 1_700_006_400 * 10**9}
+    )
+    assert get(stack, "/markprice/BTC-PERP", None).json() == {
+        "symbol": "BTC-PERP",
+        "mark_price": "51000.0",
+        "index_price": "50999.0",
+        "time": 1_700_000_000_123,
+        "last_funding_rate": "0.0001",
+        "next_funding_time": 1_700_006_400_000,
+    }
+    assert get(stack, "/funding/BTC-PERP", None).json() == {
+        "symbol": "BTC-PERP",
+        "funding_rate": "0.0001",
+        "next_funding_time": 1_700_006_400_000,
+        "interval_seconds": 28800,
+    }
 
 
 def test_market_data_limits_are_bounded(stack: Stack) -> None:
