@@ -1,9 +1,9 @@
 """Many Redis writes as one command: a Lua script runs a batch that arrives as one argument.
 
 redis-py spends Python time on every command of a pipeline (it packs each argument into RESP,
-then parses each reply), and the writers of the read model send dozens per turn: under load,
-in a py-spy profile, that was a fifth of the wallet's CPU, more than a quarter of the position
-engine's and half of the projector's. Here the batch is msgpack (packed in C by msgspec), sent as
+then parses each reply), and the read model's writer sends dozens per batch: under load, in a
+py-spy profile, that was half of the projector's CPU (and, when the engines still wrote their
+own keys, a fifth of the wallet's and more than a quarter of the position engine's). Here the batch is msgpack (packed in C by msgspec), sent as
 the one argument of one EVALSHA, and Redis runs its commands inside the script: atomically, as
 MULTI/EXEC would, so a reader never sees half a batch.
 

@@ -649,4 +649,7 @@ def test_kill_9_mid_stream_and_a_flushed_redis_end_in_the_state_of_an_uninterrup
     rebuilt = read_model(store)
     assert {k: int(v) for k, v in rebuilt.pop(keys.OFFSETS_KEY).items()} == venue.covered()
     crashed.pop(keys.OFFSETS_KEY)
+    mark = {"mark": str(MID), "index": str(MID), "ts": "1"}
+    assert rebuilt.pop(keys.mark_key(SYMBOL)) == mark  # what the new event told
+    crashed.pop(keys.mark_key(SYMBOL), None)
     assert rebuilt == crashed
