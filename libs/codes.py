@@ -99,7 +99,10 @@ UNKNOWN_ORDER = -2011
 NO_SUCH_ORDER = -2013
 """The gateway has no such order of the caller's to show."""
 NO_SUCH_API_KEY = -2014
-"""The caller has no API key of that id to revoke."""
+"""The caller has no API key of that id to revoke; on the Binance face, a missing or malformed
+``X-MBX-APIKEY``."""
+INVALID_API_KEY = -2015
+"""The Binance face: no active API key has that id."""
 NO_NEED_TO_MODIFY = -5027
 """An amend that changes nothing."""
 

@@ -16,6 +16,10 @@ from services.gateway import errors
 from services.gateway.adapters import Adapters, build_adapters
 from services.gateway.api import account, market, trading, users
 from services.gateway.auth import Authenticator, limit_ip
+from services.gateway.binance import account as binance_account
+from services.gateway.binance import candles as binance_candles
+from services.gateway.binance import market as binance_market
+from services.gateway.binance import orders as binance_orders
 from services.gateway.body_limit import BodyLimit
 from services.gateway.freshness import Outstanding
 from services.gateway.ids import OrderIds
@@ -114,6 +118,9 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
     )
     errors.install(app)
     for module in (users, trading, account, market):
+        app.include_router(module.router)
+    # the Binance USDⓈ-M face (docs/BINANCE-API.md), beside the original API
+    for module in (binance_market, binance_candles, binance_orders, binance_account):
         app.include_router(module.router)
     app.include_router(ws_router)
 

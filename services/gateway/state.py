@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -17,6 +18,7 @@ from libs import codes
 from libs.messages import Message, OrderRequest
 from libs.symbols import SymbolSpec
 from services.gateway.adapters import Replies, Requests, Users
+from services.gateway.binance.names import BinanceNames
 from services.gateway.errors import ApiError
 from services.gateway.ids import OrderIds
 from services.gateway.reads import ReadModel
@@ -46,6 +48,11 @@ class Gateway:
         if spec is None:
             raise ApiError(400, codes.INVALID_SYMBOL, f"Invalid symbol {name[:32]!r}.")
         return spec
+
+    @functools.cached_property
+    def binance(self) -> BinanceNames:
+        """The contracts by their Binance names (the Binance face, ``binance/``)."""
+        return BinanceNames(self.symbols)
 
     def request_id(self) -> str:
         return next(self.request_ids)

@@ -1,0 +1,36 @@
+"""Binance's names for the listed contracts: ``BTCUSDT`` for ``BTC-PERP`` (base + quote)."""
+
+from __future__ import annotations
+
+from libs import codes
+from libs.symbols import SymbolSpec
+from services.gateway.errors import ApiError
+
+
+def binance_name(spec: SymbolSpec) -> str:
+    return f"{spec.base}{spec.quote}"
+
+
+class BinanceNames:
+    """The listed contracts by their Binance names."""
+
+    def __init__(self, specs: dict[str, SymbolSpec]) -> None:
+        self.specs = {binance_name(spec): spec for spec in specs.values()}
+
+    def spec(self, name: str | None) -> SymbolSpec:
+        """Return the contract called ``name``, or refuse it as Binance does (-1121)."""
+        if not name:
+            raise mandatory("symbol")
+        spec = self.specs.get(name.upper())
+        if spec is None:
+            raise ApiError(400, codes.INVALID_SYMBOL, "Invalid symbol.")
+        return spec
+
+
+def mandatory(name: str) -> ApiError:
+    """Binance's answer to a parameter missing or empty (-1102)."""
+    return ApiError(
+        400,
+        codes.MANDATORY_PARAM,
+        f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+    )

@@ -1,0 +1,7 @@
+"""The Binance face's orders endpoints (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["binance"])
