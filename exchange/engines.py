@@ -92,7 +92,7 @@ def rebuild_projector(target: Target, bus: Bus, upto: dict[str, int] | None = No
                 message = topics.codec(topic).decode_input(record)
                 item = Input(record.topic, record.partition, record.offset, message)
                 try:
-                    projection.apply(item, 0)
+                    projection.apply(item)
                 except Exception:  # the live projector skips it the same way (and counts it)
                     continue
             projection.flush()  # the Redis commands are not wanted: forget them as we go

@@ -3,9 +3,10 @@
 redis-py spends Python time on every command of a pipeline (it packs each argument into RESP,
 then parses each reply), and the read model's writer sends dozens per batch: under load, in a
 py-spy profile, that was half of the projector's CPU (and, when the engines still wrote their
-own keys, a fifth of the wallet's and more than a quarter of the position engine's). Here the batch is msgpack (packed in C by msgspec), sent as
-the one argument of one EVALSHA, and Redis runs its commands inside the script: atomically, as
-MULTI/EXEC would, so a reader never sees half a batch.
+own keys, a fifth of the wallet's and more than a quarter of the position engine's). Here the
+batch is msgpack (packed in C by msgspec), sent as the one argument of one EVALSHA, and Redis
+runs its commands inside the script: atomically, as MULTI/EXEC would, so a reader never sees
+half a batch.
 
 Every argument goes as a msgpack string: Lua numbers are doubles, so an integer past 2**53
 would not arrive exact; and Redis's cmsgpack reads no binary type, so bytes must be UTF-8 (JSON,

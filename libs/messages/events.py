@@ -161,10 +161,14 @@ class Deleveraged(MatcherEvent, frozen=True):
 
 
 class BatchCompleted(MatcherEvent, frozen=True):
-    """The commands from ``first_offset`` to ``cmd_offset`` (inclusive) formed one batch."""
+    """The commands from ``first_offset`` to ``cmd_offset`` (inclusive) formed one batch.
+
+    ``ts`` is the largest ``ts`` of the batch's commands (ns since epoch; 0 when none has
+    one): the log's time of the batch, which the read model stamps its trades with."""
 
     first_offset: int
     size: int
+    ts: int = 0
 
 
 def account_users(event: MatcherEvent) -> tuple[int, ...]:
@@ -230,14 +234,17 @@ class MarkPriceUpdated(PositionEvent, frozen=True, kw_only=True):
     index_price: int
     ts: int
     next_funding_time: int = 0  # ns; the first funding time after ``ts``
+    open_interest: int = 0  # lots: the sum of the symbol's long positions at ``ts``
 
 
 class FundingRateSet(PositionEvent, frozen=True, kw_only=True):
-    """The rate applied at ``funding_time`` (rate units: 1e-8), long pays short when positive."""
+    """The rate applied at ``funding_time`` (rate units: 1e-8), long pays short when positive,
+    at ``mark_price`` (ticks: the mark the payments were computed at; 0 before it was told)."""
 
     symbol: str
     rate: int
     funding_time: int
+    mark_price: int = 0
 
 
 class FundingPaid(PositionEvent, frozen=True, kw_only=True):

@@ -15,8 +15,27 @@ Per user, besides orders and fills:
 - ``positions:{user}``: symbol -> JSON ``{"size", "entry_notional", "fees"}`` of each open
   position (signed lots, cash); the view (PnL, liquidation price, ...) is computed on read from
   these, the balance and the marks (``libs/read_model/positions.py``).
-Per symbol: ``mark:{symbol}`` (``mark``, ``index`` in ticks, ``ts`` in ns) and
-``funding:{symbol}`` (``rate`` of the last funding, 1e-8; ``next_funding_time`` in ns).
+Per symbol: ``mark:{symbol}`` (``mark``, ``index`` in ticks, ``ts`` in ns, ``open_interest``:
+the lots of the long positions as of that mark) and ``funding:{symbol}`` (``rate`` of the last
+funding, 1e-8; ``next_funding_time`` in ns).
+
+Per symbol, the history the Binance face serves (``libs/read_model/candles.py``):
+- ``candles:{symbol}:{interval}`` (``interval``: 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h,
+  12h, 1d): a sorted set of the candles built from the symbol's trades, each scored by its
+  open time (ms) and stored as the JSON array ``[open_time, open, high, low, close, volume,
+  quote_volume, count, taker_buy_volume, taker_buy_quote_volume, first_trade_id,
+  last_trade_id]`` (ticks, lots, cash). One member per open time (a flush replaces the member
+  of a candle that changed: ``ZREMRANGEBYSCORE`` of its open time, then ``ZADD``); the newest
+  ``CANDLES_KEPT``; an interval without trades has no candle. The newest member is the series'
+  open candle, which the projector also holds in memory (and restores from here).
+- ``funding_rates:{symbol}``: a sorted set of the symbol's fundings (``FundingRateSet``), each
+  scored by its funding time (ms) and stored as JSON ``{"funding_time", "rate", "mark"}`` (ns,
+  1e-8, ticks; ``mark`` 0 when the event did not tell it); the newest ``FUNDING_RATES_KEPT``.
+
+Trades, fills and candles take the time of their matcher batch (``BatchCompleted.ts``, in ms),
+per symbol never earlier than the symbol's previous trades: a function of the log, so a rebuild
+gives the same times. The newest ``trades:{symbol}`` entry's ``ts`` is that clock when the
+projector restores from Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +46,10 @@ TRADES_KEPT = 500
 """Trades kept per symbol in ``trades:{symbol}``."""
 FILLS_KEPT = 500
 """Fills kept per user in ``fills:{user}``."""
+CANDLES_KEPT = 1500
+"""Candles kept per symbol and interval in ``candles:{symbol}:{interval}`` (Binance's page)."""
+FUNDING_RATES_KEPT = 1000
+"""Fundings kept per symbol in ``funding_rates:{symbol}``."""
 
 ORDER_KEY_PREFIX = "order:"
 
@@ -44,6 +67,8 @@ OWNED_PATTERNS = (
     "positions:*",
     "mark:*",
     "funding:*",
+    "funding_rates:*",
+    "candles:*",
     "order:*",
     "orders:*",
     "coid:*",
@@ -105,6 +130,14 @@ def mark_key(symbol: str) -> str:
 
 def funding_key(symbol: str) -> str:
     return f"funding:{symbol}"
+
+
+def candles_key(symbol: str, interval: str) -> str:
+    return f"candles:{symbol}:{interval}"
+
+
+def funding_rates_key(symbol: str) -> str:
+    return f"funding_rates:{symbol}"
 
 
 def told_field(topic: str, partition: int) -> str:

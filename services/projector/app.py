@@ -12,6 +12,7 @@ Redis, or, when ``projector:ready`` is missing, from offset 0 after deleting eve
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from libs.ops import (
     stop_on_signals,
 )
 from libs.read_model import keys
+from libs.read_model.candles import INTERVALS, Candle
 from libs.redis_batch import Command, RedisBatch
 from libs.settings import KafkaSettings, load_settings
 from libs.symbols import SymbolSpec, default_symbols
@@ -138,7 +140,31 @@ class RedisReadModel:
             for symbol, value in zip(specs, pipe.execute(), strict=True)
             if value is not None
         }
-        return Projection.restore(topics, specs, offsets, orders, update_ids)
+        candles, clock = self._candles(specs)
+        return Projection.restore(topics, specs, offsets, orders, update_ids, candles, clock)
+
+    def _candles(
+        self, specs: dict[str, SymbolSpec]
+    ) -> tuple[dict[str, dict[str, Candle]], dict[str, int]]:
+        """Return the newest candle of each series and each symbol's clock (its newest
+        trade's ``ts``): what the projection holds of the candles."""
+        series = [(symbol, interval) for symbol in specs for interval in INTERVALS]
+        pipe = self.client.pipeline(transaction=False)
+        for symbol, interval in series:
+            pipe.zrange(keys.candles_key(symbol, interval), -1, -1)
+        for symbol in specs:
+            pipe.lindex(keys.trades_key(symbol), 0)
+        found = pipe.execute()
+        candles: dict[str, dict[str, Candle]] = {}
+        for (symbol, interval), newest in zip(series, found, strict=False):
+            if newest:
+                candles.setdefault(symbol, {})[interval] = Candle.from_member(newest[0])
+        clock = {
+            symbol: int(json.loads(trade)["ts"])
+            for symbol, trade in zip(specs, found[len(series) :], strict=True)
+            if trade
+        }
+        return candles, clock
 
     def delete_owned_keys(self) -> None:
         """Delete every key the projector writes (``keys.OWNED_PATTERNS``)."""
@@ -321,7 +347,6 @@ class Projector:
                 next_lag = time.monotonic() + LAG_EVERY_SECONDS
 
     def _apply(self, projection: Projection, records: list[Record]) -> None:
-        now_ms = time.time_ns() // 1_000_000
         for record in records:
             message = self.codecs[record.topic].decode_input(record)
             if message is None:
@@ -330,7 +355,7 @@ class Projector:
                 self._records[record.topic].inc()
             item = Input(record.topic, record.partition, record.offset, message)
             try:
-                projection.apply(item, now_ms)
+                projection.apply(item)
             except Exception:  # a bug must not stop the read model: skip the record, loudly
                 FAILED.labels(self._logical(record.topic)).inc()
                 log.exception(

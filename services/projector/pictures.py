@@ -68,7 +68,11 @@ class Pictures:
 
     def mark(self, event: MarkPriceUpdated) -> None:
         self._set(
-            keys.mark_key(event.symbol), mark=event.mark_price, index=event.index_price, ts=event.ts
+            keys.mark_key(event.symbol),
+            mark=event.mark_price,
+            index=event.index_price,
+            ts=event.ts,
+            open_interest=event.open_interest,
         )
         if event.next_funding_time:
             self._set(keys.funding_key(event.symbol), next_funding_time=event.next_funding_time)

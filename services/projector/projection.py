@@ -8,8 +8,9 @@ engines' events tell ``pictures.py``, the key names ``libs/read_model/keys.py``.
 ``wallet.events`` or ``positions.events``; ``Projection.flush`` returns the Redis commands
 (writes and ``PUBLISH``es, in order) that the records applied since the last flush imply,
 ending with the ``projector:offsets`` they cover. The I/O shell (``app.py``) runs them in
-one atomic batch, so Redis and the offsets it covers move together. No I/O, no clock here: the
-wall-clock time of trades and fills is passed in.
+one atomic batch, so Redis and the offsets it covers move together. No I/O, no clock here:
+trades, fills and candles take the time of their matcher batch (``BatchCompleted.ts``), per
+symbol never earlier than the symbol's previous trades, so a rebuild gives the same times.
 
 Ordering rules that make the result the same whatever order the topics are read in:
 
@@ -30,7 +31,8 @@ Ordering rules that make the result the same whatever order the topics are read 
 
 In memory lives only what the book and the open orders need: the orders that are open,
 pending, or closed but still waiting for their request (``held``), and each symbol's level
-totals and depth update id. Closed orders live only in Redis.
+totals and depth update id; and each symbol's clock and the open candle of each of its candle
+series (``candles.py``). Closed orders and closed candles live only in Redis.
 """
 
 from __future__ import annotations
@@ -70,9 +72,11 @@ from libs.messages import (
     Side,
 )
 from libs.read_model import keys
+from libs.read_model.candles import Candle
 from libs.redis_batch import Command, flat
 from libs.symbols import SymbolSpec
 from libs.topics import Topics, physical_topic
+from services.projector.candles import Candles
 from services.projector.depth import Book
 from services.projector.orders import LIQUIDATION_ID_BIT, Order
 from services.projector.pictures import Pictures
@@ -129,7 +133,8 @@ class Projection:
         self._batches: dict[tuple[str, int], list[Message | None]] = {}
         self._waiting: dict[tuple[str, int], deque[Input]] = {}
         self._inputs = frozenset(projected_topics(topics))
-        self._now_ms = 0
+        self.candles = Candles()
+        self._batch_ts = 0  # ns: the time of the matcher batch being applied
         # each handler takes the kind it is keyed by (Any: a dict cannot say so per entry)
         self._matcher: dict[type[Message], Callable[[Any], None]] = {
             OrderAccepted: self._accepted,
@@ -163,11 +168,16 @@ class Projection:
         offsets: dict[tuple[str, int], int],
         held: list[Order],
         update_ids: dict[str, int],
+        candles: dict[str, dict[str, Candle]] | None = None,
+        clock: dict[str, int] | None = None,
     ) -> Projection:
-        """Return the projection that wrote this Redis state: its offsets, the orders it held
-        and each book's update id (the level totals follow from the open orders)."""
+        """Return the projection that wrote this Redis state: its offsets, the orders it held,
+        each book's update id (the level totals follow from the open orders), the newest
+        candle of each series (symbol -> interval -> candle) and each symbol's clock (the
+        newest trade's ``ts``)."""
         projection = cls(topics, specs)
         projection.offsets = dict(offsets)
+        projection.candles = Candles(candles, clock)
         for symbol, update_id in update_ids.items():
             projection._book_of(symbol).update_id = update_id
         for order in held:
@@ -179,9 +189,8 @@ class Projection:
 
     # --- input --------------------------------------------------------------------------------
 
-    def apply(self, item: Input, now_ms: int) -> None:
-        """Apply one record (or buffer it until it may be applied); ``now_ms`` stamps trades."""
-        self._now_ms = now_ms
+    def apply(self, item: Input) -> None:
+        """Apply one record (or buffer it until it may be applied)."""
         key = (item.topic, item.partition)
         if item.topic == self.topics.matcher_events:
             self._matcher_record(key, item)
@@ -208,10 +217,12 @@ class Projection:
 
     def _matcher_record(self, key: tuple[str, int], item: Input) -> None:
         batch = self._batches.setdefault(key, [])
-        batch.append(item.message)
-        if type(item.message) is not BatchCompleted:
+        completed = item.message
+        batch.append(completed)
+        if type(completed) is not BatchCompleted:
             return
         del self._batches[key]
+        self._batch_ts = completed.ts
         # every record of matcher.events is a matcher event, and each names its symbol
         symbols = {event.symbol for event in batch if event is not None}  # type: ignore[attr-defined]
         try:
@@ -221,6 +232,7 @@ class Projection:
                     if handler is not None:
                         handler(event)
         finally:
+            self.candles.settle()
             self._advance(key, item.offset)
             for symbol in sorted(symbols):
                 self._publish_depth(symbol)
@@ -300,6 +312,7 @@ class Projection:
             )
         for key, keep in self._lists.items():
             out.append(("LTRIM", key, 0, keep - 1))
+        out += self.candles.commands()
         out += self._pictures.commands()
         for symbol in sorted(self._changed_books):
             book = self.books[symbol]
@@ -431,13 +444,23 @@ class Projection:
         spec = self.specs[event.symbol]
         notional = spec.notional(event.price, event.qty)
         taker_side = str(event.taker_side)
+        at = self.candles.time(event.symbol, self._batch_ts)
+        self.candles.trade(
+            event.symbol,
+            at,
+            event.trade_id,
+            event.price,
+            event.qty,
+            notional,
+            event.taker_side == Side.BUY,
+        )
         trade = _json(
             {
                 "trade_id": event.trade_id,
                 "price": event.price,
                 "qty": event.qty,
                 "taker_side": taker_side,
-                "ts": self._now_ms,
+                "ts": at,
             }
         )
         self._push(keys.trades_key(event.symbol), trade, keys.TRADES_KEPT)
@@ -449,6 +472,7 @@ class Projection:
             event.taker_user_id,
             taker_side,
             event.taker_remaining,
+            at,
             maker=False,
             fee=spec.fee(notional, maker=False),
         )
@@ -458,6 +482,7 @@ class Projection:
             event.maker_user_id,
             maker_side,
             event.maker_remaining,
+            at,
             maker=True,
             fee=spec.fee(notional, maker=True),
         )
@@ -469,6 +494,7 @@ class Projection:
         user_id: int,
         side: str,
         remaining: int,
+        at: int,
         *,
         maker: bool,
         fee: int,
@@ -483,7 +509,7 @@ class Projection:
             "maker": maker,
             "fee": fee,
             "liquidation": event.liquidation,
-            "ts": self._now_ms,
+            "ts": at,
         }
         self._push(keys.fills_key(user_id), _json(fill), keys.FILLS_KEPT)
         self._publish(keys.user_channel(user_id), {"type": "fill", **fill})
@@ -637,6 +663,11 @@ class Projection:
 
     def _funding_rate(self, event: FundingRateSet) -> None:
         self._pictures.funding(event)
+        key, at = keys.funding_rates_key(event.symbol), event.funding_time // 1_000_000
+        entry = {"funding_time": event.funding_time, "rate": event.rate, "mark": event.mark_price}
+        self._out.append(("ZREMRANGEBYSCORE", key, at, at))
+        self._out.append(("ZADD", key, at, _json(entry)))
+        self._out.append(("ZREMRANGEBYRANK", key, 0, -(keys.FUNDING_RATES_KEPT + 1)))
         self._publish(
             keys.mark_channel(event.symbol),
             {"type": "funding", "rate": event.rate, "funding_time": event.funding_time},
@@ -654,8 +685,9 @@ class Projection:
         }
 
     def digest(self) -> str:
-        """Return a hash of the applied state (held orders, books, offsets): equal for equal
-        inputs however they were batched, and after a restore from Redis."""
+        """Return a hash of the applied state (held orders, books, open candles and clocks,
+        offsets): equal for equal inputs however they were batched, and after a restore from
+        Redis."""
         state = {
             "orders": [
                 [order.fields(), order.requested] for _, order in sorted(self.orders.items())
@@ -665,5 +697,6 @@ class Projection:
                 for symbol, book in sorted(self.books.items())
             },
             "offsets": sorted([t, p, o] for (t, p), o in self.offsets.items()),
+            "candles": self.candles.state(),
         }
         return hashlib.sha256(_json(state)).hexdigest()

@@ -191,8 +191,8 @@ class MatchingCore:
                 self._after_trades(offset)
             self.last_offset = offset
             self.seq = seq = self.seq + 1
-            # positional, in field order: symbol, seq, cmd_offset, first_offset, size
-            out.append(BatchCompleted(self.symbol, seq, offset, offset, 1))
+            # positional, in field order: symbol, seq, cmd_offset, first_offset, size, ts
+            out.append(BatchCompleted(self.symbol, seq, offset, offset, 1, cmd.ts))
             return out
         applied = self.last_offset  # a local: a comprehension using self would make it a cell
         fresh = [item for item in batch if item[0] > applied]
@@ -205,7 +205,8 @@ class MatchingCore:
         first, last = fresh[0][0], fresh[-1][0]
         self.last_offset = last
         self.seq = seq = self.seq + 1
-        out.append(BatchCompleted(self.symbol, seq, last, first, len(fresh)))
+        ts = max([item[1].ts for item in fresh])  # the batch's time: its latest command's
+        out.append(BatchCompleted(self.symbol, seq, last, first, len(fresh), ts))
         return out
 
     def depth(self, levels: int) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:

@@ -276,6 +276,7 @@ class PositionsCore:
                 position.size = f.sign(delta) * opening
                 position.entry = spec.notional(price, opening)
                 position.fees = fee * opening // qty
+        market.open_interest += max(position.size, 0) - max(old, 0)
         if account.balance is not None:
             account.balance += realised - fee  # the wallet's next AccountUpdated overrides
         if position.size:
@@ -349,6 +350,7 @@ class PositionsCore:
             index_price=index if index is not None else market.index,
             ts=event.ts,
             next_funding_time=market.next_funding,
+            open_interest=market.open_interest,
         )
         self._check(symbol, market, event.seq)
 
@@ -371,7 +373,9 @@ class PositionsCore:
 
     def _pay_funding(self, symbol: str, market: Market, funding_time: int) -> None:
         rate = market.last_rate
-        self._market_event(symbol, FundingRateSet, rate=rate, funding_time=funding_time)
+        self._market_event(
+            symbol, FundingRateSet, rate=rate, funding_time=funding_time, mark_price=market.mark
+        )
         sizes = {user: position.size for user, position in market.holders.items()}
         payments = f.funding_payments(market.spec, rate, market.mark, sizes)
         for user in sorted(payments):
@@ -773,6 +777,7 @@ class PositionsCore:
                 position = Position(p.size, p.entry, p.fees)
                 account.positions[p.symbol] = position
                 core.markets[p.symbol].holders[a.user] = position
+                core.markets[p.symbol].open_interest += max(p.size, 0)
             core._file_multi(account)
         for user in sorted(core.accounts):
             account = core.accounts[user]

@@ -100,6 +100,7 @@ class Market:
     premium_sum: int = 0  # sum of k * premium_k over this interval
     premium_samples: int = 0
     holders: dict[int, Position] = field(default_factory=dict)  # user -> open position
+    open_interest: int = 0  # lots: the sum of the long positions (kept by each fill)
     # holders with a position in another symbol too: their liquidation prices here go stale
     # when those marks move, so every tick of this symbol checks them exactly
     multi: set[int] = field(default_factory=set)

@@ -572,9 +572,9 @@ def test_the_order_history_keeps_the_newest_1000_closed_orders_and_every_open_on
     ]
     commands = [resting, *expiring]
     for offset, command in enumerate(commands):
-        projection.apply(Input(topics.requests, 0, offset, command), 0)
+        projection.apply(Input(topics.requests, 0, offset, command))
     for offset, event in enumerate(core.process_batch(list(enumerate(commands)))):
-        projection.apply(Input(topics.matcher_events, 0, offset, event), 0)
+        projection.apply(Input(topics.matcher_events, 0, offset, event))
     store.write(projection.flush())
 
     client = store.client
@@ -649,7 +649,7 @@ def test_kill_9_mid_stream_and_a_flushed_redis_end_in_the_state_of_an_uninterrup
     rebuilt = read_model(store)
     assert {k: int(v) for k, v in rebuilt.pop(keys.OFFSETS_KEY).items()} == venue.covered()
     crashed.pop(keys.OFFSETS_KEY)
-    mark = {"mark": str(MID), "index": str(MID), "ts": "1"}
+    mark = {"mark": str(MID), "index": str(MID), "ts": "1", "open_interest": "0"}
     assert rebuilt.pop(keys.mark_key(SYMBOL)) == mark  # what the new event told
     crashed.pop(keys.mark_key(SYMBOL), None)
     assert rebuilt == crashed

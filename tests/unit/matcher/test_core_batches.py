@@ -246,3 +246,18 @@ def test_without_interaction_each_user_gets_what_one_command_per_batch_gives(flo
 
     for user in (1, 2, 3):
         assert outcomes(batched, user) == outcomes(serial, user)
+
+
+def test_batch_completed_carries_the_latest_time_of_the_batchs_commands():
+    core = MatchingCore(SPEC)
+    [*_, alone] = core.process_batch([(0, place(1, 1, BUY, MID - 10, 5, ts=700))])
+    assert (alone.cmd_offset, alone.size, alone.ts) == (0, 1, 700)
+    batch = [
+        (1, place(2, 2, SELL, MID + 10, 5, ts=900)),
+        (2, cancel(1, 1)),  # no time: ts 0
+        (3, mark(MID, ts=800)),
+    ]
+    [*_, completed] = core.process_batch(batch)
+    assert (completed.first_offset, completed.cmd_offset, completed.ts) == (1, 3, 900)
+    [*_, untimed] = core.process_batch([(4, cancel(2, 2)), (5, cancel_all(3))])
+    assert untimed.ts == 0

@@ -55,6 +55,7 @@ def test_realised_plus_unrealised_pnl_of_all_positions_sums_to_zero(trades, mark
     )
     sizes = [p.size for a in core.accounts.values() for p in a.positions.values()]
     assert sum(sizes) == 0
+    assert core.markets["BTC-PERP"].open_interest == sum(s for s in sizes if s > 0)
 
 
 @settings(max_examples=60, deadline=None)

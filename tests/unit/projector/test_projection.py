@@ -30,6 +30,7 @@ from libs.messages import (
     TriggerBy,
 )
 from libs.read_model import keys
+from libs.read_model.candles import INTERVALS, Candle
 from libs.read_model.positions import PositionFacts
 from libs.topics import Topics, cause_of
 from services.matcher.core import MatchingCore
@@ -94,7 +95,28 @@ class FakeRedis:
         self._drop_if_empty(key)
 
     def zadd(self, key: str, score: int, member: object) -> None:
-        self.data.setdefault(key, {})[self._text(member)] = score
+        self.data.setdefault(key, {})[self._text(member)] = int(score)
+
+    def zremrangebyscore(self, key: str, low: int, high: int) -> None:
+        members = self.data.get(key, {})
+        for member in [m for m, score in members.items() if low <= score <= high]:
+            del members[member]
+        self._drop_if_empty(key)
+
+    def zremrangebyrank(self, key: str, start: int, stop: int) -> None:
+        members = self.data.get(key, {})
+        ranked = sorted(members, key=lambda m: (members[m], m))
+        stop = stop + len(ranked) if stop < 0 else stop
+        if stop < 0:
+            return  # Redis: an empty range
+        for member in ranked[start : stop + 1]:
+            del members[member]
+        self._drop_if_empty(key)
+
+    def newest(self, key: str) -> str | None:
+        """The member of the highest score (``ZRANGE key -1 -1``)."""
+        members = self.data.get(key, {})
+        return max(members, key=lambda m: (members[m], m)) if members else None
 
     def lpush(self, key: str, value: bytes) -> None:
         self.data.setdefault(key, []).insert(0, self._text(value))
@@ -146,7 +168,7 @@ class Exchange:
         item = Input(topic, partition, self.next_offset[key], message)
         self.next_offset[key] += 1
         self.inputs.append(item)
-        self.projection.apply(item, NOW_MS)
+        self.projection.apply(item)
         return item
 
     def request(self, command: PlaceOrder) -> Input:
@@ -208,7 +230,14 @@ def restore_from(redis: FakeRedis) -> Projection:
         keys.parse_offsets_field(name): int(value)
         for name, value in redis.data.get(keys.OFFSETS_KEY, {}).items()
     }
-    return Projection.restore(TOPICS, SPECS, offsets, orders, update_ids)
+    candles: dict[str, dict[str, Candle]] = {}
+    for interval in INTERVALS:
+        newest = redis.newest(keys.candles_key(SYMBOL, interval))
+        if newest is not None:
+            candles.setdefault(SYMBOL, {})[interval] = Candle.from_member(newest)
+    trades = redis.data.get(keys.trades_key(SYMBOL))
+    clock = {SYMBOL: json.loads(trades[0])["ts"]} if trades else {}
+    return Projection.restore(TOPICS, SPECS, offsets, orders, update_ids, candles, clock)
 
 
 def cause(item: Input) -> Cause:
@@ -294,7 +323,7 @@ def test_a_partial_fill_leaves_the_maker_partially_filled_with_its_rest_in_the_b
 def test_a_trade_is_listed_and_each_side_gets_its_fill_with_the_wallets_fee():
     ex = Exchange()
     ex.send(place(1, 1, SELL, MID, 10))
-    ex.send(place(2, 2, BUY, MID, 4))
+    ex.send(place(2, 2, BUY, MID, 4, ts=NOW_MS * 1_000_000 + 999_999))
     trade = {"trade_id": 1, "price": MID, "qty": 4, "taker_side": "buy", "ts": NOW_MS}
     assert [json.loads(t) for t in ex.redis.data[keys.trades_key(SYMBOL)]] == [trade]
     assert ex.redis.messages(keys.trades_channel(SYMBOL)) == [trade]
@@ -900,7 +929,7 @@ def test_a_projection_restored_from_its_redis_keys_continues_like_the_original()
     assert (twin.order(6)["status"], twin.order(6)["ts"]) == ("New", "0")
     assert twin.book()[:2] == twin.core_book()
     for item in twin.inputs:  # the same inputs into the projection that never restarted
-        ex.projection.apply(item, NOW_MS)
+        ex.projection.apply(item)
     ex.projection.flush()
     assert ex.projection.digest() == twin.projection.digest()
 
@@ -912,7 +941,7 @@ def test_replaying_the_same_inputs_into_a_fresh_projection_gives_the_same_state(
     ex.send(cancel_all(1))
     fresh = Projection(TOPICS, SPECS)
     for item in ex.inputs:
-        fresh.apply(item, NOW_MS)
+        fresh.apply(item)
     fresh.flush()
     assert fresh.digest() == ex.projection.digest()
 
@@ -1003,7 +1032,12 @@ def test_the_engines_events_become_the_account_position_and_market_pictures():
     }
     assert data[keys.leverage_key(2)] == {SYMBOL: "5"}
     assert PositionFacts.from_json(data[keys.positions_key(2)][SYMBOL]) == (4, 40, 1)
-    assert data[keys.mark_key(SYMBOL)] == {"mark": str(MID + 1), "index": str(MID), "ts": "9"}
+    assert data[keys.mark_key(SYMBOL)] == {
+        "mark": str(MID + 1),
+        "index": str(MID),
+        "ts": "9",
+        "open_interest": "0",
+    }
     assert data[keys.funding_key(SYMBOL)] == {
         "next_funding_time": str(28_800 * 10**9),
         "rate": "100",

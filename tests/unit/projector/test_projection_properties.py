@@ -22,7 +22,6 @@ from tests.unit.matcher.kit import (
     place,
 )
 from tests.unit.projector.test_projection import (
-    NOW_MS,
     SPECS,
     SYMBOL,
     TOPICS,
@@ -250,7 +249,7 @@ def test_replaying_the_same_inputs_in_one_flush_gives_the_same_state_and_keys(fl
     ex, _ = run_flow(flow, sizes)
     replay = Projection(TOPICS, SPECS)
     for item in ex.inputs:
-        replay.apply(item, NOW_MS)
+        replay.apply(item)
     redis = FakeRedis()
     redis.run(replay.flush())
     assert replay.digest() == ex.projection.digest()
