@@ -31,6 +31,8 @@ BAD_SIGNATURE = -1022
 """A signed request whose signature is missing, repeated or wrong."""
 PAYLOAD_TOO_LARGE = -1413
 """A request body (or WebSocket message) above the size limit (413)."""
+NO_SUCH_LISTEN_KEY = -1125
+"""The Binance face: a user data stream's listen key that does not exist (or has expired)."""
 FORBIDDEN = -4000
 """The caller may not do this: another user's id, the faucet switched off (403)."""
 CONFLICT = -4090
@@ -129,6 +131,29 @@ EXPIRE_CODES: dict[EndReason, int | None] = {
     EndReason.HALT: None,
 }
 """The code a client is shown when its order ends for ``reason`` (None: not an error)."""
+
+# --- the Binance face only (services/gateway/binance/): codes the engines never give ---------
+
+TIMEOUT = -1007
+"""No answer from the engines within the reply timeout (the request may still execute)."""
+ILLEGAL_CHARS = -1100
+"""A parameter holds characters its type does not allow."""
+INVALID_TIF = -1115
+"""An unknown ``timeInForce``."""
+INVALID_SIDE = -1117
+"""An unknown ``side``."""
+INVALID_INTERVAL = -1120
+"""An unknown kline ``interval``."""
+RANGE_TOO_LONG = -1127
+"""``startTime`` and ``endTime`` further apart than the endpoint allows."""
+NO_MARGIN_TYPE_CHANGE = -4046
+"""The margin type asked for is the one in force (cross: the only one here)."""
+NO_POSITION_SIDE_CHANGE = -4059
+"""The position mode asked for is the one in force (one-way: the only one here)."""
+POSITION_SIDE_MISMATCH = -4061
+"""A ``positionSide`` other than ``BOTH``: hedge mode does not exist here."""
+ISOLATED_REFUSED = -4168
+"""Isolated margin does not exist here."""
 
 MESSAGES = {
     UNEXPECTED: "An unexpected error occurred.",

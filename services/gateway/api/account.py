@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from libs import codes
 from libs.messages import AccountUpdated, Deposit, OrderStatus, SetLeverage, Withdraw
 from libs.money import MAX_TRANSFER, MoneyError, format_cash, parse_cash
+from libs.symbols import SymbolSpec
 from services.gateway import views
 from services.gateway.auth import Caller, same_user
 from services.gateway.errors import ApiError, invalid
-from services.gateway.replies import Kind
+from services.gateway.replies import Kind, Outcome
 from services.gateway.schemas import AmountBody, LeverageBody
-from services.gateway.state import Gw
+from services.gateway.state import Gateway, Gw
 
 router = APIRouter(tags=["account"])
 
@@ -90,18 +91,24 @@ async def withdraw(body: AmountBody, caller: Caller, gw: Gw) -> JSONResponse:
     )
 
 
-@router.post("/leverage")
-async def leverage(body: LeverageBody, caller: Caller, gw: Gw) -> JSONResponse:
-    same_user(caller, body.user_id)
-    spec = gw.symbol(body.symbol)
+async def set_leverage(gw: Gateway, caller: int, spec: SymbolSpec, leverage: int) -> Outcome | None:
+    """Ask the wallet to set the caller's leverage on a symbol: its answer, None while
+    unanswered. Shared by the original API and the Binance face."""
     command = SetLeverage(
         request_id=gw.request_id(),
         user_id=caller,
         symbol=spec.name,
-        leverage=body.leverage,
+        leverage=leverage,
         ts=gw.now_ns(),
     )
-    outcome = await gw.ask(caller, command, Kind.LEVERAGE)
+    return await gw.ask(caller, command, Kind.LEVERAGE)
+
+
+@router.post("/leverage")
+async def leverage(body: LeverageBody, caller: Caller, gw: Gw) -> JSONResponse:
+    same_user(caller, body.user_id)
+    spec = gw.symbol(body.symbol)
+    outcome = await set_leverage(gw, caller, spec, body.leverage)
     if outcome is None:
         return JSONResponse({"status": OrderStatus.PENDING, "symbol": spec.name}, 202)
     if outcome.status == OrderStatus.REJECTED:

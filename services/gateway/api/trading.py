@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Literal, cast
 
@@ -189,22 +190,6 @@ def _mine(gw: Gateway, caller: int, fields: dict[str, str] | None) -> dict[str, 
     return fields if fields.get("symbol") in gw.symbols else None
 
 
-async def _retried(
-    gw: Gateway, caller: int, spec: SymbolSpec, command: PlaceOrder
-) -> JSONResponse | None:
-    """Answer a retry of a client order id from what this gateway knows without asking: the
-    read model, else its own recent placements (the original may still be on its way)."""
-    coid = command.client_order_id
-    assert coid is not None
-    stored = _mine(gw, caller, await gw.reads.order_by_client_id(caller, coid))
-    if stored is not None:
-        return _stored_reply(gw, stored)
-    original = gw.placements.get(caller, coid)
-    if original is not None:
-        return _pending(spec, original, command)
-    return None
-
-
 def _original_id(outcome: Outcome) -> int | None:
     """The order holding the client order id of a -4015: the wallet names it in a field, the
     matcher (a second line of defence) only in its message."""
@@ -217,17 +202,41 @@ def _original_id(outcome: Outcome) -> int | None:
     return original
 
 
-@router.post("/place_order", response_model=OrderReply)
-async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONResponse:
-    """Place an order; the reply tells what matching did to it (or Pending after 2 s). A retry
-    with a client order id used before answers the original order, never a new one."""
-    same_user(caller, body.user_id)
-    spec = gw.symbol(body.symbol)
-    command = to_command(body, spec, caller, gw)
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What a placement came to: the engines' ``outcome`` (a rejection carries the new order's
+    id and size), or the ``stored`` original order of a retried client order id, or neither
+    yet: ``pending`` is then the id of the order to look for."""
+
+    outcome: Outcome | None = None
+    stored: dict[str, str] | None = None
+    pending: int = 0
+
+
+async def retried(gw: Gateway, caller: int, command: PlaceOrder) -> Placed | None:
+    """Find the original of a retried client order id without asking: the read model, else
+    this gateway's recent placements (the original may still be on its way); None if new."""
+    coid = command.client_order_id
+    if coid is None:
+        return None
+    stored = _mine(gw, caller, await gw.reads.order_by_client_id(caller, coid))
+    if stored is not None:
+        return Placed(stored=stored)
+    original = gw.placements.get(caller, coid)
+    if original is not None:
+        return Placed(pending=original)
+    return None
+
+
+async def place(gw: Gateway, caller: int, command: PlaceOrder) -> Placed:
+    """Put a validated order (``to_command``) in the log and wait for what matching did to it
+    (or the reply timeout). A retry with a client order id used before comes to the original
+    order, never a new one: from the read model, else this gateway's recent placements (the
+    original may still be on its way). Shared by the original API and the Binance face."""
     coid = command.client_order_id
     on_lost = None
     if coid is not None:
-        known = await _retried(gw, caller, spec, command)
+        known = await retried(gw, caller, command)
         if known is not None:
             return known
         gw.placements.add(caller, coid, command.order_id)  # no await until it is produced
@@ -238,19 +247,36 @@ async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONRespo
             stored = _mine(gw, caller, await gw.reads.order_by_client_id(caller, coid))
             if stored is not None and int(stored["order_id"]) != command.order_id:
                 gw.placements.original(caller, coid, int(stored["order_id"]))
-                return _stored_reply(gw, stored)
-        return _pending(spec, command.order_id, command)
+                return Placed(stored=stored)
+        return Placed(pending=command.order_id)
     if outcome.status != OrderStatus.REJECTED:
-        return _reply(spec, outcome, client_order_id=coid)
+        return Placed(outcome=outcome)
     original = _original_id(outcome)
     if coid is not None and original is not None:  # a retry: the original, Pending if unread
         gw.placements.original(caller, coid, original)
         stored = _mine(gw, caller, await gw.reads.order(original))
         if stored is not None:
-            return _stored_reply(gw, stored)
-        return _pending(spec, original, command)
+            return Placed(stored=stored)
+        return Placed(pending=original)
     outcome.order_id, outcome.qty = command.order_id, command.qty
-    return _reply(spec, outcome, 400, client_order_id=coid)
+    return Placed(outcome=outcome)
+
+
+@router.post("/place_order", response_model=OrderReply)
+async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """Place an order; the reply tells what matching did to it (or Pending after 2 s). A retry
+    with a client order id used before answers the original order, never a new one."""
+    same_user(caller, body.user_id)
+    spec = gw.symbol(body.symbol)
+    command = to_command(body, spec, caller, gw)
+    placed = await place(gw, caller, command)
+    if placed.stored is not None:
+        return _stored_reply(gw, placed.stored)
+    outcome = placed.outcome
+    if outcome is None:
+        return _pending(spec, placed.pending, command)
+    status_code = 400 if outcome.status == OrderStatus.REJECTED else 200
+    return _reply(spec, outcome, status_code, client_order_id=command.client_order_id)
 
 
 async def _owned_order(gw: Gateway, caller: int, order_id: int | None, coid: str | None):
@@ -290,22 +316,26 @@ async def cancel(body: CancelBody, caller: Caller, gw: Gw) -> JSONResponse:
     return _reply(spec, outcome)
 
 
-@router.post("/cancel_all")
-async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONResponse:
-    """Cancel the caller's open orders (and untriggered stops) on a symbol."""
-    same_user(caller, body.user_id)
-    spec = gw.symbol(body.symbol)
+async def cancel_all_open(gw: Gateway, caller: int, spec: SymbolSpec) -> Outcome | None:
+    """Cancel the caller's open orders (and untriggered stops) on a symbol: the engines'
+    outcome (Done with nothing cancelled when nothing was open), None while unanswered."""
     command = CancelAll(
         request_id=gw.request_id(), user_id=caller, symbol=spec.name, ts=gw.now_ns()
     )
     open_here = [o for o in await gw.reads.orders(caller, True, 1000) if o["symbol"] == spec.name]
     if not open_here:  # nothing to wait for: the matcher answers a no-op with silence
         if not await gw.send(caller, command):
-            return JSONResponse(
-                {"symbol": spec.name, "status": OrderStatus.PENDING, "cancelled": []}, 202
-            )
-        return JSONResponse({"symbol": spec.name, "status": OrderStatus.DONE, "cancelled": []})
-    outcome = await gw.ask(caller, command, Kind.CANCEL_ALL)
+            return None
+        return Outcome(OrderStatus.DONE, symbol=spec.name)
+    return await gw.ask(caller, command, Kind.CANCEL_ALL)
+
+
+@router.post("/cancel_all")
+async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONResponse:
+    """Cancel the caller's open orders (and untriggered stops) on a symbol."""
+    same_user(caller, body.user_id)
+    spec = gw.symbol(body.symbol)
+    outcome = await cancel_all_open(gw, caller, spec)
     if outcome is None:
         return JSONResponse(
             {"symbol": spec.name, "status": OrderStatus.PENDING, "cancelled": []}, 202

@@ -1,0 +1,173 @@
+"""The Binance face's account endpoints (services/gateway/binance/account.py) on the real
+gateway app built on in-memory adapters: balances and positions agree with the original API's
+``/account`` and ``/positions`` for the same user, the modes are cross and one-way, and ccxt
+reads the answers (its parsers, and ccxt itself over HTTP into the app)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import ccxt
+import pytest
+
+from libs.messages import Message, OrderStatus, SetLeverage
+from libs.read_model import keys
+from libs.read_model.positions import PositionFacts
+from services.gateway.replies import Kind, Outcome
+from tests.unit.gateway.binance.test_orders import MINE, Signer, exchange, raised, refused
+from tests.unit.gateway.fakes import Stack, started
+
+ACCOUNT = {
+    "balance": 1_000 * 10**8,
+    "holds": 50 * 10**8,
+    "available": 900 * 10**8,
+    "margin": 40 * 10**8,
+    "upnl": 10 * 10**8,
+}
+
+
+def leverage_set(kind: Kind, request: Message) -> Outcome | None:
+    if isinstance(request, SetLeverage):
+        event = None
+        return Outcome(OrderStatus.DONE, event=event)  # the flow reads only the status
+    return None
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with started(leverage_set) as running:
+        running.seed_hash(keys.account_key(MINE), ACCOUNT)
+        facts = PositionFacts(10, 500 * 10**8, 10**8)  # 0.010 BTC long at 50000.0
+        running.seed_hash(keys.positions_key(MINE), {"BTC-PERP": facts.to_json()})
+        running.seed_hash(keys.mark_key("BTC-PERP"), {"mark": 510_000})
+        running.seed_hash(keys.mark_key("ETH-PERP"), {"mark": 300_000})
+        yield running
+
+
+def test_the_v3_account_agrees_with_the_original_account_and_ccxt_reads_it(stack: Stack) -> None:
+    original = stack.client.get("/account", headers=stack.bearer(MINE)).json()
+    account = Signer(stack).call("GET", "/fapi/v3/account").json()
+    (asset,) = account["assets"]
+    assert asset["walletBalance"] == original["balance"] == "1000"
+    assert asset["availableBalance"] == original["available"] == "900"
+    assert asset["openOrderInitialMargin"] == original["holds"]
+    assert asset["positionInitialMargin"] == original["position_margin"]
+    assert asset["unrealizedProfit"] == original["unrealised_pnl"]
+    assert (asset["marginBalance"], asset["initialMargin"]) == ("1010", "90")
+    assert asset["updateTime"] > 0
+    assert account["totalWalletBalance"] == "1000"
+    (position,) = account["positions"]
+    assert (position["symbol"], position["positionAmt"], position["notional"]) == (
+        "BTCUSDT",
+        "0.010",
+        "510",
+    )
+    balance = ccxt.binanceusdm().parse_balance_custom(account, "linear")
+    assert balance["USDT"] == {"free": 900.0, "used": 90.0, "total": 1010.0}
+
+
+def test_the_v2_account_has_a_row_for_every_symbol(stack: Stack) -> None:
+    account = Signer(stack).call("GET", "/fapi/v2/account").json()
+    assert [p["symbol"] for p in account["positions"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert account["positions"][0]["leverage"] == "20"
+
+
+@pytest.mark.parametrize("path", ["/fapi/v2/balance", "/fapi/v3/balance"])
+def test_the_balance_is_the_usdt_row(stack: Stack, path: str) -> None:
+    (row,) = Signer(stack).call("GET", path).json()
+    assert (row["asset"], row["balance"], row["availableBalance"]) == ("USDT", "1000", "900")
+    assert row["updateTime"] > 0
+
+
+def test_position_risk_agrees_with_the_original_positions_and_ccxt_parses_it(
+    stack: Stack,
+) -> None:
+    (original,) = stack.client.get("/positions", headers=stack.bearer(MINE)).json()
+    (row,) = Signer(stack).call("GET", "/fapi/v3/positionRisk").json()
+    assert row["entryPrice"] == original["entry_price"] == "50000.0"
+    assert row["markPrice"] == original["mark_price"] == "51000.0"
+    assert row["unRealizedProfit"] == original["unrealised_pnl"] == "10"
+    assert row["liquidationPrice"] == (original["liquidation_price"] or "0")
+    assert (row["positionSide"], row["marginType"], row["isolatedMargin"]) == ("BOTH", "cross", "0")
+    assert (row["initialMargin"], row["notional"]) == ("25.5", "510")  # 510 / 20
+    position = ccxt.binanceusdm().parse_position_risk(row)
+    assert (position["side"], position["contracts"], position["marginMode"]) == (
+        "long",
+        0.01,
+        "cross",
+    )
+    assert position["hedged"] is False and position["entryPrice"] == 50000.0
+
+
+def test_v2_position_risk_shows_every_symbol_with_its_leverage(stack: Stack) -> None:
+    rows = Signer(stack).call("GET", "/fapi/v2/positionRisk").json()
+    assert [r["symbol"] for r in rows] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    eth = rows[1]
+    assert (eth["positionAmt"], eth["markPrice"], eth["leverage"]) == ("0.000", "3000.00", "20")
+    assert eth["maxNotionalValue"] == "15000000"  # the 20x bracket's cap
+    one = Signer(stack).call("GET", "/fapi/v2/positionRisk", {"symbol": "ETHUSDT"}).json()
+    assert one == [eth | {"updateTime": one[0]["updateTime"]}]
+
+
+def test_leverage_goes_through_the_original_flow(stack: Stack) -> None:
+    reply = Signer(stack).call("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 50})
+    assert reply.json() == {"leverage": 50, "maxNotionalValue": "3000000", "symbol": "BTCUSDT"}
+    ((_, command),) = stack.produced
+    assert isinstance(command, SetLeverage) and command.leverage == 50
+    bad = Signer(stack).call("POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": 500})
+    refused(bad, -4028, "Leverage 500 is not valid")
+
+
+def test_leverage_brackets_are_the_symbol_files(stack: Stack) -> None:
+    everything = Signer(stack).call("GET", "/fapi/v1/leverageBracket").json()
+    assert [s["symbol"] for s in everything] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    btc = Signer(stack).call("GET", "/fapi/v1/leverageBracket", {"symbol": "BTCUSDT"}).json()
+    assert btc == everything[0]
+    assert btc["brackets"][1] == {
+        "bracket": 2,
+        "initialLeverage": 100,
+        "notionalCap": 250000,
+        "notionalFloor": 50000,
+        "maintMarginRatio": 0.005,
+        "cum": 50,
+    }
+
+
+def test_the_position_mode_is_one_way(stack: Stack) -> None:
+    signer = Signer(stack)
+    assert signer.call("GET", "/fapi/v1/positionSide/dual").json() == {"dualSidePosition": False}
+    same = signer.call("POST", "/fapi/v1/positionSide/dual", {"dualSidePosition": "false"})
+    refused(same, -4059, "No need to change position side.")
+    hedge = signer.call("POST", "/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})
+    assert hedge.status_code == 400 and hedge.json()["code"] == -1130
+
+
+def test_the_margin_type_is_cross(stack: Stack) -> None:
+    signer = Signer(stack)
+    crossed = {"symbol": "BTCUSDT", "marginType": "CROSSED"}
+    assert signer.call("POST", "/fapi/v1/marginType", crossed).json() == {
+        "code": 200,
+        "msg": "success",
+    }
+    again = signer.call("POST", "/fapi/v1/marginType", crossed)
+    refused(again, -4046, "No need to change margin type.")
+    assert raised(again) is ccxt.MarginModeAlreadySet
+    isolated = signer.call("POST", "/fapi/v1/marginType", crossed | {"marginType": "ISOLATED"})
+    assert isolated.json()["code"] == -4168
+
+
+def test_income_lists_commissions_from_fills(stack: Stack) -> None:
+    from tests.unit.gateway.binance.test_orders import seed_fill
+
+    seed_fill(stack, 78, 5, 500_000, 4, 1_700_000_000_000)
+    (row,) = Signer(stack).call("GET", "/fapi/v1/income").json()
+    assert (row["incomeType"], row["income"], row["symbol"]) == ("COMMISSION", "-0.001", "BTCUSDT")
+
+
+def test_ccxt_fetches_the_balance_positions_and_sets_leverage(stack: Stack) -> None:
+    ex = exchange(stack)
+    balance = ex.fetch_balance()
+    assert balance["USDT"]["free"] == 900.0
+    (position,) = ex.fetch_positions(["BTC/USDT:USDT"])
+    assert (position["side"], position["contracts"]) == ("long", 0.01)
+    assert ex.set_leverage(10, "BTC/USDT:USDT")["leverage"] == 10
