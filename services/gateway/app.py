@@ -20,6 +20,7 @@ from services.gateway.binance import account as binance_account
 from services.gateway.binance import candles as binance_candles
 from services.gateway.binance import market as binance_market
 from services.gateway.binance import orders as binance_orders
+from services.gateway.binance import streams as binance_streams
 from services.gateway.body_limit import BodyLimit
 from services.gateway.freshness import Outstanding
 from services.gateway.ids import OrderIds
@@ -120,7 +121,8 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
     for module in (users, trading, account, market):
         app.include_router(module.router)
     # the Binance USDⓈ-M face (docs/BINANCE-API.md), beside the original API
-    for module in (binance_market, binance_candles, binance_orders, binance_account):
+    binance = (binance_market, binance_candles, binance_orders, binance_account, binance_streams)
+    for module in binance:
         app.include_router(module.router)
     app.include_router(ws_router)
 

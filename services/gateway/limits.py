@@ -23,8 +23,11 @@ import math
 from redis.asyncio import Redis
 
 KEY_PREFIX = "ratelimit:"
-OWNED_PATTERNS = (f"{KEY_PREFIX}*",)
-"""Every Redis key the gateway writes: its rate limits' counters (the rest it only reads)."""
+LISTEN_KEY_PREFIX = "listenkey:"
+"""The Binance face's user data stream keys (``binance/listen_keys.py``)."""
+OWNED_PATTERNS = (f"{KEY_PREFIX}*", f"{LISTEN_KEY_PREFIX}*")
+"""Every Redis key the gateway writes: its rate limits' counters and the Binance face's listen
+keys (the rest it only reads)."""
 
 # KEYS: every request's windows' counters, request after request; ARGV: the number of
 # requests, then for each its number of windows, and a limit and a window in ms per window.

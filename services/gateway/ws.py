@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
+from typing import Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
@@ -35,16 +36,22 @@ QUEUE_LIMIT = 10_000
 MAX_CHANNELS = 50
 
 
+class Subscriber(Protocol):
+    """A client of the hub: this API's ``Session``, or the Binance face's streams."""
+
+    def deliver(self, channel: str, data: str) -> None: ...
+
+
 class Hub:
     """One Redis subscription per channel for the whole process; fan-out to client queues."""
 
     def __init__(self, redis: Redis) -> None:
         self._pubsub = redis.pubsub()
-        self._clients: dict[str, set[Session]] = defaultdict(set)
+        self._clients: dict[str, set[Subscriber]] = defaultdict(set)
         self._confirmed: dict[str, asyncio.Event] = {}
         self._reader: asyncio.Task | None = None
 
-    async def subscribe(self, channel: str, session: Session) -> None:
+    async def subscribe(self, channel: str, session: Subscriber) -> None:
         """Add ``session`` to ``channel``; returns once Redis delivers the channel's messages."""
         clients = self._clients[channel]
         clients.add(session)
@@ -55,7 +62,7 @@ class Hub:
                 self._reader = asyncio.create_task(self._read())
         await self._confirmed[channel].wait()
 
-    async def unsubscribe(self, channel: str, session: Session) -> None:
+    async def unsubscribe(self, channel: str, session: Subscriber) -> None:
         clients = self._clients.get(channel)
         if clients is None or session not in clients:
             return
