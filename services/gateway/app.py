@@ -17,6 +17,7 @@ from services.gateway.adapters import Adapters, build_adapters
 from services.gateway.api import account, market, trading, users
 from services.gateway.auth import Authenticator, limit_ip
 from services.gateway.binance import account as binance_account
+from services.gateway.binance import algo as binance_algo
 from services.gateway.binance import candles as binance_candles
 from services.gateway.binance import market as binance_market
 from services.gateway.binance import orders as binance_orders
@@ -121,7 +122,14 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
     for module in (users, trading, account, market):
         app.include_router(module.router)
     # the Binance USDⓈ-M face (docs/BINANCE-API.md), beside the original API
-    binance = (binance_market, binance_candles, binance_orders, binance_account, binance_streams)
+    binance = (
+        binance_market,
+        binance_candles,
+        binance_orders,
+        binance_algo,
+        binance_account,
+        binance_streams,
+    )
     for module in binance:
         app.include_router(module.router)
     app.include_router(ws_router)

@@ -139,6 +139,32 @@ def test_order_kinds_reads_and_cancels(pair):
         tx.create_order(SYMBOL, "limit", "sell", AMOUNT, PRICE + 5, {"reduceOnly": True})
 
 
+def test_conditional_orders_and_edits(pair):
+    """Stop-market and take-profit-market through Binance's algo endpoint, and edit_order."""
+    (_maker, mx), (taker, tx) = pair
+    mx.load_markets()
+    tx.load_markets()
+    # a position to protect: the taker buys from the maker
+    mx.create_order(SYMBOL, "limit", "sell", AMOUNT, PRICE)
+    tx.create_order(SYMBOL, "limit", "buy", AMOUNT, PRICE, {"timeInForce": "IOC"})
+    stop = tx.create_order(SYMBOL, "market", "sell", AMOUNT, None, {"stopLossPrice": PRICE - 8})
+    take = tx.create_order(SYMBOL, "market", "sell", AMOUNT, None, {"takeProfitPrice": PRICE + 8})
+    waiting = {o["id"] for o in tx.fetch_open_orders(SYMBOL, params={"trigger": True})}
+    assert {stop["id"], take["id"]} <= waiting
+    assert not waiting & {o["id"] for o in tx.fetch_open_orders(SYMBOL)}  # as Binance: apart
+    assert tx.fetch_order(stop["id"], SYMBOL, {"trigger": True})["status"] == "open"
+    tx.cancel_order(stop["id"], SYMBOL, {"trigger": True})
+    assert tx.fetch_order(stop["id"], SYMBOL, {"trigger": True})["status"] == "canceled"
+    tx.cancel_all_orders(SYMBOL, {"trigger": True})
+    assert tx.fetch_open_orders(SYMBOL, params={"trigger": True}) == []
+    # edit_order: a resting limit moved and resized, through Binance's PUT /fapi/v1/order
+    rest = mx.create_order(SYMBOL, "limit", "buy", AMOUNT, PRICE - 5)
+    edited = mx.edit_order(rest["id"], SYMBOL, "limit", "buy", AMOUNT * 2, PRICE - 4)
+    assert (edited["id"], edited["price"], edited["amount"]) == (rest["id"], PRICE - 4, AMOUNT * 2)
+    assert taker.get("/positions").json()  # the original API sees the same position
+    mx.cancel_order(rest["id"], SYMBOL)
+
+
 def test_errors_map_to_ccxts_exceptions(stack, trader):
     ex = client(stack, trader(deposit="100"))
     ex.load_markets()
@@ -217,7 +243,11 @@ def test_ccxt_pro_watches_the_book_trades_candles_orders_balance_and_positions(s
             )
             await taker.create_order(SYMBOL, "limit", "buy", AMOUNT, price, {"timeInForce": "IOC"})
             assert (await soon(trades))[-1]["price"] == price
-            assert (await soon(candles))[-1][4] == price  # the close
+            await soon(candles)  # the first may be the candle of an earlier trade
+            deadline = time.monotonic() + 20
+            while (candle := taker.ohlcvs[SYMBOL]["1m"][-1])[4] != price:  # the close
+                assert time.monotonic() < deadline, candle
+                await asyncio.sleep(0.05)
             assert "USDT" in await soon(balance)
             await soon(positions)  # the first ACCOUNT_UPDATE may tell only the fee's balance
             deadline = time.monotonic() + 20

@@ -353,6 +353,31 @@ async def cancel_all(body: CancelAllBody, caller: Caller, gw: Gw) -> JSONRespons
     return JSONResponse({"symbol": spec.name, "status": OrderStatus.DONE, "cancelled": cancelled})
 
 
+async def amend_open(
+    gw: Gateway,
+    caller: int,
+    spec: SymbolSpec,
+    order_id: int,
+    price: str | None,
+    quantity: str | None,
+) -> Outcome | None:
+    """Validate a new price and/or quantity for the caller's open order on the symbol's grids
+    and ask the matcher to amend it: the engines' outcome (settled by ``OrderAmended``, or a
+    rejection), None while unanswered. Shared by the original API and the Binance face."""
+    ticks = None if price is None else _price("price", spec, price)
+    lots = None if quantity is None else _parse("quantity", spec.qty_to_lots, quantity)
+    command = AmendOrder(
+        request_id=gw.request_id(),
+        user_id=caller,
+        symbol=spec.name,
+        order_id=order_id,
+        price=ticks,
+        qty=lots,
+        ts=gw.now_ns(),
+    )
+    return await gw.ask(caller, command, Kind.AMEND)
+
+
 @router.post("/amend")
 async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
     """Change an open order's price and/or quantity (it keeps its place only if qty shrinks)."""
@@ -361,18 +386,7 @@ async def amend(body: AmendBody, caller: Caller, gw: Gw) -> JSONResponse:
         raise ApiError(400, codes.MANDATORY_PARAM, "Send price and/or quantity.")
     fields = await _owned_order(gw, caller, body.order_id, None)
     spec = gw.symbol(fields["symbol"])
-    price = None if body.price is None else _price("price", spec, body.price)
-    qty = None if body.quantity is None else _parse("quantity", spec.qty_to_lots, body.quantity)
-    command = AmendOrder(
-        request_id=gw.request_id(),
-        user_id=caller,
-        symbol=spec.name,
-        order_id=body.order_id,
-        price=price,
-        qty=qty,
-        ts=gw.now_ns(),
-    )
-    outcome = await gw.ask(caller, command, Kind.AMEND)
+    outcome = await amend_open(gw, caller, spec, body.order_id, body.price, body.quantity)
     if outcome is None:
         return JSONResponse({"order_id": body.order_id, "status": OrderStatus.PENDING}, 202)
     if outcome.status == OrderStatus.REJECTED:

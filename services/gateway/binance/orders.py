@@ -1,25 +1,36 @@
-"""The Binance face's order endpoints: place, query, cancel and list orders, the caller's trades.
+"""The Binance face's order endpoints: place, modify, query, cancel and list orders, the
+caller's trades.
 
 A new order is Binance's parameters turned into the original API's ``PlaceOrderBody`` and
 validated by the one validation path (``api.trading.to_command``), then placed by the same
-flow (``api.trading.place``); its refusals are re-worded where ccxt needs Binance's own words
-to raise the right exception. docs/BINANCE-API-SIGNED.md lists the parameters and fields.
+flow (``api.trading.place``); a modification goes through the original amend flow
+(``api.trading.amend_open``). Refusals are re-worded where ccxt needs Binance's own words to
+raise the right exception. Conditional orders waiting for their trigger are Binance's algo
+orders (``algo.py``): the order lists here leave them out. docs/BINANCE-API.md lists the
+parameters and fields.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from pydantic import ValidationError
 
 from libs import codes
-from libs.messages import CancelOrder, OrderStatus, PlaceOrder
+from libs.messages import WAITS_FOR_TRIGGER, CancelOrder, OrderAmended, OrderStatus, PlaceOrder
 from libs.money import format_cash
 from libs.symbols import SymbolSpec
-from services.gateway.api.trading import cancel_all_open, place, retried, to_command
+from services.gateway.api.trading import (
+    amend_open,
+    cancel_all_open,
+    place,
+    retried,
+    to_command,
+)
 from services.gateway.binance.names import binance_name, mandatory
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
@@ -35,6 +46,7 @@ PRICE_FILTER = "Filter failure: PRICE_FILTER"
 LOT_SIZE = "Filter failure: LOT_SIZE"
 NO_ORDER = "Order does not exist."
 UNKNOWN_ORDER = "Unknown order sent."
+NO_NEED_TO_MODIFY = "No need to modify the order."
 TIMEOUT_MSG = (
     "Timeout waiting for response from backend server. Send status unknown; "
     "execution status unknown."
@@ -149,8 +161,11 @@ def one_way(params: dict[str, str]) -> None:
         )
 
 
-def body_of(params: dict[str, str], spec: SymbolSpec) -> PlaceOrderBody:
-    """Binance's new-order parameters as the original API's body (unknown ones ignored)."""
+def body_of(
+    params: dict[str, str], spec: SymbolSpec, names: dict[str, str] = PARAMS
+) -> PlaceOrderBody:
+    """Binance's new-order parameters as the original API's body (unknown ones ignored);
+    ``names``: Binance's name of each field, to name a refused one."""
     side = params.get("side")
     if not side:
         raise mandatory("side")
@@ -193,7 +208,7 @@ def body_of(params: dict[str, str], spec: SymbolSpec) -> PlaceOrderBody:
         return PlaceOrderBody.model_validate(fields)
     except ValidationError as error:
         first = error.errors()[0]
-        name = PARAMS.get(str(first["loc"][0]), str(first["loc"][0]))
+        name = names.get(str(first["loc"][0]), str(first["loc"][0]))
         if first["type"] == "missing":
             raise mandatory(name) from None
         if first["type"] == "string_pattern_mismatch":
@@ -201,10 +216,10 @@ def body_of(params: dict[str, str], spec: SymbolSpec) -> PlaceOrderBody:
         raise not_valid(name) from None
 
 
-def binance_refusal(error: ApiError) -> ApiError:
+def binance_refusal(error: ApiError, names: dict[str, str] = PARAMS) -> ApiError:
     """Re-word a refusal of the one validation path the way Binance words it: a price off the
     tick grid or out of bounds is PRICE_FILTER, a quantity off the lot grid LOT_SIZE, a missing
-    field Binance's -1102 with Binance's name for it."""
+    field Binance's -1102 with Binance's name for it (``names``)."""
     field = error.msg.split(" ", 1)[0].rstrip(":.")
     if error.code == codes.PRICE_ABOVE_MAX or (
         error.code == codes.INVALID_PARAM and field in PRICES
@@ -214,8 +229,8 @@ def binance_refusal(error: ApiError) -> ApiError:
         error.code == codes.INVALID_PARAM and field == "quantity"
     ):
         return ApiError(400, codes.FILTER_LOT_SIZE, LOT_SIZE)
-    if error.code == codes.MANDATORY_PARAM and field in PARAMS:
-        return mandatory(PARAMS[field])
+    if error.code == codes.MANDATORY_PARAM and field in names:
+        return mandatory(names[field])
     return error
 
 
@@ -226,6 +241,7 @@ def engines_refusal(code: int | None, msg: str | None) -> ApiError:
         codes.MARGIN_INSUFFICIENT: INSUFFICIENT,
         codes.FILTER_LOT_SIZE: LOT_SIZE,
         codes.UNKNOWN_ORDER: UNKNOWN_ORDER,
+        codes.NO_NEED_TO_MODIFY: NO_NEED_TO_MODIFY,
     }
     return ApiError(400, code, worded.get(code) or msg or "New order rejected.")
 
@@ -233,6 +249,17 @@ def engines_refusal(code: int | None, msg: str | None) -> ApiError:
 def timed_out() -> ApiError:
     """Binance's answer when the engines did not answer in time: the request may yet be done."""
     return ApiError(503, codes.TIMEOUT, TIMEOUT_MSG)
+
+
+def waiting(fields: dict[str, str]) -> bool:
+    """Whether an order (``order:{id}``) is a conditional one still waiting for its trigger:
+    Binance's open algo order, which its order lists do not show."""
+    return (
+        fields.get("order_type") in WAITS_FOR_TRIGGER
+        and fields.get("triggered") != "1"
+        and fields.get("status") in (OrderStatus.PENDING, OrderStatus.NEW)
+        and int(fields.get("filled") or 0) == 0
+    )
 
 
 # --- the order object ---------------------------------------------------------------------
@@ -333,7 +360,7 @@ def as_stored(command: PlaceOrder, outcome: Outcome | None) -> dict[str, str]:
     }
 
 
-def _asked(command: PlaceOrder) -> dict[str, Any]:
+def asked(command: PlaceOrder) -> dict[str, Any]:
     """The fields of a new order that only its command knows (the read model keeps none)."""
     return {
         "closePosition": command.close_position,
@@ -342,17 +369,47 @@ def _asked(command: PlaceOrder) -> dict[str, Any]:
     }
 
 
-async def _done(gw: Gateway, caller: int, order_id: int) -> tuple[int, int, int] | None:
+async def done_of(gw: Gateway, caller: int, order_id: int) -> tuple[int, int, int] | None:
     return executions(await gw.reads.fills(caller, 500)).get(order_id)
 
 
-def _owner(gw: Gateway, caller: int, fields: dict[str, str] | None) -> SymbolSpec | None:
+def owner(gw: Gateway, caller: int, fields: dict[str, str] | None) -> SymbolSpec | None:
     if fields is None or int(fields.get("user_id", -1)) != caller:
         return None
     return gw.symbols.get(fields.get("symbol", ""))
 
 
 # --- endpoints ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A placement as it came out: the order (``order:{id}`` fields) on ``spec``, its fills,
+    and, for a new order (not a retry's original), the fields only its command knows."""
+
+    spec: SymbolSpec
+    fields: dict[str, str]
+    done: tuple[int, int, int] | None = None
+    asked: dict[str, Any] | None = None
+
+
+async def settle(gw: Gateway, caller: int, spec: SymbolSpec, command: PlaceOrder) -> Settled:
+    """Place a validated order by the original flow (``api.trading.place``) and wait for what
+    matching did: the order, a retried client id's original, or Binance's refusal."""
+    placed = await place(gw, caller, command)
+    if placed.stored is not None:
+        stored = placed.stored
+        done = await done_of(gw, caller, int(stored["order_id"]))
+        return Settled(gw.symbols[stored["symbol"]], stored, done)
+    outcome = placed.outcome
+    if outcome is None:
+        if placed.pending != command.order_id:  # a retry whose original is still on its way
+            return Settled(spec, as_stored(command, None) | {"order_id": str(placed.pending)})
+        raise timed_out()
+    if outcome.status == OrderStatus.REJECTED:
+        raise engines_refusal(outcome.code, outcome.msg)
+    done = await done_of(gw, caller, command.order_id) if outcome.filled else None
+    return Settled(spec, as_stored(command, outcome), done, asked(command))
 
 
 async def _new_order(gw: Gateway, caller: int, params: dict[str, str]) -> dict:
@@ -368,20 +425,10 @@ async def _new_order(gw: Gateway, caller: int, params: dict[str, str]) -> dict:
         raise not_valid("newOrderRespType")
     if respond == "ACK":
         return await _acknowledged(gw, caller, spec, command)
-    placed = await place(gw, caller, command)
-    if placed.stored is not None:
-        stored = placed.stored
-        order_id = int(stored["order_id"])
-        return order_object(gw.symbols[stored["symbol"]], stored, await _done(gw, caller, order_id))
-    outcome = placed.outcome
-    if outcome is None:
-        if placed.pending != command.order_id:  # a retry whose original is still on its way
-            return order_object(spec, as_stored(command, None) | {"order_id": str(placed.pending)})
-        raise timed_out()
-    if outcome.status == OrderStatus.REJECTED:
-        raise engines_refusal(outcome.code, outcome.msg)
-    done = await _done(gw, caller, command.order_id) if outcome.filled else None
-    shown = order_object(spec, as_stored(command, outcome), done, **_asked(command))
+    got = await settle(gw, caller, spec, command)
+    if got.asked is None:
+        return order_object(got.spec, got.fields, got.done)
+    shown = order_object(got.spec, got.fields, got.done, **got.asked)
     shown["updateTime"] = max(shown["updateTime"], gw.now_ns() // 1_000_000)
     return shown
 
@@ -405,7 +452,7 @@ async def _acknowledged(gw: Gateway, caller: int, spec: SymbolSpec, command: Pla
         raise
     if not taken:
         raise timed_out()
-    return order_object(spec, as_stored(command, None), **_asked(command))
+    return order_object(spec, as_stored(command, None), **asked(command))
 
 
 @router.post("/fapi/v1/order")
@@ -453,7 +500,7 @@ async def _order_of(gw: Gateway, caller: int, params: dict[str, str]) -> tuple[S
         fields = await gw.reads.order_by_client_id(caller, coid)
     else:
         raise mandatory("orderId")
-    if fields is None or _owner(gw, caller, fields) is not spec:
+    if fields is None or owner(gw, caller, fields) is not spec:
         raise ApiError(400, codes.NO_SUCH_ORDER, NO_ORDER)
     return spec, fields
 
@@ -461,7 +508,44 @@ async def _order_of(gw: Gateway, caller: int, params: dict[str, str]) -> tuple[S
 @router.get("/fapi/v1/order")
 async def query_order(call: SignedCall, gw: Gw) -> dict:
     spec, fields = await _order_of(gw, call.user_id, call.params)
-    return order_object(spec, fields, await _done(gw, call.user_id, int(fields["order_id"])))
+    return order_object(spec, fields, await done_of(gw, call.user_id, int(fields["order_id"])))
+
+
+@router.put("/fapi/v1/order")
+async def modify_order(call: SignedCall, gw: Gw) -> dict:
+    """Change an open limit order's price and quantity (Binance's Modify Order) by the original
+    amend flow; answer the order as it is once amended."""
+    caller, params = call.user_id, call.params
+    spec, fields = await _order_of(gw, caller, params)
+    side = params.get("side")
+    if not side:
+        raise mandatory("side")
+    if side.upper() not in SIDES:
+        raise ApiError(400, codes.INVALID_SIDE, "Invalid side.")
+    if side.lower() != fields.get("side"):
+        raise not_valid("side")
+    if params.get("priceMatch", "NONE").upper() != "NONE":
+        raise not_valid("priceMatch")
+    for name in ("quantity", "price"):
+        if not params.get(name):
+            raise mandatory(name)
+    order_id = int(fields["order_id"])
+    try:
+        outcome = await amend_open(gw, caller, spec, order_id, params["price"], params["quantity"])
+    except ApiError as error:
+        raise binance_refusal(error) from None
+    if outcome is None:
+        raise timed_out()
+    if outcome.status == OrderStatus.REJECTED:
+        raise engines_refusal(outcome.code, outcome.msg)
+    event = cast(OrderAmended, outcome.event)  # an amend is settled by its OrderAmended
+    now = await gw.reads.order(order_id, caller)  # waits for the amend to show
+    if now is not None and owner(gw, caller, now) is spec:
+        fields = now
+    amended = {"price": "" if event.price is None else str(event.price), "qty": str(event.qty)}
+    shown = order_object(spec, fields | amended, await done_of(gw, caller, order_id))
+    shown["updateTime"] = max(shown["updateTime"], gw.now_ns() // 1_000_000)
+    return shown
 
 
 @router.delete("/fapi/v1/order")
@@ -488,14 +572,14 @@ async def cancel_order(call: SignedCall, gw: Gw) -> dict:
         raise engines_refusal(outcome.code, outcome.msg)
     cancelled = outcome.order_id or order_id or 0
     fields = await gw.reads.order(cancelled, caller)  # waits for the cancel to show
-    if fields is None or _owner(gw, caller, fields) is not spec:
+    if fields is None or owner(gw, caller, fields) is not spec:
         fields = {
             "order_id": str(cancelled),
             "qty": str(outcome.qty),
             "client_order_id": coid or "",
         }
     fields = fields | {"status": str(outcome.status), "filled": str(outcome.filled)}
-    return order_object(spec, fields, await _done(gw, caller, cancelled))
+    return order_object(spec, fields, await done_of(gw, caller, cancelled))
 
 
 @router.delete("/fapi/v1/allOpenOrders")
@@ -517,31 +601,39 @@ async def _listed(gw: Gateway, caller: int, open_only: bool, spec: SymbolSpec | 
         here = gw.symbols.get(fields.get("symbol", ""))
         if here is None or (spec is not None and here is not spec):
             continue
+        if open_only and waiting(fields):  # an open algo order (``openAlgoOrders``)
+            continue
         shown.append(order_object(here, fields, done.get(int(fields["order_id"]))))
     return sorted(shown, key=lambda o: o["orderId"])
 
 
 @router.get("/fapi/v1/openOrders")
 async def open_orders(call: SignedCall, gw: Gw) -> list[dict]:
-    """The caller's open orders (untriggered conditional ones too), on one symbol or all."""
+    """The caller's open orders, on one symbol or all. Conditional orders waiting for their
+    trigger are not among them (as on Binance): ``GET /fapi/v1/openAlgoOrders`` lists them."""
     name = call.params.get("symbol")
     spec = gw.binance.spec(name) if name else None
     return await _listed(gw, call.user_id, True, spec)
 
 
 def window(
-    params: dict[str, str], rows: list[dict], id_field: str, from_name: str, default: int = 500
+    params: dict[str, str],
+    rows: list[dict],
+    id_field: str,
+    from_name: str,
+    default: int = 500,
+    time_field: str = "time",
 ) -> list:
     """Binance's paging of a history, oldest first: ids from ``from_name`` on, else the
-    ``limit`` newest; ``startTime``/``endTime`` (ms) bound ``time``."""
+    ``limit`` newest; ``startTime``/``endTime`` (ms) bound ``time_field``."""
     start, end = number(params, "startTime"), number(params, "endTime")
     first = number(params, from_name)
     limit = limit_of(params, default)
     rows = [
         row
         for row in rows
-        if (start is None or row["time"] >= start)
-        and (end is None or row["time"] <= end)
+        if (start is None or row[time_field] >= start)
+        and (end is None or row[time_field] <= end)
         and (first is None or row[id_field] >= first)
     ]
     return rows[:limit] if first is not None else rows[-limit:]

@@ -21,9 +21,11 @@ from requests.structures import CaseInsensitiveDict
 
 from libs import codes
 from libs.messages import (
+    AmendOrder,
     CancelAll,
     CancelOrder,
     Message,
+    OrderAmended,
     OrderCancelled,
     OrderRejected,
     OrderStatus,
@@ -68,7 +70,8 @@ class Signer:
 
 
 def accept(filled: int = 0) -> Answer:
-    """Engines that accept an order and fill ``filled`` lots of it; cancel what is asked."""
+    """Engines that accept an order and fill ``filled`` lots of it; cancel and amend what is
+    asked."""
 
     def answer(kind: Kind, request: Message) -> Outcome | None:
         if isinstance(request, PlaceOrder):
@@ -90,6 +93,19 @@ def accept(filled: int = 0) -> Answer:
             return Outcome(
                 OrderStatus.CANCELLED, request.order_id, request.symbol, 10, 0, event=event
             )
+        if isinstance(request, AmendOrder):
+            amended = OrderAmended(
+                symbol=request.symbol,
+                seq=1,
+                cmd_offset=0,
+                order_id=request.order_id,
+                user_id=request.user_id,
+                request_id=request.request_id,
+                price=request.price,
+                qty=request.qty or 10,
+                kept_priority=False,
+            )
+            return Outcome(OrderStatus.NEW, request.order_id, request.symbol, event=amended)
         return None
 
     return answer
@@ -122,6 +138,7 @@ def stack() -> Iterator[Stack]:
 def resting(order_id: int, user_id: int = MINE, coid: str = "mine", **more: Any) -> Order:
     """An open BTC-PERP limit buy of 0.010 at 50000.0, as the projector writes it."""
     fields: dict[str, Any] = {
+        "symbol": "BTC-PERP",
         "side": "buy",
         "order_type": "limit",
         "tif": "GTC",
@@ -133,7 +150,6 @@ def resting(order_id: int, user_id: int = MINE, coid: str = "mine", **more: Any)
     return Order(
         order_id=order_id,
         user_id=user_id,
-        symbol="BTC-PERP",
         request_id=f"r{order_id}",
         requested=True,
         client_order_id=coid,
@@ -465,19 +481,132 @@ def test_cancel_all_answers_binances_done(stack: Stack) -> None:
     assert isinstance(stack.produced[0][1], CancelAll)
 
 
+# --- PUT /fapi/v1/order -------------------------------------------------------------------
+
+MODIFY = {"symbol": "BTCUSDT", "side": "BUY", "orderId": 78, "quantity": "0.020", "price": "50100"}
+
+
+def test_a_modify_amends_the_order_by_the_original_flow_and_answers_the_order(
+    stack: Stack,
+) -> None:
+    stack.seed_order(resting(78))
+    reply = Signer(stack).call("PUT", "/fapi/v1/order", MODIFY)
+    ((_, command),) = stack.produced
+    assert isinstance(command, AmendOrder)
+    assert (command.order_id, command.price, command.qty) == (78, 501_000, 20)
+    order = reply.json()
+    assert reply.status_code == 200 and set(order) == ORDER_FIELDS
+    assert (order["orderId"], order["price"], order["origQty"], order["status"]) == (
+        78,
+        "50100.0",
+        "0.020",
+        "NEW",
+    )
+    parsed = ccxt.binanceusdm().parse_order(order)
+    assert (parsed["id"], parsed["price"], parsed["amount"]) == ("78", 50100.0, 0.02)
+
+
+def test_a_modify_finds_the_order_by_its_client_id(stack: Stack) -> None:
+    stack.seed_order(resting(78, coid="mine"))
+    params = {k: v for k, v in MODIFY.items() if k != "orderId"} | {"origClientOrderId": "mine"}
+    assert Signer(stack).call("PUT", "/fapi/v1/order", params).json()["orderId"] == 78
+
+
+MODIFY_REFUSALS: list[tuple[str, dict[str, Any], int, str, type[Exception]]] = [
+    (
+        "the other side",
+        {"side": "SELL"},
+        -1130,
+        "Data sent for parameter 'side' is not valid.",
+        ccxt.BadRequest,
+    ),
+    (
+        "no price",
+        {"price": ""},
+        -1102,
+        "Mandatory parameter 'price' was not sent, was empty/null, or malformed.",
+        ccxt.BadRequest,
+    ),
+    (
+        "no quantity",
+        {"quantity": ""},
+        -1102,
+        "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.",
+        ccxt.BadRequest,
+    ),
+    (
+        "off the tick grid",
+        {"price": "50100.05"},
+        -1013,
+        "Filter failure: PRICE_FILTER",
+        ccxt.InvalidOrder,
+    ),
+    (
+        "off the lot grid",
+        {"quantity": "0.0205"},
+        -1013,
+        "Filter failure: LOT_SIZE",
+        ccxt.InvalidOrder,
+    ),
+    ("an unknown order", {"orderId": 999}, -2013, "Order does not exist.", ccxt.OrderNotFound),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "params", "code", "msg", "error"),
+    MODIFY_REFUSALS,
+    ids=[r[0] for r in MODIFY_REFUSALS],
+)
+def test_a_bad_modify_is_refused_as_binance_does(
+    stack: Stack, what: str, params: dict, code: int, msg: str, error: type[Exception]
+) -> None:
+    stack.seed_order(resting(78))
+    reply = Signer(stack).call("PUT", "/fapi/v1/order", MODIFY | params)
+    refused(reply, code, msg)
+    assert raised(reply) is error
+    assert stack.produced == []
+
+
+@pytest.mark.parametrize(
+    ("code", "msg", "words", "error"),
+    [
+        (codes.NO_NEED_TO_MODIFY, "No need to modify", "No need to modify the order.", None),
+        (codes.UNKNOWN_ORDER, "Unknown order sent", "Unknown order sent.", ccxt.OrderNotFound),
+    ],
+)
+def test_the_matchers_refusal_of_a_modify_is_worded_as_binance_words_it(
+    code: int, msg: str, words: str, error: type[Exception] | None
+) -> None:
+    with started(reject(code, msg)) as stack:
+        stack.seed_order(resting(78))
+        reply = Signer(stack).call("PUT", "/fapi/v1/order", MODIFY)
+        refused(reply, code, words)
+        if error is not None:
+            assert raised(reply) is error
+
+
+def test_a_modify_unanswered_in_time_is_binances_timeout() -> None:
+    with started(unanswered) as stack:
+        stack.seed_order(resting(78))
+        reply = Signer(stack).call("PUT", "/fapi/v1/order", MODIFY)
+        assert (reply.status_code, reply.json()["code"]) == (503, -1007)
+
+
 # --- lists --------------------------------------------------------------------------------
 
 
 def test_open_and_all_orders_list_the_callers_orders_oldest_first(stack: Stack) -> None:
     stack.seed_order(resting(78))
     stack.seed_order(resting(79, coid="m2"))
+    waiting = {"order_type": "stop_market", "price": None, "stop_price": 490_000}
+    stack.seed_order(resting(76, coid="stop", **waiting))  # an algo order: openAlgoOrders
     stack.seed_order(resting(80, coid="m3", status=OrderStatus.FILLED, filled=10), open_=False)
     stack.seed_order(resting(77, THEIRS, "theirs"))
     signer = Signer(stack)
     opened = signer.call("GET", "/fapi/v1/openOrders").json()
     assert [o["orderId"] for o in opened] == [78, 79]
     everything = signer.call("GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"}).json()
-    assert [o["orderId"] for o in everything] == [78, 79, 80]
+    assert [o["orderId"] for o in everything] == [76, 78, 79, 80]
     assert everything[-1]["status"] == "FILLED"
     limited = signer.call("GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT", "limit": 1})
     assert [o["orderId"] for o in limited.json()] == [80]
@@ -591,3 +720,18 @@ def test_ccxt_places_reads_and_cancels_an_order(stack: Stack) -> None:
     assert ex.cancel_order(order["id"], "BTC/USDT:USDT")["status"] == "canceled"
     with pytest.raises(ccxt.InvalidOrder):
         ex.create_order("BTC/USDT:USDT", "limit", "buy", 0.01, 50000, {"price": "50000.05"})
+
+
+def test_ccxt_edits_an_order_through_put_order(stack: Stack) -> None:
+    stack.seed_order(resting(78))
+    ex = exchange(stack)
+    order = ex.edit_order("78", "BTC/USDT:USDT", "limit", "buy", 0.02, 50100)
+    ((_, command),) = stack.produced
+    assert isinstance(command, AmendOrder)
+    assert (command.order_id, command.price, command.qty) == (78, 501_000, 20)
+    assert (order["id"], order["status"], order["price"], order["amount"]) == (
+        "78",
+        "open",
+        50100.0,
+        0.02,
+    )
