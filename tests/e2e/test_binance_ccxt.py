@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import time
 from decimal import Decimal
@@ -64,17 +65,60 @@ def eventually(read, ok, seconds: float = 10):
     return seen
 
 
+class Blocking:
+    """ccxt's async client behind the sync client's calls: the same test runs against both.
+    Every call runs to its end on the client's own event loop."""
+
+    def __init__(self, client) -> None:
+        object.__setattr__(self, "client", client)
+        object.__setattr__(self, "loop", asyncio.new_event_loop())
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self.client, name, value)  # the client's settings (its secret, say)
+
+    def __getattr__(self, name: str):
+        found = getattr(self.client, name)
+        if not callable(found):
+            return found
+
+        def call(*args, **kwargs):
+            result = found(*args, **kwargs)  # the implicit API methods return coroutines too
+            return self.loop.run_until_complete(result) if inspect.isawaitable(result) else result
+
+        return call
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.close())
+        self.loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def connect(request, stack):
+    """Make a user's ccxt client: the sync one, or the async one run to the end of each call."""
+    made: list[Blocking] = []
+
+    def make(user: Trader):
+        if request.param == "sync":
+            return client(stack, user)
+        made.append(Blocking(client(stack, user, kind=ccxt_async.binanceusdm)))
+        return made[-1]
+
+    yield make
+    for used in made:
+        used.close()
+
+
 @pytest.fixture
-def pair(stack, trader):
+def pair(connect, trader):
     """A maker and a taker, each with ccxt and the original API's client."""
     maker, taker = trader(deposit="10000"), trader(deposit="10000")
-    yield (maker, client(stack, maker)), (taker, client(stack, taker))
+    yield (maker, connect(maker)), (taker, connect(taker))
     for user in (maker, taker):
         user.post("/cancel_all", {"symbol": "SOL-PERP"})
 
 
-def test_markets_time_and_a_bad_symbol(stack, trader):
-    ex = client(stack, trader())
+def test_markets_time_and_a_bad_symbol(connect, trader):
+    ex = connect(trader())
     markets = ex.load_markets()
     market = markets[SYMBOL]
     assert (market["id"], market["linear"], market["contract"]) == ("SOLUSDT", True, True)
@@ -100,13 +144,31 @@ def test_two_users_trade_and_ccxt_reads_what_the_original_api_reads(pair):
     trades = eventually(lambda: tx.fetch_trades(SYMBOL), bool)
     assert trades[-1]["price"] == PRICE
     assert tx.fetch_ticker(SYMBOL)["last"] == PRICE
+    assert tx.fetch_tickers([SYMBOL])[SYMBOL]["last"] == PRICE
+    assert tx.fetch_ohlcv(SYMBOL, "1m")[-1][4] == PRICE  # the close of the last minute
+    assert tx.fetch_funding_rate(SYMBOL)["symbol"] == SYMBOL
+    # a market order takes what rests: the maker's second sell
+    mx.create_order(SYMBOL, "limit", "sell", AMOUNT, PRICE + 1)
+    eventually(lambda: tx.fetch_order_book(SYMBOL), lambda book: book["asks"])
+    market = tx.create_order(SYMBOL, "market", "buy", AMOUNT)
+    assert (market["status"], market["filled"]) == ("closed", AMOUNT)
     mine = tx.fetch_my_trades(SYMBOL)
-    assert [t["order"] for t in mine][-1] == taken["id"]
+    assert mine[-1]["order"] == market["id"]
+    for user, ex in ((maker, mx), (taker, tx)):  # fills: ccxt's and the original API's agree
+        fills = {f["trade_id"]: f for f in user.get("/fills").json() if f["symbol"] == "SOL-PERP"}
+        trades = ex.fetch_my_trades(SYMBOL)
+        assert {int(t["id"]) for t in trades} == set(fills)
+        for t in trades:
+            fill = fills[int(t["id"])]
+            assert Decimal(str(t["price"])) == Decimal(fill["price"])
+            assert Decimal(str(t["amount"])) == Decimal(fill["quantity"])
+            assert Decimal(str(t["fee"]["cost"])) == Decimal(fill["fee"])
 
     for user, ex, side in ((maker, mx, "short"), (taker, tx, "long")):
         [position] = [p for p in ex.fetch_positions() if p["symbol"] == SYMBOL]
         [original] = [p for p in user.get("/positions").json() if p["symbol"] == "SOL-PERP"]
         assert position["side"] == side
+        assert Decimal(str(position["contracts"])) == 2 * Decimal(str(AMOUNT))
         assert Decimal(str(position["contracts"])) == abs(Decimal(original["size"]))
         assert Decimal(str(position["entryPrice"])) == Decimal(original["entry_price"])
         balance = ex.fetch_balance()["USDT"]
@@ -165,8 +227,8 @@ def test_conditional_orders_and_edits(pair):
     mx.cancel_order(rest["id"], SYMBOL)
 
 
-def test_errors_map_to_ccxts_exceptions(stack, trader):
-    ex = client(stack, trader(deposit="100"))
+def test_errors_map_to_ccxts_exceptions(connect, trader):
+    ex = connect(trader(deposit="100"))
     ex.load_markets()
     with pytest.raises(ccxt.InsufficientFunds):
         ex.create_order(SYMBOL, "limit", "buy", 1000, PRICE)
@@ -185,7 +247,7 @@ def test_errors_map_to_ccxts_exceptions(stack, trader):
                 "timeInForce": "GTC",
             }
         )
-    forged = client(stack, trader(deposit=""))
+    forged = connect(trader(deposit=""))
     forged.secret = "not the secret"
     with pytest.raises(ccxt.AuthenticationError):
         forged.fetch_balance()
