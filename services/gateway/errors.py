@@ -21,19 +21,33 @@ log = logging.getLogger("services.gateway")
 
 
 class ApiError(Exception):
+    """A refusal: its status, code and message; ``field``, the request's field it is about
+    (the Binance face words a refusal by it, in Binance's names)."""
+
     def __init__(
-        self, status: int, code: int, msg: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: int,
+        msg: str,
+        headers: dict[str, str] | None = None,
+        *,
+        field: str | None = None,
     ) -> None:
         super().__init__(msg)
         self.status, self.code, self.msg, self.headers = status, code, msg, headers
+        self.field = field
 
 
 def unauthorized(msg: str) -> ApiError:
     return ApiError(401, codes.UNAUTHORIZED, msg, {"WWW-Authenticate": "Bearer"})
 
 
-def invalid(msg: str) -> ApiError:
-    return ApiError(400, codes.INVALID_PARAM, msg)
+def invalid(msg: str, field: str | None = None) -> ApiError:
+    return ApiError(400, codes.INVALID_PARAM, msg, field=field)
+
+
+def missing(field: str, msg: str) -> ApiError:
+    return ApiError(400, codes.MANDATORY_PARAM, msg, field=field)
 
 
 def _body(code: int, msg: str) -> dict:

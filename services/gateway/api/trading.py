@@ -30,7 +30,7 @@ from libs.money import RATE_ONE, MoneyError, parse_rate
 from libs.symbols import SymbolSpec
 from services.gateway import views
 from services.gateway.auth import Caller, same_user
-from services.gateway.errors import ApiError, invalid
+from services.gateway.errors import ApiError, invalid, missing
 from services.gateway.lean_route import LeanRoute
 from services.gateway.replies import Kind, Outcome
 from services.gateway.schemas import (
@@ -53,9 +53,9 @@ def _parse(what: str, parse, text: str | None) -> int:
     try:
         value = parse(text)
     except MoneyError as error:
-        raise invalid(f"{what}: {error}") from None
+        raise invalid(f"{what}: {error}", what) from None
     if value > MAX_TICKS:
-        raise invalid(f"{what} is too large.")
+        raise invalid(f"{what} is too large.", what)
     return value
 
 
@@ -67,6 +67,7 @@ def _price(what: str, spec: SymbolSpec, text: str | None) -> int:
             400,
             codes.PRICE_ABOVE_MAX,
             f"{what} above the maximum {spec.ticks_to_price(spec.max_price)}.",
+            field=what,
         )
     return value
 
@@ -91,38 +92,41 @@ def to_command(body: PlaceOrderBody, spec: SymbolSpec, user_id: int, gw: Gateway
     order_type = OrderType(views.TYPE_VALUES[kind])
     if body.quantity is None:
         if not body.close_position:
-            raise ApiError(400, codes.MANDATORY_PARAM, "quantity is required.")
+            raise missing("quantity", "quantity is required.")
         qty = 0
     else:
         qty = _parse("quantity", spec.qty_to_lots, body.quantity)
         if qty <= 0:
-            raise invalid("quantity must be positive.")
+            raise invalid("quantity must be positive.", "quantity")
         if qty > spec.max_qty:
             raise ApiError(
                 400,
                 codes.QTY_ABOVE_MAX,
                 f"quantity above the maximum {spec.lots_to_qty(spec.max_qty)}.",
+                field="quantity",
             )
     price = None
     if order_type in LIMIT_PRICED:
         if body.price is None:
-            raise ApiError(400, codes.MANDATORY_PARAM, f"price is required for {kind} orders.")
+            raise missing("price", f"price is required for {kind} orders.")
         price = _price("price", spec, body.price)
         if price <= 0:
-            raise invalid("price must be positive.")
+            raise invalid("price must be positive.", "price")
     stop_price = None
     if order_type in STOP_PRICED:
         if body.stop_price is None:
-            raise ApiError(400, codes.MANDATORY_PARAM, f"stop_price is required for {kind}.")
+            raise missing("stop_price", f"stop_price is required for {kind}.")
         stop_price = _price("stop_price", spec, body.stop_price)
     callback_rate = activation_price = None
     if order_type is OrderType.TRAILING_STOP:
         if body.callback_rate is None:
-            raise ApiError(400, codes.MANDATORY_PARAM, "callback_rate is required (percent).")
+            raise missing("callback_rate", "callback_rate is required (percent).")
         percent = _parse("callback_rate", parse_rate, body.callback_rate)
         callback_rate = percent // 100
         if percent % 100 or percent > 100 * RATE_ONE:
-            raise invalid("callback_rate is a percent from 0 to 100 with at most 6 decimals.")
+            raise invalid(
+                "callback_rate is a percent from 0 to 100 with at most 6 decimals.", "callback_rate"
+            )
         if body.activation_price is not None:
             activation_price = _price("activation_price", spec, body.activation_price)
     return PlaceOrder(

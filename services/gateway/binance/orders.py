@@ -220,7 +220,7 @@ def binance_refusal(error: ApiError, names: dict[str, str] = PARAMS) -> ApiError
     """Re-word a refusal of the one validation path the way Binance words it: a price off the
     tick grid or out of bounds is PRICE_FILTER, a quantity off the lot grid LOT_SIZE, a missing
     field Binance's -1102 with Binance's name for it (``names``)."""
-    field = error.msg.split(" ", 1)[0].rstrip(":.")
+    field = error.field
     if error.code == codes.PRICE_ABOVE_MAX or (
         error.code == codes.INVALID_PARAM and field in PRICES
     ):
