@@ -209,6 +209,9 @@ def test_conditional_orders_and_edits(pair):
     # a position to protect: the taker buys from the maker
     mx.create_order(SYMBOL, "limit", "sell", AMOUNT, PRICE)
     tx.create_order(SYMBOL, "limit", "buy", AMOUNT, PRICE, {"timeInForce": "IOC"})
+    reducing = tx.create_order(SYMBOL, "limit", "sell", AMOUNT, PRICE + 3, {"reduceOnly": True})
+    assert (reducing["status"], reducing["reduceOnly"]) == ("open", True)  # it reduces: it rests
+    tx.cancel_order(reducing["id"], SYMBOL)
     stop = tx.create_order(SYMBOL, "market", "sell", AMOUNT, None, {"stopLossPrice": PRICE - 8})
     take = tx.create_order(SYMBOL, "market", "sell", AMOUNT, None, {"takeProfitPrice": PRICE + 8})
     waiting = {o["id"] for o in tx.fetch_open_orders(SYMBOL, params={"trigger": True})}

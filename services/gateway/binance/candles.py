@@ -3,7 +3,8 @@ open interest, from the projector's ``candles:``, ``funding_rates:`` and ``mark:
 
 Binance's paths, parameters, paging and fields (docs/BINANCE-API.md, "Candles and
 statistics"). Candles are built from trades by the read model (``libs/read_model/candles.py``);
-an interval without trades has no candle. Bad input is refused as Binance refuses it:
+an interval without trades has no candle there, and klines answer Binance's flat candle at the
+last close for it. Bad input is refused as Binance refuses it:
 4xx ``{"code", "msg"}``.
 """
 
@@ -19,7 +20,7 @@ from fastapi import APIRouter
 from libs import codes
 from libs.money import RATE_SCALE, format_cash, format_units
 from libs.read_model import keys
-from libs.read_model.candles import INTERVALS, MINUTE_MS, Candle
+from libs.read_model.candles import INTERVALS, MINUTE_MS, Candle, open_time
 from libs.symbols import SymbolSpec
 from services.gateway.binance.names import binance_name, mandatory
 from services.gateway.errors import ApiError
@@ -115,6 +116,37 @@ def kline_row(spec: SymbolSpec, candle: Candle, length: int) -> list:
     ]
 
 
+def contiguous(stored: list[Candle], before: Candle | None, opens: range) -> list[Candle]:
+    """Return a candle for every open time of ``opens``: the stored one, or, for an interval
+    without trades, Binance's flat candle at the last close (no volume, no trades)."""
+    by_open = {candle.open_time: candle for candle in stored}
+    close = before.close if before is not None else None
+    out = []
+    for opened in opens:
+        candle = by_open.get(opened)
+        if candle is None:
+            if close is None:
+                continue  # before the first trade: nothing to show
+            candle = Candle(opened, close, close, close, close, 0, 0, 0, 0, 0, -1, -1)
+        out.append(candle)
+        close = candle.close
+    return out
+
+
+def _opens(
+    oldest: int, now: int, length: int, start: int | None, end: int | None, count: int
+) -> range:
+    """The open times Binance answers: from ``start`` the oldest ``count`` opening at or
+    after it; with only ``end`` the newest ``count`` opening up to it; with neither the newest
+    ``count``; never after the interval now open, nor before the oldest candle kept."""
+    last = open_time(now if end is None else min(end, now), length)
+    if start is not None:
+        first = max(-(-start // length) * length, oldest)
+        return range(first, min(last, first + (count - 1) * length) + 1, length)
+    first = max(last - (count - 1) * length, oldest)
+    return range(first, last + 1, length)
+
+
 @router.get("/fapi/v1/klines")
 async def klines(
     gw: Gw,
@@ -124,13 +156,32 @@ async def klines(
     endTime: str | None = None,
     limit: str | None = None,
 ) -> list[list]:
-    """A symbol's candles of one interval, oldest first."""
+    """A symbol's candles of one interval, oldest first, one per interval as Binance has them:
+    an interval without trades is a flat candle at the last close."""
     spec = gw.binance.spec(symbol)
     name, length = _interval(interval)
     start, end = _window(startTime, endTime)
     count = _limit(limit, KLINES_DEFAULT, KLINES_MAX)
-    members = await _page(gw, keys.candles_key(spec.name, name), start, end, count)
-    return [kline_row(spec, Candle.from_member(m), length) for m in members]
+    key = keys.candles_key(spec.name, name)
+    redis = gw.reads.redis
+    oldest = cast("list[str]", await redis.zrange(key, 0, 0))
+    if not oldest:
+        return []
+    opens = _opens(
+        Candle.from_member(oldest[0]).open_time, gw.now_ns() // 1_000_000, length, start, end, count
+    )
+    if not opens:
+        return []
+    stored = cast("list[str]", await redis.zrangebyscore(key, opens[0], opens[-1]))
+    before = cast(
+        "list[str]", await redis.zrevrangebyscore(key, opens[0] - 1, "-inf", start=0, num=1)
+    )
+    candles = contiguous(
+        [Candle.from_member(m) for m in stored],
+        Candle.from_member(before[0]) if before else None,
+        opens,
+    )
+    return [kline_row(spec, candle, length) for candle in candles]
 
 
 # --- ticker/24hr --------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def klines(stack: Stack, **params: Any) -> Any:
 
 
 def test_a_kline_is_binances_row_of_the_candle(stack: Stack, minutes: Feed) -> None:
-    reply = klines(stack, interval="1m", limit="1")
+    reply = klines(stack, interval="1m", limit="1", endTime=str(T0 + 9 * MINUTE))
     assert reply.status_code == 200
     assert reply.json() == [
         [
@@ -118,9 +118,10 @@ def test_a_kline_is_binances_row_of_the_candle(stack: Stack, minutes: Feed) -> N
 
 def test_klines_rows_parse_with_ccxt(stack: Stack, minutes: Feed) -> None:
     parsed = [ccxt.binanceusdm().parse_ohlcv(row) for row in klines(stack, interval="1m").json()]
-    assert [p[0] for p in parsed] == [T0 + n * MINUTE for n in range(10)]
+    assert [p[0] for p in parsed] == [T0 + n * MINUTE for n in range(11)]  # now is in minute 10
     assert parsed[0] == [T0, 50000.0, 50000.0, 50000.0, 50000.0, 0.001]
-    assert parsed[-1] == [T0 + 9 * MINUTE, 50009.0, 50009.0, 49900.0, 49900.0, 0.015]
+    assert parsed[-2] == [T0 + 9 * MINUTE, 50009.0, 50009.0, 49900.0, 49900.0, 0.015]
+    assert parsed[-1] == [T0 + 10 * MINUTE, 49900.0, 49900.0, 49900.0, 49900.0, 0.0]  # no trade yet
 
 
 def test_klines_page_as_binance_pages_them(stack: Stack, minutes: Feed) -> None:
@@ -129,8 +130,8 @@ def test_klines_page_as_binance_pages_them(stack: Stack, minutes: Feed) -> None:
         assert reply.status_code == 200, reply.json()
         return [(row[0] - T0) // MINUTE for row in reply.json()]
 
-    assert opens() == list(range(10))  # the newest 500
-    assert opens(limit="3") == [7, 8, 9]  # the newest
+    assert opens() == list(range(11))  # the newest 500, up to the minute now open
+    assert opens(limit="3") == [8, 9, 10]  # the newest
     assert opens(startTime=str(T0 + 2 * MINUTE), limit="3") == [2, 3, 4]  # the oldest from there
     assert opens(startTime=str(T0 + 2 * MINUTE + 1), limit="2") == [3, 4]  # opening at or after
     assert opens(endTime=str(T0 + 5 * MINUTE), limit="2") == [4, 5]  # the newest up to there
@@ -138,6 +139,32 @@ def test_klines_page_as_binance_pages_them(stack: Stack, minutes: Feed) -> None:
     assert opens(**both) == [2, 3, 4, 5, 6]
     assert opens(**both, limit="2") == [2, 3]
     assert opens(startTime=str(NOW)) == []
+
+
+def test_an_interval_without_trades_is_binances_flat_candle_at_the_last_close(
+    stack: Stack,
+) -> None:
+    feed = Feed()
+    feed.batch((T0 + 1_000) * MS, [(500_000, 1, True)])
+    feed.batch((T0 + 3 * MINUTE + 1_000) * MS, [(500_100, 2, False)])
+    project(stack, feed)
+    rows = klines(stack, interval="1m", endTime=str(T0 + 3 * MINUTE)).json()
+    assert [(r[0] - T0) // MINUTE for r in rows] == [0, 1, 2, 3]
+    assert rows[1][1:9] == [
+        "50000.0",
+        "50000.0",
+        "50000.0",
+        "50000.0",
+        "0.000",
+        T0 + 2 * MINUTE - 1,
+        "0",
+        0,
+    ]
+    assert rows[2][4] == "50000.0" and rows[3][4] == "50010.0"
+    # never before the first trade kept, nor past the minute now open
+    assert (
+        (klines(stack, interval="1m", startTime=str(T0 - 5 * MINUTE), limit="2").json()[0][0]) == T0
+    )
 
 
 def test_longer_intervals_gather_the_minutes(stack: Stack, minutes: Feed) -> None:
