@@ -15,6 +15,17 @@ Per user, besides orders and fills:
 - ``positions:{user}``: symbol -> JSON ``{"size", "entry_notional", "fees"}`` of each open
   position (signed lots, cash); the view (PnL, liquidation price, ...) is computed on read from
   these, the balance and the marks (``libs/read_model/positions.py``).
+- ``income:{user}``: a sorted set of the user's income rows (Binance's ``GET /fapi/v1/income``),
+  each scored by its time (ms) and stored as JSON ``{"symbol", "incomeType", "income", "time",
+  "tranId", "tradeId"}`` (cash; ``tradeId`` "" when none): ``REALIZED_PNL`` and ``COMMISSION``
+  from each ``PositionChanged`` (its ``realised_pnl``, minus its ``fee``; a zero amount makes
+  no row) at the time of the fill's batch, ``FUNDING_FEE`` from ``FundingPaid`` at its funding
+  time, ``INSURANCE_CLEAR`` from ``LiquidationSettled`` (minus its ``insurance_delta``: what
+  went from the user to the fund, or came back) at the time of the record that ended the
+  liquidation. ``tranId`` is a 52-bit hash of the row's identity; the newest ``INCOME_KEPT``.
+- ``realised_pnl:{user}``: a sorted set of the realised PnL of each fill that realised some,
+  scored by the fill's time (ms, its ``fills:{user}`` ``ts``) and stored as the JSON array
+  ``[symbol, trade_id, realised_pnl]`` (cash); the newest ``FILLS_KEPT``, like the fills.
 Per symbol: ``mark:{symbol}`` (``mark``, ``index`` in ticks, ``ts`` in ns, ``open_interest``:
 the lots of the long positions as of that mark) and ``funding:{symbol}`` (``rate`` of the last
 funding, 1e-8; ``next_funding_time`` in ns).
@@ -32,10 +43,13 @@ Per symbol, the history the Binance face serves (``libs/read_model/candles.py``)
   scored by its funding time (ms) and stored as JSON ``{"funding_time", "rate", "mark"}`` (ns,
   1e-8, ticks; ``mark`` 0 when the event did not tell it); the newest ``FUNDING_RATES_KEPT``.
 
-Trades, fills and candles take the time of their matcher batch (``BatchCompleted.ts``, in ms),
-per symbol never earlier than the symbol's previous trades: a function of the log, so a rebuild
-gives the same times. The newest ``trades:{symbol}`` entry's ``ts`` is that clock when the
-projector restores from Redis.
+Trades, fills, candles and income rows take the time of their matcher batch
+(``BatchCompleted.ts``, in ms), per symbol never earlier than the symbol's previous trades: a
+function of the log, so a rebuild gives the same times. The newest ``trades:{symbol}`` entry's
+``ts`` is that clock when the projector restores from Redis. A position event tells no time:
+the projector remembers the time of each matcher record that can cause an income row in
+``projector:record_times`` (``record_time_field`` -> ms, the newest ``RECORD_TIMES_KEPT``),
+and a restart loads it.
 """
 
 from __future__ import annotations
@@ -50,6 +64,11 @@ CANDLES_KEPT = 1500
 """Candles kept per symbol and interval in ``candles:{symbol}:{interval}`` (Binance's page)."""
 FUNDING_RATES_KEPT = 1000
 """Fundings kept per symbol in ``funding_rates:{symbol}``."""
+INCOME_KEPT = 1000
+"""Income rows kept per user in ``income:{user}`` (Binance's largest page)."""
+RECORD_TIMES_KEPT = 100_000
+"""Matcher record times kept in ``projector:record_times``: how far (in fills and liquidation
+ends) a position event may lag its cause and still take its batch's time."""
 
 ORDER_KEY_PREFIX = "order:"
 
@@ -60,6 +79,8 @@ OFFSETS_KEY = "projector:offsets"
 HELD_KEY = "projector:held"
 """Hash order id -> ``1`` / ``0`` (request seen or not) of the orders the projector holds in
 memory: open, pending, or closed but still waiting for their ``PlaceOrder``."""
+RECORD_TIMES_KEY = "projector:record_times"
+"""Hash ``record_time_field`` -> ms: the times of the matcher records income rows may need."""
 
 OWNED_PATTERNS = (
     "account:*",
@@ -75,6 +96,8 @@ OWNED_PATTERNS = (
     "book:*",
     "trades:*",
     "fills:*",
+    "income:*",
+    "realised_pnl:*",
     "projector:*",
 )
 """Every key the projector writes: what a rebuild from offset 0 deletes first."""
@@ -110,6 +133,24 @@ def trades_key(symbol: str) -> str:
 
 def fills_key(user_id: int) -> str:
     return f"fills:{user_id}"
+
+
+def income_key(user_id: int) -> str:
+    return f"income:{user_id}"
+
+
+def realised_pnl_key(user_id: int) -> str:
+    return f"realised_pnl:{user_id}"
+
+
+def record_time_field(partition: int, offset: int) -> str:
+    """The ``projector:record_times`` field of a ``matcher.events`` record."""
+    return f"{partition}:{offset}"
+
+
+def parse_record_time_field(field: str) -> tuple[int, int]:
+    partition, _, offset = field.partition(":")
+    return int(partition), int(offset)
 
 
 def account_key(user_id: int) -> str:

@@ -182,6 +182,26 @@ class ReadModel:
             json.loads(f) for f in await self.redis.lrange(keys.fills_key(user_id), 0, limit - 1)
         ]
 
+    async def income(self, user_id: int, low_ms: int, high_ms: int) -> list[dict]:
+        """Return the user's income rows timed ``low_ms``..``high_ms``, oldest first."""
+        await self.caught_up(user_id, Read.POSITIONS)
+        key = keys.income_key(user_id)
+        return [
+            json.loads(row)
+            for row in cast(list[str], await self.redis.zrangebyscore(key, low_ms, high_ms))
+        ]
+
+    async def realised_pnl(self, user_id: int, low_ms: int, high_ms: int) -> dict[tuple, int]:
+        """Return (symbol, trade id) -> realised PnL of the user's fills timed
+        ``low_ms``..``high_ms`` that realised some."""
+        await self.caught_up(user_id, Read.POSITIONS)
+        key = keys.realised_pnl_key(user_id)
+        found = {}
+        for member in cast(list[str], await self.redis.zrangebyscore(key, low_ms, high_ms)):
+            symbol, trade_id, pnl = json.loads(member)
+            found[(symbol, trade_id)] = pnl
+        return found
+
     async def mark(self, symbol: str) -> dict[str, str]:
         """Return ``mark``, ``index``, ``ts`` (each missing before the first mark)."""
         return cast(StrHash, await self.redis.hgetall(keys.mark_key(symbol)))

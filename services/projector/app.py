@@ -141,7 +141,13 @@ class RedisReadModel:
             if value is not None
         }
         candles, clock = self._candles(specs)
-        return Projection.restore(topics, specs, offsets, orders, update_ids, candles, clock)
+        record_times = {
+            keys.parse_record_time_field(str(name)): int(value)
+            for name, value in self.client.hgetall(keys.RECORD_TIMES_KEY).items()
+        }
+        return Projection.restore(
+            topics, specs, offsets, orders, update_ids, candles, clock, record_times
+        )
 
     def _candles(
         self, specs: dict[str, SymbolSpec]

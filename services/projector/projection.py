@@ -50,6 +50,8 @@ from libs.messages import (
     AccountUpdated,
     AutoDeleveraged,
     BatchCompleted,
+    Cause,
+    Deleveraged,
     FundingPaid,
     FundingRateSet,
     LeverageSet,
@@ -75,9 +77,10 @@ from libs.read_model import keys
 from libs.read_model.candles import Candle
 from libs.redis_batch import Command, flat
 from libs.symbols import SymbolSpec
-from libs.topics import Topics, physical_topic
+from libs.topics import MATCHER_EVENTS, Topics, physical_topic
 from services.projector.candles import Candles
 from services.projector.depth import Book
+from services.projector.income import Income
 from services.projector.orders import LIQUIDATION_ID_BIT, Order
 from services.projector.pictures import Pictures
 
@@ -99,6 +102,18 @@ return #old
 """Drop a user's orders beyond the newest ``ORDER_HISTORY`` (KEYS: the user's ``orders:all``,
 ``projector:held``; ARGV: the limit, the order key prefix, the user's client-id key prefix), with
 their hashes and client-id keys. Orders the projector still holds (open, pending) are kept."""
+
+
+def _may_cause_income(event: Message) -> bool:
+    """Whether a matcher event may cause an income row: a fill or deleverage (a position
+    change), or the end of a liquidation order (its settlement)."""
+    kind = type(event)
+    if kind is OrderFilled or kind is Deleveraged:
+        return True
+    if kind is OrderExpired or kind is OrderRejected or kind is OrderCancelled:
+        order_id = getattr(event, "order_id", None) or 0
+        return order_id & LIQUIDATION_ID_BIT != 0
+    return False
 
 
 def _json(value: object) -> bytes:
@@ -130,10 +145,11 @@ class Projection:
         self.books: dict[str, Book] = {symbol: Book() for symbol in specs}
         self.offsets: dict[tuple[str, int], int] = {}
         """Per partition, the offset after the last record applied (what Redis will cover)."""
-        self._batches: dict[tuple[str, int], list[Message | None]] = {}
+        self._batches: dict[tuple[str, int], list[tuple[int, Message | None]]] = {}
         self._waiting: dict[tuple[str, int], deque[Input]] = {}
         self._inputs = frozenset(projected_topics(topics))
         self.candles = Candles()
+        self.income = Income()
         self._batch_ts = 0  # ns: the time of the matcher batch being applied
         # each handler takes the kind it is keyed by (Any: a dict cannot say so per entry)
         self._matcher: dict[type[Message], Callable[[Any], None]] = {
@@ -170,14 +186,16 @@ class Projection:
         update_ids: dict[str, int],
         candles: dict[str, dict[str, Candle]] | None = None,
         clock: dict[str, int] | None = None,
+        record_times: dict[tuple[int, int], int] | None = None,
     ) -> Projection:
         """Return the projection that wrote this Redis state: its offsets, the orders it held,
         each book's update id (the level totals follow from the open orders), the newest
-        candle of each series (symbol -> interval -> candle) and each symbol's clock (the
-        newest trade's ``ts``)."""
+        candle of each series (symbol -> interval -> candle), each symbol's clock (the
+        newest trade's ``ts``) and the remembered matcher record times (``income.py``)."""
         projection = cls(topics, specs)
         projection.offsets = dict(offsets)
         projection.candles = Candles(candles, clock)
+        projection.income = Income(record_times)
         for symbol, update_id in update_ids.items():
             projection._book_of(symbol).update_id = update_id
         for order in held:
@@ -218,19 +236,22 @@ class Projection:
     def _matcher_record(self, key: tuple[str, int], item: Input) -> None:
         batch = self._batches.setdefault(key, [])
         completed = item.message
-        batch.append(completed)
+        batch.append((item.offset, completed))
         if type(completed) is not BatchCompleted:
             return
         del self._batches[key]
         self._batch_ts = completed.ts
         # every record of matcher.events is a matcher event, and each names its symbol
-        symbols = {event.symbol for event in batch if event is not None}  # type: ignore[attr-defined]
+        symbols = {event.symbol for _, event in batch if event is not None}  # type: ignore[attr-defined]
         try:
-            for event in batch:
+            for offset, event in batch:
                 if event is not None and event.symbol in self.specs:  # type: ignore[attr-defined]
                     handler = self._matcher.get(type(event))
                     if handler is not None:
                         handler(event)
+                    if _may_cause_income(event):
+                        at = self.candles.time(event.symbol, self._batch_ts)  # type: ignore[attr-defined]
+                        self.income.remember(item.partition, offset, at)
         finally:
             self.candles.settle()
             self._advance(key, item.offset)
@@ -314,6 +335,7 @@ class Projection:
             out.append(("LTRIM", key, 0, keep - 1))
         out += self.candles.commands()
         out += self._pictures.commands()
+        out += self.income.commands()
         for symbol in sorted(self._changed_books):
             book = self.books[symbol]
             out.append(
@@ -613,6 +635,7 @@ class Projection:
 
     def _position(self, event: PositionChanged) -> None:
         self._pictures.position(event)
+        self.income.position(event, self._time_of(event.cause, event.symbol))
         self._publish(
             keys.user_channel(event.user_id),
             {
@@ -626,6 +649,7 @@ class Projection:
         )
 
     def _funding_paid(self, event: FundingPaid) -> None:
+        self.income.funding(event)
         self._publish(
             keys.user_channel(event.user_id),
             {
@@ -645,6 +669,8 @@ class Projection:
             for name in event.__struct_fields__
             if name not in ("seq", "cause", "user_id")
         }
+        if type(event) is LiquidationSettled:
+            self.income.liquidation(event, self._time_of(event.cause, event.symbol))
         kind = {
             LiquidationTriggered: "triggered",
             LiquidationSettled: "settled",
@@ -653,6 +679,13 @@ class Projection:
         self._publish(
             keys.user_channel(event.user_id), {"type": "liquidation", "event": kind, **body}
         )
+
+    def _time_of(self, cause: Cause, symbol: str) -> int:
+        """The time (ms) of a position event: its matcher cause's, else the symbol's clock."""
+        otherwise = self.candles.time(symbol, 0)
+        if cause.topic != MATCHER_EVENTS:
+            return otherwise
+        return self.income.time_of(cause, otherwise)
 
     def _mark(self, event: MarkPriceUpdated) -> None:
         self._pictures.mark(event)

@@ -20,7 +20,14 @@ from libs.perpetual import ceil_div
 from libs.symbols import SymbolSpec
 from services.gateway.api.account import set_leverage
 from services.gateway.binance.names import binance_name, mandatory
-from services.gateway.binance.orders import engines_refusal, flag, not_valid, timed_out, window
+from services.gateway.binance.orders import (
+    engines_refusal,
+    flag,
+    limit_of,
+    not_valid,
+    number,
+    timed_out,
+)
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
 from services.gateway.schemas import LeverageBody
@@ -407,32 +414,58 @@ async def change_margin_type(call: SignedCall, gw: Gw, request: Request) -> dict
     return SUCCESS
 
 
+INCOME_TYPES = ("REALIZED_PNL", "COMMISSION", "FUNDING_FEE", "INSURANCE_CLEAR")
+"""The income types the read model keeps (``income:{user}``); others are never there."""
+RECENT_MS = 7 * 24 * 3600 * 1000
+"""Without ``startTime`` and ``endTime``, Binance answers from the last 7 days."""
+
+
 @router.get("/fapi/v1/income")
 async def income(call: SignedCall, gw: Gw) -> list[dict]:
-    """The caller's commissions (``COMMISSION``), from the fills the read model keeps (the
-    last 500); realised PnL and funding are not kept per user, so other types are empty."""
+    """The caller's income rows (the read model keeps the newest 1000), oldest first: from
+    ``startTime`` on when it is given, else the newest ones up to ``endTime`` (or now, within
+    the last 7 days when neither is given); ``page`` (from 1) pages on in that direction."""
     params = call.params
     name = params.get("symbol")
     spec = gw.binance.spec(name) if name else None
-    kind = params.get("incomeType")
-    if kind not in (None, "", "COMMISSION"):
+    kind = params.get("incomeType") or None
+    start, end = number(params, "startTime"), number(params, "endTime")
+    limit = limit_of(params, 100)
+    page = number(params, "page", 1)
+    if page is None or page < 1:
+        raise not_valid("page")
+    if kind is not None and kind not in INCOME_TYPES:
         return []
-    rows = []
-    for fill in reversed(await gw.reads.fills(call.user_id, 500)):
-        here = gw.symbols.get(fill.get("symbol", ""))
-        if here is None or (spec is not None and here is not spec):
-            continue
-        rows.append(
-            {
-                "symbol": binance_name(here),
-                "incomeType": "COMMISSION",
-                "income": format_cash(-int(fill["fee"])),
-                "asset": "USDT",
-                "info": "COMMISSION",
-                "time": int(fill.get("ts") or 0),
-                "tranId": int(fill["trade_id"]),
-                "tradeId": str(fill["trade_id"]),
-            }
-        )
-    shown = window(params, rows, "tranId", "fromId", 100)
-    return shown
+    if start is None and end is None:
+        end = gw.now_ns() // 1_000_000
+        start_ms, newest_first = end - RECENT_MS, True
+    else:
+        start_ms, newest_first = start or 0, start is None
+    end_ms = end if end is not None else 2**63 - 1
+    if start_ms > end_ms:
+        return []
+    rows = [
+        row
+        for row in await gw.reads.income(call.user_id, start_ms, end_ms)
+        if (kind is None or row["incomeType"] == kind)
+        and (spec is None or row["symbol"] == spec.name)
+        and row["symbol"] in gw.symbols
+    ]
+    first, stop = (page - 1) * limit, page * limit
+    if newest_first:  # pages count back from the newest row
+        first, stop = max(len(rows) - stop, 0), max(len(rows) - first, 0)
+    return [income_object(gw.symbols[row["symbol"]], row) for row in rows[first:stop]]
+
+
+def income_object(spec: SymbolSpec, row: dict) -> dict:
+    """A ``GET /fapi/v1/income`` row from an ``income:{user}`` member."""
+    return {
+        "symbol": binance_name(spec),
+        "incomeType": row["incomeType"],
+        "income": format_cash(int(row["income"])),
+        "asset": "USDT",
+        "info": row["incomeType"],
+        "time": int(row["time"]),
+        "tranId": int(row["tranId"]),
+        "tradeId": str(row["tradeId"]),
+    }

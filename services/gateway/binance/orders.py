@@ -646,7 +646,7 @@ async def all_orders(call: SignedCall, gw: Gw) -> list[dict]:
     return window(call.params, await _listed(gw, call.user_id, False, spec), "orderId", "orderId")
 
 
-def trade_object(spec: SymbolSpec, fill: dict) -> dict:
+def trade_object(spec: SymbolSpec, fill: dict, realised_pnl: int = 0) -> dict:
     price, qty = int(fill["price"]), int(fill["qty"])
     return {
         "symbol": binance_name(spec),
@@ -655,7 +655,7 @@ def trade_object(spec: SymbolSpec, fill: dict) -> dict:
         "side": str(fill["side"]).upper(),
         "price": spec.ticks_to_price(price),
         "qty": spec.lots_to_qty(qty),
-        "realizedPnl": "0",
+        "realizedPnl": format_cash(realised_pnl),
         "quoteQty": format_cash(spec.notional(price, qty)),
         "commission": format_cash(int(fill["fee"])),
         "commissionAsset": spec.quote,
@@ -668,8 +668,17 @@ def trade_object(spec: SymbolSpec, fill: dict) -> dict:
 
 @router.get("/fapi/v1/userTrades")
 async def user_trades(call: SignedCall, gw: Gw) -> list[dict]:
-    """The caller's fills on a symbol, oldest first (the read model keeps the last 500)."""
+    """The caller's fills on a symbol, oldest first (the read model keeps the last 500), each
+    with the PnL it realised (``realised_pnl:{user}``, found by the fill's time)."""
     spec = gw.binance.spec(call.params.get("symbol"))
-    fills = await gw.reads.fills(call.user_id, 500)
-    trades = [trade_object(spec, f) for f in reversed(fills) if f.get("symbol") == spec.name]
-    return window(call.params, trades, "id", "fromId")
+    fills = [
+        {**f, "trade_id": int(f["trade_id"]), "ts": int(f.get("ts") or 0)}
+        for f in reversed(await gw.reads.fills(call.user_id, 500))
+        if f.get("symbol") == spec.name
+    ]
+    fills = window(call.params, fills, "trade_id", "fromId", time_field="ts")
+    if not fills:
+        return []
+    times = [f["ts"] for f in fills]
+    pnl = await gw.reads.realised_pnl(call.user_id, min(times), max(times))
+    return [trade_object(spec, f, pnl.get((spec.name, f["trade_id"]), 0)) for f in fills]

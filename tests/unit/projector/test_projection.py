@@ -94,8 +94,10 @@ class FakeRedis:
         self.data.get(key, set()).discard(self._text(member))
         self._drop_if_empty(key)
 
-    def zadd(self, key: str, score: int, member: object) -> None:
-        self.data.setdefault(key, {})[self._text(member)] = int(score)
+    def zadd(self, key: str, *scored: object) -> None:
+        members = self.data.setdefault(key, {})
+        for i in range(0, len(scored), 2):
+            members[self._text(scored[i + 1])] = int(scored[i])  # type: ignore[call-overload]
 
     def zremrangebyscore(self, key: str, low: int, high: int) -> None:
         members = self.data.get(key, {})
@@ -237,7 +239,11 @@ def restore_from(redis: FakeRedis) -> Projection:
             candles.setdefault(SYMBOL, {})[interval] = Candle.from_member(newest)
     trades = redis.data.get(keys.trades_key(SYMBOL))
     clock = {SYMBOL: json.loads(trades[0])["ts"]} if trades else {}
-    return Projection.restore(TOPICS, SPECS, offsets, orders, update_ids, candles, clock)
+    times = {
+        keys.parse_record_time_field(name): int(value)
+        for name, value in redis.data.get(keys.RECORD_TIMES_KEY, {}).items()
+    }
+    return Projection.restore(TOPICS, SPECS, offsets, orders, update_ids, candles, clock, times)
 
 
 def cause(item: Input) -> Cause:

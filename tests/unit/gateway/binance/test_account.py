@@ -5,6 +5,8 @@ reads the answers (its parsers, and ccxt itself over HTTP into the app)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import ccxt
@@ -156,12 +158,110 @@ def test_the_margin_type_is_cross(stack: Stack) -> None:
     assert isolated.json()["code"] == -4168
 
 
-def test_income_lists_commissions_from_fills(stack: Stack) -> None:
-    from tests.unit.gateway.binance.test_orders import seed_fill
+DAY_MS = 24 * 3600 * 1000
 
-    seed_fill(stack, 78, 5, 500_000, 4, 1_700_000_000_000)
-    (row,) = Signer(stack).call("GET", "/fapi/v1/income").json()
-    assert (row["incomeType"], row["income"], row["symbol"]) == ("COMMISSION", "-0.001", "BTCUSDT")
+
+def income_row(
+    kind: str, income: int, at: int, tran: int, trade: str = "", symbol: str = "BTC-PERP"
+):
+    return {
+        "symbol": symbol,
+        "incomeType": kind,
+        "income": income,
+        "time": at,
+        "tranId": tran,
+        "tradeId": trade,
+    }
+
+
+def seed_income(stack: Stack, *rows: dict) -> None:
+    members = {json.dumps(row): row["time"] for row in rows}
+    stack.run(stack.redis.zadd(keys.income_key(MINE), members))
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def test_income_without_times_is_the_newest_rows_of_the_last_7_days_oldest_first(
+    stack: Stack,
+) -> None:
+    now = now_ms()
+    seed_income(
+        stack,
+        income_row("REALIZED_PNL", 5 * 10**8, now - 8 * DAY_MS, 1, "3"),  # too old
+        income_row("COMMISSION", -100_000, now - 2 * DAY_MS, 2, "4"),
+        income_row("REALIZED_PNL", -2 * 10**8, now - DAY_MS, 3, "5"),
+        income_row("FUNDING_FEE", 12_345, now - 1000, 4),
+    )
+    signer = Signer(stack)
+    rows = signer.call("GET", "/fapi/v1/income").json()
+    assert [(r["incomeType"], r["income"], r["tranId"]) for r in rows] == [
+        ("COMMISSION", "-0.001", 2),
+        ("REALIZED_PNL", "-2", 3),
+        ("FUNDING_FEE", "0.00012345", 4),
+    ]
+    assert rows[1] == {
+        "symbol": "BTCUSDT",
+        "incomeType": "REALIZED_PNL",
+        "income": "-2",
+        "asset": "USDT",
+        "info": "REALIZED_PNL",
+        "time": now - DAY_MS,
+        "tranId": 3,
+        "tradeId": "5",
+    }
+    newest = signer.call("GET", "/fapi/v1/income", {"limit": "2"}).json()
+    assert [r["tranId"] for r in newest] == [3, 4]
+    older = signer.call("GET", "/fapi/v1/income", {"limit": "2", "page": "2"}).json()
+    assert [r["tranId"] for r in older] == [2]
+
+
+def test_income_from_a_start_time_pages_forward_and_filters_by_type_and_symbol(
+    stack: Stack,
+) -> None:
+    base = 1_700_000_000_000
+    seed_income(
+        stack,
+        *[income_row("COMMISSION", -i, base + i, 10 + i, str(i)) for i in range(1, 6)],
+        income_row("REALIZED_PNL", 7, base + 3, 99, "3"),
+        income_row("COMMISSION", -1, base + 4, 98, "4", symbol="ETH-PERP"),
+    )
+    signer = Signer(stack)
+
+    def tran_ids(params: dict[str, str]) -> list[int]:
+        return [r["tranId"] for r in signer.call("GET", "/fapi/v1/income", params).json()]
+
+    start = {"startTime": str(base + 2), "incomeType": "COMMISSION", "symbol": "BTCUSDT"}
+    assert tran_ids(start) == [12, 13, 14, 15]
+    assert tran_ids(start | {"limit": "3"}) == [12, 13, 14]
+    assert tran_ids(start | {"limit": "3", "page": "2"}) == [15]
+    assert tran_ids(start | {"endTime": str(base + 3)}) == [12, 13]
+    assert tran_ids({"endTime": str(base + 3), "limit": "2"}) == [13, 99]  # ties: by member
+    assert tran_ids({"startTime": str(base), "incomeType": "REALIZED_PNL"}) == [99]
+    assert tran_ids({"startTime": str(base), "incomeType": "TRANSFER"}) == []
+    assert tran_ids({"startTime": str(base), "symbol": "ETHUSDT"}) == [98]
+    too_many = signer.call("GET", "/fapi/v1/income", {"limit": "1001"})
+    assert too_many.status_code == 400
+
+
+def test_ccxt_parses_the_income_rows(stack: Stack) -> None:
+    now = now_ms()
+    seed_income(
+        stack,
+        income_row("REALIZED_PNL", 250_000_000, now - 2000, 7, "12"),
+        income_row("INSURANCE_CLEAR", -30_000_000, now - 1000, 8),
+    )
+    rows = Signer(stack).call("GET", "/fapi/v1/income").json()
+    ex = ccxt.binanceusdm()
+    pnl, cleared = (ex.parse_income(row) for row in rows)
+    assert (pnl["amount"], pnl["code"], pnl["id"], pnl["timestamp"]) == (
+        2.5,
+        "USDT",
+        "7",
+        now - 2000,
+    )
+    assert (cleared["amount"], cleared["info"]["incomeType"]) == (-0.3, "INSURANCE_CLEAR")
 
 
 def test_ccxt_fetches_the_balance_positions_and_sets_leverage(stack: Stack) -> None:

@@ -631,6 +631,26 @@ def test_user_trades_are_the_callers_fills_and_ccxt_parses_them(stack: Stack) ->
         50001.0,
         0.006,
     )
+    assert [t["realizedPnl"] for t in trades] == ["0", "0"]
+
+
+def test_user_trades_answer_the_pnl_each_fill_realised(stack: Stack) -> None:
+    seed_fill(stack, 78, 5, 500_000, 4, 1_700_000_000_000)
+    seed_fill(stack, 79, 6, 500_010, 6, 1_700_000_000_500)
+    seed_fill(stack, 80, 7, 500_020, 1, 1_700_000_000_900)
+    realised = {
+        json.dumps(["BTC-PERP", 6, 125_000_000]): 1_700_000_000_500,
+        json.dumps(["BTC-PERP", 7, -50_000_000]): 1_700_000_000_900,
+        json.dumps(["ETH-PERP", 5, 999]): 1_700_000_000_000,  # another symbol's trade 5
+    }
+    stack.run(stack.redis.zadd(keys.realised_pnl_key(MINE), realised))
+    trades = Signer(stack).call("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT"}).json()
+    assert [(t["id"], t["realizedPnl"]) for t in trades] == [(5, "0"), (6, "1.25"), (7, "-0.5")]
+    assert [t["commission"] for t in trades] == ["0.001"] * 3
+    parsed = ccxt.binanceusdm().parse_trade(trades[1])
+    assert parsed["info"]["realizedPnl"] == "1.25"
+    later = Signer(stack).call("GET", "/fapi/v1/userTrades", {"symbol": "BTCUSDT", "fromId": "7"})
+    assert [(t["id"], t["realizedPnl"]) for t in later.json()] == [(7, "-0.5")]
 
 
 # --- signing ------------------------------------------------------------------------------
