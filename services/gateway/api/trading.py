@@ -304,20 +304,28 @@ async def cancel(body: CancelBody, caller: Caller, gw: Gw) -> JSONResponse:
         fields = await _owned_order(gw, caller, order_id, body.client_order_id)
         symbol, order_id = fields["symbol"], int(fields["order_id"])
     spec = gw.symbol(symbol)
-    command = CancelOrder(
-        request_id=gw.request_id(),
-        user_id=caller,
-        symbol=spec.name,
-        order_id=order_id,
-        client_order_id=body.client_order_id if order_id is None else None,
-        ts=gw.now_ns(),
-    )
-    outcome = await gw.ask(caller, command, Kind.CANCEL)
+    outcome = await cancel_open(gw, caller, spec, order_id, body.client_order_id)
     if outcome is None:
         return _reply(spec, Outcome(OrderStatus.PENDING, order_id, spec.name), 202)
     if outcome.status == OrderStatus.REJECTED:
         return JSONResponse({"code": outcome.code, "msg": outcome.msg}, 400)
     return _reply(spec, outcome)
+
+
+async def cancel_open(
+    gw: Gateway, caller: int, spec: SymbolSpec, order_id: int | None, coid: str | None = None
+) -> Outcome | None:
+    """Cancel one of the caller's orders on a symbol, by id, else by client order id: the
+    engines' outcome, None while unanswered. Shared by the original API and the Binance face."""
+    command = CancelOrder(
+        request_id=gw.request_id(),
+        user_id=caller,
+        symbol=spec.name,
+        order_id=order_id,
+        client_order_id=coid if order_id is None else None,
+        ts=gw.now_ns(),
+    )
+    return await gw.ask(caller, command, Kind.CANCEL)
 
 
 async def cancel_all_open(gw: Gateway, caller: int, spec: SymbolSpec) -> Outcome | None:

@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from libs import codes
-from libs.messages import WAITS_FOR_TRIGGER, CancelOrder, OrderStatus
+from libs.messages import WAITS_FOR_TRIGGER, OrderStatus
 from libs.symbols import SymbolSpec
-from services.gateway.api.trading import to_command
+from services.gateway.api.trading import cancel_open, to_command
 from services.gateway.binance.names import mandatory
 from services.gateway.binance.orders import (
     NO_ORDER,
@@ -42,7 +42,6 @@ from services.gateway.binance.orders import (
 )
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
-from services.gateway.replies import Kind, Outcome
 from services.gateway.state import Gateway, Gw
 
 router = APIRouter(tags=["binance"])
@@ -205,17 +204,6 @@ async def query_algo_order(call: SignedCall, gw: Gw) -> dict:
     return algo_object(spec, fields, done, read_back=True)
 
 
-async def _cancel(gw: Gateway, caller: int, spec: SymbolSpec, order_id: int) -> Outcome | None:
-    command = CancelOrder(
-        request_id=gw.request_id(),
-        user_id=caller,
-        symbol=spec.name,
-        order_id=order_id,
-        ts=gw.now_ns(),
-    )
-    return await gw.ask(caller, command, Kind.CANCEL)
-
-
 @router.delete("/fapi/v1/algoOrder")
 async def cancel_algo_order(call: SignedCall, gw: Gw) -> dict:
     """Cancel a conditional order waiting for its trigger (one that fired is an order:
@@ -225,7 +213,7 @@ async def cancel_algo_order(call: SignedCall, gw: Gw) -> dict:
         raise ApiError(400, codes.UNKNOWN_ORDER, UNKNOWN_ORDER)
     spec, fields = found
     order_id = int(fields["order_id"])
-    outcome = await _cancel(gw, call.user_id, spec, order_id)
+    outcome = await cancel_open(gw, call.user_id, spec, order_id)
     if outcome is None:
         raise timed_out()
     if outcome.status == OrderStatus.REJECTED:
@@ -278,7 +266,7 @@ async def cancel_open_algo_orders(call: SignedCall, gw: Gw) -> dict:
     spec = gw.binance.spec(call.params.get("symbol"))
     found = await _waiting(gw, call.user_id, spec)
     outcomes = await asyncio.gather(
-        *(_cancel(gw, call.user_id, spec, int(fields["order_id"])) for fields in found)
+        *(cancel_open(gw, call.user_id, spec, int(fields["order_id"])) for fields in found)
     )
     for outcome in outcomes:
         if outcome is None:

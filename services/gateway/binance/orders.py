@@ -21,12 +21,13 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from libs import codes
-from libs.messages import WAITS_FOR_TRIGGER, CancelOrder, OrderAmended, OrderStatus, PlaceOrder
+from libs.messages import WAITS_FOR_TRIGGER, OrderAmended, OrderStatus, PlaceOrder
 from libs.money import format_cash
 from libs.symbols import SymbolSpec
 from services.gateway.api.trading import (
     amend_open,
     cancel_all_open,
+    cancel_open,
     place,
     retried,
     to_command,
@@ -34,7 +35,7 @@ from services.gateway.api.trading import (
 from services.gateway.binance.names import binance_name, mandatory
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
-from services.gateway.replies import Kind, Outcome
+from services.gateway.replies import Outcome
 from services.gateway.schemas import PlaceOrderBody
 from services.gateway.state import Gateway, Gw
 
@@ -557,15 +558,7 @@ async def cancel_order(call: SignedCall, gw: Gw) -> dict:
     coid = params.get("origClientOrderId") or None
     if order_id is None and coid is None:
         raise mandatory("orderId")
-    command = CancelOrder(
-        request_id=gw.request_id(),
-        user_id=caller,
-        symbol=spec.name,
-        order_id=order_id,
-        client_order_id=coid if order_id is None else None,
-        ts=gw.now_ns(),
-    )
-    outcome = await gw.ask(caller, command, Kind.CANCEL)
+    outcome = await cancel_open(gw, caller, spec, order_id, coid)
     if outcome is None:
         raise timed_out()
     if outcome.status == OrderStatus.REJECTED:
