@@ -19,12 +19,11 @@ from libs.money import format_cash, format_rate
 from libs.perpetual import ceil_div
 from libs.symbols import SymbolSpec
 from services.gateway.api.account import set_leverage
-from services.gateway.binance.names import binance_name, mandatory
+from services.gateway.binance.names import binance_name, mandatory, not_valid
 from services.gateway.binance.orders import (
     engines_refusal,
     flag,
     limit_of,
-    not_valid,
     number,
     timed_out,
 )

@@ -20,7 +20,7 @@ from libs import codes
 from libs.messages import WAITS_FOR_TRIGGER, OrderStatus
 from libs.symbols import SymbolSpec
 from services.gateway.api.trading import cancel_open, to_command
-from services.gateway.binance.names import mandatory
+from services.gateway.binance.names import mandatory, not_valid
 from services.gateway.binance.orders import (
     NO_ORDER,
     PARAMS,
@@ -31,7 +31,6 @@ from services.gateway.binance.orders import (
     done_of,
     engines_refusal,
     executions,
-    not_valid,
     number,
     order_object,
     owner,

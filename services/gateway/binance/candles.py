@@ -11,7 +11,6 @@ last close for it. Bad input is refused as Binance refuses it:
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from typing import cast
 
@@ -22,7 +21,7 @@ from libs.money import RATE_SCALE, format_cash, format_units
 from libs.read_model import keys
 from libs.read_model.candles import INTERVALS, MINUTE_MS, Candle, open_time
 from libs.symbols import SymbolSpec
-from services.gateway.binance.names import binance_name, mandatory
+from services.gateway.binance.names import binance_name, integer, mandatory, not_valid
 from services.gateway.errors import ApiError
 from services.gateway.state import Gateway, Gw
 
@@ -33,42 +32,27 @@ FUNDING_DEFAULT, FUNDING_MAX = 100, 1000
 DAY_MS = 24 * 3600 * 1000
 DAY_MINUTES = DAY_MS // MINUTE_MS
 
-_INTEGER = re.compile(r"-?[0-9]{1,19}")
-
 
 # --- parameters ---------------------------------------------------------------------------
 
 
-def _not_valid(name: str) -> ApiError:
-    return ApiError(400, codes.INVALID_PARAM, f"Data sent for parameter '{name}' is not valid.")
-
-
-def _integer(name: str, text: str | None) -> int | None:
-    """Return an optional integer parameter (None when absent), or refuse it as Binance does."""
-    if text is None:
-        return None
-    if not _INTEGER.fullmatch(text):
-        raise ApiError(400, codes.INVALID_PARAM, f"Illegal characters found in parameter '{name}'.")
-    return int(text)
-
-
 def _limit(text: str | None, default: int, most: int) -> int:
-    limit = _integer("limit", text)
+    limit = integer("limit", text)
     if limit is None:
         return default
     if not 1 <= limit <= most:
-        raise _not_valid("limit")
+        raise not_valid("limit")
     return limit
 
 
 def _window(start_text: str | None, end_text: str | None) -> tuple[int | None, int | None]:
-    start, end = _integer("startTime", start_text), _integer("endTime", end_text)
+    start, end = integer("startTime", start_text), integer("endTime", end_text)
     if start is not None and start < 0:
-        raise _not_valid("startTime")
+        raise not_valid("startTime")
     if end is not None and end < 0:
-        raise _not_valid("endTime")
+        raise not_valid("endTime")
     if start is not None and end is not None and start > end:
-        raise _not_valid("startTime")
+        raise not_valid("startTime")
     return start, end
 
 

@@ -9,7 +9,6 @@ as zero, as Binance shows a symbol that has not traded. Plus the two wallet call
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -18,7 +17,7 @@ from libs import codes
 from libs.money import CASH_SCALE, RATE_ONE, RATE_SCALE, format_cash, format_rate, format_units
 from libs.read_model.keys import TRADES_KEPT
 from libs.symbols import SymbolSpec
-from services.gateway.binance.names import binance_name
+from services.gateway.binance.names import binance_name, integer, not_valid
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
 from services.gateway.state import Gateway, Gw
@@ -48,31 +47,16 @@ ORDER_TYPES = [
 ]
 TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]
 
-_INTEGER = re.compile(r"-?[0-9]{1,19}")
-
 
 # --- parameters ---------------------------------------------------------------------------
 
 
-def _not_valid(name: str) -> ApiError:
-    return ApiError(400, codes.INVALID_PARAM, f"Data sent for parameter '{name}' is not valid.")
-
-
-def _integer(name: str, text: str | None) -> int | None:
-    """Return an optional integer parameter (None when absent), or refuse it as Binance does."""
-    if text is None:
-        return None
-    if not _INTEGER.fullmatch(text):
-        raise ApiError(400, codes.INVALID_PARAM, f"Illegal characters found in parameter '{name}'.")
-    return int(text)
-
-
 def _limit(text: str | None, allowed: range | tuple[int, ...]) -> int:
-    limit = _integer("limit", text)
+    limit = integer("limit", text)
     if limit is None:
         return DEFAULT_LIMIT
     if limit not in allowed:
-        raise _not_valid("limit")
+        raise not_valid("limit")
     return limit
 
 
@@ -248,9 +232,9 @@ async def agg_trades(
     ``limit`` at or after them, otherwise the last ``limit`` (at or before ``endTime``)."""
     spec = gw.binance.spec(symbol)
     count = _limit(limit, range(1, MAX_LIMIT + 1))
-    first_id = _integer("fromId", from_id)
-    start = _integer("startTime", start_time)
-    end = _integer("endTime", end_time)
+    first_id = integer("fromId", from_id)
+    start = integer("startTime", start_time)
+    end = integer("endTime", end_time)
     if start is not None and end is not None and end - start > AGG_TRADES_SPAN_MS:
         raise ApiError(
             400, codes.RANGE_TOO_LONG, "More than 1 hours between startTime and endTime."

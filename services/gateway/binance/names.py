@@ -1,6 +1,9 @@
-"""Binance's names for the listed contracts: ``BTCUSDT`` for ``BTC-PERP`` (base + quote)."""
+"""Binance's names for the listed contracts (``BTCUSDT`` for ``BTC-PERP``: base + quote), and
+Binance's words for a parameter missing, malformed or not valid."""
 
 from __future__ import annotations
+
+import re
 
 from libs import codes
 from libs.symbols import SymbolSpec
@@ -34,3 +37,20 @@ def mandatory(name: str) -> ApiError:
         codes.MANDATORY_PARAM,
         f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
     )
+
+
+def not_valid(name: str) -> ApiError:
+    """Binance's answer to a parameter of the right form but a value it refuses (-1130)."""
+    return ApiError(400, codes.INVALID_PARAM, f"Data sent for parameter '{name}' is not valid.")
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+def integer(name: str, text: str | None) -> int | None:
+    """Return an optional integer parameter (None when absent), or refuse it as Binance does."""
+    if text is None:
+        return None
+    if not _INTEGER.fullmatch(text):
+        raise ApiError(400, codes.INVALID_PARAM, f"Illegal characters found in parameter '{name}'.")
+    return int(text)

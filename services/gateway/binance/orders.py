@@ -32,7 +32,7 @@ from services.gateway.api.trading import (
     retried,
     to_command,
 )
-from services.gateway.binance.names import binance_name, mandatory
+from services.gateway.binance.names import binance_name, mandatory, not_valid
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
 from services.gateway.replies import Outcome
@@ -116,10 +116,6 @@ MAX_LIMIT = 1000
 
 
 # --- parameters ---------------------------------------------------------------------------
-
-
-def not_valid(name: str) -> ApiError:
-    return ApiError(400, codes.INVALID_PARAM, f"Data sent for parameter '{name}' is not valid.")
 
 
 def illegal(name: str) -> ApiError:
