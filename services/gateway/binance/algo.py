@@ -20,11 +20,10 @@ from libs import codes
 from libs.messages import WAITS_FOR_TRIGGER, OrderStatus
 from libs.symbols import SymbolSpec
 from services.gateway.api.trading import cancel_open, to_command
-from services.gateway.binance.names import mandatory, not_valid
+from services.gateway.binance.names import TYPE_NAMES, mandatory, not_valid
 from services.gateway.binance.orders import (
     NO_ORDER,
     PARAMS,
-    TYPE_NAMES,
     UNKNOWN_ORDER,
     binance_refusal,
     body_of,

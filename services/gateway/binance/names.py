@@ -1,13 +1,37 @@
-"""Binance's names for the listed contracts (``BTCUSDT`` for ``BTC-PERP``: base + quote), and
-Binance's words for a parameter missing, malformed or not valid."""
+"""Binance's names: for the listed contracts (``BTCUSDT`` for ``BTC-PERP``: base + quote), the
+read model's order types and statuses, and a parameter missing, malformed or not valid."""
 
 from __future__ import annotations
 
 import re
 
 from libs import codes
+from libs.messages import OrderStatus
 from libs.symbols import SymbolSpec
 from services.gateway.errors import ApiError
+
+TYPE_NAMES = {
+    "limit": "LIMIT",
+    "market": "MARKET",
+    "stop_limit": "STOP",
+    "stop_market": "STOP_MARKET",
+    "take_profit_limit": "TAKE_PROFIT",
+    "take_profit_market": "TAKE_PROFIT_MARKET",
+    "trailing_stop": "TRAILING_STOP_MARKET",
+    "liquidation": "LIMIT",
+}
+"""The read model's order types -> Binance's."""
+STATUSES: dict[str, str] = {
+    OrderStatus.PENDING: "NEW",  # in the log, not matched yet: Binance has no other word
+    OrderStatus.NEW: "NEW",
+    OrderStatus.PARTIALLY_FILLED: "PARTIALLY_FILLED",
+    OrderStatus.FILLED: "FILLED",
+    OrderStatus.CANCELLED: "CANCELED",
+    OrderStatus.EXPIRED: "EXPIRED",
+    OrderStatus.REJECTED: "REJECTED",
+}
+"""The read model's order statuses -> Binance's: a ``Pending`` order (in the log, no engine
+answered yet) is ``NEW``, the one word Binance has for it."""
 
 
 def binance_name(spec: SymbolSpec) -> str:

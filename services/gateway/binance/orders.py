@@ -32,7 +32,7 @@ from services.gateway.api.trading import (
     retried,
     to_command,
 )
-from services.gateway.binance.names import binance_name, mandatory, not_valid
+from services.gateway.binance.names import STATUSES, TYPE_NAMES, binance_name, mandatory, not_valid
 from services.gateway.binance.signed import SignedCall
 from services.gateway.errors import ApiError
 from services.gateway.replies import Outcome
@@ -64,17 +64,6 @@ ORDER_TYPES = {
     "TRAILING_STOP_MARKET": "TrailingStop",
 }
 """Binance's order types -> the original API's."""
-TYPE_NAMES = {
-    "limit": "LIMIT",
-    "market": "MARKET",
-    "stop_limit": "STOP",
-    "stop_market": "STOP_MARKET",
-    "take_profit_limit": "TAKE_PROFIT",
-    "take_profit_market": "TAKE_PROFIT_MARKET",
-    "trailing_stop": "TRAILING_STOP_MARKET",
-    "liquidation": "LIMIT",
-}
-"""The read model's order types -> Binance's."""
 TRIGGERED_AS = {
     "stop_limit": "LIMIT",
     "take_profit_limit": "LIMIT",
@@ -83,15 +72,6 @@ TRIGGERED_AS = {
     "trailing_stop": "MARKET",
 }
 """What a conditional order became when it triggered (Binance's ``type``; ``origType`` stays)."""
-STATUSES: dict[str, str] = {
-    OrderStatus.PENDING: "NEW",  # in the log, not matched yet: Binance has no other word
-    OrderStatus.NEW: "NEW",
-    OrderStatus.PARTIALLY_FILLED: "PARTIALLY_FILLED",
-    OrderStatus.FILLED: "FILLED",
-    OrderStatus.CANCELLED: "CANCELED",
-    OrderStatus.EXPIRED: "EXPIRED",
-    OrderStatus.REJECTED: "REJECTED",
-}
 SIDES = {"BUY": "Buy", "SELL": "Sell"}
 WORKING_TYPES = {"CONTRACT_PRICE": "Last", "MARK_PRICE": "Mark"}
 PARAMS = {

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from libs import perpetual
-from libs.messages import OrderStatus
 from libs.money import format_cash, format_rate
 from libs.read_model import keys
+from libs.read_model.candles import INTERVALS
 from libs.symbols import SymbolSpec
-from services.gateway.binance.names import binance_name
+from services.gateway.binance.names import STATUSES, TYPE_NAMES, binance_name
 
 # --- stream names ---------------------------------------------------------------------------
 
@@ -30,24 +30,9 @@ PARTIAL_LEVELS = (5, 10, 20)
 SPEEDS = ("", "@100ms", "@250ms", "@500ms")
 """Update speeds Binance offers; accepted, and every stream here pushes each change at once."""
 
-MINUTE_MS = 60_000
-INTERVALS_MS = {
-    "1m": MINUTE_MS,
-    "3m": 3 * MINUTE_MS,
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS,
-    "1h": 60 * MINUTE_MS,
-    "2h": 120 * MINUTE_MS,
-    "4h": 240 * MINUTE_MS,
-    "6h": 360 * MINUTE_MS,
-    "8h": 480 * MINUTE_MS,
-    "12h": 720 * MINUTE_MS,
-    "1d": 1440 * MINUTE_MS,
-    "3d": 3 * 1440 * MINUTE_MS,
-    "1w": 7 * 1440 * MINUTE_MS,
-}
-WEEK_OFFSET_MS = 4 * 1440 * MINUTE_MS
+INTERVALS_MS = {**INTERVALS, "3d": 3 * INTERVALS["1d"], "1w": 7 * INTERVALS["1d"]}
+"""The read model's candle intervals, and the two longer ones Binance's kline stream has."""
+WEEK_OFFSET_MS = 4 * INTERVALS["1d"]
 """Binance's weeks start on Monday 00:00 UTC; 1970-01-01 was a Thursday."""
 MONTH = "1M"
 
@@ -370,25 +355,6 @@ def mark_price(spec: SymbolSpec, raw: dict, rate: int, next_funding_ms: int) -> 
 
 # --- the user data stream -------------------------------------------------------------------
 
-ORDER_TYPES = {
-    "limit": "LIMIT",
-    "market": "MARKET",
-    "stop_market": "STOP_MARKET",
-    "stop_limit": "STOP",
-    "take_profit_market": "TAKE_PROFIT_MARKET",
-    "take_profit_limit": "TAKE_PROFIT",
-    "trailing_stop": "TRAILING_STOP_MARKET",
-    "liquidation": "LIMIT",
-}
-STATUSES: dict[str, str] = {
-    OrderStatus.NEW: "NEW",
-    OrderStatus.PARTIALLY_FILLED: "PARTIALLY_FILLED",
-    OrderStatus.FILLED: "FILLED",
-    OrderStatus.CANCELLED: "CANCELED",
-    OrderStatus.EXPIRED: "EXPIRED",
-    OrderStatus.REJECTED: "REJECTED",
-}
-"""Binance's order statuses; a ``Pending`` order (no engine answered yet) is not shown."""
 FINAL = frozenset(("FILLED", "CANCELED", "EXPIRED", "REJECTED"))
 ASSET = "USDT"
 
@@ -439,7 +405,7 @@ def order_update(
     when there is one, as Binance's ``ORDER_TRADE_UPDATE``."""
     order_id = int(fields["order_id"])
     kind = str(fields.get("order_type", ""))
-    binance_type = ORDER_TYPES.get(kind, kind.upper())
+    binance_type = TYPE_NAMES.get(kind, kind.upper())
     client_id = str(fields.get("client_order_id") or "")
     if not client_id and kind == "liquidation":
         client_id = f"autoclose-{order_id}"

@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from libs.messages import OrderStatus
 from libs.read_model import keys
 from libs.symbols import SymbolSpec
 from services.gateway.binance import listen_keys as listen_key_routes
 from services.gateway.binance import stream_events as ev
 from services.gateway.binance.listen_keys import ListenKeys, listen_keys, looks_like_key
+from services.gateway.binance.names import STATUSES
 from services.gateway.state import Gateway
 from services.gateway.ws import Hub
 
@@ -95,9 +97,9 @@ class UserEvents:
         return []  # funding and liquidation notices: Binance's user stream has no such event
 
     async def _order(self, spec: SymbolSpec, raw: dict, fill: dict | None, now_ms: int) -> list:
-        status = ev.STATUSES.get(str(raw.get("status")))
-        if status is None:
-            return []  # Pending: no engine answered yet, Binance shows nothing
+        status = STATUSES.get(str(raw.get("status")))
+        if status is None or raw.get("status") == OrderStatus.PENDING:
+            return []  # Pending: no engine answered yet, Binance's stream shows nothing
         order_id, filled = int(raw["order_id"]), int(raw.get("filled") or 0)
         tracked = self.tracked.get(order_id)
         execution = ev.execution_type(status, fill, tracked, raw)
