@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from typing import Protocol
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.asyncio import Redis
@@ -36,10 +35,37 @@ QUEUE_LIMIT = 10_000
 MAX_CHANNELS = 50
 
 
-class Subscriber(Protocol):
-    """A client of the hub: this API's ``Session``, or the Binance face's streams."""
+class Subscriber:
+    """A client of the hub (this API's ``Session``, or the Binance face's streams): a bounded
+    queue of channel messages, sent on by ``pump`` one at a time under ``sending``; a client
+    that falls ``QUEUE_LIMIT`` messages behind is disconnected."""
 
-    def deliver(self, channel: str, data: str) -> None: ...
+    def __init__(self, socket: WebSocket) -> None:
+        self.socket = socket
+        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = False
+        # Held while a subscription's state is seeded (a depth snapshot), so no message
+        # overtakes the seed it follows.
+        self.sending = asyncio.Lock()
+
+    def deliver(self, channel: str, data: str) -> None:
+        if self.queue.full():
+            self.overflowed = True
+            return
+        self.queue.put_nowait((channel, data))
+
+    async def pump(self) -> None:
+        while True:
+            channel, data = await self.queue.get()
+            if self.overflowed:
+                await self.socket.close(code=1008, reason="client too slow")
+                return
+            async with self.sending:
+                await self.take(channel, data)
+
+    async def take(self, channel: str, data: str) -> None:
+        """Send on what one channel message makes for this client."""
+        raise NotImplementedError
 
 
 class Hub:
@@ -98,27 +124,18 @@ class Hub:
         await self._pubsub.aclose()
 
 
-class Session:
+class Session(Subscriber):
     """One WebSocket client: its channels, its queue, and where its depth snapshots stand."""
 
     def __init__(self, socket: WebSocket, gw: Gateway, hub: Hub) -> None:
-        self.socket, self.gw, self.hub = socket, gw, hub
-        self.queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
-        self.overflowed = False
+        super().__init__(socket)
+        self.gw, self.hub = gw, hub
         self.channels: dict[str, str] = {}  # public name -> Redis channel
         self.user_id: int | None = None
         # depth channel -> the snapshot's update id, until the first update after it is sent;
         # from then on every update goes out and the client checks continuity itself (a
         # projector rebuilt from scratch restarts the ids: the client sees a gap, resyncs).
         self.depth_snapshot_id: dict[str, int] = {}
-        # Held while a depth snapshot is taken, so no update overtakes the snapshot it follows.
-        self.sending = asyncio.Lock()
-
-    def deliver(self, channel: str, data: str) -> None:
-        if self.queue.full():
-            self.overflowed = True
-            return
-        self.queue.put_nowait((channel, data))
 
     async def send(self, message: dict) -> None:
         await self.socket.send_text(json.dumps(message, separators=(",", ":")))
@@ -215,19 +232,13 @@ class Session:
             await self.unsubscribe(name)
 
     # -- stream messages ---------------------------------------------------------------------
-    async def pump(self) -> None:
-        while True:
-            channel, data = await self.queue.get()
-            if self.overflowed:
-                await self.socket.close(code=1008, reason="client too slow")
-                return
-            async with self.sending:
-                name = next((n for n, c in self.channels.items() if c == channel), None)
-                if name is None:
-                    continue  # unsubscribed while the message waited
-                message = self.render(name, channel, json.loads(data))
-                if message is not None:
-                    await self.send(message)
+    async def take(self, channel: str, data: str) -> None:
+        name = next((n for n, c in self.channels.items() if c == channel), None)
+        if name is None:
+            return  # unsubscribed while the message waited
+        message = self.render(name, channel, json.loads(data))
+        if message is not None:
+            await self.send(message)
 
     def render(self, name: str, channel: str, raw: dict) -> dict | None:
         stream, _, symbol = name.partition(":")

@@ -39,13 +39,12 @@ from services.gateway.binance import stream_events as ev
 from services.gateway.binance.listen_keys import ListenKeys, listen_keys, looks_like_key
 from services.gateway.binance.names import STATUSES
 from services.gateway.state import Gateway
-from services.gateway.ws import Hub
+from services.gateway.ws import Hub, Subscriber
 
 log = logging.getLogger("services.gateway.binance.streams")
 router = APIRouter()
 router.include_router(listen_key_routes.router)
 
-QUEUE_LIMIT = 10_000
 MAX_STREAMS = 200
 """Streams per connection (Binance allows 1024; ccxt opens a new connection every 200)."""
 MAX_FRAME = 65_536
@@ -127,16 +126,15 @@ class UserEvents:
         tracked.notional = sum(spec.notional(int(f["price"]), int(f["qty"])) for f in mine)
 
 
-class StreamSession:
+class StreamSession(Subscriber):
     """One Binance-style connection: its streams, its queue, and the state its events need."""
 
     def __init__(
         self, socket: WebSocket, gw: Gateway, hub: Hub, keys_: ListenKeys, combined: bool
     ) -> None:
-        self.socket, self.gw, self.hub, self.listen_keys = socket, gw, hub, keys_
+        super().__init__(socket)
+        self.gw, self.hub, self.listen_keys = gw, hub, keys_
         self.combined = combined
-        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(QUEUE_LIMIT)
-        self.overflowed = False
         self.streams: dict[str, ev.Stream] = {}
         self.users: dict[str, int] = {}  # listen key -> user
         self.listeners: dict[str, list[str]] = {}  # channel -> stream names, in order
@@ -144,14 +142,6 @@ class StreamSession:
         self.candles: dict[str, ev.CandleBuilder] = {}  # kline stream -> its candle
         self.funding: dict[str, tuple[int, int]] = {}  # symbol -> rate, next funding (ms)
         self.user_events: dict[str, UserEvents] = {}  # user channel -> its events
-        # held while a stream's state is seeded, so no message overtakes the seed it follows
-        self.sending = asyncio.Lock()
-
-    def deliver(self, channel: str, data: str) -> None:
-        if self.queue.full():
-            self.overflowed = True
-            return
-        self.queue.put_nowait((channel, data))
 
     def now_ms(self) -> int:
         return self.gw.now_ns() // 1_000_000
@@ -317,17 +307,11 @@ class StreamSession:
             await self.unsubscribe(name)
 
     # -- stream messages ---------------------------------------------------------------------
-    async def pump(self) -> None:
-        while True:
-            channel, data = await self.queue.get()
-            if self.overflowed:
-                await self.socket.close(code=1008, reason="client too slow")
-                return
-            async with self.sending:
-                if channel not in self.listeners:
-                    continue  # unsubscribed while the message waited
-                for name, event in await self.events(channel, json.loads(data)):
-                    await self.emit(name, event)
+    async def take(self, channel: str, data: str) -> None:
+        if channel not in self.listeners:
+            return  # unsubscribed while the message waited
+        for name, event in await self.events(channel, json.loads(data)):
+            await self.emit(name, event)
 
     async def events(self, channel: str, raw: dict) -> list[tuple[str, object]]:
         """The events one channel message makes, for each stream built from the channel."""
