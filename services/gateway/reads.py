@@ -106,6 +106,17 @@ class ReadModel:
         order_id = await self.redis.get(keys.client_order_key(user_id, client_order_id))
         return await self.order(int(order_id)) if order_id else None
 
+    async def named_order(
+        self, user_id: int, order_id: int | None, client_order_id: str | None
+    ) -> dict[str, str] | None:
+        """Return the order a request names: by ``order_id`` when sent, else by the user's
+        ``client_order_id`` (the caller refuses a request that names neither)."""
+        if order_id is not None:
+            return await self.order(order_id, user_id)
+        if client_order_id:
+            return await self.order_by_client_id(user_id, client_order_id)
+        return None
+
     async def orders(self, user_id: int, open_only: bool, limit: int) -> list[dict[str, str]]:
         await self.caught_up(user_id, Read.ORDERS)
         if open_only:

@@ -285,12 +285,9 @@ async def place_order(body: PlaceOrderBody, caller: Caller, gw: Gw) -> JSONRespo
 
 async def _owned_order(gw: Gateway, caller: int, order_id: int | None, coid: str | None):
     """Return the caller's order from the read model, or raise 404 (also for others' orders)."""
-    if order_id is not None:
-        fields = await gw.reads.order(order_id, caller)
-    elif coid is not None:
-        fields = await gw.reads.order_by_client_id(caller, coid)
-    else:
+    if order_id is None and coid is None:
         raise ApiError(400, codes.MANDATORY_PARAM, "Send order_id or client_order_id.")
+    fields = await gw.reads.named_order(caller, order_id, coid)
     if fields is None or int(fields.get("user_id", -1)) != caller:
         raise ApiError(404, codes.NO_SUCH_ORDER, "Order does not exist.")
     return fields

@@ -177,12 +177,9 @@ async def _algo_of(
     spec = gw.binance.spec(params["symbol"]) if params.get("symbol") else None
     algo_id = number(params, "algoId")
     coid = params.get("clientAlgoId")
-    if algo_id is not None:
-        fields = await gw.reads.order(algo_id, caller)
-    elif coid:
-        fields = await gw.reads.order_by_client_id(caller, coid)
-    else:
+    if algo_id is None and not coid:
         raise mandatory("algoId")
+    fields = await gw.reads.named_order(caller, algo_id, coid)
     here = owner(gw, caller, fields)
     if fields is None or here is None or not is_conditional(fields):
         return None

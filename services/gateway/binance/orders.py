@@ -471,12 +471,9 @@ async def _order_of(gw: Gateway, caller: int, params: dict[str, str]) -> tuple[S
     spec = gw.binance.spec(params.get("symbol"))
     order_id = number(params, "orderId")
     coid = params.get("origClientOrderId")
-    if order_id is not None:
-        fields = await gw.reads.order(order_id, caller)
-    elif coid:
-        fields = await gw.reads.order_by_client_id(caller, coid)
-    else:
+    if order_id is None and not coid:
         raise mandatory("orderId")
+    fields = await gw.reads.named_order(caller, order_id, coid)
     if fields is None or owner(gw, caller, fields) is not spec:
         raise ApiError(400, codes.NO_SUCH_ORDER, NO_ORDER)
     return spec, fields
