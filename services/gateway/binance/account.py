@@ -110,12 +110,7 @@ class Account:
             "initialMargin": format_cash(self.margin + self.holds),
             "positionInitialMargin": format_cash(self.margin),
             "openOrderInitialMargin": format_cash(self.holds),
-            "crossWalletBalance": format_cash(self.balance),
-            "crossUnPnl": format_cash(self.upnl),
-            "availableBalance": format_cash(self.available),
-            "maxWithdrawAmount": format_cash(self.withdrawable),
-            "marginAvailable": True,
-            "updateTime": self.now_ms,
+            **self._cross(),
         }
 
     def balance_row(self) -> dict:
@@ -123,6 +118,12 @@ class Account:
             "accountAlias": "",
             "asset": "USDT",
             "balance": format_cash(self.balance),
+            **self._cross(),
+        }
+
+    def _cross(self) -> dict:
+        """The fields an account's asset and its balance row share."""
+        return {
             "crossWalletBalance": format_cash(self.balance),
             "crossUnPnl": format_cash(self.upnl),
             "availableBalance": format_cash(self.available),
