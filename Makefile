@@ -60,8 +60,10 @@ verify: venv
 
 # A fresh stack per run (data wiped), always torn down. scripts/with-test-stack.sh exits with
 # pytest's status; make reports a failure as "Error N" with N that status (and exits 2).
+# tests/cluster run after the rest, on a three-broker stack of their own.
 test: deps
-	scripts/with-test-stack.sh $(PY) -m pytest tests $(PYTEST_ARGS)
+	scripts/with-test-stack.sh $(PY) -m pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
+	STACK=infra/stack-cluster-test.toml scripts/with-test-stack.sh $(PY) -m pytest tests/cluster
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

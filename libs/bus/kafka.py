@@ -119,7 +119,8 @@ class KafkaBus(Bus):
         self, name: str, partitions: int, config: dict[str, str] | None = None
     ) -> None:
         futures = self.admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+            # the broker's default replication (infra/kafka/server.properties.template)
+            [NewTopic(name, num_partitions=partitions, config=config or {})],
             operation_timeout=30,
         )
         try:

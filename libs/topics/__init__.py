@@ -292,7 +292,8 @@ def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 
         return []
     futures = admin.create_topics(
         [
-            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1, config=t.config)
+            # the broker's default replication: one copy alone, three on the cluster
+            NewTopic(t.name, num_partitions=t.partitions, config=t.config)
             for t in missing
         ],
         operation_timeout=timeout,
