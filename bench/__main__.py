@@ -23,6 +23,7 @@ SECTIONS = [
     "bench.ring",
     "bench.matcher_core",
     "bench.matcher_service",
+    "bench.matcher_rebalance",
     "bench.wallet",
     "bench.positions",
     "bench.gateway",

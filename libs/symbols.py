@@ -7,6 +7,7 @@ integer ticks, lots and cash units used everywhere inside.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -203,8 +204,10 @@ def load_symbols(path: Path | str = DEFAULT_FILE) -> dict[str, SymbolSpec]:
 
 @cache
 def default_symbols() -> dict[str, SymbolSpec]:
-    """Return the exchange's listed symbols (``libs/symbols.toml``)."""
-    return load_symbols()
+    """Return the exchange's listed symbols: ``libs/symbols.toml``, or the file the
+    SYMBOLS_FILE environment names (every process of one exchange must read the same: a
+    symbol's index is its partition of ``orders.commands`` and ``matcher.events``)."""
+    return load_symbols(os.environ.get("SYMBOLS_FILE") or DEFAULT_FILE)
 
 
 def get_symbol(name: str) -> SymbolSpec:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -48,8 +49,8 @@ class MatcherRun:
             self.topics.matcher_events,
             self.topics.matcher_snapshots,
         )
-        self.bus.create_topic(self.commands, 3)
-        self.bus.create_topic(self.events, 3)
+        self.bus.create_topic(self.commands, len(default_symbols()))  # one per symbol
+        self.bus.create_topic(self.events, len(default_symbols()))
         self.bus.create_topic(self.snapshots, 1, COMPACTED)
 
     def env(self) -> dict[str, str]:
@@ -155,6 +156,18 @@ class MatcherRun:
             assert time.monotonic() < deadline, f"matcher wrote {held} of {count} events"
             assert self.process is None or self.process.poll() is None, "the matcher died"
             time.sleep(0.02)
+
+    def serves(self, symbol: str) -> bool:
+        """Whether this instance holds ``symbol``'s book now (its digest answers for it)."""
+        url = f"http://127.0.0.1:{self.port}/digest?symbol={symbol}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return json.loads(response.read())["symbol"] == symbol
+        except urllib.error.HTTPError as error:
+            assert error.code == 404, error
+            return False
+        except urllib.error.URLError:  # still starting: its port is not open yet
+            return False
 
     def read_events(self, partition: int = 0) -> list:
         return [ANY.decode(r.value) for r in self.bus.replay(self.events, partition)]

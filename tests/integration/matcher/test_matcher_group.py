@@ -56,27 +56,11 @@ def test_two_instances_split_the_symbols_and_one_takes_over_when_the_other_dies(
             events = first.read_events(spec.index)
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
             assert events == reference_events(flows[spec.name], events, spec)
-            assert _serves(first, spec.name)
+            assert first.serves(spec.name)
     finally:
         first.stop()
         second.stop()
 
 
 def _owners(flows: dict, *runs: MatcherRun) -> dict[str, list[str]]:
-    return {symbol: [run.instance for run in runs if _serves(run, symbol)] for symbol in flows}
-
-
-def _serves(run: MatcherRun, symbol: str) -> bool:
-    import json
-    import urllib.error
-    import urllib.request
-
-    url = f"http://127.0.0.1:{run.port}/digest?symbol={symbol}"
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return json.loads(response.read())["symbol"] == symbol
-    except urllib.error.HTTPError as error:
-        assert error.code == 404
-        return False
-    except urllib.error.URLError:  # still starting: its ops endpoint is not up yet
-        return False
+    return {symbol: [run.instance for run in runs if run.serves(symbol)] for symbol in flows}
