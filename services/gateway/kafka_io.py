@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -45,6 +46,34 @@ ANSWERED = Histogram(
     ["kind"],
     buckets=_BUCKETS,
 )
+REPLIED = Histogram(
+    "gateway_reply_seconds",
+    "From sending a request to the engines' answer (the broker's acknowledgement included)",
+    ["kind"],
+    buckets=_BUCKETS,
+)
+ANSWERS = Counter(
+    "gateway_answers_total",
+    "Requests the engines answered, by kind, status and reject code (empty: not rejected)",
+    ["kind", "status", "code"],
+)
+# Labelled once per combination (labels() validates and locks on every call); all bounded:
+# the request kinds, the order statuses and the codes of libs.codes.
+_replied = functools.cache(REPLIED.labels)
+_answered = functools.cache(ANSWERED.labels)
+
+
+@functools.cache
+def _answers(kind: str, status: str, code: int | None) -> Counter:
+    return ANSWERS.labels(kind, status, "" if code is None else str(code))
+
+
+def count_answer(kind: Kind, outcome: Outcome, started: float, sent: float, now: float) -> None:
+    """Note an answer: its latency from ``started`` (before the produce) and from ``sent`` (the
+    acknowledgement), and its status and code."""
+    _answered(kind.value).observe(now - sent)
+    _replied(kind.value).observe(now - started)
+    _answers(kind.value, outcome.status.value, outcome.code).inc()
 
 
 class RequestProducer:
@@ -219,7 +248,7 @@ class ReplyListener:
             sent = time.perf_counter()
             PRODUCED.observe(sent - started)
             outcome = await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
-            ANSWERED.labels(kind.value).observe(time.perf_counter() - sent)
+            count_answer(kind, outcome, started, sent, time.perf_counter())
             return outcome
         except TimeoutError:
             TIMEOUTS.labels(kind.value).inc()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from libs.settings import KafkaSettings
 
@@ -31,6 +31,22 @@ class GatewaySettings(KafkaSettings):
     max_body_bytes: int = Field(
         65536, ge=1024, description="larger request bodies (and WebSocket messages) get 413"
     )
+    status_sources: str = Field(
+        "matcher=http://127.0.0.1:9101/metrics,wallet=http://127.0.0.1:9102/metrics,"
+        "positions=http://127.0.0.1:9103/metrics,projector=http://127.0.0.1:9104/metrics",
+        description="NAME=URL,...: the engines' /metrics pages GET /status reads",
+    )
+
+    @property
+    def status_urls(self) -> dict[str, str]:
+        """``status_sources`` as engine name -> URL of its /metrics page."""
+        return parse_sources(self.status_sources)
+
+    @field_validator("status_sources")
+    @classmethod
+    def _sources_parse(cls, value: str) -> str:
+        parse_sources(value)
+        return value
 
     @model_validator(mode="after")
     def _a_202_outlives_its_reply(self) -> GatewaySettings:
@@ -39,3 +55,17 @@ class GatewaySettings(KafkaSettings):
         if self.delivery_timeout_seconds <= self.reply_timeout_seconds:
             raise ValueError("DELIVERY_TIMEOUT_SECONDS must exceed REPLY_TIMEOUT_SECONDS")
         return self
+
+
+def parse_sources(text: str) -> dict[str, str]:
+    """Parse ``NAME=URL,...`` (empty: none); raise ValueError on an entry without a name or an
+    http(s) URL, or a name given twice."""
+    sources: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, _, url = (s.strip() for s in entry.partition("="))
+        if not name or not url.startswith(("http://", "https://")):
+            raise ValueError(f"status source {entry!r} is not NAME=http://...")
+        if name in sources:
+            raise ValueError(f"status source {name!r} given twice")
+        sources[name] = url
+    return sources

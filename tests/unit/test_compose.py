@@ -1,6 +1,9 @@
 """docker-compose.yml stays runnable: its modules exist, each service's environment is exactly
-what its settings read (nothing unknown, every required value), its infrastructure has
-healthchecks and its start order waits on conditions.
+what its settings read (nothing unknown, every required value), every service of ours that
+serves HTTP has a healthcheck on the /healthz of its port (and the infrastructure one of its
+own), its start order waits on conditions (on a dependency's health wherever it has a
+healthcheck), and Prometheus (infra/prometheus/prometheus.yml) scrapes every service that
+serves /metrics at that port.
 
 Read statically (no Docker) with a small reader for the YAML subset the file keeps to. The
 services read their environment only through their settings (libs/settings.py), so no name is
@@ -13,11 +16,15 @@ import ast
 import importlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+
+from services.gateway.settings import parse_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -72,12 +79,21 @@ def parse_yaml_subset(text: str) -> object:
     return value
 
 
+MAPPING_ITEM = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*:( |$)")  # `- key: value` starts a mapping
+
+
 def _block(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[object, int]:
     if lines[i][1].startswith("- "):
         items = []
         while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("- "):
-            items.append(_scalar(lines[i][1][2:]))
-            i += 1
+            item = lines[i][1][2:]
+            if MAPPING_ITEM.match(item):  # its keys line up two columns in (Prometheus's configs)
+                lines[i] = (indent + 2, item)
+                value, i = _block(lines, i, indent + 2)
+                items.append(value)
+            else:
+                items.append(_scalar(item))
+                i += 1
         return items, i
     mapping: dict[str, object] = {}
     while i < len(lines) and lines[i][0] == indent:
@@ -106,6 +122,13 @@ def test_the_subset_reader_reads_nested_maps_lists_and_quotes() -> None:
     }
 
 
+def test_the_subset_reader_reads_lists_of_mappings() -> None:
+    text = 'jobs:\n  - name: a\n    targets: ["a:1"]\n  - name: b\n    deep:\n      - x\n'
+    assert parse_yaml_subset(text) == {
+        "jobs": [{"name": "a", "targets": ["a:1"]}, {"name": "b", "deep": ["x"]}]
+    }
+
+
 def test_the_subset_reader_refuses_what_it_does_not_understand() -> None:
     with pytest.raises(ValueError):
         parse_yaml_subset("a: &anchor 1\n")
@@ -126,6 +149,7 @@ SETTINGS_OF = {
     "index-feed": {"services.index_feed.settings:IndexFeedSettings"},
     "projector": {"services.projector.app:ProjectorSettings"},
     "gateway": {"services.gateway.settings:GatewaySettings"},
+    "demo-market": {"services.demo_market.settings:DemoMarketSettings"},
 }
 
 
@@ -299,12 +323,6 @@ def test_interpolation_resolves_defaults_and_required_variables() -> None:
     assert interpolate("plain") == "plain"
 
 
-def test_kafka_postgres_and_redis_have_healthchecks(services: dict[str, dict]) -> None:
-    for name in ("kafka", "postgres", "redis"):
-        check = services[name].get("healthcheck") or {}
-        assert isinstance(check.get("test"), list) and check["test"], f"{name} has no healthcheck"
-
-
 def test_every_dependency_waits_on_a_condition(services: dict[str, dict]) -> None:
     for name, spec in services.items():
         depends = spec.get("depends_on")
@@ -324,3 +342,189 @@ def test_topics_are_created_once_kafka_is_healthy(services: dict[str, dict]) -> 
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert topics.get("restart") == "no"
     assert topics["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:19092"
+
+
+# ---------------------------------------------------------------- health and scraping
+
+PROMETHEUS = ROOT / "infra" / "prometheus" / "prometheus.yml"
+INFRASTRUCTURE = {"kafka", "postgres", "redis", "prometheus", "grafana"}  # images, not ours
+SERVES_NOTHING = {"topics", "index-feed"}  # a one-shot, and a producer with no HTTP endpoint
+HEALTHZ = re.compile(r"http://127\.0\.0\.1:(\d+)/healthz\b")
+
+
+def served_port(name: str, spec: dict) -> int | None:
+    """Return the port a service of ours serves HTTP on (/healthz, /metrics): the API's for the
+    gateway, METRICS_PORT for the others; from its environment, else its settings' default;
+    None when its settings read neither."""
+    environment = spec.get("environment") or {}
+    for env in ("METRICS_PORT", "PORT"):
+        if env in environment:
+            return int(interpolate(environment[env]))
+    fields = env_fields(SETTINGS_OF[name])
+    for env in ("METRICS_PORT", "PORT"):
+        if env in fields:
+            return int(fields[env].default)
+    return None
+
+
+@pytest.fixture(scope="module")
+def ports(services: dict[str, dict]) -> dict[str, int]:
+    """Each service of ours that serves HTTP -> its port."""
+    found = {
+        name: served_port(name, spec)
+        for name, spec in services.items()
+        if name not in INFRASTRUCTURE
+    }
+    return {name: port for name, port in found.items() if port is not None}
+
+
+def test_the_services_serving_nothing_are_the_known_ones(
+    services: dict[str, dict], ports: dict[str, int]
+) -> None:
+    assert set(services) - INFRASTRUCTURE - set(ports) == SERVES_NOTHING
+    assert ports["gateway"] == 8000 and ports["matcher"] == 9101
+
+
+def test_every_service_of_ours_has_a_healthcheck_on_the_healthz_of_its_port(
+    services: dict[str, dict], ports: dict[str, int]
+) -> None:
+    for name, port in ports.items():
+        check = services[name].get("healthcheck") or {}
+        test = check.get("test")
+        assert isinstance(test, list) and test, f"{name} has no healthcheck"
+        # the image is python:3.11-slim: python is there, curl and wget are not
+        assert test[:3] == ["CMD", "python", "-c"], f"{name}: {test}"
+        assert [int(p) for p in HEALTHZ.findall(test[3])] == [port], f"{name}: {test}"
+
+
+def test_the_healthcheck_command_fails_when_nothing_answers() -> None:
+    """The probe exits non-zero on a refused connection (urlopen raises)."""
+    probe = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9/healthz', timeout=2)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0
+
+
+def test_infrastructure_has_healthchecks(services: dict[str, dict]) -> None:
+    for name in INFRASTRUCTURE - {"grafana"}:  # nothing waits for Grafana
+        check = services[name].get("healthcheck") or {}
+        assert isinstance(check.get("test"), list) and check["test"], f"{name} has no healthcheck"
+
+
+def test_a_dependency_with_a_healthcheck_is_waited_for_healthy(services: dict[str, dict]) -> None:
+    for name, spec in services.items():
+        for target, rule in (spec.get("depends_on") or {}).items():
+            if "healthcheck" in services[target]:
+                assert rule["condition"] == "service_healthy", f"{name} -> {target}: {rule}"
+
+
+def test_the_gateway_waits_for_the_engines_and_the_demo_market_for_the_gateway(
+    services: dict[str, dict],
+) -> None:
+    engines = {"matcher", "wallet", "positions", "projector"}
+    assert engines <= set(services["gateway"]["depends_on"])
+    assert services["demo-market"]["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+    assert services["demo-market"]["environment"]["GATEWAY_URL"] == "http://gateway:8000"
+
+
+def _host_port(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host, int(port)
+
+
+def test_prometheus_scrapes_every_service_of_ours_at_the_port_it_serves(
+    ports: dict[str, int],
+) -> None:
+    config = parse_yaml_subset(PROMETHEUS.read_text())
+    assert isinstance(config, dict)
+    scraped: dict[str, int] = {}
+    for job in config["scrape_configs"]:
+        targets = [t for static in job["static_configs"] for t in static["targets"]]
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        for host, port in map(_host_port, targets):
+            assert host in ports, f"job {job['job_name']}: {host} is no service serving HTTP"
+            assert port == ports[host], f"{host} serves on {ports[host]}, scraped on {port}"
+            # the dashboard sums by job: a job is one service, named as in compose
+            assert job["job_name"] == host, f"job {job['job_name']} scrapes {host}"
+            scraped[host] = port
+    assert scraped == ports, "every service serving /metrics is scraped"
+
+
+def test_prometheus_and_grafana_get_their_configuration_from_infra(
+    services: dict[str, dict],
+) -> None:
+    mounts = {
+        name: {v.split(":")[0]: v.split(":")[1] for v in services[name]["volumes"]}
+        for name in ("prometheus", "grafana")
+    }
+    assert mounts["prometheus"] == {
+        "./infra/prometheus/prometheus.yml": "/etc/prometheus/prometheus.yml"
+    }
+    for source in [*mounts["prometheus"], *mounts["grafana"]]:
+        assert (ROOT / source).exists(), source
+    grafana = services["grafana"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert grafana["ports"] == ["3000:3000"]
+
+
+def test_the_gateways_status_sources_are_the_engines_pages(
+    services: dict[str, dict], ports: dict[str, int]
+) -> None:
+    sources = parse_sources(services["gateway"]["environment"]["STATUS_SOURCES"])
+    assert set(sources) == {"matcher", "wallet", "positions", "projector"}
+    for name, url in sources.items():
+        assert url == f"http://{name}:{ports[name]}/metrics", name
+
+
+# ---------------------------------------------------------------- the three-broker override
+
+CLUSTER = ROOT / "docker-compose.cluster.yml"
+NODES = ("kafka", "kafka-2", "kafka-3")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, dict]:
+    override = parse_yaml_subset(CLUSTER.read_text())
+    assert isinstance(override, dict)
+    return override["services"]
+
+
+def _node_environment(services: dict, cluster: dict, node: str) -> dict[str, str]:
+    """A broker's environment once the override is merged over the base file."""
+    base = services.get(node, {}).get("environment", {})
+    return {**base, **cluster[node].get("environment", {})}
+
+
+def test_the_cluster_override_makes_three_nodes_of_one_quorum(
+    services: dict[str, dict], cluster: dict[str, dict]
+) -> None:
+    environments = [_node_environment(services, cluster, node) for node in NODES]
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in environments}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert [env["KAFKA_NODE_ID"] for env in environments] == ["1", "2", "3"]
+    assert len({env["CLUSTER_ID"] for env in environments}) == 1
+    for node, env in zip(NODES, environments, strict=True):
+        assert env["KAFKA_ADVERTISED_LISTENERS"].startswith(f"INTERNAL://{node}:19092"), node
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3", node
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2", node
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3", node
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3", node
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2", node
+    for node in NODES[1:]:
+        assert "healthcheck" in cluster[node], node
+        assert cluster[node]["image"] == services["kafka"]["image"], node
+
+
+def test_the_cluster_override_gives_every_client_all_three_brokers(
+    services: dict[str, dict], cluster: dict[str, dict]
+) -> None:
+    clients = {
+        n
+        for n, spec in services.items()
+        if "KAFKA_BOOTSTRAP_SERVERS" in spec.get("environment", {})
+    }
+    assert clients, "no Kafka client in docker-compose.yml"
+    for name in clients:
+        bootstrap = cluster.get(name, {}).get("environment", {}).get("KAFKA_BOOTSTRAP_SERVERS")
+        assert bootstrap == "kafka:19092,kafka-2:19092,kafka-3:19092", name
+    waits = cluster["topics"]["depends_on"]
+    assert all(waits[n]["condition"] == "service_healthy" for n in NODES[1:])
