@@ -11,7 +11,9 @@ The supervisor starts the table's processes in order, each after the previous on
 `ready` check (a oneshot entry must instead exit 0). It writes `<run_dir>/<name>.pid` and appends
 output to `<run_dir>/<name>.log`, restarts a process that dies (with a growing backoff), and on
 SIGTERM or SIGINT stops them all in reverse order: the entry's stop signal, then SIGKILL to the
-process group after `stop_timeout` seconds. Standard library only.
+process group after `stop_timeout` seconds. An entry with `enabled_by = "VAR"` is skipped when
+the environment sets VAR to off, false, no or 0 (`make up DEMO_MARKET=off`). Standard library
+only.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Entry:
     stop_signal: signal.Signals
     stop_timeout: float
     address: str
+    enabled_by: str | None = None  # an environment variable that can switch the entry off
 
 
 @dataclass
@@ -130,11 +133,24 @@ def load_stack(path: Path) -> Stack:
                 stop_signal=signal.Signals[raw.get("stop_signal", "SIGTERM")],
                 stop_timeout=float(raw.get("stop_timeout", 20)),
                 address=_expand(raw.get("address", ""), variables),
+                enabled_by=raw.get("enabled_by"),
             )
         )
     run_dir = ROOT / _expand(variables.get("run_dir", ".run"), variables)
     expanded = {k: _expand(v, variables) for k, v in variables.items()}
     return Stack(run_dir=run_dir, env=env, entries=entries, variables=expanded)
+
+
+OFF = {"off", "false", "no", "0"}
+
+
+def switched_off(entry: Entry, stack_env: dict[str, str], environ: dict[str, str]) -> bool:
+    """Whether the entry's `enabled_by` variable turns it off: set to off, false, no or 0 in
+    the environment (else in the table's [env]). Unset, or any other value, leaves it on."""
+    if entry.enabled_by is None:
+        return False
+    value = environ.get(entry.enabled_by, stack_env.get(entry.enabled_by, ""))
+    return value.strip().lower() in OFF
 
 
 # ---------------------------------------------------------------- pid files
@@ -213,6 +229,9 @@ class Supervisor:
             for entry in self.stack.entries:
                 if self.stopping:
                     break
+                if switched_off(entry, self.stack.env, dict(os.environ)):
+                    self.log(f"{entry.name} not started: switched off by {entry.enabled_by}")
+                    continue
                 self.bring_up(entry)
         except StackError as exc:
             self.log(f"FAILED: {exc}")
@@ -421,6 +440,8 @@ def cmd_status(stack: Stack, _args: argparse.Namespace) -> int:
     for entry in stack.entries:
         pid = read_live_pid(stack.path(entry.name, "pid"))
         where = "oneshot" if entry.oneshot else (f"pid {pid}" if pid else "down")
+        if pid is None and switched_off(entry, stack.env, dict(os.environ)):
+            where = "off"
         log = _shown(stack.path(entry.name, "log"))
         print(f"  {entry.name:<12} {where:<11} {entry.address:<24} {log}")
     for key, value in stack.env.items():
