@@ -13,7 +13,7 @@ KAFKA_STAMP := .cache/kafka/libs/.fetched
 SUPERVISE  := $(PYTHON) scripts/supervise.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps up down status verify test test-unit bench lint clean
+.PHONY: help venv deps browser up down status verify test test-unit bench lint clean
 
 help:
 	@echo "make up         start Kafka, Postgres, Redis (and the services) in the background"
@@ -44,6 +44,11 @@ deps: venv $(KAFKA_STAMP)
 	scripts/postgres.sh ensure
 	scripts/redis.sh ensure
 
+# Debian's Chromium for the trading page's browser tests (tests/e2e/test_trading_page.py):
+# Playwright drives it; no browser is downloaded.
+browser:
+	test -x /usr/bin/chromium || scripts/apt-install.sh chromium
+
 up: deps
 	$(SUPERVISE) up infra/stack.toml
 
@@ -61,7 +66,7 @@ verify: venv
 # A fresh stack per run (data wiped), always torn down. scripts/with-test-stack.sh exits with
 # pytest's status; make reports a failure as "Error N" with N that status (and exits 2).
 # tests/cluster run after the rest, on a three-broker stack of their own.
-test: deps
+test: deps browser
 	scripts/with-test-stack.sh $(PY) -m pytest tests --ignore=tests/cluster $(PYTEST_ARGS)
 	STACK=infra/stack-cluster-test.toml scripts/with-test-stack.sh $(PY) -m pytest tests/cluster
 

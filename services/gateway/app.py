@@ -12,9 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.symbols import default_symbols
-from services.gateway import errors
+from services.gateway import errors, pages
 from services.gateway.adapters import Adapters, build_adapters
-from services.gateway.api import account, market, trading, users
+from services.gateway.api import account, klines, market, trading, users
+from services.gateway.api.status import router as status_router
 from services.gateway.auth import Authenticator, limit_ip
 from services.gateway.binance import account as binance_account
 from services.gateway.binance import algo as binance_algo
@@ -119,7 +120,7 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
-    for module in (users, trading, account, market):
+    for module in (users, trading, account, market, klines):
         app.include_router(module.router)
     # the Binance USDⓈ-M face (docs/BINANCE-API.md), beside the original API
     binance = (
@@ -133,6 +134,8 @@ def create_app(settings: GatewaySettings, adapters: Adapters | None = None) -> F
     for module in binance:
         app.include_router(module.router)
     app.include_router(ws_router)
+    app.include_router(status_router)  # GET /status (api/status.py)
+    pages.install(app)  # the trading page at / (services/gateway/web)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Measured)  # added last: outermost, so it counts the 413s too

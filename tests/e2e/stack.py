@@ -83,6 +83,11 @@ class Stack:
                 "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
                 "IP_RATE_PER_MINUTE": "1000000",
                 "USER_RATE_PER_SECOND": "100000",
+                # GET /status reads these engines' /metrics pages
+                "STATUS_SOURCES": ",".join(
+                    f"{name}=http://127.0.0.1:{service.port}/metrics"
+                    for name, service in self.services.items()
+                ),
             },
             name=f"{p}gateway",
         )
