@@ -28,6 +28,7 @@ SECTIONS = [
     "bench.positions",
     "bench.gateway",
     "bench.gateway_mixed",
+    "bench.cluster",
 ]
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
 

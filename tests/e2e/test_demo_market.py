@@ -1,7 +1,7 @@
-"""The demo market on the whole exchange: `python -m services.demo_market` as a process, an
-outside bot of the e2e stack's gateway. Within a bounded time every symbol has a two-sided
-book and trades, and the book stays two-sided from then on; every bot's position, read through
-the API with the bot's own credentials, stays within its limit (small here, so the takers meet
+"""The demo market on an exchange of its own: `python -m services.demo_market` as a process,
+an outside bot of the stack's gateway. Within a bounded time every symbol has a two-sided book
+and trades, and the books stay two-sided from then on; every bot's position, read through the
+API with the bot's own credentials, stays within its limit (small here, so the takers meet
 it); and after the gateway restarts under it the market comes back by itself."""
 
 from __future__ import annotations
@@ -106,9 +106,21 @@ class Demo:
         self.api.close()
 
 
+@pytest.fixture(scope="module")
+def own_stack(kafka_bootstrap: str, database_url: str, redis_url: str) -> Iterator[Stack]:
+    """An exchange of this module's own: the session's carries other tests' resting orders
+    at prices of their own, which a market-wide check (every book two-sided) would read."""
+    exchange = Stack(kafka_bootstrap, database_url, redis_url, redis_db=13)
+    try:
+        exchange.start()
+        yield exchange
+    finally:
+        exchange.stop()
+
+
 @pytest.fixture
-def demo(stack: Stack) -> Iterator[Demo]:
-    market = Demo(stack)
+def demo(own_stack: Stack) -> Iterator[Demo]:
+    market = Demo(own_stack)
     market.process.start()
     try:
         yield market
@@ -125,7 +137,7 @@ def eventually(what: str, check: Callable[[], bool], seconds: float, watch: Demo
 
 
 def test_the_demo_market_quotes_trades_keeps_its_limits_and_survives_a_gateway_restart(
-    stack: Stack, demo: Demo
+    own_stack: Stack, demo: Demo
 ) -> None:
     started = {s: demo.last_trade_id(s) for s in SYMBOLS}
 
@@ -167,7 +179,7 @@ def test_the_demo_market_quotes_trades_keeps_its_limits_and_survives_a_gateway_r
 
     within_limits(20)
 
-    gateway = stack.services["gateway"]
+    gateway = own_stack.services["gateway"]
     gateway.stop()
     time.sleep(3)  # the bots meet a closed port for a while
     gateway.start()
