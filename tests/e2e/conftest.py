@@ -8,17 +8,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, running
 
 
 @pytest.fixture(scope="session")
 def stack(kafka_bootstrap: str, database_url: str, redis_url: str) -> Iterator[Stack]:
-    exchange = Stack(kafka_bootstrap, database_url, redis_url)
-    try:
-        exchange.start()
+    with running(Stack(kafka_bootstrap, database_url, redis_url)) as exchange:
         yield exchange
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture

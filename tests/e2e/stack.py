@@ -7,8 +7,10 @@ broker, Postgres and Redis of `make test` with nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import psycopg2
 
@@ -124,6 +126,49 @@ class Stack:
         assert not dead, f"services died: {dead}: " + " | ".join(
             self.services[n].tail(10) for n in dead
         )
+
+
+@contextlib.contextmanager
+def running(stack: Stack) -> Iterator[Stack]:
+    """``stack`` started for the length of a ``with``, stopped even if starting failed."""
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def demo_market(stack: Stack, **settings: str) -> ServiceProcess:
+    """The demo market (``services.demo_market``, not started) on ``stack``'s gateway, with
+    bots of its own (a fresh ``DEMO_USER_PREFIX``) and ``settings`` (``DEMO_*``) over its
+    defaults; ready when its ``/healthz`` answers."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
+    return ServiceProcess(
+        "demo_market",
+        "services.demo_market",
+        {
+            **env,
+            "GATEWAY_URL": stack.url,
+            "METRICS_PORT": str(port),
+            "DEMO_USER_PREFIX": f"demo{uuid.uuid4().hex[:8]}",
+            **settings,
+        },
+        port=port,
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+        log_name=f"{stack.prefix}demo_market",
+    )
+
+
+def index_feed(stack: Stack) -> ServiceProcess:
+    """The simulated index feed (``services.index_feed``, not started) on ``stack``'s topics,
+    as `make up` runs it."""
+    return ServiceProcess(
+        "index_feed",
+        "services.index_feed",
+        {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "TOPIC_PREFIX": stack.prefix},
+        log_name=f"{stack.prefix}index_feed",
+    )
 
 
 def gateway(port: int, env: dict[str, str], name: str) -> ServiceProcess:

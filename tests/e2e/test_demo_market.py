@@ -6,17 +6,14 @@ it); and after the gateway restarts under it the market comes back by itself."""
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack
-from tests.processes import ServiceProcess, free_port
+from tests.e2e.stack import Stack, demo_market, running
 
 BOTS = ["maker", "taker-1", "taker-2", "taker-3"]
 MAX_POSITION = Decimal(2400)  # USDT, the maker's: each taker's is a sixth, a few orders reach half
@@ -29,31 +26,19 @@ class Demo:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.prefix = f"demo{uuid.uuid4().hex[:8]}"
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
-        self.process = ServiceProcess(
-            "demo_market",
-            "services.demo_market",
-            {
-                **env,
-                "GATEWAY_URL": stack.url,
-                "METRICS_PORT": str(port),
-                "DEMO_SYMBOLS": ",".join(SYMBOLS.values()),
-                "DEMO_USER_PREFIX": self.prefix,
-                "DEMO_PASSWORD": PASSWORD,
-                "DEMO_MAX_POSITION": str(MAX_POSITION),
-                # takers four times as busy as by default, a quote level two taker orders
-                "DEMO_ORDER_NOTIONAL": "260",
-                "DEMO_TAKER_NOTIONAL": "120",
-                "DEMO_POLL_SECONDS": "0.5",
-                "DEMO_TAKER_SECONDS": "1.0",
-                "DEMO_RATE": "40",
-            },
-            port=port,
-            ready_url=f"http://127.0.0.1:{port}/healthz",
-            log_name=f"{stack.prefix}demo_market",
+        self.process = demo_market(
+            stack,
+            DEMO_SYMBOLS=",".join(SYMBOLS.values()),
+            DEMO_PASSWORD=PASSWORD,
+            DEMO_MAX_POSITION=str(MAX_POSITION),
+            # takers four times as busy as by default, a quote level two taker orders
+            DEMO_ORDER_NOTIONAL="260",
+            DEMO_TAKER_NOTIONAL="120",
+            DEMO_POLL_SECONDS="0.5",
+            DEMO_TAKER_SECONDS="1.0",
+            DEMO_RATE="40",
         )
+        self.prefix = self.process.env["DEMO_USER_PREFIX"]
         self.api = httpx.Client(base_url=stack.url, timeout=10)
         self.tokens: dict[str, str] = {}
 
@@ -110,12 +95,8 @@ class Demo:
 def own_stack(kafka_bootstrap: str, database_url: str, redis_url: str) -> Iterator[Stack]:
     """An exchange of this module's own: the session's carries other tests' resting orders
     at prices of their own, which a market-wide check (every book two-sided) would read."""
-    exchange = Stack(kafka_bootstrap, database_url, redis_url, redis_db=13)
-    try:
-        exchange.start()
+    with running(Stack(kafka_bootstrap, database_url, redis_url, redis_db=13)) as exchange:
         yield exchange
-    finally:
-        exchange.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ Playwright downloads no browser, and a missing one fails the module.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -22,8 +21,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.stack import Stack
-from tests.processes import ROOT, ServiceProcess, free_port
+from tests.e2e.stack import Stack, index_feed
+from tests.e2e.stack import demo_market as demo_market_process
+from tests.processes import ROOT, ServiceProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -36,57 +36,33 @@ expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
-def index_feed(stack: Stack) -> Iterator[ServiceProcess]:
-    """The simulated index, as `make up` runs it: the page's mark and index, the demo
-    market's reference price."""
-    feed = ServiceProcess(
-        "index_feed",
-        "services.index_feed",
-        {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "TOPIC_PREFIX": stack.prefix},
-        log_name=f"{stack.prefix}index_feed",
+def demo_market(stack: Stack) -> Iterator[ServiceProcess]:
+    """The index feed, as `make up` runs it (the page's mark and index, the demo market's
+    reference), and the demo market on the stack's gateway: quotes on both sides of BTC-PERP,
+    and takers trading about twice a second (three, each every 1.5 s on average)."""
+    feed = index_feed(stack)
+    market = demo_market_process(
+        stack,
+        DEMO_SYMBOLS=SYMBOL,
+        DEMO_TAKER_SECONDS="1.5",
+        DEMO_POLL_SECONDS="0.5",
+        DEMO_RATE="40",
+        DEMO_BURST="20",
     )
     feed.start()
     try:
-        yield feed
-    finally:
-        feed.stop()
-
-
-@pytest.fixture(scope="module")
-def demo_market(stack: Stack, index_feed: ServiceProcess) -> Iterator[ServiceProcess]:
-    """The demo market on the stack's gateway: quotes on both sides of BTC-PERP, and takers
-    trading about twice a second (three takers, each every 1.5 s on average)."""
-    port = free_port()
-    market = ServiceProcess(
-        "demo_market",
-        "services.demo_market",
-        {
-            **os.environ,
-            "GATEWAY_URL": stack.url,
-            "DEMO_SYMBOLS": SYMBOL,
-            "METRICS_PORT": str(port),
-            "DEMO_USER_PREFIX": f"demo{uuid.uuid4().hex[:6]}",
-            "DEMO_TAKER_SECONDS": "1.5",
-            "DEMO_POLL_SECONDS": "0.5",
-            "DEMO_RATE": "40",
-            "DEMO_BURST": "20",
-        },
-        port=port,
-        ready_url=f"http://127.0.0.1:{port}/healthz",
-        log_name=f"{stack.prefix}demo_market",
-    )
-    market.start()
-    try:
+        market.start()
         yield market
     finally:
         market.stop()
+        feed.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), (
         f"{CHROMIUM} is missing: the trading page's tests need Debian's chromium "
-        "(`make deps` installs it: scripts/apt-install.sh chromium)"
+        "(`make browser` installs it, and `make test` runs that first)"
     )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
