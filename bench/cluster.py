@@ -28,6 +28,7 @@ from tests.e2e.stack import Stack
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "infra" / "stack-cluster-test.toml"
 RATES = (100, 500, 1000)
+WARM_SECONDS = 30  # of the floor, unmeasured, before each phase: fresh brokers compile first
 
 
 def run() -> str:
@@ -42,6 +43,7 @@ def phase(env: dict[str, str], brokers: dict[str, int | None]) -> dict:
     """The floor, then the mixed flow at RATES, on the broker(s) of ``env``."""
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     log(f"cluster bench on {bootstrap}")
+    three_hop_floor(bootstrap, seconds=WARM_SECONDS)  # the brokers' JIT compilers, warmed
     floor = three_hop_floor(bootstrap)
     stack = Stack(bootstrap, env["DATABASE_URL"], env["REDIS_URL"])
     stack.start()
@@ -128,9 +130,10 @@ def render(one: dict, three: dict) -> str:
             "cluster on this same machine (`infra/stack-cluster-test.toml`: each node a broker "
             "and a controller, every topic three copies with `min.insync.replicas=2`, so every "
             "acks=all write waits for a follower too). The plain three-hop floor "
-            "(`bench/kafka_floor.py`), then the mixed flow of `bench/gateway_mixed.py` through "
-            f"a gateway with one instance of each service, {STEP_SECONDS} s per rate. "
-            "`bench/cluster.py`.",
+            f"(`bench/kafka_floor.py`, after {WARM_SECONDS} s of it unmeasured: fresh brokers "
+            "compile first), then the mixed flow of `bench/gateway_mixed.py` through a "
+            f"gateway with one instance of each service, {STEP_SECONDS} s per rate after its "
+            "warm-up. `bench/cluster.py`.",
             "",
             *rows,
             "",
