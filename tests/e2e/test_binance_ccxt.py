@@ -22,27 +22,12 @@ from libs.bus.kafka import KafkaBus
 from libs.messages import IndexPriceTick, encode
 from libs.symbols import get_symbol
 from libs.topics import Topics, symbol_partition
+from tests.ccxt_gateway import gateway_urls
 from tests.e2e.conftest import Trader
 
 SYMBOL = "SOL/USDT:USDT"  # SOL-PERP: away from the other e2e tests' books
 PRICE = 100.0  # the README test below gives SOL-PERP a mark of 100: test_security trades there
 AMOUNT = 0.5
-
-
-def gateway_urls(base: str, kind=ccxt.binanceusdm) -> dict:
-    """Every Binance URL the client knows (REST, and WebSocket for ccxt.pro), pointed at the
-    gateway: the same path on the gateway's host."""
-    sockets = base.replace("http://", "ws://", 1)
-
-    def point(url: str) -> str:
-        scheme, rest = url.split("://", 1)
-        path = rest.partition("/")[2]
-        return f"{sockets if scheme.startswith('ws') else base}/{path}"
-
-    def walk(urls):
-        return {k: walk(v) for k, v in urls.items()} if isinstance(urls, dict) else point(urls)
-
-    return walk(kind().urls["api"])
 
 
 def keys(trader: Trader) -> dict[str, str]:

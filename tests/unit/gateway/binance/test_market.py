@@ -10,18 +10,16 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt
 import pytest
-import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from requests.structures import CaseInsensitiveDict
 
 from libs.read_model import keys
 from libs.symbols import default_symbols
 from services.gateway.security import sign
+from tests.ccxt_gateway import InProcess, gateway_urls
 from tests.unit.gateway.fakes import Stack, started
 
 NOW_MS = 1_700_000_000_000
@@ -495,40 +493,6 @@ def test_the_coins_are_usdt_for_a_signed_caller_only(stack: Stack) -> None:
 
 
 # --- ccxt itself, over HTTP into the app --------------------------------------------------
-
-
-class InProcess(requests.Session):
-    """A requests session that sends ccxt's requests to the in-process app (and nowhere else)."""
-
-    def __init__(self, stack: Stack) -> None:
-        super().__init__()
-        self.stack = stack
-        self.seen: list[str] = []
-
-    def request(  # type: ignore[override]
-        self, method: str, url: str, data: Any = None, headers: Any = None, **_: Any
-    ) -> requests.Response:
-        parts = urlsplit(url)
-        assert parts.netloc == "gateway", url
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.seen.append(f"{method} {parts.path}")
-        reply = self.stack.client.request(method, path, content=data, headers=headers)
-        response = requests.Response()
-        response.status_code = reply.status_code
-        response.reason = reply.reason_phrase
-        response.headers = CaseInsensitiveDict(reply.headers)
-        response._content = reply.content
-        response.url = url
-        return response
-
-
-def gateway_urls(base: str) -> dict[str, str]:
-    """Every Binance API URL ccxt knows, pointed at ``base``."""
-    return {
-        name: base + url.split(".com", 1)[1]
-        for name, url in ccxt.binanceusdm().urls["api"].items()
-        if isinstance(url, str)
-    }
 
 
 def test_ccxt_loads_markets_with_credentials_and_reads_the_market_data(stack: Stack) -> None:

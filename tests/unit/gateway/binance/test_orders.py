@@ -12,12 +12,10 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import ccxt
 import pytest
-import requests
-from requests.structures import CaseInsensitiveDict
 
 from libs import codes
 from libs.messages import (
@@ -38,6 +36,7 @@ from libs.messages import (
 from libs.read_model import keys
 from services.gateway.replies import Kind, Outcome
 from services.projector.orders import Order
+from tests.ccxt_gateway import InProcess
 from tests.unit.gateway.fakes import Answer, Stack, started, unanswered
 
 MINE, THEIRS = 1, 2
@@ -678,29 +677,6 @@ def test_bad_signatures_timestamps_and_keys_are_binances_errors(stack: Stack) ->
 
 
 # --- ccxt itself, over HTTP into the app --------------------------------------------------
-
-
-class InProcess(requests.Session):
-    """A requests session that sends ccxt's requests to the in-process app (and nowhere else)."""
-
-    def __init__(self, stack: Stack) -> None:
-        super().__init__()
-        self.stack = stack
-
-    def request(  # type: ignore[override]
-        self, method: str, url: str, data: Any = None, headers: Any = None, **_: Any
-    ) -> requests.Response:
-        parts = urlsplit(url)
-        assert parts.netloc == "gateway", url
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        reply = self.stack.client.request(method, path, content=data, headers=headers)
-        response = requests.Response()
-        response.status_code = reply.status_code
-        response.reason = reply.reason_phrase
-        response.headers = CaseInsensitiveDict(reply.headers)
-        response._content = reply.content
-        response.url = url
-        return response
 
 
 def exchange(stack: Stack, user_id: int = MINE) -> ccxt.binanceusdm:
