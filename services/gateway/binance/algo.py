@@ -162,11 +162,7 @@ async def new_algo_order(call: SignedCall, gw: Gw) -> dict:
     except ApiError as error:
         raise binance_refusal(error, ALGO_PARAMS) from None
     got = await settle(gw, caller, spec, command)
-    if got.asked is None:
-        return algo_object(got.spec, got.fields, got.done)
-    shown = algo_object(got.spec, got.fields, got.done, **got.asked)
-    shown["updateTime"] = max(shown["updateTime"], gw.now_ns() // 1_000_000)
-    return shown
+    return got.shown(algo_object, gw.now_ns() // 1_000_000)
 
 
 async def _algo_of(

@@ -13,6 +13,7 @@ parameters and fields.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -369,6 +370,15 @@ class Settled:
     done: tuple[int, int, int] | None = None
     asked: dict[str, Any] | None = None
 
+    def shown(self, render: Callable[..., dict], now_ms: int) -> dict:
+        """The placement as ``render`` (``order_object``, an algo order's) shows it; a new
+        order's ``updateTime`` no earlier than ``now_ms``."""
+        if self.asked is None:
+            return render(self.spec, self.fields, self.done)
+        shown = render(self.spec, self.fields, self.done, **self.asked)
+        shown["updateTime"] = max(shown["updateTime"], now_ms)
+        return shown
+
 
 async def settle(gw: Gateway, caller: int, spec: SymbolSpec, command: PlaceOrder) -> Settled:
     """Place a validated order by the original flow (``api.trading.place``) and wait for what
@@ -403,11 +413,7 @@ async def _new_order(gw: Gateway, caller: int, params: dict[str, str]) -> dict:
     if respond == "ACK":
         return await _acknowledged(gw, caller, spec, command)
     got = await settle(gw, caller, spec, command)
-    if got.asked is None:
-        return order_object(got.spec, got.fields, got.done)
-    shown = order_object(got.spec, got.fields, got.done, **got.asked)
-    shown["updateTime"] = max(shown["updateTime"], gw.now_ns() // 1_000_000)
-    return shown
+    return got.shown(order_object, gw.now_ns() // 1_000_000)
 
 
 async def _acknowledged(gw: Gateway, caller: int, spec: SymbolSpec, command: PlaceOrder) -> dict:
