@@ -23,6 +23,7 @@ from bench.gateway_mixed import DEPOSIT, SETTLE_SECONDS, STEP_SECONDS, USERS, In
 from bench.http_load import WARMUP_RATE, WARMUP_SECONDS, log, signup, step
 from bench.kafka_floor import measure as three_hop_floor
 from bench.stack_cpu import CpuProbe, find_infra
+from tests.cluster.conftest import NODES, RUN_DIR, node_pid
 from tests.e2e.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,17 +75,14 @@ def cluster() -> Iterator[tuple[dict[str, str], dict[str, int | None]]]:
     """The three-node stack, fresh, for the length of a ``with``: its environment and the
     pids of its brokers."""
     _supervise("down")
-    shutil.rmtree(ROOT / ".run" / "test-cluster", ignore_errors=True)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
     try:
         _supervise("up")
         env = dict(os.environ)
         for line in _supervise("env").splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = value
-        run_dir = ROOT / ".run" / "test-cluster"
-        brokers: dict[str, int | None] = {
-            f"kafka broker {n}": int((run_dir / f"kafka-{n}.pid").read_text()) for n in (1, 2, 3)
-        }
+        brokers: dict[str, int | None] = {f"kafka broker {n}": node_pid(n) for n in NODES}
         yield env, brokers
     finally:
         _supervise("down")

@@ -5,11 +5,23 @@ after the rest of the suite, as ``STACK=infra/stack-cluster-test.toml scripts/wi
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 RUN_DIR = Path(__file__).resolve().parents[2] / ".run" / "test-cluster"
+NODES = (1, 2, 3)
+
+
+def node_pid(node: int) -> int:
+    """The pid of the cluster's node ``node`` (1-3), as its supervisor wrote it."""
+    return int((RUN_DIR / f"kafka-{node}.pid").read_text())
+
+
+def kill_node(node: int) -> None:
+    """kill -9 node ``node``; its supervisor starts it again."""
+    os.kill(node_pid(node), signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

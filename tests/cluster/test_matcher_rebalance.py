@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.matcher_rebalance import eight_symbols, takeover
 from libs.symbols import default_symbols
-from tests.cluster.test_three_brokers import _kill_node
+from tests.cluster.conftest import kill_node
 from tests.integration.matcher.harness import reference_events
 
 
@@ -34,7 +34,7 @@ def test_the_survivor_takes_every_book_over_while_a_broker_is_lost(
             survivor.events, timeout=10
         )
         node = topic.topics[survivor.events].partitions[0].leader
-        _kill_node(node)
+        kill_node(node)
         killed.append(node)
 
     result = takeover(cluster_bootstrap, on_kill=kill_a_leader)

@@ -9,8 +9,6 @@ into the in-sync set again.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 import uuid
@@ -21,7 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from libs.bus.kafka import KafkaBus
 from libs.topics import exchange_topics
-from tests.cluster.conftest import RUN_DIR
+from tests.cluster.conftest import kill_node
 
 RATE = 200  # records/s, as the order path at the broker target's rate
 SECONDS = 12
@@ -31,12 +29,6 @@ CATCH_UP_SECONDS = 90
 
 def _admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
-
-
-def _kill_node(node: int) -> int:
-    pid = int((RUN_DIR / f"kafka-{node}.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    return pid
 
 
 def _in_sync(bootstrap: str, topic: str) -> list[int]:
@@ -100,7 +92,7 @@ def test_a_node_killed_under_load_loses_and_doubles_nothing(
     killed = False
     while time.monotonic() - start < SECONDS:
         if not killed and time.monotonic() - start >= KILL_AFTER:
-            _kill_node(node)
+            kill_node(node)
             killed = True
         producer.produce(topic, value=str(sent).encode(), on_delivery=delivered)
         sent += 1
