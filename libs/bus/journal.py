@@ -2,9 +2,10 @@
 
 Inputs from several topics interleave differently from run to run, and a service's state can
 depend on that interleaving (the wallet's pre-trade check, the position engine's margin checks).
-So every turn is recorded in the service's journal (a one-partition topic): for each input
-partition the turn advanced, its end offset, and the inputs the turn skipped. A turn applies
-its records in one canonical order (the order of the input partitions, then offset).
+So every turn is recorded in the service's journal (its partition of the journal topic, one
+per user shard): for each input partition the turn advanced, its end offset, and the inputs
+the turn skipped. A turn applies its records in one canonical order (the order of the input
+partitions, then offset).
 
 A turn's journal entry rides with its outputs, as a header (``turns``) on the turn's first
 output in each partition: the loop produces them and waits for the acknowledgement before the
@@ -44,6 +45,7 @@ import msgspec
 from libs.bus.base import Bus, Outgoing, Record, TopicPartition
 from libs.bus.loop import Turn
 from libs.bus.snapshots import Snapshot, latest_snapshots, offsets_key, snapshot_message
+from libs.topics import shard_name
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +93,14 @@ def decode_entry(value: bytes) -> Entry:
 def journaled(
     bus: Bus,
     source: bytes,
-    journal: tuple[str, int],
+    journal: tuple[str, int, int],
     outputs: dict[TopicPartition, int],
     after: int,
 ) -> tuple[list[TurnRecord], int, dict[TopicPartition, int]]:
-    """Read what a handler journaled after a snapshot: the journal topic from ``journal``
-    (topic, offset) and each output partition from its offset in ``outputs``. Return the turns
-    of the entries numbered above ``after``, in order; the last entry's number; and how many
-    records of ``source`` each output partition holds from there."""
+    """Read what a handler journaled after a snapshot: its journal partition from ``journal``
+    (topic, partition, offset) and each output partition from its offset in ``outputs``.
+    Return the turns of the entries numbered above ``after``, in order; the last entry's
+    number; and how many records of ``source`` each output partition holds from there."""
     unnumbered: list[TurnRecord] = []
     entries: dict[int, list[TurnRecord]] = {}
 
@@ -113,8 +115,8 @@ def journaled(
         elif entry.seq > after:
             entries.setdefault(entry.seq, entry.turns)
 
-    topic, start = journal
-    for record in bus.replay(topic, 0, start):
+    topic, journal_partition, start = journal
+    for record in bus.replay(topic, journal_partition, start):
         take(record.value or b"", f"{topic}@{record.offset}")
     landed: dict[TopicPartition, int] = {}
     for (out_topic, partition), offset in outputs.items():
@@ -144,6 +146,8 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
     ``rewinds`` counters) and fills in the hooks: ``new_core``, ``dump_core``, ``load_core``,
     ``apply_record`` and ``outgoing``. ``inputs`` lists the input partitions in their canonical
     order; ``outputs`` the topics ``outgoing`` writes to (each message with its partition set).
+    ``shard`` numbers one of several such state machines of a service (one per user partition),
+    each with its own snapshot, journal partition and outputs' ``src``.
     ``lock`` guards the state for readers on other threads.
     """
 
@@ -161,17 +165,22 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         outputs: list[str],
         snapshot_every: int,
         snapshot_seconds: float = 0.0,
+        shard: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
         self.inputs = inputs
         self.snapshots_topic = snapshots_topic
         self.journal_topic = journal_topic
+        # one of several state machines of a service (a user shard): its own snapshot key,
+        # src header (``libs.topics.shard_name``) and partition of the journal topic
+        self.name = shard_name(self.snapshot_key, shard)
+        self.journal_partition = shard
         self.output_topics = outputs
         self.snapshot_every = snapshot_every
         self.snapshot_seconds = snapshot_seconds
         self.clock = clock
-        self.source = self.snapshot_key.encode()  # the src header of every output
+        self.source = self.name.encode()  # the src header of every output
         self._rank = {tp: i for i, tp in enumerate(inputs)}
         self.lock = threading.Lock()  # the ops thread reads the state between turns
         self.core: Core = self.new_core()
@@ -238,7 +247,12 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         with self.lock:
             if not self._unwritten:
                 return None
-            return Outgoing(self.journal_topic, self._entry(), partition=0, source=self.source)
+            return Outgoing(
+                self.journal_topic,
+                self._entry(),
+                partition=self.journal_partition,
+                source=self.source,
+            )
 
     def _entry(self) -> bytes:
         self.entry_seq += 1
@@ -269,11 +283,11 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             self._base, self._since_base = state, []
             self._unwritten = []  # the snapshot covers them
             snapshot = Snapshot(
-                key=self.snapshot_key,
+                key=self.name,
                 offsets=self._offsets(),
                 seq=self.snapshot_no,
                 state=state,
-                journal=self.bus.end_offsets(self.journal_topic)[0],
+                journal=self.bus.end_offsets(self.journal_topic)[self.journal_partition],
                 entries=self.entry_seq,
                 outputs={
                     offsets_key(topic, p): end
@@ -360,7 +374,7 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
         """Set the state to the latest snapshot plus the turns journaled after it; return the
         outputs of those turns (when ``produce``) and how many of ours each output partition
         holds after the snapshot."""
-        snapshot = latest_snapshots(self.bus, self.snapshots_topic).get(self.snapshot_key)
+        snapshot = latest_snapshots(self.bus, self.snapshots_topic).get(self.name)
         self.core = self.new_core()
         self.applied = {tp: 0 for tp in self.inputs}
         self.snapshot_no = 0
@@ -383,7 +397,11 @@ class JournaledHandler(ABC, Generic[Core, Produced]):
             for p in self.bus.end_offsets(topic)
         }
         turns, self.entry_seq, landed = journaled(
-            self.bus, self.source, (self.journal_topic, journal_from), outputs, after
+            self.bus,
+            self.source,
+            (self.journal_topic, self.journal_partition, journal_from),
+            outputs,
+            after,
         )
         self._skip = {s for turn in turns for s in turn.skipped}  # already tuples, as decoded
         replayed = self._replay(turns, produce=produce)

@@ -160,6 +160,23 @@ class KafkaBus(Bus):
             config["group.instance.id"] = instance_id
         return KafkaConsumer(config, group_id, topics, partitions, on_revoke)
 
+    def membership(
+        self, group_id: str, topic: str, on_revoke: Callable[[list[int]], None]
+    ) -> KafkaMembership:
+        """Join ``group_id`` for a share of ``topic``'s partitions, read nothing of them
+        (``libs.bus.shards``); ``on_revoke`` is called with the partitions this instance
+        gives up, from inside ``poll``, before another instance is given them."""
+        config = self._base() | {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 3000,
+            # a rebalance moves only the partitions that change owner: the others' state
+            # machines keep running
+            "partition.assignment.strategy": "cooperative-sticky",
+        }
+        return KafkaMembership(config, topic, on_revoke)
+
     def _reader(self, **extra: Any) -> KafkaConsumerClient:
         return KafkaConsumerClient(
             self._base()
@@ -514,4 +531,33 @@ class KafkaConsumer(Consumer):
             self._client.seek(KafkaTopicPartition(topic, partition, max(offset, 0)))
 
     def close(self) -> None:
+        self._client.close()
+
+
+class KafkaMembership:
+    """A consumer group member that owns partitions without reading them: each stands for a
+    state machine of the service (a user shard), which the group moves between instances."""
+
+    def __init__(
+        self, config: dict[str, Any], topic: str, on_revoke: Callable[[list[int]], None]
+    ) -> None:
+        self._client = KafkaConsumerClient(config)
+
+        def assigned(client: Any, parts: list[KafkaTopicPartition]) -> None:
+            client.incremental_assign(parts)
+            client.pause(parts)  # owned, never fetched
+
+        def revoked(_client: Any, parts: list[KafkaTopicPartition]) -> None:
+            on_revoke(sorted(tp.partition for tp in parts))
+
+        self._client.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def poll(self, timeout: float) -> list[int]:
+        """Serve the group (heartbeats are in the background; rebalances run here); return
+        the partitions owned now."""
+        self._client.poll(timeout)
+        return sorted(tp.partition for tp in self._client.assignment())
+
+    def close(self) -> None:
+        """Leave the group at once (the others take the partitions without a timeout)."""
         self._client.close()

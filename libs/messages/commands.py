@@ -140,6 +140,7 @@ class MarkPriceTick(Command, frozen=True, kw_only=True):
     symbol: str
     mark_price: int
     ts: int
+    index_price: int = 0  # what the mark was computed from (0: a fence repeating a tick)
 
 
 class HaltSymbol(Command, frozen=True, kw_only=True):

@@ -136,6 +136,9 @@ class MarkPriceSet(MatcherEvent, frozen=True):
 
     mark_price: int
     ts: int
+    # the tick's index price (0: none, or a log from before it was carried): every position
+    # engine shard samples the funding premium from it, so all compute the same rate
+    index_price: int = 0
 
 
 class DeleverageMatch(msgspec.Struct, frozen=True, array_like=True):

@@ -12,6 +12,7 @@ named by ``KAFKA_BOOTSTRAP_SERVERS``; ``python -m libs.topics list`` prints the 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -41,15 +42,26 @@ WALLET_JOURNAL = "wallet.journal"
 POSITIONS_SNAPSHOTS = "positions.snapshots"
 POSITIONS_JOURNAL = "positions.journal"
 
-USER_PARTITIONS = 1
-"""Partitions of the user-keyed topics: the unit of scale-out for wallet and positions.
 
-One, while one wallet and one position engine serve every user: librdkafka sends a
-ProduceRequest per partition, so a wallet turn over eight partitions cost up to eight
-requests, and the broker's idle and per-order CPU grew with the partitions every consumer
-fetched (issue 12: idle stack 13% -> 8.5% of a core, broker 3.3 -> 2.7 ms per order at
-200 orders/s). Raising it is a topology change: new topics, or users' history stays on the
-old partitions."""
+@cache
+def user_partitions() -> int:
+    """Partitions of the user-keyed topics: the unit of scale-out for wallet and positions
+    (``USER_PARTITIONS`` in the environment, one by default).
+
+    Each partition is a shard: a wallet and a position engine state machine of its own, with
+    its own snapshot, journal partition and transactional id, which a consumer group gives to
+    one instance of the service (``libs.bus.shards``). One, while one instance of each serves
+    every user: librdkafka sends a ProduceRequest per partition, and the broker's idle and
+    per-order CPU grew with the partitions every consumer fetched (issue 12: idle stack 13% ->
+    8.5% of a core, broker 3.3 -> 2.7 ms per order at 200 orders/s with 8 -> 1). Changing it
+    is a topology change: new topics (``create_topics`` refuses the old ones), as users'
+    history stays on the partitions it was written to. Every process of a deployment must be
+    given the same value."""
+    value = int(os.environ.get("USER_PARTITIONS", "1"))
+    if not 1 <= value <= 64:
+        raise ValueError(f"USER_PARTITIONS={value}: between 1 and 64")
+    return value
+
 
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
@@ -92,11 +104,12 @@ def _codec(kinds: tuple[type[Message], ...]) -> Codec:
 def exchange_topics() -> list[Topic]:
     """Return every topic of the exchange with its partitioning and retention."""
     symbols = len(default_symbols())
+    users = user_partitions()
     return [
         Topic(
             REQUESTS,
             "user",
-            USER_PARTITIONS,
+            users,
             "gateway",
             "wallet, projector",
             FOREVER,
@@ -126,7 +139,7 @@ def exchange_topics() -> list[Topic]:
         Topic(
             POSITIONS_EVENTS,
             "user",
-            USER_PARTITIONS,
+            users,
             "positions",
             "wallet, projector",
             FOREVER,
@@ -135,22 +148,27 @@ def exchange_topics() -> list[Topic]:
         Topic(
             WALLET_EVENTS,
             "user",
-            USER_PARTITIONS,
+            users,
             "wallet",
             "positions, gateway (account replies, while one waits; projector)",
             FOREVER,
             concrete_kinds(WalletEvent),
         ),
         Topic(MATCHER_SNAPSHOTS, "symbol", 1, "matcher", "matcher (on start)", COMPACTED),
-        Topic(WALLET_SNAPSHOTS, "partition", 1, "wallet", "wallet (on start)", COMPACTED),
+        Topic(WALLET_SNAPSHOTS, "shard", 1, "wallet", "wallet (on start)", COMPACTED),
         Topic(
-            WALLET_JOURNAL, "none", 1, "wallet (a record per turn)", "wallet (on start)", FOREVER
+            WALLET_JOURNAL,
+            "shard",
+            users,
+            "wallet (a record per turn)",
+            "wallet (on start)",
+            FOREVER,
         ),
-        Topic(POSITIONS_SNAPSHOTS, "partition", 1, "positions", "positions (on start)", COMPACTED),
+        Topic(POSITIONS_SNAPSHOTS, "shard", 1, "positions", "positions (on start)", COMPACTED),
         Topic(
             POSITIONS_JOURNAL,
-            "none",
-            1,
+            "shard",
+            users,
             "positions (a record per turn)",
             "positions (on start)",
             FOREVER,
@@ -234,15 +252,43 @@ def symbol_partition(symbol: str) -> int:
     return default_symbols()[symbol].index
 
 
-def user_partition(user_id: int, partitions: int = USER_PARTITIONS) -> int:
-    """Return the partition of a user in the user-keyed topics."""
-    return user_id % partitions
+def user_partition(user_id: int, partitions: int | None = None) -> int:
+    """Return the partition of a user in the user-keyed topics (its shard)."""
+    return user_id % (partitions or user_partitions())
 
 
-def market_partition(symbol_index: int) -> int:
+def market_partition(symbol_index: int, partitions: int | None = None) -> int:
     """Return the partition of a symbol's market events (marks, funding) in
-    ``positions.events``, a user-keyed topic: its index, wrapped to the partitions there are."""
-    return symbol_index % USER_PARTITIONS
+    ``positions.events``, a user-keyed topic: its index, wrapped to the partitions there are.
+    The position engine shard of that partition publishes them and sends the symbol's marks."""
+    return symbol_index % (partitions or user_partitions())
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The users one engine state machine owns: those in ``partition`` of ``partitions``
+    (every user with the default). Its inputs from the user-keyed topics are that partition
+    only; from the symbol-keyed ones it reads everything and applies its users' part."""
+
+    partition: int = 0
+    partitions: int = 1
+
+    def owns(self, user_id: int) -> bool:
+        return self.partitions == 1 or user_id % self.partitions == self.partition
+
+    def owns_market(self, symbol_index: int) -> bool:
+        """Whether this shard publishes a symbol's market events and sends its marks."""
+        return market_partition(symbol_index, self.partitions) == self.partition
+
+
+ALL_USERS = Shard()
+
+
+def shard_name(name: str, partition: int) -> str:
+    """Return the name of user shard ``partition`` of an engine called ``name`` (its snapshot
+    key, the ``src`` of its outputs, its transactional id): shard 0 keeps the plain name, so
+    a deployment's log written before users were sharded recovers as shard 0."""
+    return name if partition == 0 else f"{name}-{partition}"
 
 
 def logical_topic(topic: str, prefix: str) -> str:

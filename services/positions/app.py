@@ -7,15 +7,18 @@ import threading
 
 from libs.bus import Bus, JournalLoop
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
+from libs.bus.shards import ShardHost
 from libs.ops import OpsServer, calm_gc, configure_logging, lower_priority, stop_on_signals
-from libs.topics import Topics
+from libs.topics import ALL_USERS, Shard, Topics, shard_name, user_partitions
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
 
 log = logging.getLogger("services.positions")
 
 
-def build(settings: PositionsSettings, bus: Bus | None = None) -> tuple[Bus, PositionsService]:
+def build(
+    settings: PositionsSettings, bus: Bus | None = None, shard: Shard = ALL_USERS
+) -> tuple[Bus, PositionsService]:
     # A killed engine's open transaction blocks committed-offset reads until its successor
     # aborts it or it times out: keep the timeout short.
     bus = bus or KafkaBus(
@@ -29,6 +32,7 @@ def build(settings: PositionsSettings, bus: Bus | None = None) -> tuple[Bus, Pos
         Topics(settings.topic_prefix),
         snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds,
+        shard=shard,
         funding_interval_seconds=settings.funding_interval_seconds,
         basis_window=settings.basis_window,
     )
@@ -36,26 +40,40 @@ def build(settings: PositionsSettings, bus: Bus | None = None) -> tuple[Bus, Pos
 
 
 def run(settings: PositionsSettings, stop: threading.Event) -> None:
-    bus, service = build(settings)
-    loop = JournalLoop(  # fences the previous engine, then recovers the state from the log
-        bus,
-        service,
-        group_id=settings.positions_group_id,
-        transactional_id=settings.positions_transactional_id,
-        partitions=service.inputs,
-        max_batch=settings.max_batch,
-        commit_seconds=settings.commit_seconds,
-        stall_timeout=settings.stall_seconds,
+    partitions = user_partitions()
+
+    def start(partition: int) -> tuple[JournalLoop, PositionsService]:
+        bus, service = build(settings, shard=Shard(partition, partitions))
+        loop = JournalLoop(  # fences the shard's previous owner, then recovers it from the log
+            bus,
+            service,
+            group_id=shard_name(settings.positions_group_id, partition),
+            transactional_id=shard_name(settings.positions_transactional_id, partition),
+            partitions=service.inputs,
+            max_batch=settings.max_batch,
+            commit_seconds=settings.commit_seconds,
+            stall_timeout=settings.stall_seconds,
+        )
+        log.info("positions shard %d of %d ready: %s", partition, partitions, service.digest_json())
+        return loop, service
+
+    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id="positions")
+    shards_topic = Topics(settings.topic_prefix).positions_journal  # a partition per shard
+    host = ShardHost(
+        "positions",
+        lambda revoked: bus.membership(
+            f"{settings.positions_group_id}.shards", shards_topic, revoked
+        ),
+        start,
+        partitions=partitions,
     )
-    ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)
-    log.info("positions ready: %s", service.digest_json())
+    ops = OpsServer(settings.metrics_port, host.digest_json, host=settings.metrics_host)
     print("positions ready", flush=True)
     try:
-        while not stop.is_set():
-            loop.run_once()
+        host.run(stop)
     finally:
         ops.close()
-        loop.close()
+        host.close()
 
 
 def main() -> None:
@@ -69,13 +87,16 @@ def main() -> None:
     run(settings, stop)
 
 
-def rebuild(settings: PositionsSettings | None = None, bus: Bus | None = None) -> dict:
-    """Return the digest of the state rebuilt from the topics alone (snapshot + journal),
-    producing nothing (the live service may run). ``python -m exchange rebuild positions``."""
+def rebuild(
+    settings: PositionsSettings | None = None, bus: Bus | None = None, shard: int = 0
+) -> dict:
+    """Return the digest of user shard ``shard``'s state rebuilt from the topics alone
+    (snapshot + journal), producing nothing (the live service may run).
+    ``python -m exchange rebuild positions [--shard N]``."""
     from libs.settings import load_settings
 
     if settings is None:
         settings = load_settings(PositionsSettings)
-    _, service = build(settings, bus)
+    _, service = build(settings, bus, Shard(shard, user_partitions()))
     service.rewind({})
     return service.digest_json()

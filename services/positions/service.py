@@ -26,7 +26,7 @@ from libs.messages import (
     encode,
 )
 from libs.symbols import SymbolSpec, default_symbols
-from libs.topics import USER_PARTITIONS, Topics, cause_of
+from libs.topics import ALL_USERS, Shard, Topics, cause_of
 from services.positions.core import Out, PositionsCore
 from services.positions.core.engine import COMMANDS, EVENTS, CoreOptions
 
@@ -46,20 +46,21 @@ LIQUIDATIONS = Counter("positions_liquidations_total", "Positions sent to liquid
 OPEN_POSITIONS = Gauge("positions_open", "Open positions", ["symbol"])
 
 
-def positions_inputs(topics: Topics) -> list[TopicPartition]:
-    """Every input partition, in the order a turn applies them: balances first (so margin
-    checks see the freshest), then the matcher's facts, then index prices (so marks use
-    the latest trade)."""
+def positions_inputs(topics: Topics, shard: Shard = ALL_USERS) -> list[TopicPartition]:
+    """A shard's input partitions, in the order a turn applies them: its users' balances
+    first (so margin checks see the freshest), then every book's facts, then the index
+    prices of the symbols whose marks it computes (so marks use the latest trade)."""
     symbols = len(default_symbols())
-    return (
-        [(topics.wallet_events, p) for p in range(USER_PARTITIONS)]
-        + [(topics.matcher_events, p) for p in range(symbols)]
-        + [(topics.index_prices, p) for p in range(symbols)]
-    )
+    return [
+        (topics.wallet_events, shard.partition),
+        *[(topics.matcher_events, p) for p in range(symbols)],
+        *[(topics.index_prices, p) for p in range(symbols) if shard.owns_market(p)],
+    ]
 
 
 class PositionsService(JournaledHandler[PositionsCore, Out]):
-    """The handler ``libs.bus.JournalLoop`` runs: one instance owns every input."""
+    """The handler ``libs.bus.JournalLoop`` runs: the position engine of one user shard (by
+    default the only one, of every user)."""
 
     snapshot_key = SNAPSHOT_KEY
     snapshots_made = SNAPSHOTS
@@ -75,8 +76,10 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         specs: dict[str, SymbolSpec] | None = None,
         funding_interval_seconds: int | None = None,
         basis_window: int = 60,
+        shard: Shard = ALL_USERS,
     ) -> None:
         self.topics = topics
+        self.shard = shard
         self._codecs: dict[str, Codec[Message]] = {
             t: topics.codec(t)
             for t in (topics.matcher_events, topics.wallet_events, topics.index_prices)
@@ -88,15 +91,17 @@ class PositionsService(JournaledHandler[PositionsCore, Out]):
         self.options: CoreOptions = {
             "funding_interval_seconds": funding_interval_seconds,
             "basis_window": basis_window,
+            "shard": shard,
         }
         super().__init__(
             bus,
-            positions_inputs(topics),
+            positions_inputs(topics, shard),
             topics.positions_snapshots,
             journal_topic=topics.positions_journal,
             outputs=[topics.positions_events, topics.commands],
             snapshot_every=snapshot_every,
             snapshot_seconds=snapshot_seconds,
+            shard=shard.partition,
         )
 
     # --- the journal's hooks -----------------------------------------------------------------

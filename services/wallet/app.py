@@ -7,15 +7,18 @@ import threading
 
 from libs.bus import Bus, JournalLoop
 from libs.bus.kafka import KafkaBus
+from libs.bus.shards import ShardHost
 from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
-from libs.topics import Topics
+from libs.topics import ALL_USERS, Shard, Topics, shard_name, user_partitions
 from services.wallet.service import WalletService
 from services.wallet.settings import WalletSettings
 
 log = logging.getLogger("services.wallet")
 
 
-def build(settings: WalletSettings, bus: Bus | None = None) -> tuple[Bus, WalletService]:
+def build(
+    settings: WalletSettings, bus: Bus | None = None, shard: Shard = ALL_USERS
+) -> tuple[Bus, WalletService]:
     # A transaction stays open commit_seconds; a killed wallet's is aborted by its successor
     # at once (the fence), and otherwise times out soon.
     bus = bus or KafkaBus(
@@ -28,31 +31,44 @@ def build(settings: WalletSettings, bus: Bus | None = None) -> tuple[Bus, Wallet
         Topics(settings.topic_prefix),
         snapshot_every=settings.snapshot_every,
         snapshot_seconds=settings.snapshot_seconds,
+        shard=shard,
     )
     return bus, service
 
 
 def run(settings: WalletSettings, stop: threading.Event) -> None:
-    bus, service = build(settings)
-    loop = JournalLoop(  # fences the previous wallet, then recovers the state from the log
-        bus,
-        service,
-        group_id=settings.wallet_group_id,
-        transactional_id=settings.wallet_transactional_id,
-        partitions=service.inputs,
-        max_batch=settings.max_batch,
-        commit_seconds=settings.commit_seconds,
-        stall_timeout=settings.stall_seconds,
+    partitions = user_partitions()
+
+    def start(partition: int) -> tuple[JournalLoop, WalletService]:
+        bus, service = build(settings, shard=Shard(partition, partitions))
+        loop = JournalLoop(  # fences the shard's previous owner, then recovers it from the log
+            bus,
+            service,
+            group_id=shard_name(settings.wallet_group_id, partition),
+            transactional_id=shard_name(settings.wallet_transactional_id, partition),
+            partitions=service.inputs,
+            max_batch=settings.max_batch,
+            commit_seconds=settings.commit_seconds,
+            stall_timeout=settings.stall_seconds,
+        )
+        log.info("wallet shard %d of %d ready: %s", partition, partitions, service.digest_json())
+        return loop, service
+
+    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id="wallet")
+    shards_topic = Topics(settings.topic_prefix).wallet_journal  # a partition per shard
+    host = ShardHost(
+        "wallet",
+        lambda revoked: bus.membership(f"{settings.wallet_group_id}.shards", shards_topic, revoked),
+        start,
+        partitions=partitions,
     )
-    ops = OpsServer(settings.metrics_port, service.digest_json, host=settings.metrics_host)
-    log.info("wallet ready: %s", service.digest_json())
+    ops = OpsServer(settings.metrics_port, host.digest_json, host=settings.metrics_host)
     print("wallet ready", flush=True)
     try:
-        while not stop.is_set():
-            loop.run_once()
+        host.run(stop)
     finally:
         ops.close()
-        loop.close()
+        host.close()
 
 
 def main() -> None:
@@ -65,13 +81,14 @@ def main() -> None:
     run(settings, stop)
 
 
-def rebuild(settings: WalletSettings | None = None, bus: Bus | None = None) -> dict:
-    """Return the digest of the state rebuilt from the topics alone (snapshot + journal),
-    producing nothing (the live service may run). ``python -m exchange rebuild wallet``."""
+def rebuild(settings: WalletSettings | None = None, bus: Bus | None = None, shard: int = 0) -> dict:
+    """Return the digest of user shard ``shard``'s state rebuilt from the topics alone
+    (snapshot + journal), producing nothing (the live service may run).
+    ``python -m exchange rebuild wallet [--shard N]``."""
     from libs.settings import load_settings
 
     if settings is None:
         settings = load_settings(WalletSettings)
-    _, service = build(settings, bus)
+    _, service = build(settings, bus, Shard(shard, user_partitions()))
     service.rewind({})
     return service.digest_json()

@@ -22,7 +22,7 @@ from libs.messages import (
     encode,
 )
 from libs.symbols import default_symbols
-from libs.topics import USER_PARTITIONS, Topics, cause_of, symbol_partition, user_partition
+from libs.topics import ALL_USERS, Shard, Topics, cause_of, symbol_partition, user_partition
 from services.wallet.core import WalletCore
 from services.wallet.core.engine import _user_of
 
@@ -40,19 +40,21 @@ SNAPSHOTS = Counter("wallet_snapshots_total", "Snapshots produced")
 REWINDS = Counter("wallet_rewinds_total", "State recoveries from snapshot and journal")
 
 
-def wallet_inputs(topics: Topics) -> list[TopicPartition]:
-    """Every input partition, in the order a turn applies them: the matcher's facts first,
-    then the position engine's, then the requests (which then see the freshest state)."""
+def wallet_inputs(topics: Topics, shard: Shard = ALL_USERS) -> list[TopicPartition]:
+    """A shard's input partitions, in the order a turn applies them: the matcher's facts
+    first (every book's: fills name users of any shard), then the position engine's, then
+    the requests (which then see the freshest state); of these two, its users' partition."""
     symbols = len(default_symbols())
-    return (
-        [(topics.matcher_events, p) for p in range(symbols)]
-        + [(topics.positions_events, p) for p in range(USER_PARTITIONS)]
-        + [(topics.requests, p) for p in range(USER_PARTITIONS)]
-    )
+    return [
+        *[(topics.matcher_events, p) for p in range(symbols)],
+        (topics.positions_events, shard.partition),
+        (topics.requests, shard.partition),
+    ]
 
 
 class WalletService(JournaledHandler[WalletCore, Message]):
-    """The handler ``libs.bus.JournalLoop`` runs: one instance owns every input partition."""
+    """The handler ``libs.bus.JournalLoop`` runs: the wallet of one user shard (by default
+    the only one, of every user)."""
 
     snapshot_key = SNAPSHOT_KEY
     snapshots_made = SNAPSHOTS
@@ -65,8 +67,10 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         *,
         snapshot_every: int = 1000,
         snapshot_seconds: float = 0.0,
+        shard: Shard = ALL_USERS,
     ) -> None:
         self.topics = topics
+        self.shard = shard
         self._codecs: dict[str, Codec[Message]] = {
             t: topics.codec(t)
             for t in (topics.requests, topics.matcher_events, topics.positions_events)
@@ -77,24 +81,25 @@ class WalletService(JournaledHandler[WalletCore, Message]):
         self._outputs = {t: OUTPUTS.labels(topics.logical(t)) for t in outputs}
         super().__init__(
             bus,
-            wallet_inputs(topics),
+            wallet_inputs(topics, shard),
             topics.wallet_snapshots,
             journal_topic=topics.wallet_journal,
             outputs=[topics.commands, topics.wallet_events],
             snapshot_every=snapshot_every,
             snapshot_seconds=snapshot_seconds,
+            shard=shard.partition,
         )
 
     # --- the journal's hooks -----------------------------------------------------------------
 
     def new_core(self) -> WalletCore:
-        return WalletCore()
+        return WalletCore(shard=self.shard)
 
     def dump_core(self, core: WalletCore) -> bytes:
         return core.snapshot()
 
     def load_core(self, state: bytes) -> WalletCore:
-        return WalletCore.restore(state)
+        return WalletCore.restore(state, shard=self.shard)
 
     def apply_record(self, record: Record) -> list[Message]:
         message = self._codecs[record.topic].decode_input(record)
@@ -111,7 +116,8 @@ class WalletService(JournaledHandler[WalletCore, Message]):
             if isinstance(m, WalletEvent):
                 user = _user_of(m)
                 topic = self.topics.wallet_events
-                out.append(Outgoing(topic, encode(m), str(user).encode(), user_partition(user)))
+                partition = user_partition(user, self.shard.partitions)
+                out.append(Outgoing(topic, encode(m), str(user).encode(), partition))
             else:  # a command for the symbol's book
                 # the core's other outputs are all book commands, each with a symbol
                 symbol = m.symbol  # type: ignore[attr-defined]

@@ -828,6 +828,7 @@ class MatchingCore:
                 cmd_offset=offset,
                 mark_price=cmd.mark_price,
                 ts=cmd.ts,
+                index_price=cmd.index_price,
             )
         )
         if self.stops and not self.halted:

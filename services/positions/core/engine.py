@@ -48,8 +48,8 @@ from libs.messages import (
     WalletEvent,
 )
 from libs.symbols import SymbolSpec
+from libs.topics import ALL_USERS, POSITIONS_EVENTS, Shard, market_partition, user_partition
 from libs.topics import COMMANDS as COMMANDS_TOPIC
-from libs.topics import POSITIONS_EVENTS, market_partition, user_partition
 from services.positions.core.book import TopOfBook
 from services.positions.core.snapshot import (
     POSITIONS_STATE,
@@ -91,6 +91,7 @@ class CoreOptions(TypedDict, total=False):
 
     funding_interval_seconds: int | None
     basis_window: int
+    shard: Shard
 
 
 def liquidation_id(symbol_index: int, seq: int, k: int) -> int:
@@ -110,8 +111,13 @@ class PositionsCore:
         *,
         funding_interval_seconds: int | None = None,
         basis_window: int = 60,
+        shard: Shard = ALL_USERS,
     ) -> None:
         self.specs = specs
+        # The users whose positions this core keeps: of a book's events it applies their
+        # part. Market-wide work (marks to the matcher, mark and funding-rate events) is done
+        # by the shard that owns the symbol's market partition, once.
+        self.shard = shard
         self.funding_interval_seconds = funding_interval_seconds
         self.basis_window = basis_window
         self.markets = {name: Market(spec) for name, spec in specs.items()}
@@ -141,7 +147,7 @@ class PositionsCore:
         self._out.append(Out(EVENTS, partition, key, message))
 
     def _user_event(self, user: int, build: type, **fields: object) -> None:
-        partition = user_partition(user)
+        partition = user_partition(user, self.shard.partitions)
         seq = self.out_seq.get(partition, 0) + 1
         self.out_seq[partition] = seq
         message = build(seq=seq, cause=self._cause, user_id=user, **fields)
@@ -149,7 +155,10 @@ class PositionsCore:
 
     def _market_event(self, symbol: str, build: type, **fields: object) -> None:
         spec = self.specs[symbol]
-        self._event(market_partition(spec.index), symbol.encode(), build, symbol=symbol, **fields)
+        if not self.shard.owns_market(spec.index):
+            return  # another shard says it
+        partition = market_partition(spec.index, self.shard.partitions)
+        self._event(partition, symbol.encode(), build, symbol=symbol, **fields)
 
     def _command(self, symbol: str, command: Message) -> None:
         self._out.append(Out(COMMANDS, self.specs[symbol].index, symbol.encode(), command))
@@ -305,11 +314,14 @@ class PositionsCore:
         notional = spec.notional(event.price, event.qty)
         taker_fee = spec.fee(notional, maker=False)
         taker_delta = event.qty if event.taker_side == Side.BUY else -event.qty
-        self._fill(event.taker_user_id, symbol, taker_delta, event.price, taker_fee, event.trade_id)
+        owns = self.shard.owns
+        if owns(event.taker_user_id):
+            taker = event.taker_user_id
+            self._fill(taker, symbol, taker_delta, event.price, taker_fee, event.trade_id)
         maker_fee = spec.fee(notional, maker=True)
-        self._fill(
-            event.maker_user_id, symbol, -taker_delta, event.price, maker_fee, event.trade_id
-        )
+        if owns(event.maker_user_id):
+            maker = event.maker_user_id
+            self._fill(maker, symbol, -taker_delta, event.price, maker_fee, event.trade_id)
         market.last_trade = event.price
         liquidation = market.liquidations.get(event.taker_order_id) if event.liquidation else None
         if liquidation is not None:
@@ -320,6 +332,8 @@ class PositionsCore:
             if event.taker_remaining == 0 or liquidation.remaining <= 0:
                 self._finish_liquidation(symbol, liquidation)
         for user in dict.fromkeys((event.taker_user_id, event.maker_user_id)):
+            if not owns(user):
+                continue
             account = self.accounts[user]
             if not account.liquidating:
                 self._reindex(account)
@@ -334,6 +348,8 @@ class PositionsCore:
         market.mark_ts = event.ts
         self._funding(symbol, market, event.ts)
         index = market.pending_index.pop(event.ts, None)
+        if event.index_price:  # the index the tick was computed from: equal in every shard
+            index = event.index_price
         if index is not None:
             for ts in [t for t in market.pending_index if t < event.ts]:
                 del market.pending_index[ts]
@@ -466,7 +482,10 @@ class PositionsCore:
         index = self.specs[symbol].index
         for (name, position, bankruptcy), fee in zip(plans, fees, strict=True):
             market = self.markets[name]
-            order_id = liquidation_id(index, seq, counter)
+            # the shard in the id: shards liquidating on the same mark never share one
+            order_id = liquidation_id(
+                index, seq, counter * self.shard.partitions + self.shard.partition
+            )
             counter += 1
             qty = abs(position.size)
             side = f.sign(position.size)
@@ -589,12 +608,17 @@ class PositionsCore:
         """Apply what the book deleveraged, like fee-free fills at the bankruptcy price, then
         settle the liquidation it ends."""
         symbol, bust = event.symbol, event.user_id
+        owns = self.shard.owns
         for match in event.matches:
             user, qty = match.user_id, match.qty
             delta = qty if event.side == Side.BUY else -qty  # the bust's: its closing side
-            self._fill(user, symbol, -delta, event.price, 0, match.trade_id)
-            self._fill(bust, symbol, delta, event.price, 0, match.trade_id)
+            if owns(user):
+                self._fill(user, symbol, -delta, event.price, 0, match.trade_id)
+            if owns(bust):
+                self._fill(bust, symbol, delta, event.price, 0, match.trade_id)
             for mine, theirs in ((user, bust), (bust, user)):
+                if not owns(mine):
+                    continue
                 self._user_event(
                     mine,
                     AutoDeleveraged,
@@ -603,11 +627,12 @@ class PositionsCore:
                     price=event.price,
                     counterparty_user_id=theirs,
                 )
-            self._reindex(self.accounts[user])
+            if owns(user):
+                self._reindex(self.accounts[user])
         liquidation = self.markets[symbol].liquidations.get(event.liquidation_id)
         if liquidation is not None and liquidation.adl:
             self._settle(symbol, liquidation)
-        elif event.matches and not self.accounts[bust].liquidating:
+        elif event.matches and owns(bust) and not self.accounts[bust].liquidating:
             self._reindex(self.accounts[bust])
 
     # -- inputs ------------------------------------------------------------------------------
@@ -662,6 +687,8 @@ class PositionsCore:
         market = self.markets.get(tick.symbol)
         if market is None or tick.ts <= market.index_ts or tick.price <= 0:
             return []
+        if not self.shard.owns_market(market.spec.index):
+            return []  # its marks come from another shard, with their index (MarkPriceSet)
         self._cause = cause
         market.index, market.index_ts = tick.price, tick.ts
         mid = market.book.mid()
@@ -686,7 +713,9 @@ class PositionsCore:
         market.sent_mark, market.sent_ts = max(mark, 1), tick.ts
         self._command(
             tick.symbol,
-            MarkPriceTick(symbol=tick.symbol, mark_price=market.sent_mark, ts=tick.ts),
+            MarkPriceTick(
+                symbol=tick.symbol, mark_price=market.sent_mark, ts=tick.ts, index_price=tick.price
+            ),
         )
         return self._take()
 

@@ -54,7 +54,7 @@ from libs.messages import (
 from libs.money import MAX_BALANCE, MAX_INSIDE, MAX_TRANSFER, RATE_ONE, format_cash
 from libs.perpetual import ceil_div
 from libs.symbols import SymbolSpec, default_symbols
-from libs.topics import user_partition
+from libs.topics import ALL_USERS, Shard, user_partition
 from services.wallet.core.holds import Hold, Holds
 from services.wallet.core.ledger import (
     FEES,
@@ -81,8 +81,12 @@ class Rejected(Exception):
 class WalletCore:
     """All wallet state of the users it owns, and the rules that change it."""
 
-    def __init__(self, symbols: dict[str, SymbolSpec] | None = None) -> None:
+    def __init__(
+        self, symbols: dict[str, SymbolSpec] | None = None, shard: Shard = ALL_USERS
+    ) -> None:
         self.symbols = symbols if symbols is not None else default_symbols()
+        # the users this core keeps: of a book's events it applies their part only
+        self.shard = shard
         self.ledger = Ledger()
         self.holds = Holds()
         self.leverage: dict[int, dict[str, int]] = {}  # user -> symbol -> leverage, when set
@@ -136,9 +140,11 @@ class WalletCore:
         )
 
     @classmethod
-    def from_state(cls, s: WalletState, symbols: dict[str, SymbolSpec] | None = None) -> WalletCore:
+    def from_state(
+        cls, s: WalletState, symbols: dict[str, SymbolSpec] | None = None, shard: Shard = ALL_USERS
+    ) -> WalletCore:
         """Return a core holding ``s``."""
-        core = cls(symbols)
+        core = cls(symbols, shard)
         ledger, holds = core.ledger, core.holds
         ledger.entry_id = s.entry_id
         ledger.balances = {(LedgerAccountKind(k), o): v for k, o, v in s.balances}
@@ -161,8 +167,10 @@ class WalletCore:
         return WALLET_STATE.encode(self.to_state())
 
     @classmethod
-    def restore(cls, data: bytes, symbols: dict[str, SymbolSpec] | None = None) -> WalletCore:
-        return cls.from_state(WALLET_STATE.decode(data), symbols)
+    def restore(
+        cls, data: bytes, symbols: dict[str, SymbolSpec] | None = None, shard: Shard = ALL_USERS
+    ) -> WalletCore:
+        return cls.from_state(WALLET_STATE.decode(data), symbols, shard)
 
     def digest(self) -> str:
         return WALLET_STATE.digest(self.to_state())
@@ -260,7 +268,7 @@ class WalletCore:
         return out
 
     def _emit(self, event: WalletEvent) -> None:
-        partition = user_partition(_user_of(event))
+        partition = user_partition(_user_of(event), self.shard.partitions)
         seq = self.event_seq.get(partition, 0) + 1
         self.event_seq[partition] = seq
         self._out.append(msgspec.structs.replace(event, seq=seq))
@@ -475,7 +483,8 @@ class WalletCore:
         if handler is not None:
             handler(self, event)
         for user in account_users(event):  # told even when nothing moved: the read side
-            self._touched[user] = None  # counts on an answer for each (docs/READ-MODEL.md)
+            if self.shard.owns(user):  # counts on an answer for each (docs/READ-MODEL.md)
+                self._touched[user] = None
         return None
 
     def _filled(self, event: OrderFilled) -> None:
@@ -484,14 +493,16 @@ class WalletCore:
         notional = spec.notional(event.price, event.qty)
         self._release_fill(event.taker_order_id, event.qty, event.taker_remaining)
         self._release_fill(event.maker_order_id, event.qty, event.maker_remaining)
-        self._post(
-            f"taker fee trade {event.symbol}#{event.trade_id}",
-            transfer(USER, event.taker_user_id, FEES, 0, spec.fee(notional, maker=False)),
-        )
-        self._post(
-            f"maker fee trade {event.symbol}#{event.trade_id}",
-            transfer(USER, event.maker_user_id, FEES, 0, spec.fee(notional, maker=True)),
-        )
+        if self.shard.owns(event.taker_user_id):
+            self._post(
+                f"taker fee trade {event.symbol}#{event.trade_id}",
+                transfer(USER, event.taker_user_id, FEES, 0, spec.fee(notional, maker=False)),
+            )
+        if self.shard.owns(event.maker_user_id):
+            self._post(
+                f"maker fee trade {event.symbol}#{event.trade_id}",
+                transfer(USER, event.maker_user_id, FEES, 0, spec.fee(notional, maker=True)),
+            )
 
     def _release_fill(self, order_id: int, qty: int, remaining: int) -> None:
         """Release the filled share of a hold (rounded down); the last fill releases the rest."""

@@ -103,7 +103,7 @@ def totals(bus: MemoryBus) -> list[int]:
 
 def journal(bus: MemoryBus, after: int = 0) -> list[TurnRecord]:
     """The journaled turns of the entries numbered above ``after`` (journal topic and headers)."""
-    return journaled(bus, b"count", (JOURNAL, 0), {(OUT, 0): 0}, after)[0]
+    return journaled(bus, b"count", (JOURNAL, 0, 0), {(OUT, 0): 0}, after)[0]
 
 
 def journal_records(bus: MemoryBus) -> int:

@@ -27,7 +27,7 @@ from libs.messages import (
     TimeInForce,
     encode,
 )
-from libs.topics import USER_PARTITIONS, Topics, exchange_topics, symbol_partition, user_partition
+from libs.topics import Topics, exchange_topics, symbol_partition, user_partition, user_partitions
 from services.positions.service import MALFORMED, PositionsService
 from tests.integration.wallet.matcher_pump import MatcherPump
 from tests.unit.positions.kit import NS, lots, ticks, usdt
@@ -142,7 +142,7 @@ def test_fills_become_position_changes_on_each_users_partition_with_gapless_seqs
         (2, lots("1")),
         (9, -lots("0.5")),
     ]
-    for partition in range(USER_PARTITIONS):
+    for partition in range(user_partitions()):
         seqs = [
             ANY.decode(r.value).seq for r in stack.bus.replay(TOPICS.positions_events, partition)
         ]

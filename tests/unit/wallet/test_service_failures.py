@@ -45,7 +45,7 @@ def test_an_input_that_raises_half_way_is_undone_skipped_counted_and_skipped_aga
     assert service.core.positions == {}  # the half-applied position is gone
     assert service.core.balance(1) == 3007 * USDT  # and the wallet went on
     outputs = {(t, p): 0 for t in service.output_topics for p in bus.end_offsets(t)}
-    turns = journaled(bus, service.source, (TOPICS.wallet_journal, 0), outputs, 0)[0]
+    turns = journaled(bus, service.source, (TOPICS.wallet_journal, 0, 0), outputs, 0)[0]
     index = service.inputs.index((TOPICS.positions_events, user_partition(1)))
     assert [s for t in turns for s in t.skipped] == [(index, 0)]
     rebuilt = WalletService(bus, TOPICS, snapshot_every=3)

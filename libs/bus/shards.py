@@ -1,0 +1,134 @@
+"""Several instances of a service, each running the user shards a consumer group gives it.
+
+The wallet and the position engine split users by partition (``libs.topics.user_partitions``):
+each partition is a state machine of its own, a ``JournaledHandler`` with its snapshot, journal
+partition, ``src`` and transactional id (``libs.topics.shard_name``), run by a ``JournalLoop``
+of its own. Which instance runs which shard is the group's choice: every instance joins one
+group on the service's journal topic (a partition per shard) and runs the shards whose
+partitions it is given, each on a thread. When an instance dies the group gives its
+partitions to the others after the session timeout; each new owner fences the old one's
+producer (``init_transactions`` on the shard's transactional id) and recovers the shard from
+its snapshot and journal, as a restarted single instance does. A revoked shard is stopped
+inside the rebalance, before the group hands it on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from libs.bus.kafka import KafkaMembership
+from libs.bus.loop import JournalLoop
+
+log = logging.getLogger(__name__)
+
+SHARD_FAILED_EXIT = 6  # a shard's loop raised: the process exits for a clean restart
+
+
+class Viewable(Protocol):
+    def digest_json(self, query: dict[str, str] | None = None) -> dict: ...
+
+
+@dataclass
+class _Running:
+    loop: JournalLoop
+    service: Viewable
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+class ShardHost:
+    """Run the shards ``membership`` gives this instance: ``start(partition)`` builds one
+    (fencing its previous owner and recovering its state) and returns its loop and service.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        join: Callable[[Callable[[list[int]], None]], KafkaMembership],
+        start: Callable[[int], tuple[JournalLoop, Viewable]],
+        *,
+        partitions: int,
+        poll_timeout: float = 0.5,
+    ) -> None:
+        self.name = name
+        self.partitions = partitions
+        self.poll_timeout = poll_timeout
+        self._start = start
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()  # the ops thread reads _running
+        self.membership = join(self._revoked)
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve the group and run the owned shards until ``stop`` is set."""
+        while not stop.is_set():
+            owned = self.membership.poll(self.poll_timeout)
+            for partition in owned:
+                if partition not in self._running and not stop.is_set():
+                    self._run(partition)
+
+    def _run(self, partition: int) -> None:
+        log.info("%s shard %d: taking over", self.name, partition)
+        loop, service = self._start(partition)  # fences the previous owner, recovers
+        running = _Running(loop, service)
+        running.thread = threading.Thread(
+            target=self._serve, args=(partition, running), name=f"{self.name}-{partition}"
+        )
+        with self._lock:
+            self._running[partition] = running
+        running.thread.start()
+        log.info("%s shard %d: running", self.name, partition)
+
+    def _serve(self, partition: int, running: _Running) -> None:
+        try:
+            running.loop.run(running.stop)
+        except BaseException:
+            # a shard that cannot go on takes the process down: the supervisor's restart and
+            # the normal recovery lose nothing, a silently dead shard would stop its users
+            log.critical("%s shard %d failed: exiting", self.name, partition, exc_info=True)
+            logging.shutdown()
+            os._exit(SHARD_FAILED_EXIT)
+
+    def _revoked(self, partitions: list[int]) -> None:
+        """Stop the shards the group takes away (called inside the rebalance)."""
+        for partition in partitions:
+            with self._lock:
+                running = self._running.pop(partition, None)
+            if running is None:
+                continue
+            running.stop.set()
+            if running.thread is not None:
+                running.thread.join()
+            running.loop.close()
+            log.info("%s shard %d: handed over", self.name, partition)
+
+    def owned(self) -> list[int]:
+        with self._lock:
+            return sorted(self._running)
+
+    def digest_json(self, query: dict[str, str] | None = None) -> dict:
+        """``/digest``: with ``?shard=N`` that shard's digest (``{}`` when another instance
+        runs it); else, with one shard in all, its digest; else every running shard's."""
+        with self._lock:
+            running = dict(self._running)
+        wanted = (query or {}).get("shard")
+        if wanted is not None:
+            try:
+                shard = running.get(int(wanted))
+            except ValueError:
+                raise LookupError(f"no shard {wanted!r}: a partition number") from None
+            return shard.service.digest_json() if shard is not None else {}
+        if self.partitions == 1:
+            shard = running.get(0)
+            return shard.service.digest_json() if shard is not None else {}
+        return {"shards": {str(p): r.service.digest_json() for p, r in sorted(running.items())}}
+
+    def close(self) -> None:
+        """Leave the group (which stops every shard through the revocation) and stop any
+        shard still running."""
+        self.membership.close()
+        self._revoked(self.owned())
