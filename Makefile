@@ -12,11 +12,14 @@ VENV_STAMP := $(VENV)/.installed
 KAFKA_STAMP := .cache/kafka/libs/.fetched
 SUPERVISE  := $(PYTHON) scripts/supervise.py
 PYTEST_ARGS ?=
+# `make up CLUSTER=3`: three brokers and two instances of each service (infra/stack-cluster.toml)
+STACK_FILE := $(if $(filter 3,$(CLUSTER)),infra/stack-cluster.toml,infra/stack.toml)
 
 .PHONY: help venv deps browser up down status verify test test-unit bench lint clean
 
 help:
 	@echo "make up         start Kafka, Postgres, Redis (and the services) in the background"
+	@echo "                (CLUSTER=3: three brokers, two instances of each service)"
 	@echo "make down       stop them"
 	@echo "make status     what runs where"
 	@echo "make verify     every engine's live state equals its rebuild from the topics"
@@ -50,18 +53,18 @@ browser:
 	test -x /usr/bin/chromium || scripts/apt-install.sh chromium
 
 up: deps
-	$(SUPERVISE) up infra/stack.toml
+	$(SUPERVISE) up $(STACK_FILE)
 
 down:
-	$(SUPERVISE) down infra/stack.toml
+	$(SUPERVISE) down $(STACK_FILE)
 
 status:
-	$(SUPERVISE) status infra/stack.toml
+	$(SUPERVISE) status $(STACK_FILE)
 
 # `python -m exchange verify` against the `make up` stack (docs/RUNNING.md); exits 1 when an
 # engine's live digest differs from its rebuild or cannot be asked.
 verify: venv
-	$(PY) -m exchange verify
+	$(PY) -m exchange --stack $(STACK_FILE) verify
 
 # A fresh stack per run (data wiped), always torn down. scripts/with-test-stack.sh exits with
 # pytest's status; make reports a failure as "Error N" with N that status (and exits 2).

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("service", choices=engines.REBUILDS)
     rebuild.add_argument("--symbol", help="the matcher's book to rebuild")
+    rebuild.add_argument(
+        "--shard", type=int, default=0, help="the wallet's or positions' user shard (default 0)"
+    )
 
     book = commands.add_parser(
         "replay", parents=[common], help="a symbol's book at a command offset"
@@ -161,12 +164,43 @@ def fetch_json(url: str, timeout: float = 10.0) -> dict:
         return answer
 
 
-def digest_url(target: Target, engine: str, symbol: str | None = None) -> str:
-    base = target.digest_urls.get(engine)
-    if base is None:
+def digest_urls(
+    target: Target, engine: str, symbol: str | None = None, shard: int | None = None
+) -> list[str]:
+    """The ``/digest`` URL of each instance of ``engine`` (``--digest-url ENGINE=URL,URL``)."""
+    bases = target.digest_urls.get(engine)
+    if not bases:
         raise LookupError(f"no address for {engine}: pass --digest-url {engine}=URL")
-    query = "?" + urllib.parse.urlencode({"symbol": symbol}) if symbol else ""
-    return f"{base}/digest{query}"
+    asked = {
+        name: value for name, value in (("symbol", symbol), ("shard", shard)) if value is not None
+    }
+    query = "?" + urllib.parse.urlencode(asked) if asked else ""
+    return [f"{base}/digest{query}" for base in bases.split(",")]
+
+
+def fetch_digest(
+    target: Target,
+    engine: str,
+    symbol: str | None = None,
+    shard: int | None = None,
+    timeout: float = 10.0,
+) -> dict:
+    """Return the digest of a book or a user shard from the instance of ``engine`` that runs
+    it (the others answer 404); asked for neither, every instance's user shards together."""
+    shards: dict[str, dict] = {}
+    failed: Exception | None = None
+    for url in digest_urls(target, engine, symbol, shard):
+        try:
+            answer = fetch_json(url, timeout)
+        except OSError as error:  # not running it here, or not answering
+            failed = error
+            continue
+        if "shards" not in answer:
+            return answer
+        shards.update(answer["shards"])
+    if shards or failed is None:
+        return {"shards": shards}
+    raise failed
 
 
 def exchange_engines(
@@ -182,13 +216,17 @@ def exchange_engines(
     def bus() -> ProgressBus:
         return ProgressBus(target.bootstrap, bars, "exchange-verify")
 
-    def live(engine: str, symbol: str | None = None) -> Callable[[], dict]:
-        return lambda: fetch_json(digest_url(target, engine, symbol))
+    def live(
+        engine: str, symbol: str | None = None, shard: int | None = None
+    ) -> Callable[[], dict]:
+        return lambda: fetch_digest(target, engine, symbol, shard)
 
-    def rebuilt(engine: str, symbol: str | None = None) -> Callable[[dict], dict]:
+    def rebuilt(
+        engine: str, symbol: str | None = None, shard: int | None = None
+    ) -> Callable[[dict], dict]:
         def rebuild(_live: dict) -> dict:
             with closing(bus()) as reader:
-                return engines.rebuild(engine, target, reader, symbol)
+                return engines.rebuild(engine, target, reader, symbol, shard or 0)
 
         return rebuild
 
@@ -196,9 +234,17 @@ def exchange_engines(
         with closing(bus()) as reader:
             return engines.rebuild_projector(target, reader, live.get("offsets", {}))
 
-    found = [
-        Engine(name, live(name), rebuilt(name)) for name in ("wallet", "positions") if name in names
-    ]
+    found = []
+    shards = target.user_partitions
+    for name in ("wallet", "positions") if shards == 1 else ():
+        if name in names:
+            found.append(Engine(name, live(name), rebuilt(name)))
+    for name in ("wallet", "positions") if shards > 1 else ():
+        if name in names:  # one state machine per user shard, each asked where it runs
+            found += [
+                Engine(f"{name}/{p}", live(name, shard=p), rebuilt(name, shard=p))
+                for p in range(shards)
+            ]
     for symbol in (symbols or engines.symbols()) if "matcher" in names else []:
         name = f"matcher/{symbol}"
         found.append(Engine(name, live("matcher", symbol), rebuilt("matcher", symbol)))
@@ -236,15 +282,17 @@ def cmd_status(target: Target, args: argparse.Namespace, out: TextIO) -> int:
     lags, notes = [], []
     for engine in ("wallet", "positions"):
         try:
-            digest = fetch_json(digest_url(target, engine), timeout=5)
+            digest = fetch_digest(target, engine, timeout=5)
         except Exception as error:  # an engine away: the rest of the status still stands
             notes.append(f"{engine} (/digest): {type(error).__name__}: {error}")
             continue
-        lags += status.digest_lags(engine, digest, ends, target.prefix)
+        for shard, part in digest.get("shards", {"": digest}).items():  # one per user shard
+            name = f"{engine}/{shard}" if shard else engine
+            lags += status.digest_lags(name, part, ends, target.prefix)
     books: dict[int, int] = {}
     for symbol in engines.symbols():
         try:
-            book = fetch_json(digest_url(target, "matcher", symbol), timeout=5)
+            book = fetch_digest(target, "matcher", symbol, timeout=5)
         except Exception as error:
             notes.append(f"matcher (/digest?symbol={symbol}): {type(error).__name__}: {error}")
             continue
@@ -283,7 +331,7 @@ def cmd_rebuild(target: Target, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("rebuild matcher needs --symbol")
     _check_symbol(args.symbol)
     with Bars() as bars, closing(ProgressBus(target.bootstrap, bars, "exchange-rebuild")) as bus:
-        digest = engines.rebuild(args.service, target, bus, args.symbol)
+        digest = engines.rebuild(args.service, target, bus, args.symbol, args.shard)
     print(json.dumps(digest), file=out)
     return 0
 

@@ -10,7 +10,7 @@ from libs.bus import Bus
 from libs.read_model.keys import OFFSETS_KEY as PROJECTOR_OFFSETS_KEY
 from libs.read_model.keys import offsets_field, parse_offsets_field
 from libs.symbols import default_symbols
-from libs.topics import Topics
+from libs.topics import Shard, Topics
 from services.matcher.app import rebuild as _rebuild_matcher
 from services.matcher.host import BATCH, LOAD, CoreHost, pack, unpack
 from services.matcher.recovery import landed, replay_batches
@@ -48,20 +48,23 @@ def matcher_settings(target: Target) -> MatcherSettings:
     )
 
 
-def rebuild(engine: str, target: Target, bus: Bus, symbol: str | None = None) -> dict:
+def rebuild(
+    engine: str, target: Target, bus: Bus, symbol: str | None = None, shard: int = 0
+) -> dict:
     """Return ``engine``'s digest rebuilt from ``target``'s topics read through ``bus``
-    (the matcher's: the book of ``symbol``), producing nothing."""
+    (the matcher's: the book of ``symbol``; the wallet's and positions': user shard
+    ``shard``), producing nothing."""
     if engine == "wallet":
         # validated, not read from the environment: the target names the deployment
         wallet = WalletSettings.model_validate(
             {"kafka_bootstrap_servers": target.bootstrap, "topic_prefix": target.prefix}
         )
-        return _rebuild_wallet(wallet, bus)
+        return _rebuild_wallet(wallet, bus, Shard(shard, target.user_partitions))
     if engine == "positions":
         positions = PositionsSettings.model_validate(
             {"kafka_bootstrap_servers": target.bootstrap, "topic_prefix": target.prefix}
         )
-        return _rebuild_positions(positions, bus)
+        return _rebuild_positions(positions, bus, Shard(shard, target.user_partitions))
     if engine == "projector":
         return rebuild_projector(target, bus)
     if engine == "matcher":

@@ -36,9 +36,12 @@ class Target:
     redis_url: str | None = None
     prefix: str = ""
     digest_urls: Mapping[str, str] = field(default_factory=dict)
-    """engine -> base URL of its ops endpoint (``/digest``, ``/metrics``)."""
+    """engine -> base URL of its ops endpoint (``/digest``, ``/metrics``); of several
+    instances, their URLs joined by commas."""
     stack_file: Path | None = None
     """The table the processes were started from (for ``status``), when known."""
+    user_partitions: int = 1
+    """The wallet's and the position engine's user shards (``USER_PARTITIONS``)."""
 
     def topic(self, name: str) -> str:
         """Return the topic this deployment reads for the table's ``name``."""
@@ -104,10 +107,14 @@ def resolve(
         )
     urls = {}
     if table is not None:
-        for engine in ENGINES:
-            port = table.variables.get(f"{engine}_metrics_port")
-            if port:
-                urls[engine] = f"http://127.0.0.1:{port}"
+        for engine in ENGINES:  # {engine}_metrics_port, and _2, _3 ... of more instances
+            ports = [
+                port
+                for name, port in sorted(table.variables.items())
+                if name == f"{engine}_metrics_port" or name.startswith(f"{engine}_metrics_port_")
+            ]
+            if ports:
+                urls[engine] = ",".join(f"http://127.0.0.1:{port}" for port in ports)
     urls.update(digest_urls or {})
     return Target(
         bootstrap=broker,
@@ -115,15 +122,17 @@ def resolve(
         prefix=prefix if prefix is not None else environ.get("TOPIC_PREFIX", ""),
         digest_urls=urls,
         stack_file=table.path if table else None,
+        user_partitions=int(pick(None, "USER_PARTITIONS") or 1),
     )
 
 
 def parse_digest_urls(values: list[str]) -> dict[str, str]:
-    """Return ``ENGINE=URL`` flags as a mapping; raise ValueError naming a bad one."""
+    """Return ``ENGINE=URL[,URL...]`` flags (a URL per instance) as a mapping; raise
+    ValueError naming a bad one."""
     urls = {}
     for value in values:
         engine, sep, url = value.partition("=")
         if not sep or engine not in ENGINES or not url:
             raise ValueError(f"--digest-url {value!r}: want ENGINE=URL, ENGINE one of {ENGINES}")
-        urls[engine] = url.rstrip("/")
+        urls[engine] = ",".join(u.strip().rstrip("/") for u in url.split(","))
     return urls

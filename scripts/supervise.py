@@ -90,8 +90,34 @@ def _read_table(path: Path) -> dict:
     only = table.get("only")
     if only is not None:  # keep just the named processes of the base table
         merged["process"] = [p for p in merged.get("process", []) if p["name"] in only]
-    merged.setdefault("process", []).extend(table.get("process", []))
+    merged["process"] = _placed(merged.get("process", []), table.get("process", []))
     return merged
+
+
+def _placed(base: list[dict], added: list[dict]) -> list[dict]:
+    """Return the base table's processes with ``added`` placed: an entry with ``replaces =
+    NAME`` takes NAME's place (several replacing one follow each other), one with ``after =
+    NAME`` goes right after NAME (or after what came there before it), any other at the end."""
+    processes = list(base)
+    last: dict[str, str] = {}  # an anchor's name -> the last entry placed at it
+    for entry in added:
+        entry = dict(entry)
+        replaces, after = entry.pop("replaces", None), entry.pop("after", None)
+        anchor = replaces if replaces is not None else after
+        if anchor is None:
+            processes.append(entry)
+            continue
+        names = [p["name"] for p in processes]
+        here = last.get(anchor, anchor)
+        if here not in names:
+            raise StackError(f"{entry.get('name')}: no process {anchor!r} to place it at")
+        at = names.index(here)
+        if replaces is not None and here == anchor:
+            processes[at] = entry
+        else:
+            processes.insert(at + 1, entry)
+        last[anchor] = entry["name"]
+    return processes
 
 
 def _expand(text: str, variables: dict[str, str]) -> str:

@@ -111,21 +111,22 @@ class ShardHost:
             return sorted(self._running)
 
     def digest_json(self, query: dict[str, str] | None = None) -> dict:
-        """``/digest``: with ``?shard=N`` that shard's digest (``{}`` when another instance
-        runs it); else, with one shard in all, its digest; else every running shard's."""
+        """``/digest``: with ``?shard=N`` that shard's digest; else, with one shard in all,
+        its digest; else every running shard's. A shard not running here is a LookupError
+        (a 404): another instance runs it, or this one is still recovering it."""
         with self._lock:
             running = dict(self._running)
         wanted = (query or {}).get("shard")
-        if wanted is not None:
-            try:
-                shard = running.get(int(wanted))
-            except ValueError:
-                raise LookupError(f"no shard {wanted!r}: a partition number") from None
-            return shard.service.digest_json() if shard is not None else {}
-        if self.partitions == 1:
-            shard = running.get(0)
-            return shard.service.digest_json() if shard is not None else {}
-        return {"shards": {str(p): r.service.digest_json() for p, r in sorted(running.items())}}
+        if wanted is None and self.partitions > 1:
+            return {"shards": {str(p): r.service.digest_json() for p, r in sorted(running.items())}}
+        try:
+            partition = int(wanted or 0)
+        except ValueError:
+            raise LookupError(f"no shard {wanted!r}: a partition number") from None
+        shard = running.get(partition)
+        if shard is None:
+            raise LookupError(f"{self.name} shard {partition} is not running here")
+        return shard.service.digest_json()
 
     def close(self) -> None:
         """Leave the group (which stops every shard through the revocation) and stop any

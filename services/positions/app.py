@@ -88,15 +88,16 @@ def main() -> None:
 
 
 def rebuild(
-    settings: PositionsSettings | None = None, bus: Bus | None = None, shard: int = 0
+    settings: PositionsSettings | None = None, bus: Bus | None = None, shard: Shard | None = None
 ) -> dict:
-    """Return the digest of user shard ``shard``'s state rebuilt from the topics alone
+    """Return the digest of a user shard's state (default: the first of USER_PARTITIONS)
+    rebuilt from the topics alone
     (snapshot + journal), producing nothing (the live service may run).
     ``python -m exchange rebuild positions [--shard N]``."""
     from libs.settings import load_settings
 
     if settings is None:
         settings = load_settings(PositionsSettings)
-    _, service = build(settings, bus, Shard(shard, user_partitions()))
+    _, service = build(settings, bus, shard or Shard(0, user_partitions()))
     service.rewind({})
     return service.digest_json()

@@ -81,14 +81,17 @@ def main() -> None:
     run(settings, stop)
 
 
-def rebuild(settings: WalletSettings | None = None, bus: Bus | None = None, shard: int = 0) -> dict:
-    """Return the digest of user shard ``shard``'s state rebuilt from the topics alone
+def rebuild(
+    settings: WalletSettings | None = None, bus: Bus | None = None, shard: Shard | None = None
+) -> dict:
+    """Return the digest of a user shard's state (default: the first of USER_PARTITIONS)
+    rebuilt from the topics alone
     (snapshot + journal), producing nothing (the live service may run).
     ``python -m exchange rebuild wallet [--shard N]``."""
     from libs.settings import load_settings
 
     if settings is None:
         settings = load_settings(WalletSettings)
-    _, service = build(settings, bus, Shard(shard, user_partitions()))
+    _, service = build(settings, bus, shard or Shard(0, user_partitions()))
     service.rewind({})
     return service.digest_json()

@@ -16,15 +16,24 @@ import psycopg2
 
 from exchange.stack import Target
 from libs.bus.kafka import KafkaBus
-from libs.topics import exchange_topics
+from libs.symbols import default_symbols
+from libs.topics import exchange_topics, user_partitions
 from tests.processes import ServiceProcess, free_port, fresh_redis_db
 
 
 class Stack:
-    """Matcher, wallet, positions, the projector and a gateway on private topics."""
+    """Matcher, wallet, positions, the projector and a gateway on private topics; with
+    ``instances`` > 1, that many of each but the projector (the matchers then split the symbols
+    and the wallets and position engines the user shards, ``USER_PARTITIONS``, by their
+    groups). The first instance of each is ``services[name]``, the others ``name.1``, ..."""
 
     def __init__(
-        self, bootstrap: str, database_url: str, redis_url: str, redis_db: int = 9
+        self,
+        bootstrap: str,
+        database_url: str,
+        redis_url: str,
+        redis_db: int = 9,
+        instances: int = 1,
     ) -> None:
         self.prefix = f"e2e{uuid.uuid4().hex[:8]}."
         self.bootstrap = bootstrap
@@ -56,43 +65,54 @@ class Stack:
                 log_name=f"{p}{name}",
             )
 
-        self.services = {
-            "matcher": service(
-                "matcher",
+        def named(name: str, i: int) -> str:
+            return name if i == 0 else f"{name}.{i}"
+
+        # one instance reads its books by name; several split them by their group
+        books = ",".join(default_symbols()) if instances == 1 else ""
+        self.services = {}
+        for i in range(instances):
+            self.services[named("matcher", i)] = service(
+                named("matcher", i),
                 "services.matcher",
-                MATCHER_INSTANCE=f"{p}matcher-0",
+                MATCHER_INSTANCE=f"{p}matcher-{i}",
                 MATCHER_GROUP_ID=f"{p}matcher",
-                MATCHER_SYMBOLS="BTC-PERP,ETH-PERP,SOL-PERP",
-            ),
-            "wallet": service(
-                "wallet",
+                MATCHER_SYMBOLS=books,
+            )
+        for i in range(instances):
+            self.services[named("wallet", i)] = service(
+                named("wallet", i),
                 "services.wallet",
                 WALLET_GROUP_ID=f"{p}wallet",
                 WALLET_TRANSACTIONAL_ID=f"{p}wallet-0",
-            ),
-            "positions": service(
-                "positions",
+            )
+        for i in range(instances):
+            self.services[named("positions", i)] = service(
+                named("positions", i),
                 "services.positions",
                 POSITIONS_GROUP_ID=f"{p}positions",
                 POSITIONS_TRANSACTIONAL_ID=f"{p}positions-0",
+            )
+        self.services["projector"] = service("projector", "services.projector")
+        gateway_env = {
+            **common,
+            "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
+            "IP_RATE_PER_MINUTE": "1000000",
+            "USER_RATE_PER_SECOND": "100000",
+            # GET /status reads these engines' /metrics pages
+            "STATUS_SOURCES": ",".join(
+                f"{name}=http://127.0.0.1:{self.services[name].port}/metrics"
+                for name in ("matcher", "wallet", "positions", "projector")
             ),
-            "projector": service("projector", "services.projector"),
         }
-        self.services["gateway"] = gateway(
-            self.gateway_port,
-            {
-                **common,
-                "JWT_SECRET": uuid.uuid4().hex + uuid.uuid4().hex,
-                "IP_RATE_PER_MINUTE": "1000000",
-                "USER_RATE_PER_SECOND": "100000",
-                # GET /status reads these engines' /metrics pages
-                "STATUS_SOURCES": ",".join(
-                    f"{name}=http://127.0.0.1:{service.port}/metrics"
-                    for name, service in self.services.items()
-                ),
-            },
-            name=f"{p}gateway",
-        )
+        self.urls = [self.url]
+        self.services["gateway"] = gateway(self.gateway_port, gateway_env, name=f"{p}gateway")
+        for i in range(1, instances):
+            port = free_port()
+            self.urls.append(f"http://127.0.0.1:{port}")
+            self.services[named("gateway", i)] = gateway(
+                port, {**gateway_env, "GATEWAY_INSTANCE": str(i)}, name=f"{p}gateway.{i}"
+            )
 
     def start(self) -> None:
         for service in self.services.values():
@@ -109,7 +129,9 @@ class Stack:
             name: f"http://127.0.0.1:{self.services[name].port}"
             for name in ("matcher", "wallet", "positions", "projector")
         }
-        return Target(self.bootstrap, self.redis_url, self.prefix, urls)
+        return Target(
+            self.bootstrap, self.redis_url, self.prefix, urls, user_partitions=user_partitions()
+        )
 
     def cli_args(self) -> list[str]:
         """The same as ``python -m exchange`` flags (put before the command)."""

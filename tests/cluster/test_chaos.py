@@ -1,0 +1,388 @@
+"""The whole exchange on the three-broker cluster, two instances of every service, under a mixed
+load through both gateways: a broker is killed -9, later one instance of each service, and the
+killed instances are started again. Afterwards nothing is lost or doubled, money is conserved,
+positions equal the fills, and every user shard, book and the read model agree with their
+rebuild from the log (issue 16).
+
+Eight symbols (the matchers split them) and two user shards (``USER_PARTITIONS=2``: the
+wallets and the position engines split the users) so that every kill moves state.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from bench.gateway_mixed import MixedFlow
+from bench.matcher_rebalance import eight_symbols
+from exchange import engines
+from exchange.verify import Check, Engine, verify
+from libs.bus.kafka import KafkaBus
+from libs.messages import (
+    Deleveraged,
+    MatcherEvent,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    PlaceOrder,
+    Side,
+)
+from libs.money import parse_cash
+from libs.symbols import default_symbols
+from libs.topics import Topics, topic_table, user_partitions
+from services.index_feed.sources import default_simulation
+from tests.cluster.conftest import kill_node
+from tests.e2e.stack import Stack, index_feed, running
+from tests.processes import ServiceProcess
+
+USERS = 16
+DEPOSIT = "100000"
+RATE = 20  # requests a second, both gateways together: 15 processes share two cores
+WORKERS = 8
+SECONDS_BEFORE_BROKER = 10
+SECONDS_BEFORE_SERVICES = 15
+SECONDS_BEFORE_RESTART = 25
+SECONDS_AFTER_RESTART = 15
+KILLED = ("matcher.1", "wallet.1", "positions.1", "gateway.1")
+RETRY_SECONDS = 60  # a request a gateway could not answer goes to the other one, for this long
+
+
+@pytest.fixture
+def sharded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Eight symbols and two user shards, for this process and the services it starts."""
+    monkeypatch.setenv("USER_PARTITIONS", "2")
+    monkeypatch.setenv("SYMBOLS_FILE", "")  # restored by undo; eight_symbols sets it
+    eight_symbols()
+    user_partitions.cache_clear()
+    topic_table.cache_clear()
+    yield
+    monkeypatch.undo()
+    default_symbols.cache_clear()
+    user_partitions.cache_clear()
+    topic_table.cache_clear()
+
+
+@dataclass
+class User:
+    user_id: int
+    token: str
+    home: int  # the gateway it is sticky to while that one answers
+
+
+@dataclass
+class Load:
+    """What the clients sent and were told."""
+
+    placed: dict[tuple[int, str], int] = field(default_factory=dict)  # (user, cid) -> order
+    answers: Counter = field(default_factory=Counter)
+    failovers: int = 0
+    lost: list[str] = field(default_factory=list)  # requests no gateway took in RETRY_SECONDS
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def signed_up(url: str) -> User:
+    with httpx.Client(base_url=url, timeout=30) as api:
+        email, password = f"{uuid.uuid4().hex[:10]}@example.com", "correct horse battery"
+        user_id = api.post("/signup", json={"email": email, "password": password}).json()["user_id"]
+        token = api.post("/signin", json={"email": email, "password": password}).json()["token"]
+        reply = api.post(
+            "/deposit",
+            json={"user_id": user_id, "asset": "USDT", "amount": DEPOSIT},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert reply.status_code == 200 and reply.json()["status"] == "Done", reply.text
+    return User(user_id, token, home=user_id % 2)
+
+
+class Traders:
+    """WORKERS threads sending the mixed flow over every symbol at RATE, each user through its
+    gateway; a request that gateway does not answer goes, unchanged (the same client order
+    id), to the other one until one does."""
+
+    def __init__(self, urls: list[str], users: list[User]) -> None:
+        self.urls, self.users = urls, users
+        self.flows = {
+            name: MixedFlow(len(users), spec, seed=spec.index)
+            for name, spec in default_symbols().items()
+        }
+        # where the index feed starts each symbol; its walk stays inside the price bands
+        self.marks = dict(default_simulation(default_symbols()).start)
+        self.rng = random.Random(16)
+        self.load = Load()
+        self.stop = threading.Event()
+        self._next = threading.Lock()
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(WORKERS)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> Load:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(RETRY_SECONDS + 30)
+        return self.load
+
+    def _work(self) -> None:
+        clients = [httpx.Client(base_url=url, timeout=15) for url in self.urls]
+        period = WORKERS / RATE
+        while not self.stop.is_set():
+            started = time.monotonic()
+            with self._next:
+                symbol = self.rng.choice(sorted(self.flows))
+                order = self.flows[symbol].next(self.marks[symbol])
+                cid = uuid.uuid4().hex[:16]
+            user = self.users[order.user]
+            body = {**order.body, "user_id": user.user_id}
+            if order.path == "/place_order":
+                body["client_order_id"] = cid
+            reply = self._send(clients, user, order.path, body)
+            if reply is not None:
+                with self._next:
+                    self.flows[symbol].answered(
+                        order, reply.get("status", ""), reply.get("order_id")
+                    )
+                if order.path == "/place_order" and reply.get("order_id"):
+                    with self.load.lock:
+                        self.load.placed[(user.user_id, cid)] = int(reply["order_id"])
+            time.sleep(max(0.0, period - (time.monotonic() - started)))
+        for client in clients:
+            client.close()
+
+    def _send(self, clients: list[httpx.Client], user: User, path: str, body: dict) -> dict | None:
+        deadline = time.monotonic() + RETRY_SECONDS
+        gateway = user.home
+        while time.monotonic() < deadline:
+            try:
+                reply = clients[gateway].post(
+                    path, json=body, headers={"Authorization": f"Bearer {user.token}"}
+                )
+            except httpx.HTTPError:
+                reply = None
+            if reply is not None and reply.status_code < 500:
+                code = reply.json().get("code", "") if reply.status_code == 400 else ""
+                with self.load.lock:
+                    self.load.answers[f"{path} {reply.status_code} {code}".strip()] += 1
+                return reply.json() if reply.status_code in (200, 202) else None
+            with self.load.lock:
+                self.load.failovers += 1
+            gateway = 1 - gateway  # the other gateway, the same request
+            time.sleep(0.5)
+        with self.load.lock:
+            self.load.lost.append(f"{path} {body}")
+        return None
+
+
+def kill_busiest_leader(bootstrap: str, topics: Topics) -> int:
+    """kill -9 the broker leading BTC-PERP's partition of orders.commands."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    meta = admin.list_topics(topics.commands, timeout=10).topics[topics.commands]
+    node = meta.partitions[default_symbols()["BTC-PERP"].index].leader
+    kill_node(node)
+    return node
+
+
+def records(bus: KafkaBus, stack: Stack, name: str) -> list[tuple[int, object]]:
+    """Every record of the table's topic ``name`` on the stack, decoded, with its partition."""
+    topic = stack.prefix + name
+    codec = topic_table()[name].codec
+    return [
+        (partition, codec.decode(record.value))
+        for partition in sorted(bus.end_offsets(topic))
+        for record in bus.replay(topic, partition)
+    ]
+
+
+def anywhere(instances: list[ServiceProcess], query: str) -> Callable[[], dict]:
+    """The digest of ``query`` from whichever instance runs it (the others answer 404)."""
+
+    def ask() -> dict:
+        missing = []
+        for instance in instances:
+            try:
+                return json.loads(instance.get(f"/digest?{query}"))
+            except (urllib.error.URLError, OSError) as error:
+                missing.append(f"{instance.name}: {error}")
+        raise LookupError(f"no instance runs {query}: {missing}")
+
+    return ask
+
+
+def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
+    cluster_bootstrap: str, database_url: str, redis_url: str, sharded: None
+) -> None:
+    stack = Stack(cluster_bootstrap, database_url, redis_url, redis_db=12, instances=2)
+    feed = index_feed(stack)
+    topics = Topics(stack.prefix)
+    with running(stack):
+        feed.start()
+        try:
+            users = [signed_up(stack.urls[i % 2]) for i in range(USERS)]
+            traders = Traders(stack.urls, users)
+            traders.start()
+            time.sleep(SECONDS_BEFORE_BROKER)
+            broker = kill_busiest_leader(cluster_bootstrap, topics)
+            time.sleep(SECONDS_BEFORE_SERVICES)
+            for name in KILLED:
+                stack.services[name].kill()
+            time.sleep(SECONDS_BEFORE_RESTART)
+            for name in KILLED:
+                stack.services[name].start()
+            time.sleep(SECONDS_AFTER_RESTART)
+            load = traders.finish()
+        finally:
+            feed.stop()
+        stack.check_alive()
+        print(f"broker {broker} killed; answers {dict(load.answers)}; failovers {load.failovers}")
+        assert not load.lost, load.lost[:5]
+        assert load.placed, "no order was placed"
+        assert load.failovers > 0, "no request needed the other gateway: nothing was tested"
+
+        every_agrees(stack)
+        with closing(KafkaBus(cluster_bootstrap, client_id="chaos-check")) as bus:
+            commands = records(bus, stack, "orders.commands")
+            events = records(bus, stack, "matcher.events")
+            nothing_lost_or_doubled(load, commands, events)
+            positions_equal_fills(stack, users, events)
+            for name in ("wallet.events", "positions.events"):
+                numbered_once(records(bus, stack, name), name)
+        money_conserved(stack, events)
+
+
+def every_agrees(stack: Stack) -> None:
+    """Every user shard of the wallet and the position engine, every book and the read model:
+    the live digest equals the rebuild from the log at the same offsets."""
+    target = stack.target()
+    bus = lambda: KafkaBus(target.bootstrap, client_id="chaos-rebuild")  # noqa: E731
+    found = []
+    for engine in ("wallet", "positions"):
+        instances = [stack.services[engine], stack.services[f"{engine}.1"]]
+        for shard in range(user_partitions()):
+
+            def rebuilt(_live: dict, engine: str = engine, shard: int = shard) -> dict:
+                with closing(bus()) as reader:
+                    return engines.rebuild(engine, target, reader, shard=shard)
+
+            found.append(
+                Engine(f"{engine}/{shard}", anywhere(instances, f"shard={shard}"), rebuilt)
+            )
+    matchers = [stack.services["matcher"], stack.services["matcher.1"]]
+    for symbol in default_symbols():
+
+        def book(_live: dict, symbol: str = symbol) -> dict:
+            with closing(bus()) as reader:
+                return engines.rebuild("matcher", target, reader, symbol)
+
+        found.append(Engine(f"matcher/{symbol}", anywhere(matchers, f"symbol={symbol}"), book))
+
+    def projector(live: dict) -> dict:
+        with closing(bus()) as reader:
+            return engines.rebuild_projector(target, reader, live.get("offsets", {}))
+
+    found.append(Engine("projector", anywhere([stack.services["projector"]], ""), projector))
+    checks: list[Check] = verify(found, 120)
+    bad = [f"{c.engine}: {c.verdict.value} {c.error}" for c in checks if not c.ok]
+    assert not bad, bad
+
+
+def nothing_lost_or_doubled(load: Load, commands: list, events: list) -> None:
+    placed = [m for _, m in commands if isinstance(m, PlaceOrder)]
+    by_client = Counter((m.user_id, m.client_order_id) for m in placed)
+    doubled = [key for key, n in by_client.items() if n > 1]
+    assert not doubled, f"a client order id placed twice: {doubled[:5]}"
+    commanded = {m.order_id for m in placed}
+    lost = [key for key, order in load.placed.items() if order not in commanded]
+    assert not lost, f"orders a gateway acknowledged that never reached a book: {lost[:5]}"
+    answered = Counter(
+        m.order_id
+        for _, m in events
+        if isinstance(m, OrderAccepted) or (isinstance(m, OrderRejected) and m.order_id)
+    )
+    unanswered = [order for order in load.placed.values() if order not in answered]
+    assert not unanswered, f"acknowledged orders without an answer: {unanswered[:5]}"
+    by_symbol: dict[str, list[MatcherEvent]] = {}
+    for _, m in events:
+        by_symbol.setdefault(m.symbol, []).append(m)
+    for symbol, stream in by_symbol.items():
+        seqs = [m.seq for m in stream]
+        assert seqs == list(range(1, len(seqs) + 1)), f"{symbol}: a gap or a double in seq"
+        trades = [m.trade_id for m in stream if isinstance(m, OrderFilled)]
+        assert len(trades) == len(set(trades)), f"{symbol}: a trade twice"
+
+
+def positions_equal_fills(stack: Stack, users: list[User], events: list) -> None:
+    """Each user's positions (the read model, through a gateway) are the sum of its fills."""
+    net: Counter = Counter()
+    for _, m in events:
+        if isinstance(m, OrderFilled):
+            taker = m.qty if m.taker_side == Side.BUY else -m.qty
+            net[(m.taker_user_id, m.symbol)] += taker
+            net[(m.maker_user_id, m.symbol)] -= taker
+        elif isinstance(m, Deleveraged):
+            for match in m.matches:
+                bust = match.qty if m.side == Side.BUY else -match.qty
+                net[(m.user_id, m.symbol)] += bust
+                net[(match.user_id, m.symbol)] -= bust
+    specs = default_symbols()
+    deadline = time.monotonic() + 60
+    while True:
+        held: Counter = Counter()
+        with httpx.Client(base_url=stack.url, timeout=10) as api:
+            for user in users:
+                reply = api.get("/positions", headers={"Authorization": f"Bearer {user.token}"})
+                for p in reply.json():
+                    size = p["size"]
+                    lots = specs[p["symbol"]].qty_to_lots(size.lstrip("-"))
+                    held[(user.user_id, p["symbol"])] = -lots if size.startswith("-") else lots
+        expected = Counter({k: v for k, v in net.items() if v})
+        if held == expected or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert held == expected, {k: (held[k], expected[k]) for k in held.keys() | expected.keys()}
+
+
+def numbered_once(stream: list, name: str) -> None:
+    """Each partition of an engine's event topic numbers its events 1, 2, ... once each: no
+    shard's takeover wrote one twice or skipped one."""
+    seqs: dict[int, list[int]] = {}
+    for partition, m in stream:
+        seqs.setdefault(partition, []).append(m.seq)
+    for partition, numbers in seqs.items():
+        assert numbers == list(range(1, len(numbers) + 1)), f"{name}[{partition}]"
+
+
+def money_conserved(stack: Stack, events: list) -> None:
+    """Over both wallet shards: every deposit was credited once (none was withdrawn), balances
+    + fees + insurance + the clearing accounts hold exactly that, every shard's ledger sums to
+    zero, and the fees are those of the fills, each side's booked once by its user's shard."""
+    instances = [stack.services["wallet"], stack.services["wallet.1"]]
+    totals: Counter = Counter()
+    for shard in range(user_partitions()):
+        accounts = anywhere(instances, f"shard={shard}")()["accounts"]
+        assert sum(accounts.values()) == 0, (shard, accounts)
+        totals.update(accounts)
+    deposited = USERS * parse_cash(DEPOSIT)
+    assert -totals["outside"] == deposited, totals
+    inside = ("user", "fees", "insurance", "funding", "pnl")
+    assert sum(totals[kind] for kind in inside) == deposited, totals
+    specs = default_symbols()
+    fees = 0
+    for _, m in events:
+        if isinstance(m, OrderFilled):
+            spec = specs[m.symbol]
+            notional = spec.notional(m.price, m.qty)
+            fees += spec.fee(notional, maker=False) + spec.fee(notional, maker=True)
+    assert fees > 0, "no fill: nothing was tested"
+    assert totals["fees"] == fees, (totals["fees"], fees)
