@@ -163,37 +163,28 @@ def funding_rate(spec: SymbolSpec, premium: int) -> int:
 def funding_payments(
     spec: SymbolSpec, rate: int, mark: int, sizes: Mapping[int, int]
 ) -> dict[int, int]:
-    """Return each user's funding (> 0 received, < 0 paid); the amounts sum to zero exactly.
+    """Return each user's funding (> 0 received, < 0 paid): |size| * mark * |rate|, paid by the
+    side the rate names (long pays short when it is positive) rounded up, received rounded
+    down.
 
-    Each payer pays |size| * mark * |rate| rounded up (toward the payer). The receivers share
-    exactly what the payers paid, pro rata of their lots, by largest remainder (ties to the
-    smaller user id), so no residue is left to book anywhere.
+    Each payment depends on its own position alone, so the position engine's user shards,
+    each paying its own holders, pay what one engine of every user would (ADR 0004). Longs and
+    shorts hold the same lots, so what is received is what is paid less the rounding, at most
+    one unit per position, which stays in the wallet's FUNDING clearing account.
     """
     if not rate:
         return {}
     payer_side = 1 if rate > 0 else -1  # long pays short when the rate is positive
     magnitude = abs(rate)
-    payers = {u: s for u, s in sizes.items() if s and sign(s) == payer_side}
-    receivers = {u: s for u, s in sizes.items() if s and sign(s) == -payer_side}
-    if not payers or not receivers:
-        return {}
     out: dict[int, int] = {}
-    pool = 0
-    for user, size in payers.items():
-        paid = ceil_div(spec.notional(mark, abs(size)) * magnitude, RATE_ONE)
-        out[user] = -paid
-        pool += paid
-    lots = sum(abs(s) for s in receivers.values())
-    shares: list[tuple[int, int]] = []
-    given = 0
-    for user, size in receivers.items():
-        share, rest = divmod(pool * abs(size), lots)
-        out[user] = share
-        given += share
-        shares.append((-rest, user))
-    shares.sort()
-    for _, user in shares[: pool - given]:
-        out[user] += 1
+    for user, size in sizes.items():
+        if not size:
+            continue
+        owed = spec.notional(mark, abs(size)) * magnitude
+        if sign(size) == payer_side:
+            out[user] = -ceil_div(owed, RATE_ONE)
+        else:
+            out[user] = owed // RATE_ONE
     return out
 
 

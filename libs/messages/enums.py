@@ -89,6 +89,6 @@ class LedgerAccountKind(StrEnum):
     USER = "user"
     FEES = "fees"
     INSURANCE = "insurance"
-    FUNDING = "funding"  # clearing account: funding payments pass through it and net to zero
+    FUNDING = "funding"  # clearing account: funding passes through it; keeps the rounding
     PNL = "pnl"  # clearing account: realised PnL is paid from it; holds the open positions' side
     OUTSIDE = "outside"  # the world beyond the exchange: deposits and withdrawals

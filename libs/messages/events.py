@@ -139,6 +139,7 @@ class MarkPriceSet(MatcherEvent, frozen=True):
     # the tick's index price (0: none, or a log from before it was carried): every position
     # engine shard samples the funding premium from it, so all compute the same rate
     index_price: int = 0
+    open_interest: int = 0  # lots: the sum of the long positions at this point of the book
 
 
 class DeleverageMatch(msgspec.Struct, frozen=True, array_like=True):

@@ -10,6 +10,7 @@ wallets and the position engines split the users) so that every kill moves state
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -237,7 +238,9 @@ def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
             time.sleep(SECONDS_BEFORE_SERVICES)
             for name in KILLED:
                 stack.services[name].kill()
-            time.sleep(SECONDS_BEFORE_RESTART)
+            killed_at = time.monotonic()
+            moved = takeovers(stack, killed_at + SECONDS_BEFORE_RESTART)
+            time.sleep(max(0.0, killed_at + SECONDS_BEFORE_RESTART - time.monotonic()))
             for name in KILLED:
                 stack.services[name].start()
             time.sleep(SECONDS_AFTER_RESTART)
@@ -246,6 +249,8 @@ def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
             feed.stop()
         stack.check_alive()
         print(f"broker {broker} killed; answers {dict(load.answers)}; failovers {load.failovers}")
+        print(f"after the kill, the survivor ran every shard and book in: {moved}")
+        assert all(seconds is not None for seconds in moved.values()), moved
         assert not load.lost, load.lost[:5]
         assert load.placed, "no order was placed"
         assert load.failovers > 0, "no request needed the other gateway: nothing was tested"
@@ -259,6 +264,25 @@ def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
             for name in ("wallet.events", "positions.events"):
                 numbered_once(records(bus, stack, name), name)
         money_conserved(stack, events)
+
+
+def takeovers(stack: Stack, deadline: float) -> dict[str, float | None]:
+    """Seconds from the kill until the surviving instance of each engine runs every user shard
+    (the matcher: every book); None: not by ``deadline``."""
+    started = time.monotonic()
+    wanted = {
+        **{f"{e}/{p}": (e, f"shard={p}") for e in ("wallet", "positions") for p in range(2)},
+        **{f"matcher/{s}": ("matcher", f"symbol={s}") for s in default_symbols()},
+    }
+    moved: dict[str, float | None] = dict.fromkeys(wanted)
+    while time.monotonic() < deadline and None in moved.values():
+        for name, (engine, query) in wanted.items():
+            if moved[name] is None:
+                with contextlib.suppress(LookupError):
+                    anywhere([stack.services[engine]], query)()
+                    moved[name] = round(time.monotonic() - started, 1)
+        time.sleep(0.2)
+    return moved
 
 
 def every_agrees(stack: Stack) -> None:

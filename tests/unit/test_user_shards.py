@@ -1,11 +1,10 @@
 """User shards: the wallet and position engine cores of every shard of the users, each fed what
 its service reads (every book event and index tick, its own users' requests and events),
-together behave as one unsharded core. What they do not (yet) is pinned by the ``known_bug``
-tests at the end."""
+together behave as one unsharded core; and the two places where they once did not (funding
+shared out among a shard's own holders; a liquidation fence stepping the book's mark back)."""
 
 from __future__ import annotations
 
-from functools import partial
 from unittest.mock import patch
 
 import msgspec
@@ -31,22 +30,28 @@ from libs.messages import (
     WalletEvent,
 )
 from libs.topics import ALL_USERS, Shard, shard_name
+from services.matcher.core.engine import MatchingCore
 from services.positions.core import PositionsCore
 from services.positions.core.engine import COMMANDS, EVENTS, Out
 from services.wallet.core import WalletCore
 from services.wallet.core.engine import _user_of
 from tests.unit.positions.kit import NS, SPECS, Feed
+from tests.unit.wallet.kit import USDT
 from tests.unit.wallet.test_core_properties import Flow, op
 
 N = 2  # shards
-USDT = 10**8
-known_bug = partial(pytest.mark.xfail, strict=True, raises=AssertionError)
 
 
-def renumbered(message: Message, **changes: object) -> Message:
+def given_that(condition: bool) -> None:
+    """A known bug's premise: when it fails, the test fails (not an expected AssertionError)."""
+    if not condition:
+        pytest.fail("the premise of the test does not hold")
+
+
+def renumbered(message: Message) -> Message:
     """A message without what each core numbers on its own (``seq``, ledger entry ids) and
     the input it answers (``cause``)."""
-    changes.update(seq=0, cause=Cause("", 0, 0))
+    changes: dict[str, object] = {"seq": 0, "cause": Cause("", 0, 0)}
     if isinstance(message, LedgerPosted):
         changes["entry_id"] = 0
     return msgspec.structs.replace(message, **changes)  # type: ignore[type-var]
@@ -156,7 +161,7 @@ LOT_SCALE = {"BTC-PERP": 1, "ETH-PERP": 16, "SOL-PERP": 33}  # ~50 USDT of each 
 
 
 class Cluster(Feed):
-    """The kit's feed of an unsharded position engine core (key -1 of ``out``) and its ``N``
+    """The kit's feed of an unsharded position engine core (key -1 of ``outs``) and its ``N``
     shards (keys 0..N-1), each fed what its service reads: every book event and index tick,
     its own users' wallet events."""
 
@@ -217,10 +222,13 @@ class Cluster(Feed):
         return out.message
 
     def echo(self, mark: MarkPriceTick) -> None:
-        """The book applied the mark tick: every core reads it."""
-        seq, index = self._next(mark.symbol), mark.index_price
-        fields = {"mark_price": mark.mark_price, "ts": mark.ts, "index_price": index}
-        self.matcher(MarkPriceSet(symbol=mark.symbol, seq=seq, cmd_offset=0, **fields))
+        """The book applied the mark tick: every core reads it, with the book's open interest
+        (the unsharded core's: it sees every position, as the book does)."""
+        seq, oi = self._next(mark.symbol), self.core.markets[mark.symbol].open_interest
+        fields = {"mark_price": mark.mark_price, "ts": mark.ts, "index_price": mark.index_price}
+        self.matcher(
+            MarkPriceSet(symbol=mark.symbol, seq=seq, cmd_offset=0, open_interest=oi, **fields)
+        )
 
     def tick(self, symbol: str, bp: int) -> None:
         self.echo(self.send(symbol, bp))
@@ -240,12 +248,13 @@ def user_events(out: list[Out], user: int) -> list[Message]:
 
 
 def market_events(out: list[Out], symbol: str) -> list[Message]:
-    """A symbol's marks (but their open interest: a known bug below) and funding rates."""
-    found = [o.message for o in out if isinstance(o.message, MarkPriceUpdated | FundingRateSet)]
+    """A symbol's marks and funding rates."""
+    kinds = MarkPriceUpdated | FundingRateSet
     return [
-        renumbered(m, open_interest=0) if isinstance(m, MarkPriceUpdated) else renumbered(m)
-        for m in found
-        if m.symbol == symbol
+        renumbered(o.message)
+        for o in out
+        if isinstance(o.message, kinds)
+        if o.message.symbol == symbol
     ]
 
 
@@ -336,7 +345,15 @@ def test_shards_liquidating_on_one_mark_give_their_orders_ids_of_their_own() -> 
     assert {m.request_id for m in orders} == {f"liq:{m.order_id}" for m in orders}
 
 
-# --- known bugs: shards that disagree with the unsharded engine ------------------------------
+def test_the_open_interest_published_is_the_books_of_every_shards_users() -> None:
+    cluster = Cluster()
+    cluster.deal(1, 2, "BTC-PERP", 0, 10, True)  # the long is user 1's, in shard 1
+    cluster.tick("BTC-PERP", 0)  # BTC-PERP's market is shard 0's
+    [published] = cluster.messages(0, MarkPriceUpdated)
+    assert published.open_interest == 10
+
+
+# --- where shards once disagreed with the unsharded engine -----------------------------------
 
 
 def payments(out: list[Out]) -> list:
@@ -345,7 +362,6 @@ def payments(out: list[Out]) -> list:
     )
 
 
-@known_bug(reason="a shard pays funding among its own users' positions only (_pay_funding)")
 def test_funding_between_users_of_two_shards_is_paid_as_unsharded() -> None:
     cluster = Cluster(funding_interval_seconds=10)
     for user in (1, 2):
@@ -354,30 +370,21 @@ def test_funding_between_users_of_two_shards_is_paid_as_unsharded() -> None:
     for _ in range(5):  # past the first funding time, at a non-zero rate
         cluster.tick("BTC-PERP", 0)
     unsharded = payments(cluster.outs[-1])
-    assert len(unsharded) == 2  # the long pays the short
+    given_that(len(unsharded) == 2)  # the long pays the short
     assert payments(cluster.outs[0] + cluster.outs[1]) == unsharded
 
 
-@known_bug(reason="a market's shard publishes the open interest of its own users only")
-def test_the_open_interest_published_counts_every_shards_users() -> None:
-    cluster = Cluster()
-    cluster.deal(1, 2, "BTC-PERP", 0, 10, True)  # the long is user 1's, in shard 1
-    cluster.tick("BTC-PERP", 0)  # BTC-PERP's market is shard 0's
-    [unsharded], [sharded] = (
-        cluster.messages(-1, MarkPriceUpdated),
-        cluster.messages(0, MarkPriceUpdated),
-    )
-    assert (sharded.open_interest, unsharded.open_interest) == (10, 10)
-
-
-@known_bug(reason="a shard without the market fences with the last mark applied, not sent")
-def test_a_liquidation_fence_repeats_the_last_mark_sent_in_every_shard() -> None:
+def test_a_liquidation_fence_from_a_shard_without_the_market_never_steps_the_book_back() -> None:
     cluster = Cluster()
     for user, cash in ((1, 50), (2, 10**6)):
         cluster.balance(user, cash * USDT)
     cluster.deal(1, 2, "BTC-PERP", 0, 20, True)  # the long of user 1, in shard 1
     first = cluster.send("BTC-PERP", -1_000)  # BTC-PERP's marks are shard 0's
-    cluster.send("BTC-PERP", -1_000)  # sent, not applied by the book yet
-    cluster.echo(first)  # user 1 is bust at this mark: the book's mark must not go back to it
-    fences = [cluster.messages(key, MarkPriceTick) for key in (-1, 1)]
-    assert len(fences[0]) == 1 and fences[1] == fences[0]
+    newer = cluster.send("BTC-PERP", -1_000)  # sent, not applied by the book yet
+    cluster.echo(first)  # user 1 is bust at this mark: shard 1 fences with it
+    [fence] = cluster.messages(1, MarkPriceTick)
+    given_that(fence.ts < newer.ts)  # it cannot know the newer tick: it repeats the applied one
+    book = MatchingCore(SPECS["BTC-PERP"])
+    events = book.process_batch([(1, newer), (2, fence)])
+    assert [e.ts for e in events if isinstance(e, MarkPriceSet)] == [newer.ts]
+    assert (book.mark_price, book.mark_ts) == (newer.mark_price, newer.ts)

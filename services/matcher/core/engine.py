@@ -116,6 +116,7 @@ class MatchingCore:
         "last_offset",
         "last_price",
         "mark_price",
+        "mark_ts",
         "orders",
         "positions",
         "reduce_only",
@@ -151,6 +152,7 @@ class MatchingCore:
         self.trade_id = 0
         self.last_price: int | None = None
         self.mark_price: int | None = None
+        self.mark_ts = 0  # the ts of the tick that set it
         self.halted = False
         self.halt_reason = ""
         self._out: list[MatcherEvent] = []
@@ -225,6 +227,7 @@ class MatchingCore:
             trade_id=self.trade_id,
             last_price=self.last_price,
             mark_price=self.mark_price,
+            mark_ts=self.mark_ts,
             halted=self.halted,
             halt_reason=self.halt_reason,
             book=[_order_state(o) for side in (self.bids, self.asks) for o in side.orders()],
@@ -243,6 +246,7 @@ class MatchingCore:
         core.last_price = state.last_price
         if state.mark_price is not None:
             core.set_mark(state.mark_price)
+        core.mark_ts = state.mark_ts
         core.halted, core.halt_reason = state.halted, state.halt_reason
         for saved in state.book:
             core._rest(_order(saved))
@@ -816,6 +820,11 @@ class MatchingCore:
     def _mark(self, offset: int, cmd: MarkPriceTick) -> None:
         if cmd.symbol != self.symbol or cmd.mark_price <= 0:
             return
+        if cmd.ts < self.mark_ts:
+            # a fence from a position engine shard that repeats an older tick than the one
+            # applied (it does not send this symbol's marks): it orders, the mark stays
+            return
+        self.mark_ts = cmd.ts
         self.set_mark(cmd.mark_price)
         # Echo the mark into the symbol's event stream: downstream engines (positions: uPnL,
         # funding, liquidation) then see marks and fills in one total order, so they replay
@@ -829,6 +838,8 @@ class MatchingCore:
                 mark_price=cmd.mark_price,
                 ts=cmd.ts,
                 index_price=cmd.index_price,
+                # the book knows every user's position (the engines, a shard's each)
+                open_interest=sum(p for p in self.positions.values() if p > 0),
             )
         )
         if self.stops and not self.halted:

@@ -36,6 +36,7 @@ class MatchingState(State, frozen=True):
     stops: list[OrderState]  # in placement order (the order triggers are evaluated in)
     positions: list[tuple[int, int]]  # (user, net lots), sorted, zeros left out
     client_ids: list[tuple[int, str, int]]  # (user, client order id, order id), sorted
+    mark_ts: int = 0  # the ts of the mark tick applied (0: none, or a snapshot from before)
 
 
 MATCHING_STATE = StateCodec(MatchingState, VERSION)

@@ -366,7 +366,9 @@ class PositionsCore:
             index_price=index if index is not None else market.index,
             ts=event.ts,
             next_funding_time=market.next_funding,
-            open_interest=market.open_interest,
+            # the book's count of every user (0: a log from before the book counted), not the
+            # part this engine's users hold
+            open_interest=event.open_interest or market.open_interest,
         )
         self._check(symbol, market, event.seq)
 

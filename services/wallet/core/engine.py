@@ -498,7 +498,7 @@ class WalletCore:
                 f"taker fee trade {event.symbol}#{event.trade_id}",
                 transfer(USER, event.taker_user_id, FEES, 0, spec.fee(notional, maker=False)),
             )
-        if True:
+        if self.shard.owns(event.maker_user_id):
             self._post(
                 f"maker fee trade {event.symbol}#{event.trade_id}",
                 transfer(USER, event.maker_user_id, FEES, 0, spec.fee(notional, maker=True)),

@@ -165,18 +165,19 @@ def test_funding_payment_is_notional_at_mark_times_rate_long_pays_short():
     assert paid == {1: usdt("5"), 2: usdt("-3"), 3: usdt("-2")}
 
 
-def test_funding_rounds_toward_the_payer_and_shares_the_pool_exactly():
-    # 0.001 BTC at 33333.3 x 0.012345%: 0.0041149958.. USDT, rounded up to 411500 units;
-    # three receivers of 1 lot share 411500: 137166 each + 2 by largest remainder (ties: ids)
+def test_funding_rounds_toward_the_exchange_and_each_payment_is_its_own_positions():
+    # 0.001 BTC at 33333.3 x 0.012345%: 0.0041149958.. USDT: a payer pays it rounded up
+    # (411500 units), a receiver gets it rounded down (411499); the residue stays in FUNDING
     sizes = {9: lots("0.003"), 1: -lots("0.001"), 2: -lots("0.001"), 3: -lots("0.001")}
     paid = f.funding_payments(BTC, 12_345, ticks("33333.3"), sizes)
     assert paid[9] == -f.ceil_div(BTC.notional(ticks("33333.3"), lots("0.003")) * 12_345, RATE_ONE)
-    assert sum(paid.values()) == 0
-    assert sorted(paid[u] for u in (1, 2, 3)) == [
-        -paid[9] // 3,
-        -paid[9] // 3 + (1 if -paid[9] % 3 == 2 else 0),
-        -paid[9] // 3 + 1,
-    ]
+    assert [paid[u] for u in (1, 2, 3)] == [411_499] * 3
+    assert 0 <= -sum(paid.values()) <= len(sizes)  # the exchange keeps under a unit a position
+    # a user's payment does not depend on who else holds (user shards pay theirs alone)
+    for user in sizes:
+        assert f.funding_payments(BTC, 12_345, ticks("33333.3"), {user: sizes[user]}) == {
+            user: paid[user]
+        }
 
 
 def test_mark_price_is_the_median_of_the_three_prices():

@@ -110,22 +110,24 @@ def test_money_is_conserved_across_the_wallet_and_the_position_engine(deposits, 
     st.integers(-300_000, 300_000),
     st.integers(1, 2_000_000),
 )
-def test_funding_payments_of_an_interval_sum_to_zero(sizes, rate, mark):
+def test_funding_payments_of_an_interval_leave_the_exchange_under_a_unit_a_position(
+    sizes, rate, mark
+):
     balancing = -sum(sizes)
     book = dict(enumerate(sizes + ([balancing] if balancing else []), start=1))
     paid = f.funding_payments(BTC, rate, mark, book)
-    assert sum(paid.values()) == 0
+    assert -len(book) <= sum(paid.values()) <= 0  # what is not paid out is the rounding
     for user, amount in paid.items():
         exact = BTC.notional(mark, abs(book[user])) * abs(rate)
         if amount < 0:  # a payer pays its exact amount rounded up, never less
             assert -amount * 10**8 >= exact > (-amount - 1) * 10**8
-        else:
-            assert amount * 10**8 >= exact - 10**8
+        else:  # a receiver its exact amount rounded down, never more
+            assert amount * 10**8 <= exact < (amount + 1) * 10**8
 
 
 @settings(max_examples=40, deadline=None)
 @given(fills, st.integers(1, 59), st.lists(st.integers(450_000, 550_000), min_size=1, max_size=8))
-def test_funding_through_the_engine_nets_to_zero_every_interval(trades, step, marks):
+def test_funding_through_the_engine_nets_to_the_rounding_every_interval(trades, step, marks):
     feed = Feed(funding_interval_seconds=10)
     for buyer, seller, price, qty, buyer_takes in trades:
         feed.fill(buyer, seller, price, qty, taker="buy" if buyer_takes else "sell")
@@ -133,10 +135,13 @@ def test_funding_through_the_engine_nets_to_zero_every_interval(trades, step, ma
         feed.index(mark - 7, (i * step + 1) * NS)
         feed.mark(mark, (i * step + 1) * NS)
     by_time: dict[int, int] = {}
+    payments: dict[int, int] = {}
     for m in (o.message for o in feed.out):
         if type(m) is FundingPaid:
             by_time[m.funding_time] = by_time.get(m.funding_time, 0) + m.amount
-    assert all(total == 0 for total in by_time.values())
+            payments[m.funding_time] = payments.get(m.funding_time, 0) + 1
+    # longs and shorts hold the same lots: paid and received differ by the rounding alone
+    assert all(-payments[t] <= total <= 0 for t, total in by_time.items())
 
 
 @settings(max_examples=60, deadline=None)
