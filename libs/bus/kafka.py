@@ -9,6 +9,7 @@ back at once instead of waiting out a session timeout.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -468,21 +469,35 @@ class KafkaConsumer(Consumer):
         on_revoke: Callable[[list[TopicPartition]], None] | None = None,
     ) -> None:
         self.group_id = group_id
-        self._client = KafkaConsumerClient(config)
+        self._config, self._topics, self._on_revoke = config, topics, on_revoke
         self._assigned = partitions  # manual assignment (None: a group subscription)
-        if partitions is not None:
-            self._client.assign([KafkaTopicPartition(t, p, OFFSET_STORED) for t, p in partitions])
-        elif topics:
-            if on_revoke is None:
-                self._client.subscribe(list(topics))
-            else:
-
-                def revoked(_client: Any, parts: list[KafkaTopicPartition]) -> None:
-                    on_revoke([(tp.topic, tp.partition) for tp in parts])
-
-                self._client.subscribe(list(topics), on_revoke=revoked, on_lost=revoked)
-        else:
+        if partitions is None and not topics:
             raise BusError("a consumer needs topics or partitions")
+        self._client = self._connect()
+
+    def _connect(self) -> KafkaConsumerClient:
+        client = KafkaConsumerClient(self._config)
+        if self._assigned is not None:
+            client.assign([KafkaTopicPartition(t, p, OFFSET_STORED) for t, p in self._assigned])
+        elif self._on_revoke is None:
+            client.subscribe(list(self._topics or ()))
+        else:
+            on_revoke = self._on_revoke
+
+            def revoked(_client: Any, parts: list[KafkaTopicPartition]) -> None:
+                on_revoke([(tp.topic, tp.partition) for tp in parts])
+
+            client.subscribe(list(self._topics or ()), on_revoke=revoked, on_lost=revoked)
+        return client
+
+    def _reconnect(self, error: object) -> None:
+        """Replace a client that hit a fatal error (a static member fenced after its session
+        timed out while the coordinator was away, a broker lost): it never consumes again.
+        Its assignment was revoked (``on_lost``); the new client joins the group afresh."""
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._client.close()
+        self._client = self._connect()
+        raise BusError(f"consume: the consumer hit a fatal error and was recreated: {error}")
 
     def group_metadata(self) -> Any:
         return self._client.consumer_group_metadata()
@@ -491,6 +506,8 @@ class KafkaConsumer(Consumer):
         try:
             messages = fetch_ready(self._client, max_records, timeout)
         except KafkaException as error:
+            if error.args[0].fatal():
+                self._reconnect(error)
             raise BusError(f"consume: {error}") from error
         records = []
         for message in messages:
@@ -498,6 +515,8 @@ class KafkaConsumer(Consumer):
             if failure is not None:
                 if failure.code() == KafkaError._PARTITION_EOF:
                     continue
+                if failure.fatal():
+                    self._reconnect(failure)
                 raise BusError(f"consume: {failure}")
             records.append(_record(message))
         return records
@@ -555,7 +574,10 @@ class KafkaMembership:
     def poll(self, timeout: float) -> list[int]:
         """Serve the group (heartbeats are in the background; rebalances run here); return
         the partitions owned now."""
-        self._client.poll(timeout)
+        message = self._client.poll(timeout)
+        failure = message.error() if message is not None else None
+        if failure is not None and failure.fatal():  # out of the group for good: restart
+            raise FatalError(f"shard membership: {failure}")
         return sorted(tp.partition for tp in self._client.assignment())
 
     def close(self) -> None:

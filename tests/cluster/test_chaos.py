@@ -244,6 +244,7 @@ def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
             for name in KILLED:
                 stack.services[name].start()
             time.sleep(SECONDS_AFTER_RESTART)
+            shares = shares_back(stack, time.monotonic() + 30)
             load = traders.finish()
         finally:
             feed.stop()
@@ -251,6 +252,8 @@ def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
         print(f"broker {broker} killed; answers {dict(load.answers)}; failovers {load.failovers}")
         print(f"after the kill, the survivor ran every shard and book in: {moved}")
         assert all(seconds is not None for seconds in moved.values()), moved
+        print(f"after the restart: {shares}")
+        assert all(shares.values()), f"a restarted instance took no share back: {shares}"
         assert not load.lost, load.lost[:5]
         assert load.placed, "no order was placed"
         assert load.failovers > 0, "no request needed the other gateway: nothing was tested"
@@ -283,6 +286,30 @@ def takeovers(stack: Stack, deadline: float) -> dict[str, float | None]:
                     moved[name] = round(time.monotonic() - started, 1)
         time.sleep(0.2)
     return moved
+
+
+def shares_back(stack: Stack, deadline: float) -> dict[str, list[str]]:
+    """What each restarted instance runs once it has a share again (by ``deadline``)."""
+    wanted = {
+        "wallet.1": [f"shard={p}" for p in range(2)],
+        "positions.1": [f"shard={p}" for p in range(2)],
+        "matcher.1": [f"symbol={s}" for s in default_symbols()],
+    }
+    while True:
+        shares = {
+            name: [q for q in queries if runs(stack.services[name], q)]
+            for name, queries in wanted.items()
+        }
+        if all(shares.values()) or time.monotonic() > deadline:
+            return shares
+        time.sleep(0.5)
+
+
+def runs(instance: ServiceProcess, query: str) -> bool:
+    try:
+        return bool(instance.get(f"/digest?{query}"))
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def every_agrees(stack: Stack) -> None:
