@@ -19,10 +19,15 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
-from libs.bus.kafka import KafkaMembership
+from libs.bus.base import Bus
+from libs.bus.journal import JournaledHandler
+from libs.bus.kafka import KafkaBus, KafkaMembership
 from libs.bus.loop import JournalLoop
+from libs.ops import OpsServer
+from libs.settings import JournalSettings
+from libs.topics import Shard, shard_name, user_partitions
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +138,52 @@ class ShardHost:
         shard still running."""
         self.membership.close()
         self._revoked(self.owned())
+
+
+def serve_shards(
+    name: str,
+    settings: JournalSettings,
+    build: Callable[[Shard], tuple[Bus, JournaledHandler]],
+    *,
+    group_id: str,
+    transactional_id: str,
+    shards_topic: str,
+    ops: tuple[int, str],
+    stop: threading.Event,
+) -> None:
+    """Run the user shards of service ``name`` that its group gives this instance until
+    ``stop``: each built by ``build`` and run by a ``JournalLoop`` under the shard's names of
+    ``group_id`` and ``transactional_id``; ``shards_topic`` has a partition per shard; ``ops``
+    is the (port, host) of /metrics, /digest and /healthz."""
+    partitions = user_partitions()
+
+    def start(partition: int) -> tuple[JournalLoop, Viewable]:
+        bus, service = build(Shard(partition, partitions))
+        loop = JournalLoop(  # fences the shard's previous owner, then recovers it from the log
+            bus,
+            service,
+            group_id=shard_name(group_id, partition),
+            transactional_id=shard_name(transactional_id, partition),
+            partitions=service.inputs,
+            max_batch=settings.max_batch,
+            commit_seconds=settings.commit_seconds,
+            stall_timeout=settings.stall_seconds,
+        )
+        digest = cast(Viewable, service).digest_json()
+        log.info("%s shard %d of %d ready: %s", name, partition, partitions, digest)
+        return loop, cast(Viewable, service)
+
+    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id=name)
+    host = ShardHost(
+        name,
+        lambda revoked: bus.membership(f"{group_id}.shards", shards_topic, revoked),
+        start,
+        partitions=partitions,
+    )
+    server = OpsServer(ops[0], host.digest_json, host=ops[1])
+    print(f"{name} ready", flush=True)
+    try:
+        host.run(stop)
+    finally:
+        server.close()
+        host.close()

@@ -1,19 +1,17 @@
-"""The position engine's composition root: settings -> KafkaBus -> service -> loop -> ops."""
+"""The position engine's composition root: settings -> KafkaBus -> a service per user shard
+-> ops."""
 
 from __future__ import annotations
 
-import logging
 import threading
 
-from libs.bus import Bus, JournalLoop
+from libs.bus import Bus
 from libs.bus.kafka import BATCHED_FETCH, KafkaBus
-from libs.bus.shards import ShardHost
-from libs.ops import OpsServer, calm_gc, configure_logging, lower_priority, stop_on_signals
-from libs.topics import ALL_USERS, Shard, Topics, shard_name, user_partitions
+from libs.bus.shards import serve_shards
+from libs.ops import calm_gc, configure_logging, lower_priority, stop_on_signals
+from libs.topics import ALL_USERS, Shard, Topics, user_partitions
 from services.positions.service import PositionsService
 from services.positions.settings import PositionsSettings
-
-log = logging.getLogger("services.positions")
 
 
 def build(
@@ -40,40 +38,16 @@ def build(
 
 
 def run(settings: PositionsSettings, stop: threading.Event) -> None:
-    partitions = user_partitions()
-
-    def start(partition: int) -> tuple[JournalLoop, PositionsService]:
-        bus, service = build(settings, shard=Shard(partition, partitions))
-        loop = JournalLoop(  # fences the shard's previous owner, then recovers it from the log
-            bus,
-            service,
-            group_id=shard_name(settings.positions_group_id, partition),
-            transactional_id=shard_name(settings.positions_transactional_id, partition),
-            partitions=service.inputs,
-            max_batch=settings.max_batch,
-            commit_seconds=settings.commit_seconds,
-            stall_timeout=settings.stall_seconds,
-        )
-        log.info("positions shard %d of %d ready: %s", partition, partitions, service.digest_json())
-        return loop, service
-
-    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id="positions")
-    shards_topic = Topics(settings.topic_prefix).positions_journal  # a partition per shard
-    host = ShardHost(
+    serve_shards(
         "positions",
-        lambda revoked: bus.membership(
-            f"{settings.positions_group_id}.shards", shards_topic, revoked
-        ),
-        start,
-        partitions=partitions,
+        settings,
+        lambda shard: build(settings, shard=shard),
+        group_id=settings.positions_group_id,
+        transactional_id=settings.positions_transactional_id,
+        shards_topic=Topics(settings.topic_prefix).positions_journal,  # a partition per shard
+        ops=(settings.metrics_port, settings.metrics_host),
+        stop=stop,
     )
-    ops = OpsServer(settings.metrics_port, host.digest_json, host=settings.metrics_host)
-    print("positions ready", flush=True)
-    try:
-        host.run(stop)
-    finally:
-        ops.close()
-        host.close()
 
 
 def main() -> None:
@@ -91,8 +65,8 @@ def rebuild(
     settings: PositionsSettings | None = None, bus: Bus | None = None, shard: Shard | None = None
 ) -> dict:
     """Return the digest of a user shard's state (default: the first of USER_PARTITIONS)
-    rebuilt from the topics alone
-    (snapshot + journal), producing nothing (the live service may run).
+    rebuilt from the topics alone (snapshot + journal), producing nothing (the live service
+    may run).
     ``python -m exchange rebuild positions [--shard N]``."""
     from libs.settings import load_settings
 

@@ -1,19 +1,16 @@
-"""The wallet's composition root: settings -> KafkaBus -> service -> loop -> ops."""
+"""The wallet's composition root: settings -> KafkaBus -> a service per user shard -> ops."""
 
 from __future__ import annotations
 
-import logging
 import threading
 
-from libs.bus import Bus, JournalLoop
+from libs.bus import Bus
 from libs.bus.kafka import KafkaBus
-from libs.bus.shards import ShardHost
-from libs.ops import OpsServer, calm_gc, configure_logging, stop_on_signals
-from libs.topics import ALL_USERS, Shard, Topics, shard_name, user_partitions
+from libs.bus.shards import serve_shards
+from libs.ops import calm_gc, configure_logging, stop_on_signals
+from libs.topics import ALL_USERS, Shard, Topics, user_partitions
 from services.wallet.service import WalletService
 from services.wallet.settings import WalletSettings
-
-log = logging.getLogger("services.wallet")
 
 
 def build(
@@ -37,38 +34,16 @@ def build(
 
 
 def run(settings: WalletSettings, stop: threading.Event) -> None:
-    partitions = user_partitions()
-
-    def start(partition: int) -> tuple[JournalLoop, WalletService]:
-        bus, service = build(settings, shard=Shard(partition, partitions))
-        loop = JournalLoop(  # fences the shard's previous owner, then recovers it from the log
-            bus,
-            service,
-            group_id=shard_name(settings.wallet_group_id, partition),
-            transactional_id=shard_name(settings.wallet_transactional_id, partition),
-            partitions=service.inputs,
-            max_batch=settings.max_batch,
-            commit_seconds=settings.commit_seconds,
-            stall_timeout=settings.stall_seconds,
-        )
-        log.info("wallet shard %d of %d ready: %s", partition, partitions, service.digest_json())
-        return loop, service
-
-    bus = KafkaBus(settings.kafka_bootstrap_servers, client_id="wallet")
-    shards_topic = Topics(settings.topic_prefix).wallet_journal  # a partition per shard
-    host = ShardHost(
+    serve_shards(
         "wallet",
-        lambda revoked: bus.membership(f"{settings.wallet_group_id}.shards", shards_topic, revoked),
-        start,
-        partitions=partitions,
+        settings,
+        lambda shard: build(settings, shard=shard),
+        group_id=settings.wallet_group_id,
+        transactional_id=settings.wallet_transactional_id,
+        shards_topic=Topics(settings.topic_prefix).wallet_journal,  # a partition per shard
+        ops=(settings.metrics_port, settings.metrics_host),
+        stop=stop,
     )
-    ops = OpsServer(settings.metrics_port, host.digest_json, host=settings.metrics_host)
-    print("wallet ready", flush=True)
-    try:
-        host.run(stop)
-    finally:
-        ops.close()
-        host.close()
 
 
 def main() -> None:
@@ -85,8 +60,8 @@ def rebuild(
     settings: WalletSettings | None = None, bus: Bus | None = None, shard: Shard | None = None
 ) -> dict:
     """Return the digest of a user shard's state (default: the first of USER_PARTITIONS)
-    rebuilt from the topics alone
-    (snapshot + journal), producing nothing (the live service may run).
+    rebuilt from the topics alone (snapshot + journal), producing nothing (the live service
+    may run).
     ``python -m exchange rebuild wallet [--shard N]``."""
     from libs.settings import load_settings
 
