@@ -307,6 +307,12 @@ def bounded(action: str, call: Callable[[], None], limit: float) -> None:
         raise failed[0]
 
 
+def _fatal(error: KafkaError) -> bool:
+    """Whether a client error is fatal: the client never works again. A consumer reports it as
+    an error event of code ``_FATAL`` (the cause in its text), not always flagged ``fatal()``."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
 def fetch_ready(client: KafkaConsumerClient, max_records: int, timeout: float) -> list[Any]:
     """Return what is buffered now (up to ``max_records``), or wait up to ``timeout`` for the
     first message and return it with whatever arrived alongside.
@@ -506,7 +512,7 @@ class KafkaConsumer(Consumer):
         try:
             messages = fetch_ready(self._client, max_records, timeout)
         except KafkaException as error:
-            if error.args[0].fatal():
+            if _fatal(error.args[0]):
                 self._reconnect(error)
             raise BusError(f"consume: {error}") from error
         records = []
@@ -515,7 +521,7 @@ class KafkaConsumer(Consumer):
             if failure is not None:
                 if failure.code() == KafkaError._PARTITION_EOF:
                     continue
-                if failure.fatal():
+                if _fatal(failure):
                     self._reconnect(failure)
                 raise BusError(f"consume: {failure}")
             records.append(_record(message))
@@ -576,7 +582,7 @@ class KafkaMembership:
         the partitions owned now."""
         message = self._client.poll(timeout)
         failure = message.error() if message is not None else None
-        if failure is not None and failure.fatal():  # out of the group for good: restart
+        if failure is not None and _fatal(failure):  # out of the group for good: restart
             raise FatalError(f"shard membership: {failure}")
         return sorted(tp.partition for tp in self._client.assignment())
 
