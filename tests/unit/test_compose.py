@@ -528,3 +528,55 @@ def test_the_cluster_override_gives_every_client_all_three_brokers(
         assert bootstrap == "kafka:19092,kafka-2:19092,kafka-3:19092", name
     waits = cluster["topics"]["depends_on"]
     assert all(waits[n]["condition"] == "service_healthy" for n in NODES[1:])
+
+
+SECOND = {"matcher-2": "matcher", "wallet-2": "wallet", "positions-2": "positions"}
+
+
+def _merged(services: dict, cluster: dict, name: str) -> dict:
+    """A service's definition once the override is merged over the base file (environment
+    merged, the rest replaced)."""
+    spec = {**services.get(name, {}), **cluster.get(name, {})}
+    spec["environment"] = {
+        **services.get(name, {}).get("environment", {}),
+        **cluster.get(name, {}).get("environment", {}),
+    }
+    return spec
+
+
+def test_the_cluster_override_runs_a_second_instance_of_each_engine_and_gateway(
+    services: dict[str, dict], cluster: dict[str, dict]
+) -> None:
+    for second, first in [*SECOND.items(), ("gateway-2", "gateway")]:
+        a, b = _merged(services, cluster, first), cluster[second]
+        assert b["command"] == a["command"], second
+        assert b["ports"] != a["ports"], second
+        port = b["ports"][0].split(":")[0]
+        assert f"127.0.0.1:{port}/healthz" in " ".join(b["healthcheck"]["test"]), second
+        env = b["environment"]
+        if first == "gateway":
+            assert env["PORT"] == port and env["GATEWAY_INSTANCE"] != a["environment"].get(
+                "GATEWAY_INSTANCE", "0"
+            )
+        else:
+            assert env["METRICS_PORT"] == port, second
+        # everything else the first is given, the second is too (its own port and name aside)
+        mine = {"PORT", "METRICS_PORT", "GATEWAY_INSTANCE", "MATCHER_INSTANCE"}
+        assert {k: v for k, v in a["environment"].items() if k not in mine} == {
+            k: v for k, v in env.items() if k not in mine
+        }, second
+    assert cluster["matcher-2"]["environment"]["MATCHER_INSTANCE"] not in ("", "0")
+
+
+def test_every_process_of_the_cluster_is_given_the_same_user_shards(
+    services: dict[str, dict], cluster: dict[str, dict]
+) -> None:
+    clients = [
+        n
+        for n in {*services, *cluster}
+        if "KAFKA_BOOTSTRAP_SERVERS" in _merged(services, cluster, n)["environment"]
+    ]
+    given = {
+        n: _merged(services, cluster, n)["environment"].get("USER_PARTITIONS") for n in clients
+    }
+    assert set(given.values()) == {"2"}, given
