@@ -119,6 +119,7 @@ class JournalLoop:
         )
         self.producer: Producer | None = None
         self.turn_started: float | None = None
+        self.closed = False
         self._opened = 0.0
         self._changed = True  # since the last commit: something consumed or produced
         self._start()
@@ -224,6 +225,7 @@ class JournalLoop:
             self.run_once()
 
     def close(self) -> None:
+        self.closed = True  # its watchdog ends (a user shard's loop closes on a rebalance)
         self.consumer.close()
         if self.producer is not None:
             self.producer.close()
@@ -250,7 +252,7 @@ class Watchdog(threading.Thread):
         self.limit = limit
 
     def run(self) -> None:
-        while True:
+        while not getattr(self.loop, "closed", False):  # a handed-over shard's loop: done
             time.sleep(min(1.0, self.limit / 4))
             started = self.loop.turn_started
             if started is not None and time.monotonic() - started > self.limit:
