@@ -235,15 +235,15 @@ def exchange_engines(
             return engines.rebuild_projector(target, reader, live.get("offsets", {}))
 
     found = []
-    shards = target.user_partitions
-    for name in ("wallet", "positions") if shards == 1 else ():
-        if name in names:
+    for name in ("wallet", "positions"):
+        if name not in names:
+            continue
+        if target.user_partitions == 1:
             found.append(Engine(name, live(name), rebuilt(name)))
-    for name in ("wallet", "positions") if shards > 1 else ():
-        if name in names:  # one state machine per user shard, each asked where it runs
+        else:  # one state machine per user shard, each asked where it runs
             found += [
                 Engine(f"{name}/{p}", live(name, shard=p), rebuilt(name, shard=p))
-                for p in range(shards)
+                for p in range(target.user_partitions)
             ]
     for symbol in (symbols or engines.symbols()) if "matcher" in names else []:
         name = f"matcher/{symbol}"

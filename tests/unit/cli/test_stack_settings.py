@@ -91,3 +91,18 @@ def test_digest_urls_are_engine_equals_url() -> None:
         parse_digest_urls(["gateway=http://h"])
     with pytest.raises(ValueError):
         parse_digest_urls(["wallet"])
+
+
+def test_the_cluster_table_names_both_instances_of_each_engine_and_its_user_shards() -> None:
+    target = resolve(environ={}, table=read_table(ROOT / "infra" / "stack-cluster.toml"))
+    assert len(target.bootstrap.split(",")) == 3
+    assert target.user_partitions == 2
+    assert target.digest_urls["wallet"] == "http://127.0.0.1:9102,http://127.0.0.1:9112"
+    assert target.digest_urls["matcher"] == "http://127.0.0.1:9101,http://127.0.0.1:9111"
+    assert target.digest_urls["projector"] == "http://127.0.0.1:9104"
+
+
+def test_a_digest_url_flag_may_name_several_instances() -> None:
+    assert parse_digest_urls(["wallet=http://a:1/, http://b:2"]) == {
+        "wallet": "http://a:1,http://b:2"
+    }
