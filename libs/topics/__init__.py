@@ -329,8 +329,9 @@ def create_topics(bootstrap_servers: str, topics: list[Topic], timeout: float = 
     ]
     if wrong:
         raise TopologyError(
-            "; ".join(wrong) + ": this log was written by another topology (the user-keyed "
-            "topics had 8 partitions before issue 12); start from an empty broker "
+            "; ".join(wrong) + ": this log was written by another topology (another "
+            "USER_PARTITIONS, or 8 user partitions from before issue 12); give every process "
+            "the USER_PARTITIONS it was written with, or start from an empty broker "
             "(`make clean` removes what `make up` kept)"
         )
     missing = [t for t in topics if t.name not in existing]
