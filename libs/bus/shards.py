@@ -83,9 +83,9 @@ class ShardHost:
         running.thread = threading.Thread(
             target=self._serve, args=(partition, running), name=f"{self.name}-{partition}"
         )
+        running.thread.start()  # before it is listed: whatever stops a listed shard joins it
         with self._lock:
             self._running[partition] = running
-        running.thread.start()
         log.info("%s shard %d: running", self.name, partition)
 
     def _serve(self, partition: int, running: _Running) -> None:

@@ -29,7 +29,8 @@ class FakeMembership:
 
     def close(self) -> None:
         self.closed = True
-        self.on_revoke(list(self.owned))
+        gone, self.owned = self.owned, []
+        self.on_revoke(gone)
 
 
 class FakeLoop:
@@ -66,10 +67,14 @@ def host() -> Any:
     stop = threading.Event()
     thread = threading.Thread(target=host.run, args=(stop,))
     thread.start()
-    yield host, started
-    stop.set()
-    thread.join(5)
-    host.close()
+
+    def finish() -> None:  # as the service does: stop serving the group, then close
+        stop.set()
+        thread.join(5)
+        host.close()
+
+    yield host, started, finish
+    finish()
 
 
 def eventually(condition: Any) -> None:
@@ -80,13 +85,13 @@ def eventually(condition: Any) -> None:
 
 
 def test_it_runs_what_it_is_given_and_stops_what_is_taken_before_handing_it_on(host) -> None:
-    host, started = host
+    host, started, _ = host
     host.membership.owned = [1, 3]
     eventually(lambda: host.owned() == [1, 3])
     eventually(lambda: started[1].running.is_set() and started[3].running.is_set())
     host.membership.revoke_next = [1]
-    eventually(lambda: host.owned() == [3])
-    assert started[1].closed and not started[1].running.is_set()  # stopped, then closed
+    eventually(lambda: host.owned() == [3] and started[1].closed)
+    assert not started[1].running.is_set()  # stopped before closed (FakeLoop.close checks)
     assert started[3].running.is_set() and not started[3].closed  # the other one runs on
     first = started[1]
     host.membership.owned = [3, 1]  # given back: a new loop (it fences and recovers)
@@ -95,7 +100,7 @@ def test_it_runs_what_it_is_given_and_stops_what_is_taken_before_handing_it_on(h
 
 
 def test_digest_answers_for_the_shards_it_runs_and_404s_the_others(host) -> None:
-    host, _ = host
+    host, _, _ = host
     host.membership.owned = [2]
     eventually(lambda: host.owned() == [2])
     assert host.digest_json({"shard": "2"}) == {"digest": "shard 2"}
@@ -107,9 +112,9 @@ def test_digest_answers_for_the_shards_it_runs_and_404s_the_others(host) -> None
 
 
 def test_closing_leaves_the_group_and_stops_every_shard(host) -> None:
-    host, started = host
+    host, started, finish = host
     host.membership.owned = [0, 1]
     eventually(lambda: host.owned() == [0, 1])
-    host.close()
+    finish()
     assert host.membership.closed and host.owned() == []
     assert all(loop.closed for loop in started.values())
