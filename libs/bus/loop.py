@@ -119,12 +119,12 @@ class JournalLoop:
         )
         self.producer: Producer | None = None
         self.turn_started: float | None = None
-        self.closed = False
         self._opened = 0.0
         self._changed = True  # since the last commit: something consumed or produced
         self._start()
-        if stall_timeout is not None:
-            Watchdog(self, stall_timeout).start()
+        self.watchdog = Watchdog(self, stall_timeout) if stall_timeout is not None else None
+        if self.watchdog is not None:
+            self.watchdog.start()
 
     def _start(self) -> None:
         """Fence, recover the state from the log, and produce what recovery found missing."""
@@ -225,7 +225,8 @@ class JournalLoop:
             self.run_once()
 
     def close(self) -> None:
-        self.closed = True  # its watchdog ends (a user shard's loop closes on a rebalance)
+        if self.watchdog is not None:  # a user shard's loop closes on a rebalance
+            self.watchdog.stop()
         self.consumer.close()
         if self.producer is not None:
             self.producer.close()
@@ -250,10 +251,14 @@ class Watchdog(threading.Thread):
         super().__init__(name="bus-watchdog", daemon=True)
         self.loop = loop
         self.limit = limit
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Stop watching (the loop is closed)."""
+        self._stopped.set()
 
     def run(self) -> None:
-        while not getattr(self.loop, "closed", False):  # a handed-over shard's loop: done
-            time.sleep(min(1.0, self.limit / 4))
+        while not self._stopped.wait(min(1.0, self.limit / 4)):
             started = self.loop.turn_started
             if started is not None and time.monotonic() - started > self.limit:
                 log.critical(

@@ -169,9 +169,9 @@ def serve_shards(
             commit_seconds=settings.commit_seconds,
             stall_timeout=settings.stall_seconds,
         )
-        digest = cast(Viewable, service).digest_json()
-        log.info("%s shard %d of %d ready: %s", name, partition, partitions, digest)
-        return loop, cast(Viewable, service)
+        view = cast(Viewable, service)  # each service's digest_json
+        log.info("%s shard %d of %d ready: %s", name, partition, partitions, view.digest_json())
+        return loop, view
 
     bus = KafkaBus(settings.kafka_bootstrap_servers, client_id=name)
     host = ShardHost(

@@ -274,7 +274,7 @@ class Shard:
     partitions: int = 1
 
     def owns(self, user_id: int) -> bool:
-        return self.partitions == 1 or user_id % self.partitions == self.partition
+        return user_partition(user_id, self.partitions) == self.partition
 
     def owns_market(self, symbol_index: int) -> bool:
         """Whether this shard publishes a symbol's market events and sends its marks."""

@@ -10,15 +10,13 @@ wallets and the position engines split the users) so that every kill moves state
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
 import threading
 import time
 import urllib.error
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -28,8 +26,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.gateway_mixed import MixedFlow
 from bench.matcher_rebalance import eight_symbols
-from exchange import engines
-from exchange.verify import Check, Engine, verify
+from exchange.cli import fetch_digest, verify_exchange
 from libs.bus.kafka import KafkaBus
 from libs.messages import (
     Deleveraged,
@@ -206,21 +203,6 @@ def records(bus: KafkaBus, stack: Stack, name: str) -> list[tuple[int, object]]:
     ]
 
 
-def anywhere(instances: list[ServiceProcess], query: str) -> Callable[[], dict]:
-    """The digest of ``query`` from whichever instance runs it (the others answer 404)."""
-
-    def ask() -> dict:
-        missing = []
-        for instance in instances:
-            try:
-                return json.loads(instance.get(f"/digest?{query}"))
-            except (urllib.error.URLError, OSError) as error:
-                missing.append(f"{instance.name}: {error}")
-        raise LookupError(f"no instance runs {query}: {missing}")
-
-    return ask
-
-
 def test_two_of_everything_lose_a_broker_then_one_of_each_and_nothing_is_lost(
     cluster_bootstrap: str, database_url: str, redis_url: str, sharded: None
 ) -> None:
@@ -280,10 +262,8 @@ def takeovers(stack: Stack, deadline: float) -> dict[str, float | None]:
     moved: dict[str, float | None] = dict.fromkeys(wanted)
     while time.monotonic() < deadline and None in moved.values():
         for name, (engine, query) in wanted.items():
-            if moved[name] is None:
-                with contextlib.suppress(LookupError):
-                    anywhere([stack.services[engine]], query)()
-                    moved[name] = round(time.monotonic() - started, 1)
+            if moved[name] is None and runs(stack.services[engine], query):
+                moved[name] = round(time.monotonic() - started, 1)
         time.sleep(0.2)
     return moved
 
@@ -314,38 +294,14 @@ def runs(instance: ServiceProcess, query: str) -> bool:
 
 def every_agrees(stack: Stack) -> None:
     """Every user shard of the wallet and the position engine, every book and the read model:
-    the live digest equals the rebuild from the log at the same offsets."""
-    target = stack.target()
-    bus = lambda: KafkaBus(target.bootstrap, client_id="chaos-rebuild")  # noqa: E731
-    found = []
-    for engine in ("wallet", "positions"):
-        instances = [stack.services[engine], stack.services[f"{engine}.1"]]
-        for shard in range(user_partitions()):
-
-            def rebuilt(_live: dict, engine: str = engine, shard: int = shard) -> dict:
-                with closing(bus()) as reader:
-                    return engines.rebuild(engine, target, reader, shard=shard)
-
-            found.append(
-                Engine(f"{engine}/{shard}", anywhere(instances, f"shard={shard}"), rebuilt)
-            )
-    matchers = [stack.services["matcher"], stack.services["matcher.1"]]
-    for symbol in default_symbols():
-
-        def book(_live: dict, symbol: str = symbol) -> dict:
-            with closing(bus()) as reader:
-                return engines.rebuild("matcher", target, reader, symbol)
-
-        found.append(Engine(f"matcher/{symbol}", anywhere(matchers, f"symbol={symbol}"), book))
-
-    def projector(live: dict) -> dict:
-        with closing(bus()) as reader:
-            return engines.rebuild_projector(target, reader, live.get("offsets", {}))
-
-    found.append(Engine("projector", anywhere([stack.services["projector"]], ""), projector))
-    checks: list[Check] = verify(found, 120)
+    the live digest (from whichever instance runs it) equals the rebuild from the log at the
+    same offsets, as `python -m exchange verify` checks them."""
+    checks = verify_exchange(stack.target(), timeout=120)
     bad = [f"{c.engine}: {c.verdict.value} {c.error}" for c in checks if not c.ok]
     assert not bad, bad
+    shards = {f"{e}/{p}" for e in ("wallet", "positions") for p in range(user_partitions())}
+    books = {f"matcher/{symbol}" for symbol in default_symbols()}
+    assert {c.engine for c in checks} == shards | books | {"projector"}
 
 
 def nothing_lost_or_doubled(load: Load, commands: list, events: list) -> None:
@@ -418,10 +374,10 @@ def money_conserved(stack: Stack, events: list) -> None:
     """Over both wallet shards: every deposit was credited once (none was withdrawn), balances
     + fees + insurance + the clearing accounts hold exactly that, every shard's ledger sums to
     zero, and the fees are those of the fills, each side's booked once by its user's shard."""
-    instances = [stack.services["wallet"], stack.services["wallet.1"]]
+    target = stack.target()
     totals: Counter = Counter()
     for shard in range(user_partitions()):
-        accounts = anywhere(instances, f"shard={shard}")()["accounts"]
+        accounts = fetch_digest(target, "wallet", shard=shard)["accounts"]
         assert sum(accounts.values()) == 0, (shard, accounts)
         totals.update(accounts)
     deposited = USERS * parse_cash(DEPOSIT)

@@ -124,10 +124,14 @@ class Stack:
 
     def target(self) -> Target:
         """Where ``python -m exchange`` finds this stack: its broker, Redis, prefix and the
-        engines' ops endpoints."""
+        engines' ops endpoints (of several instances, every one's)."""
         urls = {
-            name: f"http://127.0.0.1:{self.services[name].port}"
-            for name in ("matcher", "wallet", "positions", "projector")
+            engine: ",".join(
+                f"http://127.0.0.1:{service.port}"
+                for name, service in self.services.items()
+                if name.split(".")[0] == engine
+            )
+            for engine in ("matcher", "wallet", "positions", "projector")
         }
         return Target(
             self.bootstrap, self.redis_url, self.prefix, urls, user_partitions=user_partitions()
